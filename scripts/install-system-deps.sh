@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the root-only system tests, the Compose validation and the VIP
+# benchmark need. Idempotent: packages already installed are skipped, and apt is not touched at all
+# when nothing is missing. Must run as root (CI runs it as root before `npm run test:system`).
+set -euo pipefail
+
+# Command -> package that provides it. `arping` is satisfied by either iputils-arping (preferred,
+# supports -D duplicate detection and -U/-A) or Habets' arping package.
+PACKAGES=(iproute2 iputils-arping keepalived haproxy docker-compose rclone lsyncd curl)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: must run as root (apt-get install); skipping" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    continue
+  fi
+  # Habets' arping provides the same command; accept it instead of replacing it.
+  if [ "$pkg" = iputils-arping ] && dpkg-query -W -f='${Status}' arping 2>/dev/null | grep -q 'install ok installed'; then
+    continue
+  fi
+  missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-system-deps: all present (${PACKAGES[*]})"
+  exit 0
+fi
+
+echo "install-system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends keeps docker-compose from pulling a Docker engine; only `config` validation
+# runs here. Services must not start on install (keepalived/haproxy would bind in the root namespace).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-system-deps: done"

@@ -1,0 +1,207 @@
+/**
+ * The interfaces that adapters implement. Nothing in src/ knows about PostgreSQL, S3, network addresses
+ * or Nimbus; the composition root (src/cli/) wires concrete adapters to these ports.
+ */
+import type { Readable } from 'node:stream';
+
+/** Roles of a node. `fenced` = a former primary that lost quorum or saw a higher epoch. */
+export type Role = 'starting' | 'standby' | 'primary' | 'fenced' | 'maintenance';
+
+export function assertNever(x: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${JSON.stringify(x)}`);
+}
+
+/** Time source. `monotonicMs` measures durations (leases, heartbeat ages); `nowMs` is wall time for logs. */
+export interface Clock {
+  nowMs(): number;
+  monotonicMs(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Outcome of one probe of a service. */
+export interface ProbeResult {
+  ok: boolean;
+  /** How long the probe took, in ms. */
+  latencyMs: number;
+  /** One line describing the failure (or the success) for history and /status. */
+  detail: string;
+}
+
+/** Starts, stops and probes one protected service (the VM service, Cumulus, a demo app...). */
+export interface ServiceController {
+  readonly name: string;
+  /** Start the service; resolves when the start command returned (not necessarily healthy yet). */
+  start(): Promise<void>;
+  /** Stop the service; must be idempotent. */
+  stop(): Promise<void>;
+  /** Probe health once, giving up after timeoutMs (a hang counts as a failure). */
+  probe(timeoutMs: number): Promise<ProbeResult>;
+}
+
+/** Context passed to VIP operations so hooks and logs can say who took the address and why. */
+export interface VipContext {
+  node: string;
+  epoch: number;
+  role: Role;
+  reason: string;
+}
+
+/** The advertised address of the service. All operations are idempotent. */
+export interface Vip {
+  /** Human description, e.g. "10.0.0.100/24 on eth0" or "127.0.0.1:18080 -> 127.0.0.1:18081". */
+  describe(): string;
+  /** Take the address (add it, bind it, run the hook). Taking an address already held is not an error. */
+  acquire(ctx: VipContext): Promise<void>;
+  /** Give the address up. Releasing an address not held is not an error. */
+  release(ctx: VipContext): Promise<void>;
+  /** Whether this node holds the address right now (the real state, for reconciliation). */
+  held(): Promise<boolean>;
+  /** Release resources at shutdown (does not necessarily release the address: see release). */
+  close(): Promise<void>;
+}
+
+/** Answer of the coordinator (witness) to a lease request or a read. */
+export interface LeaseAnswer {
+  /** Whether the request (acquire at an epoch, renew, release) was granted. */
+  granted: boolean;
+  /** The coordinator's highest epoch after the request. */
+  epoch: number;
+  /** Current lease holder, or null. */
+  holder: string | null;
+  /** Remaining lease time as the coordinator sees it, in ms (0 when none). */
+  remainingMs: number;
+}
+
+/**
+ * The third vote for two-node clusters (a `nimbus-ha witness` process, or etcd for larger fleets).
+ * It grants a new epoch to a node only when no other node holds an unexpired lease.
+ */
+export interface Coordinator {
+  describe(): string;
+  /** Acquire (epoch > coordinator's) or renew (same epoch, same holder) the lease for leaseMs. */
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number): Promise<LeaseAnswer>;
+  /** Give the lease up early (graceful handover) so a successor does not wait for expiry. */
+  release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer>;
+  /** Read the coordinator's state. */
+  read(timeoutMs: number): Promise<LeaseAnswer>;
+}
+
+/** One recorded event (also one JSON line of the history file). */
+export interface HaEvent {
+  type: string;
+  node: string;
+  epoch: number;
+  /** ISO-8601 wall time. */
+  time: string;
+  severity: 'info' | 'warning' | 'critical';
+  /** One human sentence. */
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Delivers events to operators (webhook, email). Called in event order by one queue. */
+export interface Notifier {
+  readonly name: string;
+  send(event: HaEvent): Promise<void>;
+}
+
+/** A log position of the database, comparable across nodes of one timeline history. */
+export interface DbPosition {
+  /** PostgreSQL LSN as text, e.g. "0/3000060". */
+  lsn: string;
+  /** Numeric form of the LSN (bytes), for lag arithmetic. */
+  bytes: number;
+  timeline: number;
+}
+
+/** Replication state of the local database as seen from its own node. */
+export interface DbStatus {
+  running: boolean;
+  /** 'primary' when accepting writes, 'standby' while in recovery. */
+  mode: 'primary' | 'standby' | 'stopped';
+  position: DbPosition | null;
+  /** Standby only: bytes and ms behind the primary's last known position. */
+  lagBytes?: number;
+  lagMs?: number;
+  /** Whether the standby's WAL receiver is streaming from the primary. */
+  streaming?: boolean;
+}
+
+/** Connection facts a standby needs to follow a primary. */
+export interface DbEndpoint {
+  host: string;
+  port: number;
+}
+
+/** The local PostgreSQL (or compatible) server under HA control. */
+export interface Database {
+  describe(): string;
+  /** Start the server in whatever mode its data directory says. */
+  start(): Promise<void>;
+  /** Stop the server (fast shutdown); 'immediate' for fencing. */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  status(): Promise<DbStatus>;
+  /** Promote a standby to primary; resolves when it accepts writes. */
+  promote(): Promise<void>;
+  /** Stream a base backup of this (primary) server as a tar-like archive of the data directory. */
+  baseBackup(): Promise<Readable>;
+  /** Replace the local data directory with a base backup from the primary and start following it. */
+  cloneFrom(backup: Readable, primary: DbEndpoint, opts: { force: boolean }): Promise<void>;
+  /** Turn a stopped former primary into a standby of `primary` (rewind when possible, else re-clone). */
+  follow(primary: DbEndpoint): Promise<void>;
+  /** Refuse new writes (for a planned switchover) and return the final position. */
+  fenceWrites(): Promise<DbPosition>;
+  /** Allow writes again (switchover aborted). */
+  unfenceWrites(): Promise<void>;
+}
+
+/** Metadata of one object in a repository. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** The store's ETag without quotes (MD5 for single-part uploads, `md5-N` for multipart). */
+  etag: string;
+  /** Last modification time in ms since the epoch. */
+  mtimeMs: number;
+  /** User metadata (lower-case keys), when the listing includes it (HEAD does, LIST may not). */
+  metadata?: Record<string, string>;
+}
+
+/** An S3-compatible repository bucket (Cumulus, MinIO, s3rver). */
+export interface ObjectStore {
+  describe(): string;
+  /** List every object under prefix, paginating as needed. */
+  list(prefix?: string): AsyncIterable<ObjectInfo>;
+  /** Metadata of one object, or null when absent. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /** Stream an object's body. */
+  get(key: string): Promise<Readable>;
+  /** Store an object from a stream of known size (multipart when large) with user metadata. */
+  put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo>;
+  delete(key: string): Promise<void>;
+}
+
+/** A heartbeat/peer message as carried over the wire (signed by the transport). */
+export interface PeerState {
+  node: string;
+  role: Role;
+  epoch: number;
+  /** Whether all of the sender's local services are healthy. */
+  healthy: boolean;
+  /** The sender's view of who is primary at which epoch, if anyone. */
+  primary: string | null;
+  /** Sender's monotonic-free wall time (diagnostics only, never used for decisions). */
+  sentAt: number;
+  /** Replication summary the sender wants the peer to know (lag, positions...). */
+  replication?: Record<string, unknown>;
+}
+
+/** Sends signed requests to a peer sidecar over one of its heartbeat paths. */
+export interface PeerTransport {
+  /** POST a JSON body to `path` (e.g. "/peer/heartbeat") on the given base URL; returns the JSON reply. */
+  post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number): Promise<T>;
+  /** GET a streamed body (a base backup, a large file) from the peer. */
+  getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable>;
+  /** PUT a streamed body of known size; the route checks a checksum carried in the signed path. */
+  putStream<T>(baseUrl: string, path: string, body: Readable, size: number, timeoutMs: number): Promise<T>;
+}
