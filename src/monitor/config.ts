@@ -29,10 +29,7 @@ const httpProbeSchema = z
       .optional()
       .describe('When set, the response body must contain this text for the probe to pass.'),
   })
-  .strict()
-  .refine((p) => p.expectStatusMin <= p.expectStatusMax, {
-    message: 'expectStatusMin must not exceed expectStatusMax',
-  });
+  .strict();
 
 const tcpProbeSchema = z
   .object({
@@ -76,7 +73,7 @@ const commandProbeSchema = z
 /** One probe of a service; `kind` selects the fields. */
 export const probeSpecSchema = z
   .discriminatedUnion('kind', [
-    httpProbeSchema.innerType(),
+    httpProbeSchema,
     tcpProbeSchema,
     postgresProbeSchema,
     s3ProbeSchema,
@@ -84,7 +81,11 @@ export const probeSpecSchema = z
   ])
   .superRefine((p, ctx) => {
     if (p.kind === 'http' && p.expectStatusMin > p.expectStatusMax) {
-      ctx.addIssue({ code: 'custom', message: 'expectStatusMin must not exceed expectStatusMax' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expectStatusMin must not exceed expectStatusMax',
+        path: ['expectStatusMin'],
+      });
     }
   })
   .describe('How to tell whether the service is healthy.');

@@ -1,0 +1,225 @@
+/**
+ * Probe factories. A probe is `(timeoutMs) => Promise<ProbeResult>`; it never rejects and never takes
+ * (much) longer than timeoutMs: a hung check is abandoned, its resources released, and reported as failed.
+ */
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { assertNever, type ProbeResult } from '../ports.js';
+import { errorMessage } from '../errors.js';
+import type { ProbeSpec } from './config.js';
+
+export type Probe = (timeoutMs: number) => Promise<ProbeResult>;
+
+/** Body of a check: resolves with a success detail, rejects with the failure; must honour the signal. */
+type Check = (signal: AbortSignal) => Promise<string>;
+
+/**
+ * Runs a check under a deadline. When the deadline passes the signal aborts (so the check can release
+ * sockets or kill processes) and the probe resolves as failed without waiting for the check to notice.
+ */
+export function runWithTimeout(check: Check, timeoutMs: number): Promise<ProbeResult> {
+  const started = performance.now();
+  const controller = new AbortController();
+  const latency = () => Math.round((performance.now() - started) * 10) / 10;
+  return new Promise<ProbeResult>((resolve) => {
+    let settled = false;
+    const finish = (r: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      controller.abort();
+      finish({ ok: false, latencyMs: latency(), detail: `timed out after ${timeoutMs} ms` });
+    }, timeoutMs);
+    let pending: Promise<string>;
+    try {
+      pending = check(controller.signal);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (detail) => finish({ ok: true, latencyMs: latency(), detail }),
+      (err: unknown) => finish({ ok: false, latencyMs: latency(), detail: oneLine(errorMessage(err)) }),
+    );
+  });
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? line.slice(0, 297) + '...' : line || 'failed';
+}
+
+export interface HttpProbeOptions {
+  url: string;
+  expectStatusMin?: number;
+  expectStatusMax?: number;
+  bodyContains?: string;
+}
+
+/** GET a URL; healthy when the status is in range (default 200–399) and the body contains the text. */
+export function httpProbe(o: HttpProbeOptions): Probe {
+  const min = o.expectStatusMin ?? 200;
+  const max = o.expectStatusMax ?? 399;
+  return (timeoutMs) =>
+    runWithTimeout(async (signal) => {
+      const res = await fetch(o.url, { signal, redirect: 'manual', headers: { 'user-agent': 'nimbus-ha-probe' } });
+      const body = o.bodyContains !== undefined ? await res.text() : (await res.body?.cancel(), '');
+      if (res.status < min || res.status > max) {
+        throw new Error(`HTTP ${res.status} from ${o.url} (expected ${min}-${max})`);
+      }
+      if (o.bodyContains !== undefined && !body.includes(o.bodyContains)) {
+        throw new Error(`HTTP ${res.status} from ${o.url} but body lacks "${o.bodyContains}"`);
+      }
+      return `HTTP ${res.status}`;
+    }, timeoutMs);
+}
+
+/** Healthy when a TCP connection to host:port is accepted. */
+export function tcpProbe(o: { host: string; port: number }): Probe {
+  return (timeoutMs) =>
+    runWithTimeout(
+      (signal) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect({ host: o.host, port: o.port });
+          const onAbort = () => socket.destroy();
+          signal.addEventListener('abort', onAbort, { once: true });
+          socket.once('connect', () => {
+            signal.removeEventListener('abort', onAbort);
+            socket.destroy();
+            resolve(`connected to ${o.host}:${o.port}`);
+          });
+          socket.once('error', (err) => {
+            signal.removeEventListener('abort', onAbort);
+            socket.destroy();
+            reject(new Error(`connect ${o.host}:${o.port}: ${err.message}`));
+          });
+        }),
+      timeoutMs,
+    );
+}
+
+/** Healthy when a fresh connection can run the query (default `select 1`). */
+export function postgresProbe(o: { connectionString: string; query?: string }): Probe {
+  const query = o.query ?? 'select 1';
+  return (timeoutMs) =>
+    runWithTimeout(async (signal) => {
+      const client = new pg.Client({
+        connectionString: o.connectionString,
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: timeoutMs,
+        application_name: 'nimbus-ha-probe',
+      });
+      // end() on a half-open connection can itself hang; the deadline has already failed the probe.
+      const close = () => void client.end().catch(() => undefined);
+      signal.addEventListener('abort', close, { once: true });
+      try {
+        await client.connect();
+        await client.query(query);
+        return `query ok`;
+      } finally {
+        signal.removeEventListener('abort', close);
+        close();
+      }
+    }, timeoutMs);
+}
+
+export interface S3ProbeOptions {
+  endpoint: string;
+  bucket: string;
+  region?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle?: boolean;
+}
+
+/** Healthy when HeadBucket succeeds. The client is created once per probe and reused. */
+export function s3Probe(o: S3ProbeOptions): Probe {
+  const client = new S3Client({
+    endpoint: o.endpoint,
+    region: o.region ?? 'us-east-1',
+    forcePathStyle: o.forcePathStyle ?? true,
+    maxAttempts: 1,
+    ...(o.accessKeyId && o.secretAccessKey
+      ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } }
+      : {}),
+  });
+  return (timeoutMs) =>
+    runWithTimeout(async (signal) => {
+      try {
+        await client.send(new HeadBucketCommand({ Bucket: o.bucket }), { abortSignal: signal });
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const name = (err as Error).name;
+        throw new Error(`HeadBucket ${o.bucket} at ${o.endpoint}: ${name}${status ? ` (HTTP ${status})` : ''}`);
+      }
+      return `bucket ${o.bucket} reachable`;
+    }, timeoutMs);
+}
+
+/**
+ * Healthy when `sh -c command` exits 0. It runs in its own process group so a timeout kills the whole
+ * pipeline, not just the shell.
+ */
+export function commandProbe(o: { command: string; cwd?: string; env?: NodeJS.ProcessEnv }): Probe {
+  return (timeoutMs) =>
+    runWithTimeout(
+      (signal) =>
+        new Promise<string>((resolve, reject) => {
+          const child = spawn('/bin/sh', ['-c', o.command], {
+            cwd: o.cwd,
+            env: o.env ?? process.env,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          const keep = (b: Buffer) => {
+            output = (output + b.toString()).slice(-2000);
+          };
+          child.stdout.on('data', keep);
+          child.stderr.on('data', keep);
+          const kill = () => {
+            if (child.pid === undefined) return;
+            try {
+              process.kill(-child.pid, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          };
+          signal.addEventListener('abort', kill, { once: true });
+          child.once('error', (err) => {
+            signal.removeEventListener('abort', kill);
+            reject(new Error(`cannot run probe command: ${err.message}`));
+          });
+          child.once('close', (code, sig) => {
+            signal.removeEventListener('abort', kill);
+            const last = output.trim().split('\n').pop() ?? '';
+            if (code === 0) resolve(last ? `exit 0: ${last}` : 'exit 0');
+            else reject(new Error(`exit ${code ?? sig}${last ? `: ${last}` : ''}`));
+          });
+        }),
+      timeoutMs,
+    );
+}
+
+/** Builds the probe described by a config entry. */
+export function createProbe(spec: ProbeSpec): Probe {
+  switch (spec.kind) {
+    case 'http':
+      return httpProbe(spec);
+    case 'tcp':
+      return tcpProbe(spec);
+    case 'postgres':
+      return postgresProbe(spec);
+    case 's3':
+      return s3Probe(spec);
+    case 'command':
+      return commandProbe(spec);
+    default:
+      return assertNever(spec, 'probe kind');
+  }
+}
