@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Command -> package that provides it. `arping` is satisfied by either iputils-arping (preferred,
 # supports -D duplicate detection and -U/-A) or Habets' arping package.
-PACKAGES=(iproute2 iputils-arping keepalived haproxy docker-compose rclone lsyncd curl)
+PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system-deps: must run as root (apt-get install); skipping" >&2

@@ -1,0 +1,41 @@
+import { isIPv4 } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The `vip: { kind: linux-ip, ... }` config section. Kept beside the adapter so the two cannot drift;
+ * the config loader (or the CLI composition root) includes it in the `vip` union.
+ */
+export const linuxIpVipConfigSchema = z
+  .object({
+    kind: z.literal('linux-ip'),
+    /** The advertised address with prefix length, e.g. "10.0.1.100/24" (IPv4 only: takeover uses ARP). */
+    address: z.string().refine(isIpv4Cidr, { message: 'must be an IPv4 address with prefix length, e.g. 10.0.1.100/24' }),
+    /** Interface that carries the address, e.g. "eth0". */
+    interface: z.string().min(1).max(15),
+    /** Optional address label ("eth0:vip"); a label not starting with the interface name gets it prefixed. */
+    label: z.string().min(1).max(15).optional(),
+    /** Gratuitous ARPs sent after taking the address (the first at once, the rest arpIntervalMs apart). */
+    arpCount: z.number().int().min(0).max(20).default(3),
+    /** Pause between gratuitous ARPs, in ms. */
+    arpIntervalMs: z.number().int().min(10).max(10_000).default(250),
+    /** Probe for another holder before taking the address (adds up to dadTimeoutMs to takeover). */
+    dad: z.boolean().default(true),
+    /** How long the duplicate address probe waits for an answer, in ms (arping rounds up to seconds). */
+    dadTimeoutMs: z.number().int().min(100).max(10_000).default(1_000),
+    /** Take the address even when another host answers for it (the old primary may be alive but wedged). */
+    allowDuplicate: z.boolean().default(false),
+    /** Path of the `ip` binary (iproute2). */
+    ipPath: z.string().min(1).default('ip'),
+    /** Path of the `arping` binary (iputils-arping or Habets' arping, detected at first use). */
+    arpingPath: z.string().min(1).default('arping'),
+    /** Network namespace to act in (`ip -n NS`); for tests and for sidecars that manage another namespace. */
+    netns: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type LinuxIpVipConfig = z.infer<typeof linuxIpVipConfigSchema>;
+
+function isIpv4Cidr(value: string): boolean {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(value);
+  return !!m && isIPv4(m[1]) && Number(m[2]) >= 1 && Number(m[2]) <= 32;
+}
