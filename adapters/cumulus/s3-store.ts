@@ -1,0 +1,236 @@
+/**
+ * ObjectStore on an S3-compatible repository (Cumulus, MinIO, s3rver) through @aws-sdk/client-s3.
+ * Cumulus speaks an older dialect: signature version 2 and no multipart POST, so both are options.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { ObjectInfo, ObjectStore } from '../../src/ports.js';
+import { HaError, errorMessage } from '../../src/errors.js';
+import { SignatureV2Signer, encodeRfc3986 } from './sigv2.js';
+import type { ObjectBody } from '../../src/replication/repo/types.js';
+
+export interface S3StoreOptions {
+  /** Endpoint URL, e.g. http://127.0.0.1:8888 (Cumulus) or https://s3.example.org. */
+  endpoint: string;
+  region?: string;
+  bucket: string;
+  /** Path-style addressing (http://host/bucket/key); Cumulus and s3rver need it. Default true. */
+  forcePathStyle?: boolean;
+  /** Credentials; when absent the SDK's default provider chain is used (v4 only). */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** 'v2' for Cumulus (Authorization: AWS id:signature), 'v4' for current S3 servers. Default 'v4'. */
+  signatureVersion?: 'v4' | 'v2';
+  /** Use multipart uploads for objects larger than partSize. Cumulus has no multipart: set false. Default true. */
+  multipart?: boolean;
+  /** Multipart part size in bytes (>= 5 MiB). Default 8 MiB. */
+  partSize?: number;
+  /** Parts uploaded in parallel per object; memory per upload is about queueSize * partSize. Default 2. */
+  queueSize?: number;
+  /** Sockets per endpoint. Default 32. */
+  maxSockets?: number;
+  /** SDK attempts per request (streamed PUTs are not retried by the SDK once the body was read). Default 3. */
+  maxAttempts?: number;
+}
+
+const MiB = 1024 * 1024;
+
+function stripQuotes(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"+|"+$/g, '').replace(/^W\//, '');
+}
+
+function lowerKeys(m: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}
+
+interface SdkErrorShape {
+  name?: string;
+  Code?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+export class S3Store implements ObjectStore {
+  readonly client: S3Client;
+  private readonly multipart: boolean;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(private readonly opts: S3StoreOptions) {
+    this.multipart = opts.multipart ?? true;
+    this.partSize = Math.max(5 * MiB, opts.partSize ?? 8 * MiB);
+    this.queueSize = Math.max(1, opts.queueSize ?? 2);
+    const isHttps = opts.endpoint.startsWith('https:');
+    const maxSockets = opts.maxSockets ?? 32;
+    const config: S3ClientConfig = {
+      endpoint: opts.endpoint,
+      region: opts.region ?? 'us-east-1',
+      forcePathStyle: opts.forcePathStyle ?? true,
+      maxAttempts: opts.maxAttempts ?? 3,
+      // Newer SDKs add CRC checksums with aws-chunked bodies by default; Cumulus and s3rver reject those.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // Explicit agents: a plain-HTTP loopback endpoint never consults AWS_CA_BUNDLE or proxy settings.
+      requestHandler: isHttps
+        ? { httpsAgent: new https.Agent({ keepAlive: true, maxSockets }), connectionTimeout: 5000 }
+        : { httpAgent: new http.Agent({ keepAlive: true, maxSockets }), connectionTimeout: 5000 },
+    };
+    if (opts.accessKeyId && opts.secretAccessKey) {
+      config.credentials = { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey };
+    }
+    if (opts.signatureVersion === 'v2') {
+      if (!opts.accessKeyId || !opts.secretAccessKey) {
+        throw new HaError('CONFIG_INVALID', 'signatureVersion v2 needs accessKeyId and secretAccessKey in the repository config.');
+      }
+      config.signer = new SignatureV2Signer(opts.accessKeyId, opts.secretAccessKey);
+    }
+    this.client = new S3Client(config);
+  }
+
+  describe(): string {
+    return `s3 ${this.opts.endpoint}/${this.opts.bucket} (sig ${this.opts.signatureVersion ?? 'v4'}, ${this.multipart ? 'multipart' : 'single PUT'})`;
+  }
+
+  async *list(prefix?: string): AsyncIterable<ObjectInfo> {
+    // ListObjects (v1) because Cumulus does not implement ListObjectsV2.
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.call('list', () =>
+        this.client.send(new ListObjectsCommand({ Bucket: this.opts.bucket, Prefix: prefix, Marker: marker, MaxKeys: 1000 })),
+      );
+      const contents = page.Contents ?? [];
+      for (const o of contents) {
+        if (o.Key === undefined) continue;
+        yield { key: o.Key, size: o.Size ?? 0, etag: stripQuotes(o.ETag), mtimeMs: o.LastModified?.getTime() ?? 0 };
+      }
+      if (!page.IsTruncated || contents.length === 0) return;
+      marker = page.NextMarker ?? contents[contents.length - 1].Key;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key }));
+      return {
+        key,
+        size: r.ContentLength ?? 0,
+        etag: stripQuotes(r.ETag),
+        mtimeMs: r.LastModified?.getTime() ?? 0,
+        metadata: lowerKeys(r.Metadata),
+      };
+    } catch (err) {
+      const e = err as SdkErrorShape;
+      if (e.$metadata?.httpStatusCode === 404) return null;
+      throw this.mapError(err, `head ${key}`);
+    }
+  }
+
+  async get(key: string): Promise<ObjectBody> {
+    const r = await this.call(`get ${key}`, () => this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: key })));
+    const body = r.Body as (Readable & { info?: ObjectInfo }) | undefined;
+    if (!body) throw new HaError('REPO_FAILED', `${this.describe()}: empty body for ${key}`);
+    body.info = {
+      key,
+      size: r.ContentLength ?? 0,
+      etag: stripQuotes(r.ETag),
+      mtimeMs: r.LastModified?.getTime() ?? 0,
+      metadata: lowerKeys(r.Metadata),
+    };
+    return body;
+  }
+
+  async put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo> {
+    const params = { Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata };
+    let etag: string | undefined;
+    if (this.multipart && size > this.partSize) {
+      // Upload aborts the multipart upload on any error (leavePartsOnError false), so a failed or
+      // interrupted copy never leaves a visible object; only queueSize parts are buffered at once.
+      const upload = new Upload({
+        client: this.client,
+        params,
+        partSize: this.partSize,
+        queueSize: this.queueSize,
+        leavePartsOnError: false,
+      });
+      body.once('error', () => void upload.abort().catch(() => undefined));
+      const r = await this.call(`put ${key}`, () => upload.done());
+      etag = r.ETag;
+    } else {
+      const r = await this.call(`put ${key}`, () => this.client.send(new PutObjectCommand(params)));
+      etag = r.ETag;
+    }
+    return { key, size, etag: stripQuotes(etag), mtimeMs: Date.now(), metadata: metadata ?? {} };
+  }
+
+  /** Server-side copy within this bucket (PUT with x-amz-copy-source; no multipart involved). */
+  async copy(fromKey: string, toKey: string): Promise<ObjectInfo> {
+    // encodeURI, not encodeURIComponent: some servers (s3rver) decode this header with decodeURI, which
+    // leaves reserved escapes such as %2B in place; '?' and '#' are still escaped.
+    const source = `${this.opts.bucket}/${encodeURI(fromKey).replace(/[?#]/g, encodeRfc3986)}`;
+    await this.call(`copy ${fromKey}`, () =>
+      this.client.send(new CopyObjectCommand({ Bucket: this.opts.bucket, Key: toKey, CopySource: source, MetadataDirective: 'COPY' })),
+    );
+    const info = await this.head(toKey);
+    if (!info) throw new HaError('REPO_FAILED', `${this.describe()}: copy of ${fromKey} to ${toKey} left no object`);
+    return info;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call(`delete ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key })));
+  }
+
+  /** Release sockets. */
+  close(): void {
+    this.client.destroy();
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.mapError(err, what);
+    }
+  }
+
+  private mapError(err: unknown, what: string): Error {
+    if (err instanceof HaError) return err;
+    const e = err as SdkErrorShape;
+    const code = e.Code ?? e.name ?? e.code ?? '';
+    const status = e.$metadata?.httpStatusCode;
+    const where = `${this.opts.endpoint} bucket "${this.opts.bucket}"`;
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(code) || status === 403) {
+      return new HaError(
+        'REPO_AUTH_FAILED',
+        `repository ${where} refused the credentials (${code || status}) on ${what}: check accessKeyId/secretAccessKey and signatureVersion (Cumulus needs v2)`,
+        { code, status },
+      );
+    }
+    if (code === 'NoSuchBucket') {
+      return new HaError(
+        'REPO_BUCKET_MISSING',
+        `repository ${where} has no such bucket: check the bucket name (case matters: Cumulus uses "Repo") and that it was created`,
+        { code, status },
+      );
+    }
+    if (code === 'AbortError' || e.name === 'AbortError') return err as Error;
+    const net = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].find((c) => errorMessage(err).includes(c) || code === c);
+    if (net) {
+      return new HaError('REPO_FAILED', `cannot reach repository ${where} (${net}) on ${what}: check the endpoint and that the service is running`, { code: net });
+    }
+    return new HaError('REPO_FAILED', `repository ${where}: ${what} failed: ${code ? code + ': ' : ''}${errorMessage(err)}`, { code, status });
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * One sync pass from a source repository to a target repository: list both sides completely, diff,
+ * copy with bounded concurrency (streamed, verified), then delete what the source no longer has —
+ * within the delete guard. Re-running an interrupted pass copies only what is still missing.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { ObjectInfo, ObjectStore } from '../../ports.js';
+import { HaError, errorMessage } from '../../errors.js';
+import type { EventInput } from '../../events/bus.js';
+import { diffListings, isMultipartEtag, totalBytes, type CopyItem, type RepoDiff } from './diff.js';
+import { contentMd5, copyObject, copyWithin } from './copy.js';
+import { runPool } from './pool.js';
+import { QUARANTINE_PREFIX } from './types.js';
+
+export type ConflictPolicy = 'source-wins' | 'quarantine';
+
+export interface SyncProgress {
+  phase: 'list' | 'verify' | 'copy' | 'delete' | 'done';
+  objectsDone: number;
+  objectsTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Copy rate over the pass so far, bytes per second. */
+  bytesPerSec: number;
+}
+
+/** Target metadata fetched by HEAD, keyed by key+etag+size so it stays valid across passes. */
+export type MetadataCache = Map<string, Record<string, string>>;
+
+export interface SyncOptions {
+  /** Copies in flight at once. Default 8. */
+  concurrency?: number;
+  /** Largest share of the target's objects one pass may delete; above it the pass refuses. Default 0.1. */
+  maxDeleteFraction?: number;
+  /** Allow deleting everything when the source lists no objects at all. Default false. */
+  allowEmptySource?: boolean;
+  /** Plan and report only. */
+  dryRun?: boolean;
+  /** Also read objects that look unchanged and compare content MD5s; repair those that differ. */
+  deep?: boolean;
+  /** `quarantine`: keep target objects that would be overwritten or deleted under nha-quarantine/<eventId>/. */
+  conflictPolicy?: ConflictPolicy;
+  /** Names the quarantine folder; generated when absent. */
+  eventId?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: SyncProgress) => void;
+  /** Receives repo_* events (wire to EventBus.emit). */
+  emit?: (e: EventInput) => void;
+  metadataCache?: MetadataCache;
+}
+
+export interface SyncResult {
+  sourceObjects: number;
+  targetObjects: number;
+  /** What the diff asked for. */
+  planned: { copy: number; delete: number; bytes: number };
+  copied: number;
+  deleted: number;
+  skipped: number;
+  failed: number;
+  /** Objects found different by the deep pass (and recopied). */
+  corrupt: number;
+  quarantined: number;
+  quarantinePrefix: string | null;
+  bytes: number;
+  durationMs: number;
+  dryRun: boolean;
+  aborted: boolean;
+  errors: Array<{ key: string; message: string; code?: string }>;
+}
+
+async function listAll(store: ObjectStore, signal?: AbortSignal): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const o of store.list()) {
+    if (signal?.aborted) break;
+    out.push(o);
+  }
+  return out;
+}
+
+const cacheKey = (o: ObjectInfo) => `${o.key}\u0000${o.etag}\u0000${o.size}`;
+
+/** Fill in target metadata where the diff needs the stored source ETag, then diff again. */
+async function resolveMetadata(
+  source: ObjectInfo[],
+  target: ObjectInfo[],
+  store: ObjectStore,
+  cache: MetadataCache,
+  concurrency: number,
+): Promise<RepoDiff> {
+  let diff = diffListings(source, target);
+  if (diff.needMetadata.length === 0) return diff;
+  const byKey = new Map(target.map((t, i) => [t.key, i]));
+  await runPool(diff.needMetadata, concurrency, async (t) => {
+    let meta = cache.get(cacheKey(t));
+    if (!meta) {
+      const head = await store.head(t.key);
+      meta = head?.metadata ?? {};
+      cache.set(cacheKey(t), meta);
+    }
+    const i = byKey.get(t.key);
+    if (i !== undefined) target[i] = { ...t, metadata: meta };
+  });
+  diff = diffListings(source, target);
+  return diff;
+}
+
+export function newEventId(nowMs = Date.now()): string {
+  return `${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: SyncOptions = {}): Promise<SyncResult> {
+  const t0 = performance.now();
+  const concurrency = opts.concurrency ?? 8;
+  const maxDeleteFraction = opts.maxDeleteFraction ?? 0.1;
+  const signal = opts.signal;
+  const quarantine = opts.conflictPolicy === 'quarantine';
+  const quarantinePrefix = quarantine ? `${QUARANTINE_PREFIX}${opts.eventId ?? newEventId()}/` : null;
+  const result: SyncResult = {
+    sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 },
+    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, quarantinePrefix,
+    bytes: 0, durationMs: 0, dryRun: opts.dryRun ?? false, aborted: false, errors: [],
+  };
+  const progress: SyncProgress = { phase: 'list', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, bytesPerSec: 0 };
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = performance.now();
+    if (!opts.onProgress || (!force && now - lastReport < 200)) return;
+    lastReport = now;
+    progress.bytesPerSec = progress.bytesDone / Math.max(0.001, (now - t0) / 1000);
+    opts.onProgress({ ...progress });
+  };
+  const finish = () => {
+    result.durationMs = Math.round(performance.now() - t0);
+    progress.phase = 'done';
+    report(true);
+    return result;
+  };
+  const aborted = () => {
+    result.aborted = true;
+    return finish();
+  };
+  const fail = (key: string, err: unknown) => {
+    result.failed++;
+    result.errors.push({ key, message: errorMessage(err), ...(err instanceof HaError ? { code: err.code } : {}) });
+  };
+
+  report(true);
+  // Both listings complete before anything changes: a partial source listing must never drive deletes.
+  const [src, tgt] = await Promise.all([listAll(source, signal), listAll(target, signal)]);
+  if (signal?.aborted) return aborted();
+  result.sourceObjects = src.length;
+  result.targetObjects = tgt.filter((t) => !t.key.startsWith(QUARANTINE_PREFIX)).length;
+  const diff = await resolveMetadata(src, tgt, target, opts.metadataCache ?? new Map(), concurrency);
+
+  if (opts.deep && diff.unchanged.length) {
+    progress.phase = 'verify';
+    await runPool(diff.unchanged, Math.min(concurrency, 4), async ({ source: s, target: t }) => {
+      try {
+        const got = await contentMd5(target, t.key, signal);
+        const want = isMultipartEtag(s.etag) ? await contentMd5(source, s.key, signal) : s.etag;
+        if (got !== want) {
+          result.corrupt++;
+          diff.copy.push({ key: s.key, reason: 'corrupt', source: s, target: t });
+        }
+      } catch (err) {
+        if (!signal?.aborted) fail(s.key, err);
+      }
+    }, signal);
+    if (signal?.aborted) return aborted();
+  }
+
+  result.planned = { copy: diff.copy.length, delete: diff.delete.length, bytes: totalBytes(diff.copy) };
+  result.skipped = diff.unchanged.length - result.corrupt;
+  const guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
+  if (opts.dryRun) {
+    if (guard) result.errors.push({ key: '', message: guard, code: 'REPO_DELETE_GUARD' });
+    return finish();
+  }
+  if (guard && src.length === 0) throw guardError(guard, diff, result, opts);
+
+  progress.phase = 'copy';
+  progress.objectsTotal = diff.copy.length;
+  progress.bytesTotal = result.planned.bytes;
+  await runPool(diff.copy, concurrency, async (item: CopyItem) => {
+    try {
+      if (quarantinePrefix && item.target) {
+        await copyWithin(target, item.key, quarantinePrefix + item.key, signal);
+        result.quarantined++;
+      }
+      const out = await copyObject(source, target, item.source, (n) => {
+        progress.bytesDone += n;
+        report();
+      }, signal);
+      result.copied++;
+      result.bytes += out.bytes;
+    } catch (err) {
+      if (!signal?.aborted) fail(item.key, err);
+    }
+    progress.objectsDone++;
+    report();
+  }, signal);
+  if (signal?.aborted) return aborted();
+
+  if (guard) throw guardError(guard, diff, result, opts);
+  progress.phase = 'delete';
+  await runPool(diff.delete, concurrency, async (t) => {
+    try {
+      if (quarantinePrefix) {
+        await copyWithin(target, t.key, quarantinePrefix + t.key, signal);
+        result.quarantined++;
+      }
+      await target.delete(t.key);
+      result.deleted++;
+    } catch (err) {
+      if (!signal?.aborted) fail(t.key, err);
+    }
+  }, signal);
+  return signal?.aborted ? aborted() : finish();
+}
+
+/** Why deleting `deletes` objects is refused, or null when it is allowed. */
+export function deleteGuard(sourceCount: number, targetCount: number, deletes: number, maxFraction: number, allowEmptySource: boolean): string | null {
+  if (deletes === 0) return null;
+  if (sourceCount === 0 && !allowEmptySource) {
+    return `the source lists no objects but the target has ${targetCount}: refusing to empty the target (check the source bucket and credentials; pass allowEmptySource to really mirror an empty source)`;
+  }
+  if (sourceCount === 0) return null;
+  const allowed = Math.floor(targetCount * maxFraction);
+  if (deletes > allowed) {
+    return `the pass would delete ${deletes} of ${targetCount} target objects, more than maxDeleteFraction ${maxFraction} allows (${allowed}): check that the source is the right bucket, then raise maxDeleteFraction for one pass if the deletions are intended`;
+  }
+  return null;
+}
+
+function guardError(message: string, diff: RepoDiff, result: SyncResult, opts: SyncOptions): HaError {
+  const details = { plannedDeletes: diff.delete.length, targetObjects: result.targetObjects, sourceObjects: result.sourceObjects, copied: result.copied };
+  opts.emit?.({ type: 'repo_delete_guard', severity: 'critical', message: `repository sync refused to delete: ${message}`, details });
+  return new HaError('REPO_DELETE_GUARD', message, { ...details, result });
+}

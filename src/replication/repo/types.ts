@@ -1,0 +1,22 @@
+/**
+ * Types shared by the repository sync engine and the stores that feed it.
+ */
+import type { Readable } from 'node:stream';
+import type { ObjectInfo, ObjectStore } from '../../ports.js';
+
+/** A body stream; stores may attach the object's metadata as read from the GET response. */
+export type ObjectBody = Readable & { info?: ObjectInfo };
+
+/** A store that can copy an object to another key server-side (S3 PUT with x-amz-copy-source). */
+export interface CopyCapableStore extends ObjectStore {
+  copy(fromKey: string, toKey: string): Promise<ObjectInfo>;
+}
+
+export function canCopy(store: ObjectStore): store is CopyCapableStore {
+  return typeof (store as Partial<CopyCapableStore>).copy === 'function';
+}
+
+/** User-metadata key (x-amz-meta-nha-source-etag) holding the source ETag of a replicated object. */
+export const SOURCE_ETAG_META = 'nha-source-etag';
+/** Prefix where the quarantine conflict policy keeps target objects before overwriting or deleting them. */
+export const QUARANTINE_PREFIX = 'nha-quarantine/';
