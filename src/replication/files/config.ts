@@ -1,0 +1,89 @@
+/**
+ * Config section `files`: which directory trees the primary replicates to the standby, and how fast.
+ * The lead's top-level schema embeds `filesConfigSchema`; objects are strict so a misspelt key is an error.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { isInside } from './paths.js';
+
+export const filesTreeSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, dot, dash or underscore')
+      .refine((n) => n !== '.' && n !== '..', 'tree name must not be "." or ".."')
+      .describe('Tree name; the same name on both nodes links the two local roots.'),
+    path: z
+      .string()
+      .min(1)
+      .refine((p) => posix.isAbsolute(p), 'must be an absolute path')
+      .describe('Local root directory of the tree on this node (may differ between nodes).'),
+    exclude: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Globs of paths not synced (`*`, `?`, `**`). Without a slash a glob matches a name at any depth ' +
+          '(e.g. "*.swp"); with a slash it is anchored at the tree root (e.g. "logs/**"). Excluding a directory excludes its contents.',
+      ),
+  })
+  .strict();
+export type FilesTreeConfig = z.infer<typeof filesTreeSchema>;
+
+export const filesConfigSchema = z
+  .object({
+    trees: z
+      .array(filesTreeSchema)
+      .default([])
+      .describe('Directory trees replicated from the primary to the standby (configuration files, keys...).'),
+    batchMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(200)
+      .describe('Quiet time after the last change before a batch is shipped.'),
+    maxBatchMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(120_000)
+      .default(500)
+      .describe('Upper bound from the first change of a batch to its shipping, even while changes keep coming.'),
+    largeFileBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024)
+      .describe('Files larger than this are streamed one by one instead of travelling inline in a JSON batch.'),
+    quarantineDir: z
+      .string()
+      .refine((p) => posix.isAbsolute(p), 'must be an absolute path')
+      .optional()
+      .describe(
+        'Receiver side: before a file written locally (diverged from what the primary last sent) is overwritten ' +
+          'or deleted, it is moved to <quarantineDir>/<eventId>/<tree>/<path>. Unset: diverged files are overwritten.',
+      ),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.maxBatchMs < c.batchMs) {
+      ctx.addIssue({ code: 'custom', message: 'maxBatchMs must be at least batchMs', path: ['maxBatchMs'] });
+    }
+    const names = new Set<string>();
+    c.trees.forEach((t, i) => {
+      if (names.has(t.name)) ctx.addIssue({ code: 'custom', message: `duplicate tree name "${t.name}"`, path: ['trees', i, 'name'] });
+      names.add(t.name);
+      c.trees.forEach((o, j) => {
+        if (j !== i && isInside(posix.resolve(o.path), posix.resolve(t.path))) {
+          ctx.addIssue({ code: 'custom', message: `tree "${t.name}" lies inside tree "${o.name}"; trees must not nest`, path: ['trees', i, 'path'] });
+        }
+      });
+      if (c.quarantineDir && isInside(posix.resolve(t.path), posix.resolve(c.quarantineDir))) {
+        ctx.addIssue({ code: 'custom', message: `quarantineDir must lie outside tree "${t.name}"`, path: ['quarantineDir'] });
+      }
+    });
+  })
+  .describe('Config-file tree sync: the primary watches trees and ships changes to the standby within about a second.');
+export type FilesConfig = z.infer<typeof filesConfigSchema>;

@@ -1,0 +1,309 @@
+/**
+ * Runs on the standby: applies batches and streamed files from the primary's sender to the local trees.
+ * Every batch is validated completely (tree, paths, link targets, checksums) before anything is written;
+ * each file lands by write-temp, fsync, chmod, utimes, rename; diverged local files go to quarantine.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, open, readdir, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Clock } from '../../ports.js';
+import { systemClock } from '../../clock.js';
+import { errorMessage, HaError } from '../../errors.js';
+import type { EventInput } from '../../events/bus.js';
+import type { FilesTreeConfig } from './config.js';
+import { ensureParent, checkExistingAncestor, lstatOrNull, syncDir, tempPathFor, writeTemp } from './fsops.js';
+import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './paths.js';
+import type { ApplyResult, Batch, FileQuery, ManifestEntry } from './protocol.js';
+import { moveToQuarantine, newQuarantineId, ReceivedRecords } from './quarantine.js';
+import { HashCache, scanTree, sha256File } from './scan.js';
+
+/** Where receiver events go (the EventBus satisfies this). */
+export interface EventSink {
+  emit(input: EventInput): unknown;
+}
+
+export interface FileSyncReceiverOptions {
+  /** Trees this node accepts, by name; roots are local to this node. */
+  trees: readonly FilesTreeConfig[];
+  /** Enables quarantine of diverged files (see the `quarantineDir` config field). */
+  quarantineDir?: string;
+  /** Where last-received checksums persist across restarts; default `<quarantineDir>/.received.json`. */
+  stateFile?: string;
+  events?: EventSink;
+  clock?: Clock;
+}
+
+export interface FileReceiverStatus {
+  batches: number;
+  filesApplied: number;
+  deletes: number;
+  quarantined: number;
+  refused: number;
+  lastAppliedAt: string | null;
+  lastQuarantineId: string | null;
+}
+
+interface Tree {
+  cfg: FilesTreeConfig;
+  root: string;
+  excluded: (rel: string) => boolean;
+}
+
+/** Per-request context: the quarantine id is created on first use. */
+interface Ctx {
+  tree: Tree;
+  rootReal: string;
+  qid?: string;
+  quarantined: number;
+  dirs: Set<string>;
+}
+
+export class FileSyncReceiver {
+  private readonly trees = new Map<string, Tree>();
+  private readonly records: ReceivedRecords;
+  private readonly cache = new HashCache();
+  private readonly clock: Clock;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly st: FileReceiverStatus = {
+    batches: 0,
+    filesApplied: 0,
+    deletes: 0,
+    quarantined: 0,
+    refused: 0,
+    lastAppliedAt: null,
+    lastQuarantineId: null,
+  };
+
+  constructor(private readonly opts: FileSyncReceiverOptions) {
+    for (const t of opts.trees) this.trees.set(t.name, { cfg: t, root: posix.resolve(t.path), excluded: makeExcluder(t.exclude) });
+    this.clock = opts.clock ?? systemClock;
+    const stateFile = opts.stateFile ?? (opts.quarantineDir ? posix.join(opts.quarantineDir, '.received.json') : undefined);
+    this.records = new ReceivedRecords(stateFile);
+  }
+
+  status(): FileReceiverStatus {
+    return { ...this.st };
+  }
+
+  /** What this node has in `treeName` (excluded paths left out, so the primary never deletes them). */
+  async manifest(treeName: string): Promise<ManifestEntry[]> {
+    const t = this.tree(treeName);
+    return scanTree(t.root, t.excluded, this.cache);
+  }
+
+  /** Validate the whole batch, then apply it in order. */
+  async applyBatch(batch: Batch, peer = 'peer'): Promise<ApplyResult> {
+    const t = this.tree(batch.tree);
+    const checked = batch.entries.map((e) => {
+      const { rel, abs } = this.checkPath(t, e.path, peer);
+      if (e.op === 'link') this.guard(t, rel, peer, () => checkLinkTarget(rel, e.target));
+      let data: Buffer | undefined;
+      if (e.op === 'file') {
+        data = Buffer.from(e.data, 'base64');
+        const got = createHash('sha256').update(data).digest('hex');
+        if (got !== e.sha256) throw new HaError('FILES_FAILED', `checksum mismatch for ${rel} (sent ${e.sha256}, got ${got}); the batch was not applied and will be resent`, { path: rel });
+      }
+      return { e, rel, abs, data };
+    });
+    return this.locked(async () => {
+      const ctx = await this.ctx(t);
+      for (const c of checked) await this.guardAsync(t, c.rel, peer, () => checkExistingAncestor(ctx.rootReal, c.abs, c.rel));
+      let applied = 0;
+      for (const { e, rel, abs, data } of checked) {
+        switch (e.op) {
+          case 'file': {
+            const dir = await ensureParent(ctx.rootReal, abs, rel);
+            const tmp = await writeTemp(abs, data!);
+            await this.finalizeFile(ctx, rel, abs, tmp, e.sha256, e.mode, e.mtimeMs);
+            ctx.dirs.add(dir);
+            break;
+          }
+          case 'dir':
+            await this.applyDir(ctx, rel, abs, e.mode);
+            break;
+          case 'link':
+            await this.applyLink(ctx, rel, abs, e.target);
+            break;
+          case 'delete':
+            if (await this.remove(ctx, rel, abs)) this.st.deletes++;
+            ctx.dirs.add(posix.dirname(abs));
+            break;
+        }
+        applied++;
+      }
+      return this.finish(ctx, applied);
+    });
+  }
+
+  /** A large file streamed by the primary: hashed while written to a temp file, renamed only when it matches. */
+  async receiveFile(q: FileQuery, body: Readable, peer = 'peer'): Promise<ApplyResult> {
+    const t = this.tree(q.tree);
+    const { rel, abs } = this.checkPath(t, q.path, peer);
+    const rootReal = (await this.ctx(t)).rootReal;
+    await this.guardAsync(t, rel, peer, () => ensureParent(rootReal, abs, rel));
+    const tmp = tempPathFor(abs);
+    const h = createHash('sha256');
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        h.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      const got = h.digest('hex');
+      if (got !== q.sha256) throw new HaError('FILES_FAILED', `checksum mismatch for ${rel} (sent ${q.sha256}, got ${got}); the file was not replaced and will be resent`, { path: rel });
+      const fh = await open(tmp, 'r+');
+      await fh.sync().finally(() => fh.close());
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    return this.locked(async () => {
+      const ctx = await this.ctx(t);
+      await this.finalizeFile(ctx, rel, abs, tmp, q.sha256, q.mode, q.mtime).catch(async (err) => {
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      });
+      ctx.dirs.add(posix.dirname(abs));
+      return this.finish(ctx, 1);
+    });
+  }
+
+  private tree(name: string): Tree {
+    const t = this.trees.get(name);
+    if (!t) throw new HaError('FILES_FAILED', `unknown tree "${name}": configure a tree of that name under files.trees on this node`, { tree: name, status: 404 });
+    return t;
+  }
+
+  private checkPath(t: Tree, path: string, peer: string): { rel: string; abs: string } {
+    const r = this.guard(t, path, peer, () => resolveInTree(t.root, path));
+    if (isTempName(r.rel)) this.guard(t, path, peer, () => { throw new HaError('FILES_PATH_OUTSIDE_TREE', `refused ${path}: reserved temp-file name`); });
+    return r;
+  }
+
+  /** Run a check; on FILES_PATH_OUTSIDE_TREE record a refusal event before rethrowing. */
+  private guard<T>(t: Tree, path: string, peer: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.refused(t, path, peer, err);
+      throw err;
+    }
+  }
+
+  private async guardAsync<T>(t: Tree, path: string, peer: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.refused(t, path, peer, err);
+      throw err;
+    }
+  }
+
+  private refused(t: Tree, path: string, peer: string, err: unknown): void {
+    if (!(err instanceof HaError) || err.code !== 'FILES_PATH_OUTSIDE_TREE') return;
+    this.st.refused++;
+    this.opts.events?.emit({
+      type: 'files_path_refused',
+      severity: 'warning',
+      message: `Refused a file-sync path from ${peer} outside tree "${t.cfg.name}": ${errorMessage(err)}; nothing was written.`,
+      details: { tree: t.cfg.name, path: String(path).slice(0, 300), peer },
+    });
+  }
+
+  private async ctx(t: Tree): Promise<Ctx> {
+    await this.records.load();
+    await mkdir(t.root, { recursive: true });
+    return { tree: t, rootReal: await realpath(t.root), quarantined: 0, dirs: new Set() };
+  }
+
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async finish(ctx: Ctx, applied: number): Promise<ApplyResult> {
+    for (const d of ctx.dirs) await syncDir(d);
+    await this.records.save();
+    this.st.batches++;
+    this.st.lastAppliedAt = new Date(this.clock.nowMs()).toISOString();
+    if (ctx.quarantined > 0) {
+      this.st.quarantined += ctx.quarantined;
+      this.st.lastQuarantineId = ctx.qid!;
+      this.opts.events?.emit({
+        type: 'files_quarantined',
+        severity: 'warning',
+        message: `Moved ${ctx.quarantined} locally changed file(s) of tree "${ctx.tree.cfg.name}" to ${posix.join(this.opts.quarantineDir!, ctx.qid!)} before replacing them with the primary's copy.`,
+        details: { tree: ctx.tree.cfg.name, count: ctx.quarantined, quarantineId: ctx.qid },
+      });
+    }
+    return { applied, quarantined: ctx.quarantined, ...(ctx.qid ? { quarantineId: ctx.qid } : {}) };
+  }
+
+  private async finalizeFile(ctx: Ctx, rel: string, abs: string, tmp: string, sha256: string, mode: number, mtimeMs: number): Promise<void> {
+    const cur = await lstatOrNull(abs);
+    if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
+    else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, sha256);
+    await chmod(tmp, mode);
+    const mtime = mtimeMs / 1000;
+    await utimes(tmp, mtime, mtime);
+    await rename(tmp, abs);
+    this.records.set(ctx.tree.cfg.name, rel, sha256);
+    this.st.filesApplied++;
+  }
+
+  private async applyDir(ctx: Ctx, rel: string, abs: string, mode: number): Promise<void> {
+    const cur = await lstatOrNull(abs);
+    if (cur && !cur.isDirectory()) await this.remove(ctx, rel, abs);
+    await ensureParent(ctx.rootReal, abs, rel);
+    await mkdir(abs, { recursive: true });
+    await chmod(abs, mode);
+  }
+
+  private async applyLink(ctx: Ctx, rel: string, abs: string, target: string): Promise<void> {
+    const dir = await ensureParent(ctx.rootReal, abs, rel);
+    const cur = await lstatOrNull(abs);
+    if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
+    else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, null);
+    const tmp = tempPathFor(abs);
+    await symlink(target, tmp);
+    await rename(tmp, abs);
+    this.records.delete(ctx.tree.cfg.name, rel);
+    ctx.dirs.add(dir);
+  }
+
+  /** Remove whatever is at `abs` (files below a directory are checked for divergence one by one). */
+  private async remove(ctx: Ctx, rel: string, abs: string): Promise<boolean> {
+    const cur = await lstatOrNull(abs);
+    if (!cur) return false;
+    if (cur.isDirectory()) {
+      for (const name of await readdir(abs)) await this.remove(ctx, `${rel}/${name}`, posix.join(abs, name));
+      await rm(abs, { recursive: true, force: true });
+    } else {
+      if (cur.isFile() && !isTempName(rel)) await this.quarantineIfDiverged(ctx, rel, abs, null);
+      await rm(abs, { force: true });
+    }
+    this.records.delete(ctx.tree.cfg.name, rel);
+    this.cache.forget(abs);
+    return true;
+  }
+
+  /**
+   * Move the local file aside when its content is neither what we last received nor what is arriving.
+   * A file with no record (never received) counts as written here, so it is kept too.
+   */
+  private async quarantineIfDiverged(ctx: Ctx, rel: string, abs: string, incomingSha: string | null): Promise<void> {
+    const qdir = this.opts.quarantineDir;
+    if (!qdir) return;
+    const local = await sha256File(abs);
+    if (local === incomingSha || local === this.records.get(ctx.tree.cfg.name, rel)) return;
+    ctx.qid ??= newQuarantineId(this.clock.nowMs());
+    await moveToQuarantine(qdir, ctx.qid, ctx.tree.cfg.name, rel, abs);
+    ctx.quarantined++;
+  }
+}

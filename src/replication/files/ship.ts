@@ -1,0 +1,153 @@
+/**
+ * Sends one set of changed paths of a tree to the receiver: deletes first (deepest first), then
+ * directories (shallowest first), then small files and links inline in JSON batches, then large
+ * files streamed one by one with their checksum in the signed path.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { PeerTransport } from '../../ports.js';
+import type { ApplyResult, BatchEntry, ManifestEntry } from './protocol.js';
+import { isMissing, sha256File } from './scan.js';
+
+export interface ShipTarget {
+  transport: PeerTransport;
+  peerUrl: string;
+  /** Mount point of the receiver's router, e.g. "/peer/files". */
+  basePath: string;
+  timeoutMs: number;
+  largeFileBytes: number;
+  /** Upper bound of raw file bytes per JSON batch request. */
+  maxBatchBytes: number;
+  maxBatchEntries: number;
+}
+
+/** A path and what the primary has there now (null: it is gone, so delete it). */
+export interface LocalItem {
+  rel: string;
+  entry: ManifestEntry | null;
+}
+
+export interface ShipResult {
+  entries: number;
+  bytes: number;
+  quarantined: number;
+}
+
+const depth = (rel: string) => rel.split('/').length;
+
+/** Query-string encoding that leaves nothing for a URL parser to re-encode (the path is signed). */
+export function encodeQueryValue(v: string): string {
+  return encodeURIComponent(v).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+/** Drop deletes whose parent directory is deleted too (the receiver removes the whole subtree). */
+function compressDeletes(rels: string[]): string[] {
+  const set = new Set(rels);
+  return rels.filter((r) => {
+    for (let p = posix.dirname(r); p !== '.'; p = posix.dirname(p)) if (set.has(p)) return false;
+    return true;
+  });
+}
+
+/** Read a small file with the stat taken from the same open file, or null when it vanished. */
+async function readSmall(abs: string): Promise<{ data: Buffer; mode: number; mtimeMs: number } | null> {
+  let fh;
+  try {
+    fh = await open(abs, 'r');
+    const st = await fh.stat();
+    if (!st.isFile()) return null;
+    const data = await fh.readFile();
+    return { data, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+export async function shipItems(
+  t: ShipTarget,
+  tree: { name: string; root: string },
+  items: LocalItem[],
+  onProgress: (done: number) => void = () => undefined,
+): Promise<ShipResult> {
+  const deletes = compressDeletes(items.filter((i) => !i.entry).map((i) => i.rel)).sort((a, b) => depth(b) - depth(a));
+  const dirs = items.filter((i) => i.entry?.type === 'dir').sort((a, b) => depth(a.rel) - depth(b.rel));
+  const rest = items.filter((i) => i.entry && i.entry.type !== 'dir');
+  const large: { rel: string }[] = [];
+  const out: ShipResult = { entries: 0, bytes: 0, quarantined: 0 };
+
+  let batch: BatchEntry[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const res = await t.transport.post<ApplyResult>(t.peerUrl, `${t.basePath}/batch`, { tree: tree.name, entries: batch }, t.timeoutMs);
+    out.entries += batch.length;
+    out.bytes += batchBytes;
+    out.quarantined += res.quarantined ?? 0;
+    onProgress(batch.length);
+    batch = [];
+    batchBytes = 0;
+  };
+  const add = async (e: BatchEntry, bytes = 0) => {
+    if (batch.length > 0 && (batch.length >= t.maxBatchEntries || batchBytes + bytes > t.maxBatchBytes)) await flush();
+    batch.push(e);
+    batchBytes += bytes;
+  };
+
+  for (const rel of deletes) await add({ op: 'delete', path: rel });
+  for (const d of dirs) if (d.entry?.type === 'dir') await add({ op: 'dir', path: d.rel, mode: d.entry.mode });
+  for (const i of rest) {
+    const e = i.entry!;
+    if (e.type === 'link') await add({ op: 'link', path: i.rel, target: e.target });
+    else if (e.type === 'file') {
+      if (e.size > t.largeFileBytes) {
+        large.push({ rel: i.rel });
+        continue;
+      }
+      const f = await readSmall(posix.join(tree.root, i.rel));
+      if (!f) await add({ op: 'delete', path: i.rel });
+      else {
+        const sha256 = createHash('sha256').update(f.data).digest('hex');
+        await add({ op: 'file', path: i.rel, mode: f.mode, mtimeMs: f.mtimeMs, sha256, data: f.data.toString('base64') }, f.data.length);
+      }
+    }
+  }
+  await flush();
+
+  for (const { rel } of large) {
+    const abs = posix.join(tree.root, rel);
+    let fh;
+    try {
+      fh = await open(abs, 'r');
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      await add({ op: 'delete', path: rel });
+      await flush();
+      continue;
+    }
+    try {
+      const st = await fh.stat();
+      const sha256 = await sha256File(abs);
+      const q = [
+        `tree=${encodeQueryValue(tree.name)}`,
+        `path=${encodeQueryValue(rel)}`,
+        `sha256=${sha256}`,
+        `mode=${st.mode & 0o7777}`,
+        `mtime=${st.mtimeMs}`,
+      ].join('&');
+      const body = createReadStream('', { fd: fh, autoClose: false, start: 0 });
+      const res = await t.transport.putStream<ApplyResult>(t.peerUrl, `${t.basePath}/file?${q}`, body, st.size, Math.max(t.timeoutMs, 120_000));
+      out.entries++;
+      out.bytes += st.size;
+      out.quarantined += res.quarantined ?? 0;
+      onProgress(1);
+    } finally {
+      await fh.close();
+    }
+  }
+  return out;
+}
