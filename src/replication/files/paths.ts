@@ -39,7 +39,7 @@ export function resolveInTree(root: string, rel: string): { rel: string; abs: st
 /** Whether `p` is `root` itself or below it (both absolute, already resolved). */
 export function isInside(root: string, p: string): boolean {
   const r = posix.relative(root, p);
-  return r === '' || (!r.startsWith('..') && !posix.isAbsolute(r));
+  return r === '' || (r !== '..' && !r.startsWith('../') && !posix.isAbsolute(r));
 }
 
 /**
