@@ -152,3 +152,26 @@ describe('notifications end to end', () => {
     email.close();
   });
 });
+
+describe('createNotifiers', () => {
+  it('builds the configured notifiers and passes the event filter through', async () => {
+    const { createNotifiers } = await import('../../adapters/notify/index.js');
+    const { notifyConfigSchema } = await import('../../src/monitor/config.js');
+    const built = createNotifiers(
+      notifyConfigSchema.parse({
+        webhook: { url: `http://127.0.0.1:${httpPort}/hook` },
+        email: { smtp: { host: '127.0.0.1', port: smtpPort }, from: 'a@example.test', to: ['b@example.test'] },
+        events: ['failover'],
+      }),
+    );
+    expect(built.notifiers.map((n) => n.name)).toEqual([`webhook http://127.0.0.1:${httpPort}`, `email 127.0.0.1:${smtpPort}`]);
+    expect(built.notifyTypes).toEqual(['failover']);
+    const bus = new EventBus('head-b', () => 1, { notifiers: built.notifiers, notifyTypes: built.notifyTypes });
+    const before = subjects.length;
+    bus.emit({ type: 'service_failed', severity: 'warning', message: 'filtered out' });
+    bus.emit({ type: 'failover', severity: 'critical', message: 'sent' });
+    await bus.flush();
+    built.close();
+    expect(subjects.slice(before)).toEqual(['[nimbus-ha] failover on head-b']);
+  });
+});
