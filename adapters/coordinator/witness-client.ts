@@ -1,0 +1,25 @@
+import type { Coordinator, LeaseAnswer, PeerTransport } from '../../src/ports.js';
+
+/** Coordinator port over the `nimbus-ha witness` HTTP API (HMAC-signed through the peer transport). */
+export class WitnessCoordinator implements Coordinator {
+  constructor(
+    private readonly url: string,
+    private readonly transport: PeerTransport,
+  ) {}
+
+  describe(): string {
+    return `witness ${this.url}`;
+  }
+
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number): Promise<LeaseAnswer> {
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/acquire', { node, epoch, leaseMs }, timeoutMs);
+  }
+
+  release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer> {
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/release', { node, epoch }, timeoutMs);
+  }
+
+  read(timeoutMs: number): Promise<LeaseAnswer> {
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/read', {}, timeoutMs);
+  }
+}

@@ -1,0 +1,148 @@
+import { timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Registry } from 'prom-client';
+import type { Agent } from '../cluster/agent.js';
+import type { HeartbeatMessage } from '../cluster/heartbeat.js';
+import type { EventBus } from '../events/bus.js';
+import { captureRawBody, requirePeerAuth } from '../peer/auth.js';
+
+export interface ApiDeps {
+  agent: Agent;
+  bus: EventBus;
+  metrics: Registry;
+  secret: string;
+  adminToken: string;
+  /** Feature routers mounted under /peer/<name> behind HMAC authentication. */
+  peerRouters?: Record<string, Router>;
+  /** Feature routers that accept streamed (unsigned-body) requests, checked by content hash. */
+  streamPeerRouters?: Record<string, Router>;
+}
+
+function tokenOk(header: string | undefined, token: string): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice(7));
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/**
+ * The sidecar's HTTP API: health for load balancers, status, metrics, events, admin (bearer token) and
+ * peer (HMAC) routes. Admin routes only queue requests; the agent's next cycle acts on them.
+ */
+export function createApp(d: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // -- health: 200 or 503, JSON on GET, empty on HEAD (express handles HEAD via GET) --
+  const health = (res: Response, ok: boolean, body: Record<string, unknown>) => {
+    res.status(ok ? 200 : 503).set('cache-control', 'no-store').json({ ok, role: d.agent.role, epoch: d.agent.epoch, ...body });
+  };
+  app.get('/health', (_req, res) => {
+    const healthy = d.agent.role !== 'starting' && d.agent.role !== 'fenced' && (d.agent.status().healthy as boolean);
+    health(res, healthy, { healthy });
+  });
+  app.get('/primary', (_req, res) => {
+    health(res, d.agent.role === 'primary', {});
+  });
+  app.get('/standby', (req, res) => {
+    const max = req.query.max_lag_ms;
+    let maxLag: number | null = null;
+    if (max !== undefined) {
+      maxLag = Number(max);
+      if (!Number.isFinite(maxLag) || maxLag < 0) {
+        res.status(400).json({ error: 'USAGE', message: 'max_lag_ms must be a non-negative number of milliseconds' });
+        return;
+      }
+    }
+    const lag = d.agent.lagMs();
+    const isStandby = d.agent.role === 'standby';
+    const healthy = d.agent.status().healthy as boolean;
+    const lagOk = maxLag === null || (lag !== null && lag <= maxLag);
+    health(res, isStandby && healthy && lagOk, { lag_ms: lag, max_lag_ms: maxLag, healthy });
+  });
+  app.get('/status', (_req, res) => {
+    res.set('cache-control', 'no-store').json(d.agent.status());
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', d.metrics.contentType).send(await d.metrics.metrics());
+  });
+  app.get('/events', (req, res) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    const types = typeof req.query.type === 'string' ? req.query.type.split(',') : undefined;
+    res.json({ events: d.bus.recent({ limit, types }) });
+  });
+
+  // -- admin: bearer token; 401 changes nothing --
+  const admin = express.Router();
+  admin.use((req: Request, res: Response, next: NextFunction) => {
+    if (!tokenOk(req.headers.authorization, d.adminToken)) {
+      d.bus.emit({ type: 'admin_auth_failed', severity: 'warning', message: `rejected ${req.method} ${req.originalUrl} from ${req.ip}: missing or wrong bearer token` });
+      res.status(401).set('www-authenticate', 'Bearer').json({ error: 'ADMIN_AUTH_FAILED', message: 'missing or wrong bearer token (see adminToken / NHA_ADMIN_TOKEN)' });
+      return;
+    }
+    next();
+  });
+  admin.use(express.json({ limit: '16kb' }));
+  admin.post('/switchover', (req, res) => {
+    const to = typeof req.body?.to === 'string' ? req.body.to : null;
+    res.status(202).json(d.agent.request('switchover', to));
+  });
+  admin.post('/failback', (_req, res) => {
+    res.status(202).json(d.agent.request('failback'));
+  });
+  admin.post('/maintenance', (req, res) => {
+    const on = req.body?.on;
+    if (typeof on !== 'boolean') {
+      res.status(400).json({ error: 'USAGE', message: 'expected a JSON body {"on": true|false}' });
+      return;
+    }
+    res.json(d.agent.setMaintenance(on));
+  });
+  admin.get('/requests/:id', (req, res) => {
+    const r = d.agent.getRequest(req.params.id);
+    if (!r) res.status(404).json({ error: 'USAGE', message: 'no such request' });
+    else res.json(r);
+  });
+  app.use('/admin', admin);
+
+  // -- peer: HMAC only --
+  const onReject = (reason: string, req: Request) =>
+    d.bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected ${req.method} ${req.originalUrl} from ${req.ip}: ${reason}` });
+  for (const [name, router] of Object.entries(d.streamPeerRouters ?? {})) {
+    app.use(`/peer/${name}`, requirePeerAuth(d.secret, { allowStream: true, onReject }), router);
+  }
+  const peer = express.Router();
+  peer.use(express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { onReject }));
+  peer.post('/heartbeat', (req, res) => {
+    const msg = req.body as HeartbeatMessage;
+    if (typeof msg?.node !== 'string' || typeof msg.epoch !== 'number' || typeof msg.role !== 'string') {
+      res.status(400).json({ error: 'USAGE', message: 'malformed heartbeat' });
+      return;
+    }
+    res.json(d.agent.receiveHeartbeat(msg));
+  });
+  peer.post('/vote', (req, res) => {
+    const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
+    if (typeof node !== 'string' || !Number.isInteger(epoch)) {
+      res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
+      return;
+    }
+    res.json(d.agent.receiveVote(node, epoch as number));
+  });
+  peer.post('/takeover', (req, res) => {
+    const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
+    if (typeof node !== 'string' || !Number.isInteger(epoch)) {
+      res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
+      return;
+    }
+    res.json(d.agent.receiveTakeover(node, epoch as number));
+  });
+  for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, router);
+  app.use('/peer', peer);
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'NOT_FOUND', message: 'no such route (see docs/openapi.yaml)' });
+  });
+  return app;
+}

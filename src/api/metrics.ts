@@ -1,0 +1,83 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Agent } from '../cluster/agent.js';
+import type { EventBus } from '../events/bus.js';
+import type { Role } from '../ports.js';
+
+const ROLES: Role[] = ['starting', 'standby', 'primary', 'fenced', 'maintenance'];
+
+/** Extra gauges a data path registers (repository lag, files behind...). */
+export type MetricsExtension = (registry: Registry) => void;
+
+/**
+ * Prometheus metrics. Gauges are computed when scraped (collect callbacks), so an idle sidecar does no
+ * metric work between scrapes.
+ */
+export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsExtension[] = []): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_process_' });
+  new Gauge({
+    name: 'nimbus_ha_role',
+    help: '1 for the current role of this node, 0 for the others',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      for (const r of ROLES) this.set({ role: r }, agent.role === r ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_epoch',
+    help: 'current epoch of this node',
+    registers: [registry],
+    collect() {
+      this.set(agent.epoch);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_heartbeat_age_seconds',
+    help: 'time since the last successful heartbeat round trip, per peer path',
+    labelNames: ['peer', 'path'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of agent.pathAgesMs()) this.set({ peer: p.peer, path: p.url }, p.ageMs === null ? -1 : p.ageMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_replication_lag_seconds',
+    help: 'largest replication lag reported by the data paths (database, repository, files)',
+    registers: [registry],
+    collect() {
+      const lag = agent.lagMs();
+      this.set(lag === null ? 0 : lag / 1000);
+    },
+  });
+  const failovers = new Counter({ name: 'nimbus_ha_failovers_total', help: 'promotions of this node by kind', labelNames: ['kind'], registers: [registry] });
+  const fences = new Counter({ name: 'nimbus_ha_fenced_total', help: 'times this node fenced itself', registers: [registry] });
+  const events = new Counter({ name: 'nimbus_ha_events_total', help: 'events recorded by type', labelNames: ['type'], registers: [registry] });
+  const cycle = new Histogram({
+    name: 'nimbus_ha_decision_cycle_seconds',
+    help: 'duration of the last decision cycles',
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  let lastCycles = 0;
+  new Gauge({
+    name: 'nimbus_ha_decision_cycles_total',
+    help: 'decision cycles run since start',
+    registers: [registry],
+    collect() {
+      if (agent.stats.cycles !== lastCycles) {
+        cycle.observe(agent.stats.lastCycleMs / 1000);
+        lastCycles = agent.stats.cycles;
+      }
+      this.set(agent.stats.cycles);
+    },
+  });
+  bus.on((e) => {
+    events.inc({ type: e.type });
+    if (e.type === 'failover' || e.type === 'switchover' || e.type === 'promoted') failovers.inc({ kind: e.type });
+    if (e.type === 'fenced') fences.inc();
+  });
+  for (const ext of extensions) ext(registry);
+  return registry;
+}

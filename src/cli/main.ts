@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { HaError, errorMessage } from '../errors.js';
+import { clusterConfigSchema } from '../config/schema.js';
+import { clusterCrossChecks } from '../config/checks.js';
+import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
+import { EXAMPLE_CONFIG } from '../config/example.js';
+import { startNode } from './node.js';
+import { apiRequest } from './http.js';
+import { formatStatus } from './status-format.js';
+import { runWitness } from './witness.js';
+import { registerAvailabilityCommand } from './availability.js';
+import { runDemo } from './demo.js';
+
+const program = new Command();
+program.name('nimbus-ha').description('High-availability sidecar for IaaS head nodes').showHelpAfterError();
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return '0.0.0';
+  }
+}
+program.version(version());
+
+const urlOption = () => new Option('--url <url>', 'API of a nimbus-ha node').env('NHA_URL').default('http://127.0.0.1:8701');
+const tokenOption = () => new Option('--token <token>', 'admin bearer token').env('NHA_ADMIN_TOKEN');
+
+program
+  .command('run')
+  .description('run the sidecar for one node')
+  .requiredOption('-c, --config <file>', 'node config file (YAML)')
+  .action(async (opts: { config: string }) => {
+    const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const node = await startNode(cfg);
+    let stopping = false;
+    const shutdown = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      node.bus.emit({ type: 'agent_stopping', severity: 'info', message: `stopping on ${sig}` });
+      await node.stop();
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+  });
+
+program
+  .command('witness')
+  .description('run the witness: the third vote of a two-node cluster')
+  .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8790')
+  .requiredOption('--data-dir <dir>', 'where the witness persists its epoch and lease holder')
+  .addOption(new Option('--secret <secret>', 'shared HMAC secret of the cluster').env('NHA_SECRET'))
+  .option('--max-lease-ms <ms>', 'upper bound of any lease', '10000')
+  .action(async (opts: { listen: string; dataDir: string; secret?: string; maxLeaseMs: string }) => {
+    if (!opts.secret || opts.secret.length < 16) throw new HaError('USAGE', 'the witness needs the cluster secret (at least 16 characters): --secret or NHA_SECRET');
+    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret: opts.secret, maxLeaseMs: Number(opts.maxLeaseMs) });
+  });
+
+program
+  .command('status')
+  .description('show the state of a node (role, epoch, lease, peers and paths, services, replication)')
+  .addOption(urlOption())
+  .option('--json', 'print the raw /status JSON')
+  .action(async (opts: { url: string; json?: boolean }) => {
+    const { data } = await apiRequest<Record<string, unknown>>('GET', opts.url, '/status');
+    console.log(opts.json ? JSON.stringify(data, null, 2) : formatStatus(data));
+  });
+
+async function waitRequest(url: string, token: string | undefined, id: string, timeoutMs: number): Promise<{ state: string; message: string }> {
+  const until = Date.now() + timeoutMs;
+  let last = { state: 'pending', message: '' };
+  while (Date.now() < until) {
+    const { status, data } = await apiRequest<{ state: string; message: string }>('GET', url, `/admin/requests/${id}`, { token });
+    if (status === 200) last = data;
+    if (last.state === 'done' || last.state === 'refused') return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return last;
+}
+
+async function adminAction(kind: 'switchover' | 'failback', opts: { url: string; token?: string; to?: string; wait: string }) {
+  const { status, data } = await apiRequest<{ id: string; message: string; error?: string }>('POST', opts.url, `/admin/${kind}`, { token: opts.token, body: kind === 'switchover' ? { to: opts.to } : {} });
+  if (status !== 202) throw new HaError('USAGE', `${kind} not accepted (HTTP ${status}): ${data.message ?? JSON.stringify(data)}`);
+  const r = await waitRequest(opts.url, opts.token, data.id, Number(opts.wait));
+  console.log(`${kind}: ${r.state}: ${r.message}`);
+  if (r.state === 'refused') process.exitCode = 1;
+}
+
+program
+  .command('switchover')
+  .description('planned handover of the primary role to the standby (zero data loss)')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .option('--to <node>', 'target node (default: the peer)')
+  .option('--wait <ms>', 'how long to wait for the outcome', '60000')
+  .action((opts) => adminAction('switchover', opts));
+
+program
+  .command('failback')
+  .description('return the primary role to the preferred node once it is fully caught up')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .option('--wait <ms>', 'how long to wait for the outcome', '120000')
+  .action((opts) => adminAction('failback', opts));
+
+program
+  .command('maintenance')
+  .description('pause (on) or resume (off) automatic promotion, handover and restarts')
+  .argument('<state>', 'on or off')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .action(async (state: string, opts: { url: string; token?: string }) => {
+    if (state !== 'on' && state !== 'off') throw new HaError('USAGE', 'maintenance takes "on" or "off"');
+    const { status, data } = await apiRequest<{ message: string }>('POST', opts.url, '/admin/maintenance', { token: opts.token, body: { on: state === 'on' } });
+    if (status !== 200) throw new HaError('USAGE', `maintenance not accepted (HTTP ${status}): ${JSON.stringify(data)}`);
+    console.log(data.message);
+  });
+
+const config = program.command('config').description('check or print configuration');
+config
+  .command('check')
+  .argument('<file>', 'node config file')
+  .description('validate a config file; exit 1 with every problem as `key: problem (expected …)`')
+  .action((file: string) => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new HaError('CONFIG_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    }
+    const r = parseConfigText(text, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    if (!r.config) {
+      console.error(`${file}: ${r.problems.length} problem(s)\n${formatProblems(r.problems)}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(`${file}: ok (node ${r.config.node}, ${r.config.peers.length} peer(s), witness ${r.config.witness ? 'yes' : 'no'}, vip ${r.config.vip.kind})`);
+  });
+config
+  .command('example')
+  .description('print a commented, valid example config')
+  .action(() => {
+    process.stdout.write(EXAMPLE_CONFIG);
+  });
+
+program
+  .command('demo')
+  .description('two-node demo on loopback: witness + two sidecars, kill -9 the primary, measure, switch back')
+  .option('--once', 'run the scenario once and exit (default: leave the stack up until Ctrl-C)')
+  .option('--json', 'print one JSON report instead of the step-by-step text')
+  .option('--dir <dir>', 'working directory for the demo (default: a temp dir)')
+  .action(async (opts: { once?: boolean; json?: boolean; dir?: string }) => {
+    await runDemo(opts);
+  });
+
+registerAvailabilityCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof HaError) {
+    console.error(`error: ${err.message}`);
+    process.exitCode = err.code === 'USAGE' ? 2 : 1;
+  } else {
+    console.error(`error: ${errorMessage(err)}`);
+    process.exitCode = 1;
+  }
+});

@@ -1,0 +1,120 @@
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { Router } from 'express';
+import pino from 'pino';
+import type { Vip } from '../ports.js';
+import { systemClock } from '../clock.js';
+import { EventBus } from '../events/bus.js';
+import { EpochStore } from '../cluster/epoch-store.js';
+import { Agent, type HealthSource, type RoleHooks } from '../cluster/agent.js';
+import { createApp } from '../api/app.js';
+import { createMetrics, type MetricsExtension } from '../api/metrics.js';
+import { PeerClient } from '../peer/client.js';
+import type { ClusterConfig, VipConfig } from '../config/schema.js';
+import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
+import { CommandVip } from '../../adapters/vip/command.js';
+import { LinuxIpVip, linuxIpVipConfigSchema } from '../../adapters/vip/linux-ip.js';
+import { WitnessCoordinator } from '../../adapters/coordinator/witness-client.js';
+
+export function makeVip(cfg: VipConfig): Vip | null {
+  switch (cfg.kind) {
+    case 'none':
+      return null;
+    case 'bind-proxy':
+      return new BindProxyVip(cfg.listen, cfg.target);
+    case 'command':
+      return new CommandVip(cfg);
+    case 'linux-ip':
+      return new LinuxIpVip(linuxIpVipConfigSchema.parse(cfg));
+    default: {
+      const never: never = cfg;
+      throw new Error(`unknown vip kind ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+export interface RunningNode {
+  agent: Agent;
+  bus: EventBus;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface NodeExtras {
+  health?: HealthSource;
+  hooks?: RoleHooks[];
+  peerRouters?: Record<string, Router>;
+  streamPeerRouters?: Record<string, Router>;
+  metrics?: MetricsExtension[];
+  /** Called once the agent exists (wire monitors and replicators that need it). */
+  onAgent?: (agent: Agent, bus: EventBus) => void;
+  onStop?: () => Promise<void>;
+}
+
+const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => false, status: () => [] };
+
+/** Compose a sidecar from its config: epoch store, event bus, transport, witness, VIP, agent, API. */
+export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Promise<RunningNode> {
+  const log = pino({ level: cfg.log.level, base: { node: cfg.node } }, pino.destination(2));
+  const store = EpochStore.inDir(cfg.dataDir);
+  const bus = new EventBus(cfg.node, () => store.get().epoch, {
+    historyFile: cfg.history.file ?? join(cfg.dataDir, 'events.jsonl'),
+    ringSize: cfg.history.keep,
+  });
+  bus.on((e) => {
+    const level = e.severity === 'critical' ? 'warn' : 'info';
+    log[level]({ event: e.type, epoch: e.epoch, ...(e.details ? { details: e.details } : {}) }, e.message);
+  });
+  const transport = new PeerClient(cfg.node, cfg.secret);
+  const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.url, transport) : null;
+  const vip = makeVip(cfg.vip);
+  const agent = new Agent({
+    config: cfg,
+    clock: systemClock,
+    store,
+    bus,
+    transport,
+    coordinator,
+    vip,
+    health: extras.health ?? alwaysHealthy,
+    hooks: extras.hooks,
+    log,
+  });
+  extras.onAgent?.(agent, bus);
+  const metrics = createMetrics(agent, bus, extras.metrics);
+  const app = createApp({
+    agent,
+    bus,
+    metrics,
+    secret: cfg.secret,
+    adminToken: cfg.adminToken,
+    peerRouters: extras.peerRouters,
+    streamPeerRouters: extras.streamPeerRouters,
+  });
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(cfg.listen.port, cfg.listen.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
+  const url = `http://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`;
+  agent.start();
+  log.info({ url, epoch: store.get().epoch, vip: vip?.describe() ?? 'none' }, `nimbus-ha ${cfg.node} listening`);
+  return {
+    agent,
+    bus,
+    url,
+    async stop() {
+      await agent.stop();
+      await extras.onStop?.();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      transport.close();
+      await vip?.close();
+      await bus.flush();
+    },
+  };
+}

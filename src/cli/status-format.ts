@@ -1,0 +1,23 @@
+/** Human rendering of /status for `nimbus-ha status`. */
+export function formatStatus(s: Record<string, any>): string {
+  const lines: string[] = [];
+  const lease = s.lease ?? {};
+  lines.push(`node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? '   MAINTENANCE' : ''}   healthy ${s.healthy ? 'yes' : 'NO'}`);
+  lines.push(`decision: ${s.reason}`);
+  if (s.role === 'primary') lines.push(`lease: ${lease.votes}/${lease.voters} votes (majority ${lease.majority}), ${lease.remaining_ms ?? '∞'} ms left`);
+  if (s.vip) lines.push(`vip: ${s.vip.address} ${s.vip.held ? '(held)' : '(not held)'}`);
+  for (const p of s.peers ?? []) {
+    lines.push(`peer ${p.node}: ${p.alive ? 'alive' : 'DEAD'}, ${p.role ?? 'unknown'} at epoch ${p.epoch ?? '-'}, healthy ${p.healthy ? 'yes' : 'no'}, caught up ${p.caught_up ? 'yes' : 'no'}`);
+    for (const path of p.paths ?? []) {
+      lines.push(`  path ${path.url.padEnd(28)} ${path.age_ms === null ? 'never answered' : `${path.age_ms} ms ago`}${path.degraded ? '  DEGRADED' : ''}${path.last_error ? `  (${path.last_error})` : ''}`);
+    }
+  }
+  if (s.witness) {
+    const a = s.witness.last_answer;
+    lines.push(`witness ${s.witness.url}: ${s.witness.last_error ? `error: ${s.witness.last_error}` : a ? `epoch ${a.epoch}, holder ${a.holder ?? '-'}` : 'not asked yet'}`);
+  }
+  const services = Array.isArray(s.services) ? s.services : [];
+  for (const svc of services) lines.push(`service ${svc.name}: ${svc.healthy ? 'healthy' : 'FAILING'}${svc.restartsInWindow ? `, ${svc.restartsInWindow} restarts in window` : ''}${svc.escalated ? ', ESCALATED' : ''}`);
+  for (const [name, r] of Object.entries(s.replication ?? {})) lines.push(`${name}: ${JSON.stringify(r)}`);
+  return lines.join('\n');
+}

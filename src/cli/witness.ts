@@ -1,0 +1,23 @@
+import pino from 'pino';
+import { systemClock } from '../clock.js';
+import { WitnessState, createWitnessApp } from '../cluster/witness.js';
+import { HaError } from '../errors.js';
+
+/** Run the witness process until SIGTERM/SIGINT. */
+export async function runWitness(opts: { listen: string; file: string; secret: string; maxLeaseMs: number }): Promise<void> {
+  const m = /^(.*):(\d+)$/.exec(opts.listen);
+  if (!m) throw new HaError('USAGE', `--listen must be host:port, got ${opts.listen}`);
+  const log = pino({ base: { role: 'witness' } }, pino.destination(2));
+  const state = new WitnessState(systemClock, opts.file, opts.maxLeaseMs);
+  const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`));
+  const server = app.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  log.info({ listen: opts.listen, ...state.read() }, 'witness listening');
+  const stop = () => server.close(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,775 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, Coordinator, PeerTransport, Role, Vip } from '../ports.js';
+import { errorMessage } from '../errors.js';
+import type { EventBus } from '../events/bus.js';
+import type { ClusterConfig } from '../config/schema.js';
+import { decide, decideVote, leaseRemainingMs, validLeaseVotes, type Action, type AdminRequest, type Decision, type View } from './decide.js';
+import type { EpochStore } from './epoch-store.js';
+import { PeerLink, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
+
+/** Where local service health comes from (the service monitor, or a fixed answer). */
+export interface HealthSource {
+  healthy(): boolean;
+  /** A service failed beyond its restart budget: hand the primary role over. */
+  escalated(): boolean;
+  status(): unknown;
+  /** Role changes tell the monitor whether to restart/escalate (primary) or only watch. */
+  setRole?(role: Role): void;
+}
+
+/** Context handed to data-path hooks. */
+export interface HookContext {
+  node: string;
+  epoch: number;
+  peer: { node: string; urls: string[] } | null;
+  transport: PeerTransport;
+}
+
+/**
+ * A data path (database, repository, files, services started only on the primary) plugs into role
+ * changes here. Hooks must be quick or run their long work in the background.
+ */
+export interface RoleHooks {
+  readonly name: string;
+  /** After the promotion was granted, before the VIP moves: make this node writable. */
+  onPromote?(ctx: HookContext): Promise<void>;
+  /** After the VIP was released: stop writes (fenced) or become a standby (rejoin = follow the peer). */
+  onDemote?(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void>;
+  /** Planned handover: stop writes and wait until the peer has everything. Throwing aborts the handover. */
+  beforeHandover?(ctx: HookContext): Promise<void>;
+  /** On a standby when it learns of a (new) primary. */
+  onFollow?(ctx: HookContext & { primary: string }): Promise<void>;
+  /** True when this node has everything the primary has (used by switchover and fail-back checks). */
+  caughtUp?(): boolean;
+  /** Summary for /status, heartbeats and metrics. */
+  status?(): Record<string, unknown>;
+}
+
+export interface RequestRecord {
+  id: string;
+  kind: AdminRequest['kind'] | 'maintenance';
+  state: 'pending' | 'running' | 'done' | 'refused';
+  message: string;
+  createdAt: string;
+}
+
+export interface AgentDeps {
+  config: ClusterConfig;
+  clock: Clock;
+  store: EpochStore;
+  bus: EventBus;
+  transport: PeerTransport;
+  coordinator: Coordinator | null;
+  vip: Vip | null;
+  health: HealthSource;
+  hooks?: RoleHooks[];
+  log?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+}
+
+/** One record per failover / switchover / fail-back with timings, filled in as it happens. */
+interface TakeoverTiming {
+  kind: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
+  detectMs: number | null;
+  campaignStartedAt: number;
+  epochBefore: number;
+}
+
+/**
+ * The agent: gathers a view once per cycle, calls decide(), executes the actions through ports, records
+ * events. Only the agent changes role and epoch; admin calls enqueue requests the next cycle picks up.
+ */
+export class Agent {
+  role: Role = 'starting';
+  readonly startedAt: number;
+  private readonly peerLink: PeerLink | null;
+  private readonly peerCfg: ClusterConfig['peers'][number] | null;
+  private leaseAcks: Record<string, number> = {};
+  private witnessEpoch: number | null = null;
+  private witnessLast: { at: number; answer: unknown; error: string | null } | null = null;
+  private witnessInFlight = false;
+  private promise: { node: string; until: number } | null = null;
+  private election: View['election'] = null;
+  private lastCampaignAt: number | null = null;
+  private handover: View['handover'] = null;
+  private requests: AdminRequest[] = [];
+  private readonly requestLog: RequestRecord[] = [];
+  private takeoverOffer: number | null = null;
+  private vipHeld = false;
+  private lastDecision: Decision | null = null;
+  private lastReasonLogged = '';
+  private loopTimer: NodeJS.Timeout | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private cycling = false;
+  private again = false;
+  private stopped = false;
+  private peerWasAlive: boolean | null = null;
+  private peerDeadSince: number | null = null;
+  /** Silence (ms) after which the peer was declared dead, at the last alive -> dead transition. */
+  private lastDetectMs: number | null = null;
+  private lastPrimarySeenAt: number;
+  private pathDegraded: boolean[] = [];
+  private timing: TakeoverTiming | null = null;
+  private lastFollowed: string | null = null;
+  readonly stats = { cycles: 0, lastCycleMs: 0, failovers: 0, maxCycleMs: 0 };
+
+  constructor(private readonly d: AgentDeps) {
+    this.startedAt = d.clock.monotonicMs();
+    this.lastPrimarySeenAt = this.startedAt;
+    const cfg = d.config;
+    this.peerCfg = cfg.peers[0] ?? null;
+    this.peerLink = this.peerCfg
+      ? new PeerLink(this.peerCfg.node, this.peerCfg.urls, d.transport, d.clock, {
+          intervalMs: cfg.timings.heartbeatMs,
+          timeoutMs: cfg.timings.requestTimeoutMs,
+          message: () => this.heartbeatMessage(),
+          onReply: (reply, sentAt) => this.onHeartbeatReply(reply, sentAt),
+        })
+      : null;
+    this.pathDegraded = this.peerCfg ? this.peerCfg.urls.map(() => false) : [];
+  }
+
+  get epoch(): number {
+    return this.d.store.get().epoch;
+  }
+
+  get maintenance(): boolean {
+    return this.d.store.get().maintenance;
+  }
+
+  private get timings() {
+    return this.d.config.timings;
+  }
+
+  get voters(): number {
+    return 1 + this.d.config.peers.length + (this.d.coordinator ? 1 : 0);
+  }
+
+  get majority(): number {
+    if (this.d.config.quorum.allowTwoNodeWithoutWitness && !this.d.coordinator) return 1;
+    return Math.floor(this.voters / 2) + 1;
+  }
+
+  start(): void {
+    this.d.bus.emit({ type: 'agent_started', severity: 'info', message: `agent started as ${this.role} at epoch ${this.epoch}` });
+    this.peerLink?.start();
+    const cycleMs = Math.max(10, Math.min(50, Math.floor(this.timings.heartbeatMs / 2)));
+    this.loopTimer = setInterval(() => this.kick(), cycleMs);
+    this.renewTimer = setInterval(() => this.renewWitness(), this.timings.heartbeatMs);
+    this.kick();
+  }
+
+  async stop(opts: { releaseVip?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    if (this.loopTimer) clearInterval(this.loopTimer);
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.peerLink?.stop();
+    while (this.cycling) await this.d.clock.sleep(5);
+    if (opts.releaseVip !== false && this.d.vip) {
+      await this.d.vip.release(this.vipCtx('shutdown')).catch(() => undefined);
+      this.vipHeld = false;
+    }
+  }
+
+  /** Run a decision cycle now (coalesces with one already running). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.cycling) {
+      this.again = true;
+      return;
+    }
+    this.cycling = true;
+    void this.cycle()
+      .catch((err) => this.d.log?.error({ err: errorMessage(err) }, 'decision cycle failed'))
+      .finally(() => {
+        this.cycling = false;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  // ---- inputs from the API -------------------------------------------------------------------
+
+  /** Incoming heartbeat from the peer. */
+  receiveHeartbeat(msg: HeartbeatMessage): HeartbeatReply {
+    const now = this.d.clock.monotonicMs();
+    this.peerLink?.heard(msg);
+    let ack = false;
+    if (msg.role === 'primary' && msg.epoch >= this.epoch && this.role !== 'primary') {
+      this.promise = { node: msg.node, until: now + this.timings.leaseMs };
+      this.lastPrimarySeenAt = now;
+      ack = true;
+    }
+    if (msg.takeoverOffer !== null && msg.takeoverOffer > this.epoch) this.takeoverOffer = msg.takeoverOffer;
+    return { state: this.heartbeatMessage(), ack };
+  }
+
+  /** The peer asks for our vote for `epoch`. */
+  receiveVote(candidate: string, epoch: number): { granted: boolean; reason: string; epoch: number } {
+    const st = this.d.store.get();
+    const r = decideVote(
+      {
+        now: this.d.clock.monotonicMs(),
+        node: this.d.config.node,
+        role: this.role,
+        epoch: st.epoch,
+        votedFor: st.votedFor,
+        promise: this.promise,
+        handoverTo: this.handover?.to ?? null,
+      },
+      candidate,
+      epoch,
+    );
+    if (r.granted) this.d.store.update({ votedFor: { epoch, node: candidate } });
+    this.d.bus.emit({ type: r.granted ? 'vote_granted' : 'vote_refused', severity: 'info', message: `vote for ${candidate} at epoch ${epoch}: ${r.reason}` });
+    return { ...r, epoch: st.epoch };
+  }
+
+  /** The peer hands the primary role to us. */
+  receiveTakeover(from: string, epoch: number): { accepted: boolean; reason: string } {
+    if (epoch <= this.epoch) return { accepted: false, reason: `epoch ${epoch} is not above ours (${this.epoch})` };
+    this.takeoverOffer = epoch;
+    this.d.bus.emit({ type: 'takeover_offered', severity: 'info', message: `${from} offers the primary role at epoch ${epoch}` });
+    this.kick();
+    return { accepted: true, reason: 'campaigning now' };
+  }
+
+  /** Queue an admin request; the next cycle decides it. */
+  request(kind: 'switchover' | 'failback', to: string | null = null): RequestRecord {
+    const id = randomUUID();
+    const req: AdminRequest = kind === 'switchover' ? { id, kind, to } : { id, kind };
+    this.requests.push(req);
+    const rec: RequestRecord = { id, kind, state: 'pending', message: 'queued for the next decision cycle', createdAt: new Date(this.d.clock.nowMs()).toISOString() };
+    this.requestLog.push(rec);
+    if (this.requestLog.length > 50) this.requestLog.shift();
+    this.kick();
+    return rec;
+  }
+
+  setMaintenance(on: boolean): RequestRecord {
+    const was = this.maintenance;
+    if (was !== on) {
+      this.d.store.update({ maintenance: on });
+      this.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused' : 'maintenance mode off: automation resumed' });
+    }
+    const rec: RequestRecord = { id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'}${was === on ? ' (unchanged)' : ''}`, createdAt: new Date(this.d.clock.nowMs()).toISOString() };
+    this.requestLog.push(rec);
+    this.kick();
+    return rec;
+  }
+
+  getRequest(id: string): RequestRecord | undefined {
+    return this.requestLog.find((r) => r.id === id);
+  }
+
+  // ---- view and cycle ------------------------------------------------------------------------
+
+  private heartbeatMessage(): HeartbeatMessage {
+    const hooks = this.d.hooks ?? [];
+    const replication: Record<string, unknown> = {};
+    for (const h of hooks) if (h.status) replication[h.name] = h.status();
+    return {
+      node: this.d.config.node,
+      role: this.reportedRole(),
+      epoch: this.epoch,
+      healthy: this.d.health.healthy(),
+      caughtUp: hooks.every((h) => !h.caughtUp || h.caughtUp()),
+      takeoverOffer: this.handover ? this.handover.epoch : null,
+      sentAt: this.d.clock.nowMs(),
+      replication,
+    };
+  }
+
+  /** Role as shown to the world: maintenance overlays the underlying role except for a primary. */
+  reportedRole(): Role {
+    return this.role;
+  }
+
+  private onHeartbeatReply(reply: HeartbeatReply, sentAt: number): void {
+    if (this.role === 'primary' && reply.ack && this.peerCfg) {
+      const prev = this.leaseAcks[this.peerCfg.node] ?? 0;
+      if (sentAt > prev) this.leaseAcks[this.peerCfg.node] = sentAt;
+    }
+    const st = reply.state;
+    if (st.role === 'primary' && st.epoch >= this.epoch && this.role !== 'primary') {
+      this.lastPrimarySeenAt = this.d.clock.monotonicMs();
+    }
+    if (st.takeoverOffer !== null && st.takeoverOffer > this.epoch) this.takeoverOffer = st.takeoverOffer;
+    // A higher-epoch primary must be acted on at once, not at the next tick.
+    if (st.role === 'primary' && st.epoch > this.epoch) this.kick();
+  }
+
+  private renewWitness(): void {
+    const c = this.d.coordinator;
+    if (!c || this.role !== 'primary' || this.witnessInFlight || this.stopped) return;
+    this.witnessInFlight = true;
+    const sentAt = this.d.clock.monotonicMs();
+    const epoch = this.epoch;
+    c.acquire(this.d.config.node, epoch, this.timings.leaseMs, this.timings.requestTimeoutMs)
+      .then((a) => {
+        this.witnessLast = { at: this.d.clock.monotonicMs(), answer: a, error: null };
+        if (a.granted && epoch === this.epoch && this.role === 'primary') {
+          this.leaseAcks.witness = Math.max(this.leaseAcks.witness ?? 0, sentAt);
+        } else if (a.epoch > this.epoch) {
+          this.witnessEpoch = a.epoch;
+          this.kick();
+        }
+      })
+      .catch((err) => {
+        this.witnessLast = { at: this.d.clock.monotonicMs(), answer: null, error: errorMessage(err) };
+      })
+      .finally(() => {
+        this.witnessInFlight = false;
+      });
+  }
+
+  buildView(): View {
+    const now = this.d.clock.monotonicMs();
+    const cfg = this.d.config;
+    const t = this.timings;
+    const link = this.peerLink;
+    let peer: View['peer'] = null;
+    if (link && this.peerCfg) {
+      const st = link.lastState;
+      const alive = link.alive(now, t.deadAfterMs);
+      peer = {
+        node: this.peerCfg.node,
+        alive,
+        paths: link.pathAges(now),
+        role: st?.role ?? null,
+        epoch: st?.epoch ?? 0,
+        healthy: st?.healthy ?? false,
+        caughtUp: st?.caughtUp ?? false,
+        lastSeenAgeMs: link.lastHeardAt === null ? null : now - link.lastHeardAt,
+        takeoverOffer: this.takeoverOffer,
+      };
+      if (alive && st?.role === 'primary') this.lastPrimarySeenAt = now;
+    }
+    const preferred = cfg.preferredPrimary ? cfg.preferredPrimary === cfg.node : !this.peerCfg || cfg.node < this.peerCfg.node;
+    return {
+      now,
+      node: cfg.node,
+      role: this.role,
+      epoch: this.epoch,
+      maintenance: this.maintenance,
+      healthy: this.d.health.healthy(),
+      escalated: this.d.health.escalated(),
+      preferred,
+      uptimeMs: now - this.startedAt,
+      peer,
+      voters: this.voters,
+      majority: this.majority,
+      leaseAcks: { ...this.leaseAcks },
+      promiseUntil: this.promise?.until ?? 0,
+      witnessEpoch: this.witnessEpoch,
+      election: this.election,
+      lastCampaignAt: this.lastCampaignAt,
+      handover: this.handover,
+      request: this.requests[0] ?? null,
+      vipHeld: this.vipHeld,
+      noPrimaryForMs: this.role === 'primary' ? 0 : now - this.lastPrimarySeenAt,
+      timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs },
+    };
+  }
+
+  private async cycle(): Promise<void> {
+    const t0 = this.d.clock.monotonicMs();
+    const view = this.buildView();
+    this.observe(view);
+    const decision = decide(view);
+    this.lastDecision = decision;
+    if (decision.reason !== this.lastReasonLogged && !decision.reason.startsWith('no action')) {
+      this.d.log?.info({ role: this.role, epoch: this.epoch }, decision.reason);
+    }
+    this.lastReasonLogged = decision.reason;
+    for (const action of decision.actions) {
+      if (this.stopped) break;
+      await this.execute(action, view);
+    }
+    const ms = this.d.clock.monotonicMs() - t0;
+    this.stats.cycles++;
+    this.stats.lastCycleMs = ms;
+    this.stats.maxCycleMs = Math.max(this.stats.maxCycleMs, ms);
+  }
+
+  /** Events that are observations, not decisions: path health and peer liveness transitions. */
+  private observe(v: View): void {
+    const p = v.peer;
+    if (!p) return;
+    p.paths.forEach((path, i) => {
+      const silent = path.ageMs === null ? v.uptimeMs > this.timings.deadAfterMs : path.ageMs >= this.timings.deadAfterMs;
+      const others = p.paths.some((q, j) => j !== i && q.ageMs !== null && q.ageMs < this.timings.deadAfterMs);
+      if (silent && others && !this.pathDegraded[i]) {
+        this.pathDegraded[i] = true;
+        this.d.bus.emit({ type: 'path_degraded', severity: 'warning', message: `heartbeat path ${path.url} to ${p.node} silent; other paths still answer`, details: { url: path.url } });
+      } else if (!silent && this.pathDegraded[i]) {
+        this.pathDegraded[i] = false;
+        this.d.bus.emit({ type: 'path_restored', severity: 'info', message: `heartbeat path ${path.url} to ${p.node} answers again`, details: { url: path.url } });
+      }
+    });
+    if (this.peerWasAlive !== p.alive) {
+      if (this.peerWasAlive !== null || !p.alive) {
+        this.d.bus.emit({
+          type: p.alive ? 'peer_alive' : 'peer_dead',
+          severity: p.alive ? 'info' : 'critical',
+          message: p.alive ? `peer ${p.node} answers heartbeats` : `peer ${p.node} silent on all ${p.paths.length} path(s) for ${this.timings.deadAfterMs} ms`,
+          details: p.alive ? {} : { lastSeenAgeMs: p.lastSeenAgeMs },
+        });
+      }
+      this.peerDeadSince = p.alive ? null : v.now;
+      if (!p.alive) {
+        const freshest = Math.min(...p.paths.map((x) => x.ageMs ?? Number.POSITIVE_INFINITY));
+        this.lastDetectMs = Number.isFinite(freshest) ? Math.round(freshest) : null;
+      }
+      this.peerWasAlive = p.alive;
+    }
+  }
+
+  private vipCtx(reason: string) {
+    return { node: this.d.config.node, epoch: this.epoch, role: this.role, reason };
+  }
+
+  private hookCtx(): HookContext {
+    return {
+      node: this.d.config.node,
+      epoch: this.epoch,
+      peer: this.peerCfg ? { node: this.peerCfg.node, urls: this.peerCfg.urls } : null,
+      transport: this.d.transport,
+    };
+  }
+
+  private async runHooks(name: string, fn: (h: RoleHooks) => Promise<void> | undefined): Promise<void> {
+    for (const h of this.d.hooks ?? []) {
+      try {
+        await fn(h);
+      } catch (err) {
+        this.d.bus.emit({ type: 'hook_failed', severity: 'critical', message: `${h.name} ${name} failed: ${errorMessage(err)}`, details: { hook: h.name, phase: name } });
+        if (name === 'beforeHandover') throw err;
+      }
+    }
+  }
+
+  private async execute(a: Action, view: View): Promise<void> {
+    const now = () => this.d.clock.monotonicMs();
+    switch (a.kind) {
+      case 'setRole':
+        this.setRole(a.role);
+        return;
+      case 'adoptEpoch':
+        if (a.epoch > this.epoch) this.d.store.update({ epoch: a.epoch });
+        return;
+      case 'acquireVip': {
+        if (!this.d.vip) {
+          this.vipHeld = true;
+          return;
+        }
+        try {
+          await this.d.vip.acquire(this.vipCtx('primary'));
+          this.vipHeld = true;
+        } catch (err) {
+          this.d.bus.emit({ type: 'vip_failed', severity: 'critical', message: `could not take ${this.d.vip.describe()}: ${errorMessage(err)}` });
+        }
+        return;
+      }
+      case 'releaseVip':
+        if (this.d.vip) {
+          try {
+            await this.d.vip.release(this.vipCtx('not primary'));
+          } catch (err) {
+            this.d.bus.emit({ type: 'vip_failed', severity: 'critical', message: `could not release ${this.d.vip.describe()}: ${errorMessage(err)}` });
+            return;
+          }
+        }
+        this.vipHeld = false;
+        return;
+      case 'campaign':
+        await this.campaign(a.epoch, view);
+        return;
+      case 'promote':
+        await this.promote(a.epoch, view);
+        return;
+      case 'demote': {
+        this.leaseAcks = {};
+        this.witnessEpoch = null;
+        this.setRole(a.to);
+        this.lastPrimarySeenAt = now();
+        await this.runHooks('onDemote', (h) => h.onDemote?.({ ...this.hookCtx(), to: a.to, rejoin: a.rejoin }));
+        return;
+      }
+      case 'handover':
+        await this.startHandover(a.to, a.epoch, a.requestId);
+        return;
+      case 'abandonHandover':
+        if (this.handover) this.handover = null;
+        return;
+      case 'completeRequest': {
+        this.requests = this.requests.filter((r) => r.id !== a.id);
+        const rec = this.getRequest(a.id);
+        if (rec) {
+          rec.state = a.ok ? 'done' : 'refused';
+          rec.message = a.message;
+        }
+        this.d.bus.emit({ type: a.ok ? 'request_done' : 'request_refused', severity: a.ok ? 'info' : 'warning', message: a.message, details: { id: a.id } });
+        return;
+      }
+      case 'emit':
+        this.d.bus.emit({ type: a.type, severity: a.severity, message: a.message, details: a.details });
+        return;
+      default: {
+        const never: never = a;
+        throw new Error(`unknown action ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private setRole(role: Role): void {
+    if (role === this.role) return;
+    const from = this.role;
+    this.role = role;
+    this.d.health.setRole?.(role);
+    this.d.bus.emit({ type: 'role_changed', severity: 'info', message: `role ${from} -> ${role}`, details: { from, to: role } });
+    if (role === 'standby') void this.followIfKnown();
+  }
+
+  private async followIfKnown(): Promise<void> {
+    const st = this.peerLink?.lastState;
+    if (!st || st.role !== 'primary' || !this.peerCfg) return;
+    const key = `${st.node}@${st.epoch}`;
+    if (this.lastFollowed === key) return;
+    this.lastFollowed = key;
+    await this.runHooks('onFollow', (h) => h.onFollow?.({ ...this.hookCtx(), primary: st.node }));
+  }
+
+  private async campaign(epoch: number, view: View): Promise<void> {
+    const cfg = this.d.config;
+    const st = this.d.store.get();
+    if (st.votedFor && st.votedFor.epoch >= epoch && st.votedFor.node !== cfg.node) {
+      this.election = { epoch, granted: [], refused: ['self'] };
+      this.lastCampaignAt = this.d.clock.monotonicMs();
+      return;
+    }
+    const startedAt = this.d.clock.monotonicMs();
+    this.lastCampaignAt = startedAt;
+    if (!this.timing || this.timing.epochBefore !== this.epoch) {
+      const p = view.peer;
+      const kind: TakeoverTiming['kind'] = this.takeoverOffer !== null ? 'switchover' : !p ? 'bootstrap' : p.alive ? (this.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
+      this.timing = { kind, detectMs: p && !p.alive ? this.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: this.epoch };
+    }
+    this.d.store.update({ votedFor: { epoch, node: cfg.node } });
+    const granted: string[] = [];
+    const refused: string[] = [];
+    const asks: Promise<void>[] = [];
+    const timeout = this.timings.requestTimeoutMs;
+    if (this.d.coordinator) {
+      asks.push(
+        this.d.coordinator
+          .acquire(cfg.node, epoch, this.timings.leaseMs, timeout)
+          .then((a) => {
+            if (a.granted) {
+              granted.push('witness');
+              this.leaseAcks.witness = startedAt;
+            } else {
+              refused.push('witness');
+              if (a.epoch >= epoch) this.witnessEpoch = a.epoch;
+            }
+          })
+          .catch(() => {
+            refused.push('witness');
+          }),
+      );
+    }
+    if (this.peerCfg && view.peer?.alive) {
+      const peer = this.peerCfg;
+      asks.push(
+        Promise.any(peer.urls.map((u) => this.d.transport.post<{ granted: boolean }>(u, '/peer/vote', { node: cfg.node, epoch }, timeout)))
+          .then((r) => {
+            if (r.granted) {
+              granted.push(peer.node);
+              this.leaseAcks[peer.node] = startedAt;
+            } else refused.push(peer.node);
+          })
+          .catch(() => {
+            refused.push(peer.node);
+          }),
+      );
+    }
+    await Promise.all(asks);
+    this.election = { epoch, granted, refused };
+    if (granted.length + 1 >= this.majority) this.kick();
+  }
+
+  private async promote(epoch: number, view: View): Promise<void> {
+    const t0 = this.d.clock.monotonicMs();
+    const before = this.epoch;
+    this.d.store.update({ epoch, votedFor: { epoch, node: this.d.config.node } });
+    this.election = null;
+    this.takeoverOffer = null;
+    this.witnessEpoch = null;
+    this.promise = null;
+    this.setRole('primary');
+    await this.runHooks('onPromote', (h) => h.onPromote?.(this.hookCtx()));
+    const t1 = this.d.clock.monotonicMs();
+    let vipOk = true;
+    if (this.d.vip) {
+      try {
+        await this.d.vip.acquire(this.vipCtx('promoted'));
+      } catch (err) {
+        vipOk = false;
+        this.d.bus.emit({ type: 'vip_failed', severity: 'critical', message: `could not take ${this.d.vip.describe()}: ${errorMessage(err)}` });
+      }
+    }
+    this.vipHeld = vipOk;
+    const t2 = this.d.clock.monotonicMs();
+    const timing = this.timing;
+    this.timing = null;
+    const kind = timing?.kind ?? 'failover';
+    if (kind === 'failover') this.stats.failovers++;
+    const details = {
+      kind,
+      epoch_before: timing?.epochBefore ?? before,
+      epoch_after: epoch,
+      detect_ms: timing?.detectMs ?? null,
+      election_ms: timing ? Math.round(t0 - timing.campaignStartedAt) : null,
+      promote_ms: Math.round(t1 - t0),
+      vip_ms: Math.round(t2 - t1),
+      since_peer_dead_ms: kind === 'failover' && this.peerDeadSince !== null ? Math.round(t2 - this.peerDeadSince) : null,
+      peer: view.peer?.node ?? null,
+    };
+    this.d.bus.emit({
+      type: kind === 'failover' ? 'failover' : kind === 'switchover' ? 'switchover' : 'promoted',
+      severity: kind === 'failover' ? 'critical' : 'info',
+      epoch,
+      message: `promoted to primary at epoch ${epoch} (${kind})`,
+      details,
+    });
+  }
+
+  private async startHandover(to: string, epoch: number, requestId: string | null): Promise<void> {
+    const rec = requestId ? this.getRequest(requestId) : undefined;
+    if (requestId) this.requests = this.requests.filter((r) => r.id !== requestId);
+    if (rec) {
+      rec.state = 'running';
+      rec.message = `handing over to ${to}`;
+    }
+    const t0 = this.d.clock.monotonicMs();
+    this.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch } });
+    // Stop being primary first (no second writer), then give the lease up so the peer need not wait.
+    this.handover = { to, epoch, startedAt: t0 };
+    this.setRole('standby');
+    if (this.d.vip) await this.d.vip.release(this.vipCtx('handover')).catch(() => undefined);
+    this.vipHeld = false;
+    try {
+      await this.runHooks('beforeHandover', (h) => h.beforeHandover?.(this.hookCtx()));
+    } catch (err) {
+      // Data could not be handed over safely: stay primary.
+      this.handover = null;
+      this.setRole('primary');
+      if (rec) {
+        rec.state = 'refused';
+        rec.message = `handover aborted: ${errorMessage(err)}`;
+      }
+      this.d.bus.emit({ type: 'handover_aborted', severity: 'critical', message: `handover to ${to} aborted: ${errorMessage(err)}` });
+      this.kick();
+      return;
+    }
+    await this.runHooks('onDemote', (h) => h.onDemote?.({ ...this.hookCtx(), to: 'standby', rejoin: false }));
+    const ownEpoch = this.epoch;
+    this.leaseAcks = {};
+    if (this.d.coordinator) await this.d.coordinator.release(this.d.config.node, ownEpoch, this.timings.requestTimeoutMs).catch(() => undefined);
+    const peer = this.peerCfg;
+    if (peer) {
+      await Promise.any(peer.urls.map((u) => this.d.transport.post(u, '/peer/takeover', { node: this.d.config.node, epoch }, this.timings.requestTimeoutMs))).catch((err) => {
+        this.d.bus.emit({ type: 'handover_failed', severity: 'critical', message: `could not reach ${to} to hand over: ${errorMessage(err)}` });
+      });
+    }
+    if (rec) {
+      rec.state = 'done';
+      rec.message = `handed over to ${to} (epoch ${epoch}) in ${Math.round(this.d.clock.monotonicMs() - t0)} ms; ${to} promotes itself`;
+    }
+  }
+
+  // ---- status --------------------------------------------------------------------------------
+
+  status(): Record<string, unknown> {
+    const now = this.d.clock.monotonicMs();
+    const v = this.lastDecision;
+    const link = this.peerLink;
+    const leaseView = { now, leaseAcks: this.leaseAcks, timings: this.timings, majority: this.majority };
+    return {
+      node: this.d.config.node,
+      role: this.role,
+      epoch: this.epoch,
+      maintenance: this.maintenance,
+      healthy: this.d.health.healthy(),
+      reason: v?.reason ?? 'starting',
+      lease:
+        this.role === 'primary'
+          ? { votes: validLeaseVotes(leaseView), voters: this.voters, majority: this.majority, remaining_ms: finiteOrNull(leaseRemainingMs(leaseView)) }
+          : { votes: 0, voters: this.voters, majority: this.majority, remaining_ms: 0 },
+      vip: this.d.vip ? { address: this.d.vip.describe(), held: this.vipHeld } : null,
+      peers: link
+        ? [
+            {
+              node: link.node,
+              alive: link.alive(now, this.timings.deadAfterMs),
+              role: link.lastState?.role ?? null,
+              epoch: link.lastState?.epoch ?? null,
+              healthy: link.lastState?.healthy ?? null,
+              caught_up: link.lastState?.caughtUp ?? null,
+              last_seen_ms: link.lastHeardAt === null ? null : Math.round(now - link.lastHeardAt),
+              paths: link.paths.map((p) => ({
+                url: p.url,
+                age_ms: p.lastOkAt === null ? null : Math.round(now - p.lastOkAt),
+                degraded: p.lastOkAt === null || now - p.lastOkAt >= this.timings.deadAfterMs,
+                sent: p.sent,
+                failed: p.failed,
+                last_error: p.lastError,
+              })),
+              replication: link.lastState?.replication ?? null,
+            },
+          ]
+        : [],
+      witness: this.d.coordinator
+        ? {
+            url: this.d.coordinator.describe(),
+            last_answer: this.witnessLast?.answer ?? null,
+            last_error: this.witnessLast?.error ?? null,
+            age_ms: this.witnessLast ? Math.round(now - this.witnessLast.at) : null,
+          }
+        : null,
+      services: this.d.health.status(),
+      replication: Object.fromEntries((this.d.hooks ?? []).filter((h) => h.status).map((h) => [h.name, h.status!()])),
+      requests: this.requestLog.slice(-10),
+      timings: this.timings,
+      uptime_ms: Math.round(now - this.startedAt),
+    };
+  }
+
+  /** Per-path heartbeat ages for metrics. */
+  pathAgesMs(): { peer: string; url: string; ageMs: number | null }[] {
+    const now = this.d.clock.monotonicMs();
+    const link = this.peerLink;
+    if (!link) return [];
+    return link.pathAges(now).map((p) => ({ peer: link.node, ...p }));
+  }
+
+  /** Replication lag (ms) reported by data-path hooks, the largest one, for /standby?max_lag_ms. */
+  lagMs(): number | null {
+    let worst: number | null = null;
+    for (const h of this.d.hooks ?? []) {
+      const s = h.status?.();
+      const lag = s && typeof s.lag_ms === 'number' ? s.lag_ms : null;
+      if (lag !== null) worst = Math.max(worst ?? 0, lag);
+    }
+    return worst;
+  }
+
+  caughtUp(): boolean {
+    return (this.d.hooks ?? []).every((h) => !h.caughtUp || h.caughtUp());
+  }
+}
+
+function finiteOrNull(n: number): number | null {
+  return Number.isFinite(n) ? Math.round(n) : null;
+}

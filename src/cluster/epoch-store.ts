@@ -1,0 +1,72 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { HaError } from '../errors.js';
+import { writeJsonDurable } from '../util/durable.js';
+
+/** What a node must remember across crashes to never help two primaries into the same epoch. */
+export interface EpochState {
+  /** Highest epoch this node has held or adopted. */
+  epoch: number;
+  /** The vote this node cast most recently (epoch and candidate). */
+  votedFor: { epoch: number; node: string } | null;
+  /** Maintenance flag survives restarts so a paused cluster stays paused. */
+  maintenance: boolean;
+}
+
+const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false };
+
+/**
+ * JSON file written with write-to-temp + fsync + rename + fsync(dir), so a crash leaves either the old or
+ * the new state, never a torn one. Writes are synchronous on purpose: an epoch must be durable before the
+ * node acts on it (promote, vote).
+ */
+export class EpochStore {
+  private state: EpochState;
+
+  constructor(private readonly file: string) {
+    mkdirSync(dirname(file), { recursive: true });
+    this.state = this.read();
+  }
+
+  static inDir(dataDir: string): EpochStore {
+    return new EpochStore(join(dataDir, 'epoch.json'));
+  }
+
+  get(): Readonly<EpochState> {
+    return this.state;
+  }
+
+  update(patch: Partial<EpochState>): EpochState {
+    const next = { ...this.state, ...patch };
+    if (next.epoch < this.state.epoch) {
+      throw new HaError('EPOCH_STORE_CORRUPT', `refusing to lower the epoch from ${this.state.epoch} to ${next.epoch}`);
+    }
+    this.write(next);
+    this.state = next;
+    return next;
+  }
+
+  private read(): EpochState {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...EMPTY };
+      throw err;
+    }
+    try {
+      const j = JSON.parse(text) as Partial<EpochState>;
+      if (typeof j.epoch !== 'number' || !Number.isInteger(j.epoch) || j.epoch < 0) throw new Error('epoch is not a non-negative integer');
+      return { epoch: j.epoch, votedFor: j.votedFor ?? null, maintenance: j.maintenance === true };
+    } catch (err) {
+      throw new HaError(
+        'EPOCH_STORE_CORRUPT',
+        `epoch store ${this.file} is unreadable (${(err as Error).message}); restore it from the peer's epoch or remove it only if this node was never primary`,
+      );
+    }
+  }
+
+  private write(s: EpochState): void {
+    writeJsonDurable(this.file, s);
+  }
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import express from 'express';
+import type { Clock, LeaseAnswer } from '../ports.js';
+import { captureRawBody, requirePeerAuth } from '../peer/auth.js';
+import { writeJsonDurable } from '../util/durable.js';
+
+/** Persisted witness state: the highest epoch granted and to whom. */
+interface WitnessDisk {
+  epoch: number;
+  holder: string | null;
+  leaseMs: number;
+}
+
+/**
+ * The witness: the third vote of a two-node cluster. It grants a new epoch only when no other node holds
+ * an unexpired lease, and renews the lease of the current holder. Lease time runs on the witness's
+ * monotonic clock from the moment it answers, so the holder (which counts from when it *sent* the
+ * request) always believes its lease ends earlier than the witness does.
+ */
+export class WitnessState {
+  private epoch = 0;
+  private holder: string | null = null;
+  private leaseMs = 0;
+  private expiresAt = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly file: string | null,
+    /** Upper bound of any lease, used after a restart when the last grant time is unknown. */
+    private readonly maxLeaseMs = 10_000,
+  ) {
+    if (file) {
+      try {
+        const d = JSON.parse(readFileSync(file, 'utf8')) as WitnessDisk;
+        this.epoch = d.epoch;
+        this.holder = d.holder;
+        this.leaseMs = d.leaseMs;
+        // After a restart we do not know when the lease was last renewed: assume just now.
+        this.expiresAt = d.holder ? clock.monotonicMs() + Math.min(Math.max(d.leaseMs, 0), this.maxLeaseMs) : 0;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+
+  private answer(granted: boolean): LeaseAnswer {
+    const remaining = this.holder ? Math.max(0, this.expiresAt - this.clock.monotonicMs()) : 0;
+    return { granted, epoch: this.epoch, holder: remaining > 0 ? this.holder : null, remainingMs: remaining };
+  }
+
+  private persist(): void {
+    if (this.file) writeJsonDurable(this.file, { epoch: this.epoch, holder: this.holder, leaseMs: this.leaseMs } satisfies WitnessDisk);
+  }
+
+  acquire(node: string, epoch: number, leaseMs: number): LeaseAnswer {
+    const now = this.clock.monotonicMs();
+    const lease = Math.min(leaseMs, this.maxLeaseMs);
+    const live = this.holder !== null && this.expiresAt > now;
+    if (epoch === this.epoch && this.holder === node) {
+      // Renewal (also after expiry, as long as nobody else took a higher epoch).
+      this.expiresAt = now + lease;
+      if (lease !== this.leaseMs) {
+        this.leaseMs = lease;
+        this.persist();
+      }
+      return this.answer(true);
+    }
+    if (epoch <= this.epoch) return this.answer(false);
+    if (live && this.holder !== node) return this.answer(false);
+    this.epoch = epoch;
+    this.holder = node;
+    this.leaseMs = lease;
+    this.persist();
+    this.expiresAt = now + lease;
+    return this.answer(true);
+  }
+
+  release(node: string, epoch: number): LeaseAnswer {
+    if (this.holder === node && this.epoch === epoch) {
+      this.holder = null;
+      this.expiresAt = 0;
+      this.persist();
+      return this.answer(true);
+    }
+    return this.answer(false);
+  }
+
+  read(): LeaseAnswer {
+    return this.answer(true);
+  }
+}
+
+/** HTTP face of the witness: HMAC-authenticated lease calls plus an open, read-only /health. */
+export function createWitnessApp(state: WitnessState, secret: string, onReject?: (reason: string) => void): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/health', (_req, res) => {
+    res.json({ ok: true, ...state.read() });
+  });
+  app.use('/witness', express.json({ verify: captureRawBody, limit: '16kb' }), requirePeerAuth(secret, { onReject: (r) => onReject?.(r) }));
+  app.post('/witness/acquire', (req, res) => {
+    const { node, epoch, leaseMs } = req.body as { node?: unknown; epoch?: unknown; leaseMs?: unknown };
+    if (typeof node !== 'string' || !Number.isInteger(epoch) || !Number.isInteger(leaseMs) || (leaseMs as number) <= 0) {
+      res.status(400).json({ error: 'USAGE', message: 'expected {node: string, epoch: integer, leaseMs: positive integer}' });
+      return;
+    }
+    res.json(state.acquire(node, epoch as number, leaseMs as number));
+  });
+  app.post('/witness/release', (req, res) => {
+    const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
+    if (typeof node !== 'string' || !Number.isInteger(epoch)) {
+      res.status(400).json({ error: 'USAGE', message: 'expected {node: string, epoch: integer}' });
+      return;
+    }
+    res.json(state.release(node, epoch as number));
+  });
+  app.post('/witness/read', (_req, res) => {
+    res.json(state.read());
+  });
+  return app;
+}

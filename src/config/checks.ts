@@ -1,0 +1,36 @@
+import type { ClusterConfig } from './schema.js';
+import type { ConfigProblem } from './load.js';
+
+/** Rules that tie fields together, checked at start and by `config check`. */
+export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
+  const p: ConfigProblem[] = [];
+  const t = cfg.timings;
+  if (t.deadAfterMs <= t.heartbeatMs * 2) {
+    p.push({ key: 'timings.deadAfterMs', problem: `is ${t.deadAfterMs} (expected more than twice timings.heartbeatMs = ${t.heartbeatMs * 2})` });
+  }
+  if (t.leaseMs <= t.deadAfterMs) {
+    p.push({ key: 'timings.leaseMs', problem: `is ${t.leaseMs} (expected more than timings.deadAfterMs = ${t.deadAfterMs}, so a primary fences before the standby may promote)` });
+  }
+  if (t.requestTimeoutMs >= t.leaseMs) {
+    p.push({ key: 'timings.requestTimeoutMs', problem: `is ${t.requestTimeoutMs} (expected less than timings.leaseMs = ${t.leaseMs})` });
+  }
+  if (cfg.peers.some((peer) => peer.node === cfg.node)) {
+    p.push({ key: 'peers', problem: `lists this node ${cfg.node} itself (expected the other node)` });
+  }
+  if (cfg.peers.length === 1 && !cfg.witness && !cfg.quorum.allowTwoNodeWithoutWitness) {
+    p.push({
+      key: 'witness',
+      problem: 'is missing for a two-node cluster (expected witness.url, or quorum.allowTwoNodeWithoutWitness: true to accept split-brain risk on partitions)',
+    });
+  }
+  const names = new Set([cfg.node, ...cfg.peers.map((x) => x.node)]);
+  if (cfg.preferredPrimary && !names.has(cfg.preferredPrimary)) {
+    p.push({ key: 'preferredPrimary', problem: `is ${cfg.preferredPrimary} (expected one of ${[...names].join(', ')})` });
+  }
+  const svc = new Set<string>();
+  for (const [i, s] of cfg.commandServices.entries()) {
+    if (svc.has(s.name)) p.push({ key: `commandServices.${i}.name`, problem: `duplicates ${s.name} (expected unique service names)` });
+    svc.add(s.name);
+  }
+  return p;
+}

@@ -1,0 +1,41 @@
+/** A commented, valid example config (`nimbus-ha config example`). Kept in step by a unit test. */
+export const EXAMPLE_CONFIG = `# nimbus-ha node configuration (one file per node).
+# Every key is documented in docs/configuration.md. \${VAR} and \${VAR:-default} read the environment;
+# NHA_SECRET and NHA_ADMIN_TOKEN override secret and adminToken.
+
+# This node's name, as its peer and the witness know it.
+node: a
+# HTTP API: health (/health, /primary, /standby), /status, /metrics, /events, /admin/*, /peer/*.
+listen: { host: 127.0.0.1, port: 8701 }
+# Shared HMAC secret of the cluster (peer and witness requests are signed with it).
+secret: \${NHA_SECRET:-change-me-to-a-long-random-secret}
+# Bearer token for /admin/* (switchover, failback, maintenance).
+adminToken: \${NHA_ADMIN_TOKEN:-change-me-admin-token}
+# Epoch store, event history.
+dataDir: /var/lib/nimbus-ha/a
+
+# The other node; one URL per redundant network path. The peer is dead only when every path is silent.
+peers:
+  - node: b
+    urls: [ "http://127.0.0.1:8702", "http://127.0.0.2:8702" ]
+# Node that takes the role at bootstrap and is the target of fail-back.
+preferredPrimary: a
+# Third vote, so a primary cut off from its peer can tell whether it still has a majority.
+witness: { url: "http://127.0.0.1:8790" }
+
+timings:
+  heartbeatMs: 100      # one heartbeat per path every 100 ms
+  deadAfterMs: 500      # peer dead after 500 ms of silence on every path
+  leaseMs: 700          # a primary that cannot renew its lease with a majority for 700 ms fences itself
+
+# Advertised address. Kinds: none, bind-proxy (user space), linux-ip (ip addr + gratuitous ARP), command.
+vip:
+  kind: bind-proxy
+  listen: { host: 127.0.0.1, port: 8080 }   # bound only while this node is primary
+  target: { host: 127.0.0.1, port: 8081 }   # the local service
+
+# Fail back to preferredPrimary automatically after it has been healthy and caught up this long.
+failback: { auto: false, holdDownMs: 300000 }
+
+log: { level: info }
+`;

@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { HaError } from '../errors.js';
+
+/** One problem found in a config file, already phrased as `key: problem (expected …)`. */
+export interface ConfigProblem {
+  key: string;
+  problem: string;
+}
+
+/** Environment variables that override secrets without putting them in files. */
+export const ENV_OVERRIDES: Record<string, string[]> = {
+  NHA_SECRET: ['secret'],
+  NHA_ADMIN_TOKEN: ['adminToken'],
+  NHA_DB_PASSWORD: ['db', 'password'],
+  NHA_DB_REPL_PASSWORD: ['db', 'replicationPassword'],
+  NHA_REPO_ACCESS_KEY_ID: ['repo', 'local', 'accessKeyId'],
+  NHA_REPO_SECRET_ACCESS_KEY: ['repo', 'local', 'secretAccessKey'],
+};
+
+/** Replace `${VAR}` and `${VAR:-default}` in string values; unknown variables are reported. */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[], problems: ConfigProblem[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def?: string) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      problems.push({ key: path.join('.') || '(root)', problem: `environment variable ${name} is not set (expected it to be exported, or write \${${name}:-default})` });
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, [...path, String(i)], problems));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, [...path, k], problems);
+    return out;
+  }
+  return value;
+}
+
+function applyOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    let obj: Record<string, unknown> = raw;
+    for (const key of path.slice(0, -1)) {
+      if (!obj[key] || typeof obj[key] !== 'object') {
+        // Only override inside sections the file already has: a secret alone does not enable a feature.
+        obj = {};
+        break;
+      }
+      obj = obj[key] as Record<string, unknown>;
+    }
+    obj[path[path.length - 1]] = v;
+  }
+}
+
+/** Turn zod issues into `key: problem (expected …)` lines. */
+export function describeIssues(error: z.ZodError): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const key = issue.path.join('.') || '(root)';
+    switch (issue.code) {
+      case 'invalid_type':
+        out.push({
+          key,
+          problem: issue.received === 'undefined' ? `is required (expected ${issue.expected})` : `has the wrong type ${issue.received} (expected ${issue.expected})`,
+        });
+        break;
+      case 'unrecognized_keys':
+        for (const k of issue.keys) out.push({ key: [...issue.path, k].join('.'), problem: 'is not a known setting (expected one of the documented keys; see `nimbus-ha config example`)' });
+        break;
+      case 'invalid_union_discriminator':
+        out.push({ key, problem: `is not a known kind (expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')})` });
+        break;
+      case 'invalid_enum_value':
+        out.push({ key, problem: `is ${JSON.stringify(issue.received)} (expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')})` });
+        break;
+      case 'too_small':
+        out.push({ key, problem: `${issue.message} (expected ${issue.type === 'string' ? `at least ${issue.minimum} characters` : issue.type === 'array' ? `at least ${issue.minimum} entries` : `a value >= ${issue.minimum}`})` });
+        break;
+      case 'too_big':
+        out.push({ key, problem: `${issue.message} (expected ${issue.type === 'array' ? `at most ${issue.maximum} entries` : `a value <= ${issue.maximum}`})` });
+        break;
+      case 'invalid_string':
+        out.push({ key, problem: `is not valid (expected ${issue.message})` });
+        break;
+      default:
+        out.push({ key, problem: issue.message });
+    }
+  }
+  return out;
+}
+
+/** Cross-field rules that a schema cannot express per field. */
+export type CrossCheck<T> = (cfg: T) => ConfigProblem[];
+
+export interface ParseResult<T> {
+  config?: T;
+  problems: ConfigProblem[];
+}
+
+/** Parse and validate config text; every problem is reported at once. The result is deep-frozen. */
+export function parseConfigText<S extends z.ZodTypeAny>(
+  text: string,
+  schema: S,
+  opts: { env?: NodeJS.ProcessEnv; crossChecks?: CrossCheck<z.output<S>>[] } = {},
+): ParseResult<z.output<S>> {
+  const env = opts.env ?? process.env;
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const msg = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err);
+    return { problems: [{ key: '(file)', problem: `is not valid YAML: ${msg}` }] };
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { problems: [{ key: '(root)', problem: 'is empty or not a mapping (expected key: value settings)' }] };
+  }
+  const problems: ConfigProblem[] = [];
+  const interpolated = interpolateEnv(raw, env, [], problems) as Record<string, unknown>;
+  applyOverrides(interpolated, env);
+  const parsed = schema.safeParse(interpolated);
+  if (!parsed.success) return { problems: [...problems, ...describeIssues(parsed.error)] };
+  for (const check of opts.crossChecks ?? []) problems.push(...check(parsed.data));
+  if (problems.length) return { problems };
+  return { config: deepFreeze(parsed.data), problems: [] };
+}
+
+export function loadConfigFile<S extends z.ZodTypeAny>(
+  file: string,
+  schema: S,
+  opts: { env?: NodeJS.ProcessEnv; crossChecks?: CrossCheck<z.output<S>>[] } = {},
+): z.output<S> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new HaError('CONFIG_NOT_FOUND', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const r = parseConfigText(text, schema, opts);
+  if (!r.config) {
+    throw new HaError('CONFIG_INVALID', `invalid config ${file}:\n` + formatProblems(r.problems), { problems: r.problems });
+  }
+  return r.config;
+}
+
+export function formatProblems(problems: ConfigProblem[]): string {
+  return problems.map((p) => `  ${p.key}: ${p.problem}`).join('\n');
+}
+
+export function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as Record<string, unknown>)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/** host:port pair. */
+const hostPort = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1').describe('address to bind or connect to'),
+    port: z.number().int().min(0).max(65535).describe('TCP port'),
+  })
+  .strict();
+
+const url = z.string().url();
+
+export const peerSchema = z
+  .object({
+    node: z.string().min(1).describe('name of the peer node, as it calls itself in its own config'),
+    urls: z
+      .array(url)
+      .min(1)
+      .describe('base URLs of the peer sidecar, one per redundant network path (heartbeats go over each)'),
+  })
+  .strict();
+
+export const timingsSchema = z
+  .object({
+    heartbeatMs: z.number().int().min(10).default(100).describe('interval between heartbeats on each path'),
+    deadAfterMs: z
+      .number()
+      .int()
+      .min(30)
+      .default(500)
+      .describe('the peer is dead when every path has been silent this long'),
+    leaseMs: z
+      .number()
+      .int()
+      .min(50)
+      .default(700)
+      .describe('primary lease; a primary that cannot renew it with a majority fences itself'),
+    requestTimeoutMs: z.number().int().min(10).default(400).describe('timeout of one heartbeat or vote request'),
+    handoverTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(30_000)
+      .describe('how long a graceful handover may take before it is abandoned'),
+  })
+  .strict();
+
+const noVip = z.object({ kind: z.literal('none') }).strict();
+
+export const bindProxyVipSchema = z
+  .object({
+    kind: z.literal('bind-proxy'),
+    listen: hostPort.describe('the advertised address, bound only while this node is primary'),
+    target: hostPort.describe('the local service the advertised address forwards to'),
+  })
+  .strict();
+
+export const commandVipSchema = z
+  .object({
+    kind: z.literal('command'),
+    acquire: z.string().min(1).describe('shell command run to take the address (NHA_ROLE, NHA_EPOCH, NHA_NODE set)'),
+    release: z.string().min(1).describe('shell command run to give the address up'),
+    check: z.string().optional().describe('shell command exiting 0 while this node holds the address'),
+    timeoutMs: z.number().int().min(100).default(10_000).describe('timeout of each command'),
+  })
+  .strict();
+
+/** linux-ip fields are validated by the adapter's own schema in the composition root. */
+export const linuxIpVipSchema = z.object({ kind: z.literal('linux-ip') }).passthrough();
+
+export const vipSchema = z
+  .discriminatedUnion('kind', [noVip, bindProxyVipSchema, commandVipSchema, linuxIpVipSchema])
+  .default({ kind: 'none' });
+
+/** A service managed by shell commands (any service, before a dedicated adapter exists). */
+export const commandServiceSchema = z
+  .object({
+    name: z.string().min(1).describe('service name used in status, events and metrics'),
+    kind: z.literal('command').default('command'),
+    start: z.string().min(1).describe('shell command that starts the service (may daemonize)'),
+    stop: z.string().min(1).describe('shell command that stops the service'),
+    probe: z.string().min(1).describe('shell command exiting 0 while the service is healthy'),
+    runOn: z
+      .enum(['primary', 'all'])
+      .default('all')
+      .describe('"primary": started on promotion and stopped on demotion; "all": runs on both nodes'),
+  })
+  .strict();
+
+export const clusterConfigSchema = z
+  .object({
+    node: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only').describe('this node\'s name'),
+    listen: hostPort.describe('address of the HTTP API (health, status, admin, peer)'),
+    secret: z
+      .string()
+      .min(16, 'at least 16 characters')
+      .describe('shared HMAC secret of the cluster (env NHA_SECRET overrides)'),
+    adminToken: z
+      .string()
+      .min(16, 'at least 16 characters')
+      .describe('bearer token for /admin/* (env NHA_ADMIN_TOKEN overrides)'),
+    dataDir: z.string().min(1).describe('directory for the epoch store and history'),
+    peers: z.array(peerSchema).max(1, 'one peer: nimbus-ha runs active/standby pairs').default([]),
+    preferredPrimary: z
+      .string()
+      .optional()
+      .describe('node that takes the primary role at bootstrap and is the target of fail-back'),
+    witness: z
+      .object({ url: url.describe('base URL of the `nimbus-ha witness` process') })
+      .strict()
+      .optional()
+      .describe('third vote of a two-node cluster'),
+    quorum: z
+      .object({
+        allowTwoNodeWithoutWitness: z
+          .boolean()
+          .default(false)
+          .describe('run a two-node cluster without a witness: the standby promotes on peer silence alone (split-brain risk on partitions)'),
+      })
+      .strict()
+      .default({}),
+    timings: timingsSchema.default({}),
+    vip: vipSchema,
+    commandServices: z.array(commandServiceSchema).default([]).describe('services managed by shell commands'),
+    history: z
+      .object({
+        file: z.string().optional().describe('JSON-lines event history (default <dataDir>/events.jsonl)'),
+        keep: z.number().int().min(10).default(500).describe('events kept in memory for /events'),
+      })
+      .strict()
+      .default({}),
+    failback: z
+      .object({
+        auto: z.boolean().default(false).describe('fail back to preferredPrimary automatically once caught up'),
+        holdDownMs: z.number().int().min(0).default(300_000).describe('how long the preferred node must be healthy and caught up first'),
+      })
+      .strict()
+      .default({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type ClusterConfigInput = z.input<typeof clusterConfigSchema>;
+export type ClusterConfig = z.output<typeof clusterConfigSchema>;
+export type VipConfig = z.output<typeof vipSchema>;
+export type Timings = z.output<typeof timingsSchema>;
