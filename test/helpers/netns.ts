@@ -50,6 +50,8 @@ export interface Topology {
   spawn(node: string, cmd: string, args?: string[], opts?: SpawnOptions): ChildProcess;
   /** Kills a process started with spawn (SIGKILL by default) and waits until it is gone. */
   kill(child: ChildProcess, signal?: NodeJS.Signals): Promise<void>;
+  /** PIDs of every process running in a node's namespace (to crash the whole node with SIGKILL). */
+  pids(node: string): number[];
   /** Cuts the node off the bridge (its eth0 keeps its addresses, as in a cable pull). */
   isolate(node: string): Promise<void>;
   /** Reconnects a node cut off by isolate. */
@@ -248,6 +250,13 @@ export async function createTopology(opts: { nodes: string[]; subnetOctet?: numb
       const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill(signal);
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
+    },
+    pids: (name) => {
+      try {
+        return ipSync(['netns', 'pids', node(name).ns]).split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
     },
     isolate: async (name) => {
       await ip(['-n', bridgeNs, 'link', 'set', node(name).bridgePort, 'down']);
