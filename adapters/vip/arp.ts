@@ -48,16 +48,20 @@ export function duplicateProbeArgs(flavour: ArpingFlavour, iface: string, addres
 
 /**
  * Reads a duplicate probe's outcome. iputils -D exits 0 when nobody answered and 1 with
- * "Received N response(s)" when someone holds the address; Habets' exits 0 when it got replies.
+ * "Received N response(s)" when someone holds the address (it stops at the first reply); Habets'
+ * exits 0 when it got replies. A probe killed at our own deadline (code null) without a reply means
+ * nobody answered in time: arping's own -w only counts whole seconds, too coarse for a takeover.
  * Anything else (missing interface, bad flags) is an error, not an answer.
  */
 export function interpretDuplicateProbe(flavour: ArpingFlavour, r: CommandResult): 'free' | 'in-use' | 'error' {
   if (r.spawnError) return 'error';
   const text = `${r.stdout}\n${r.stderr}`;
   const received = /Received\s+(\d+)\s+response/i.exec(text);
+  const replied = (received !== null && Number(received[1]) > 0) || /reply from|bytes from/i.test(text);
+  if (r.code === null) return replied ? 'in-use' : 'free';
   if (flavour === 'iputils') {
     if (r.code === 0) return 'free';
-    if (r.code === 1 && received && Number(received[1]) > 0) return 'in-use';
+    if (r.code === 1 && replied) return 'in-use';
     return 'error';
   }
   if (r.code === 0) return 'in-use';
@@ -107,11 +111,11 @@ export class Arping {
     }
   }
 
-  /** Whether another host answers ARP for the address (duplicate address detection). */
+  /** Whether another host answers ARP for the address within timeoutMs (duplicate address detection). */
   async isInUse(timeoutMs: number): Promise<boolean> {
     const flavour = await this.detect();
     const { interface: iface, address } = this.target;
-    const r = await this.run(duplicateProbeArgs(flavour, iface, address, timeoutMs), timeoutMs + 5_000);
+    const r = await this.run(duplicateProbeArgs(flavour, iface, address, timeoutMs), timeoutMs);
     const verdict = interpretDuplicateProbe(flavour, r);
     if (verdict === 'error') {
       throw new HaError(

@@ -20,8 +20,8 @@ export const linuxIpVipConfigSchema = z
     arpIntervalMs: z.number().int().min(10).max(10_000).default(250),
     /** Probe for another holder before taking the address (adds up to dadTimeoutMs to takeover). */
     dad: z.boolean().default(true),
-    /** How long the duplicate address probe waits for an answer, in ms (arping rounds up to seconds). */
-    dadTimeoutMs: z.number().int().min(100).max(10_000).default(1_000),
+    /** How long the duplicate address probe waits for an answer, in ms (a holder answers within ms on a LAN). */
+    dadTimeoutMs: z.number().int().min(50).max(10_000).default(500),
     /** Take the address even when another host answers for it (the old primary may be alive but wedged). */
     allowDuplicate: z.boolean().default(false),
     /** Path of the `ip` binary (iproute2). */

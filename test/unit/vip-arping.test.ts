@@ -24,6 +24,9 @@ describe('arping flavours', () => {
     expect(interpretDuplicateProbe('habets', r(0, '42 bytes from aa:bb (10.0.0.9)'))).toBe('in-use');
     expect(interpretDuplicateProbe('habets', r(1, '--- 10.0.0.9 statistics ---\n2 packets transmitted, 0 packets received'))).toBe('free');
     expect(interpretDuplicateProbe('iputils', { ...r(null, ''), spawnError: 'arping: ENOENT' })).toBe('error');
+    // Killed at our deadline: free unless a reply was already printed.
+    expect(interpretDuplicateProbe('iputils', r(null, 'ARPING 10.0.0.9 from 0.0.0.0 eth0'))).toBe('free');
+    expect(interpretDuplicateProbe('iputils', r(null, 'Unicast reply from 10.0.0.9 [AA:BB]  0.6ms'))).toBe('in-use');
   });
 });
 
