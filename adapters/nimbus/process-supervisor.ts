@@ -1,0 +1,139 @@
+/**
+ * Runs one service process in its own process group, so stop reaches its children too. Output goes
+ * straight to a log file (not through pipes): the service must outlive a restart of the sidecar.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { HaError } from '../../src/errors.js';
+
+export interface ProcessSupervisorOptions {
+  /** argv of the service, e.g. `["node", "dist/fixtures/nimbus-vm-service/main.js", "--home", "/opt/nimbus"]`. */
+  command: readonly string[];
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Appends the service's stdout/stderr here; discarded when absent. */
+  logFile?: string;
+  /** Records the PID so a restarted sidecar still finds (and can stop) a service it started earlier. */
+  pidFile?: string;
+  /** Time between SIGTERM and SIGKILL. */
+  stopTimeoutMs: number;
+  /** A process that exits within this time after start is reported as a failed start. */
+  startGraceMs: number;
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function tail(file: string | undefined): Promise<string> {
+  if (!file) return '';
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const len = Math.min(size, 1000);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, size - len);
+      return buf.toString('utf8').trim().split('\n').slice(-3).join(' | ');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+export class ProcessSupervisor {
+  /** Process group of the service we spawned (its leader's PID). */
+  private groupId: number | null = null;
+
+  constructor(private readonly o: ProcessSupervisorOptions) {
+    if (o.command.length === 0) throw new HaError('CONFIG_INVALID', 'process mode needs a command (argv array)');
+  }
+
+  /** PID of the running service (its process group id), or null. */
+  async pid(): Promise<number | null> {
+    if (this.groupId !== null && groupAlive(this.groupId)) return this.groupId;
+    if (!this.o.pidFile) return null;
+    const pid = Number((await readFile(this.o.pidFile, 'utf8').catch(() => '')).trim());
+    return Number.isInteger(pid) && pid > 1 && groupAlive(pid) ? pid : null;
+  }
+
+  async start(): Promise<void> {
+    if ((await this.pid()) !== null) return;
+    let fd: number | 'ignore' = 'ignore';
+    if (this.o.logFile) {
+      await mkdir(dirname(this.o.logFile), { recursive: true });
+      fd = openSync(this.o.logFile, 'a');
+    }
+    const [file, ...args] = this.o.command;
+    const child = spawn(file, args, { cwd: this.o.cwd, env: this.o.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
+    if (typeof fd === 'number') closeSync(fd);
+    let exitCode: string | null = null;
+    child.once('exit', (code, sig) => {
+      exitCode = String(code ?? sig);
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) => {
+        reject(new HaError('SERVICE_FAILED', `cannot start \`${this.o.command.join(' ')}\`: ${err.message}; check the command and its path`));
+      });
+    });
+    this.groupId = child.pid ?? null;
+    // Do not keep the sidecar's event loop alive for the service's sake.
+    child.unref();
+    if (this.o.pidFile && child.pid !== undefined) {
+      await mkdir(dirname(this.o.pidFile), { recursive: true });
+      await writeFile(this.o.pidFile, `${child.pid}\n`);
+    }
+    const deadline = Date.now() + this.o.startGraceMs;
+    while (Date.now() < deadline && exitCode === null) await delay(50);
+    if (exitCode !== null) {
+      const out = await tail(this.o.logFile);
+      throw new HaError(
+        'SERVICE_FAILED',
+        `\`${this.o.command.join(' ')}\` exited at once (${exitCode})${out ? `: ${out}` : ''}; check its configuration${this.o.logFile ? ` and ${this.o.logFile}` : ''}`,
+      );
+    }
+  }
+
+  /** SIGTERM to the process group, SIGKILL after stopTimeoutMs. Idempotent. */
+  async stop(): Promise<void> {
+    const pid = await this.pid();
+    if (pid !== null) {
+      this.signal(pid, 'SIGTERM');
+      if (!(await this.waitGone(pid, this.o.stopTimeoutMs))) {
+        this.signal(pid, 'SIGKILL');
+        if (!(await this.waitGone(pid, 5000))) {
+          throw new HaError('SERVICE_FAILED', `process group ${pid} survived SIGKILL; check for processes stuck in the kernel (D state)`);
+        }
+      }
+    }
+    if (this.o.pidFile) await rm(this.o.pidFile, { force: true });
+  }
+
+  private signal(pid: number, sig: NodeJS.Signals): void {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!groupAlive(pid)) return true;
+      await delay(50);
+    }
+    return !groupAlive(pid);
+  }
+}
