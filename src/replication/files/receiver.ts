@@ -19,6 +19,7 @@ import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './path
 import type { ApplyResult, Batch, FileQuery, ManifestEntry } from './protocol.js';
 import { moveToQuarantine, newQuarantineId, ReceivedRecords } from './quarantine.js';
 import { HashCache, scanTree, sha256File } from './scan.js';
+import { mapLimit } from './limit.js';
 
 /** Where receiver events go (the EventBus satisfies this). */
 export interface EventSink {
@@ -59,7 +60,11 @@ interface Ctx {
   qid?: string;
   quarantined: number;
   dirs: Set<string>;
+  /** Parent directories already checked in this batch. */
+  verified: Map<string, Promise<string>>;
 }
+
+const WRITE_CONCURRENCY = 8;
 
 export class FileSyncReceiver {
   private readonly trees = new Map<string, Tree>();
@@ -112,15 +117,26 @@ export class FileSyncReceiver {
       const ctx = await this.ctx(t);
       for (const c of checked) await this.guardAsync(t, c.rel, peer, () => checkExistingAncestor(ctx.rootReal, c.abs, c.rel));
       let applied = 0;
-      for (const { e, rel, abs, data } of checked) {
-        switch (e.op) {
-          case 'file': {
-            const dir = await ensureParent(ctx.rootReal, abs, rel);
+      // Files of a batch are distinct paths after their directories: write them in parallel so the
+      // fsyncs overlap; every other op runs in order.
+      for (let i = 0; i < checked.length; ) {
+        if (checked[i].e.op === 'file') {
+          let j = i;
+          while (j < checked.length && checked[j].e.op === 'file') j++;
+          await mapLimit(checked.slice(i, j), WRITE_CONCURRENCY, async ({ e, rel, abs, data }) => {
+            if (e.op !== 'file') return;
+            const dir = await this.parentOf(ctx, abs, rel);
             const tmp = await writeTemp(abs, data!);
             await this.finalizeFile(ctx, rel, abs, tmp, e.sha256, e.mode, e.mtimeMs);
             ctx.dirs.add(dir);
-            break;
-          }
+          });
+          applied += j - i;
+          i = j;
+          continue;
+        }
+        const { e, rel, abs } = checked[i++];
+        ctx.verified.clear();
+        switch (e.op) {
           case 'dir':
             await this.applyDir(ctx, rel, abs, e.mode);
             break;
@@ -215,10 +231,22 @@ export class FileSyncReceiver {
     });
   }
 
+  /** ensureParent, remembered per batch until an op that could change directories runs. */
+  private async parentOf(ctx: Ctx, abs: string, rel: string): Promise<string> {
+    const dir = posix.dirname(abs);
+    let p = ctx.verified.get(dir);
+    if (!p) {
+      p = ensureParent(ctx.rootReal, abs, rel);
+      ctx.verified.set(dir, p);
+      p.catch(() => ctx.verified.delete(dir));
+    }
+    return p;
+  }
+
   private async ctx(t: Tree): Promise<Ctx> {
     await this.records.load();
     await mkdir(t.root, { recursive: true });
-    return { tree: t, rootReal: await realpath(t.root), quarantined: 0, dirs: new Set() };
+    return { tree: t, rootReal: await realpath(t.root), quarantined: 0, dirs: new Set(), verified: new Map() };
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {

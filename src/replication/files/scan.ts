@@ -68,6 +68,35 @@ export async function entryAt(root: string, rel: string, cache: HashCache): Prom
 }
 
 /**
+ * One lstat's worth of a path for event-driven shipping: the entry without a file checksum (the
+ * shipper hashes what it reads) and a signature that changes whenever content, mode or times change.
+ * Null when the path is gone.
+ */
+export async function statEntry(root: string, rel: string): Promise<{ entry: ManifestEntry; sig: string } | null> {
+  const abs = posix.join(root, rel);
+  let st: Stats;
+  try {
+    st = await lstat(abs);
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  }
+  const sig = `${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+  const mode = st.mode & 0o7777;
+  if (st.isSymbolicLink()) {
+    try {
+      return { entry: { type: 'link', path: rel, target: await readlink(abs) }, sig };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+  if (st.isDirectory()) return { entry: { type: 'dir', path: rel, mode }, sig };
+  if (st.isFile()) return { entry: { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256: '', mode }, sig };
+  return null;
+}
+
+/**
  * Every entry below `root` (parents before children), skipping excluded paths and our temp files.
  * Symlinks are listed, never followed. A missing root yields an empty list.
  */

@@ -4,7 +4,6 @@
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
-import { lstat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
@@ -14,7 +13,8 @@ import type { FilesConfig, FilesTreeConfig } from './config.js';
 import { isInside, isTempName, makeExcluder, relativizeLinkTarget } from './paths.js';
 import type { ManifestEntry, ManifestResponse } from './protocol.js';
 import type { EventSink } from './receiver.js';
-import { entryAt, HashCache, scanTree } from './scan.js';
+import { HashCache, scanTree, statEntry } from './scan.js';
+import { mapLimit } from './limit.js';
 import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
 
 export interface FileSyncSenderOptions {
@@ -271,14 +271,14 @@ export class FileSyncSender {
       try {
         const items: LocalItem[] = [];
         const sigs = new Map<string, string>();
-        for (const rel of rels) {
+        const states = await mapLimit(rels, 16, (rel) => statEntry(t.root, rel));
+        rels.forEach((rel, i) => {
           const abs = posix.join(t.root, rel);
-          const sig = await this.signature(abs);
-          if (sig !== null && this.shipped.get(abs) === sig) continue;
-          const entry = await this.localEntry(t, rel);
-          if (sig) sigs.set(abs, sig);
-          items.push({ rel, entry });
-        }
+          const cur = states[i];
+          if (cur && this.shipped.get(abs) === cur.sig) return;
+          if (cur) sigs.set(abs, cur.sig);
+          items.push({ rel, entry: cur ? (this.portable(t, cur.entry) ?? null) : null });
+        });
         if (items.length === 0) continue;
         this.inFlight += items.length;
         const r = await shipItems(this.target(peer), { name: t.cfg.name, root: t.root }, items, (n) => (this.inFlight = Math.max(0, this.inFlight - n)));
@@ -336,23 +336,6 @@ export class FileSyncSender {
     this.st.entriesShipped += entries;
     this.st.bytesShipped += bytes;
     this.st.lastShipAt = new Date(this.clock.nowMs()).toISOString();
-  }
-
-  /** Cheap identity of a path's current state, to skip events that changed nothing we ship (null: absent). */
-  private async signature(abs: string): Promise<string | null> {
-    try {
-      const s = await lstat(abs);
-      return `${s.mode}:${s.size}:${s.mtimeMs}:${s.ctimeMs}:${s.ino}`;
-    } catch {
-      return null;
-    }
-  }
-
-  /** The entry to ship for `rel`; null deletes it on the standby (gone here, or a link that escapes the tree). */
-  private async localEntry(t: Tree, rel: string): Promise<ManifestEntry | null> {
-    const e = await entryAt(t.root, rel, this.cache);
-    if (!e) return null;
-    return this.portable(t, e) ?? null;
   }
 
   /** Links are made relative when they stay inside the tree; others are skipped and reported once. */

@@ -10,6 +10,7 @@ import { posix } from 'node:path';
 import type { PeerTransport } from '../../ports.js';
 import type { ApplyResult, BatchEntry, ManifestEntry } from './protocol.js';
 import { isMissing, sha256File } from './scan.js';
+import { mapLimit } from './limit.js';
 
 export interface ShipTarget {
   transport: PeerTransport;
@@ -35,6 +36,7 @@ export interface ShipResult {
   quarantined: number;
 }
 
+const READ_WINDOW = 256;
 const depth = (rel: string) => rel.split('/').length;
 
 /** Query-string encoding that leaves nothing for a URL parser to re-encode (the path is signed). */
@@ -100,16 +102,18 @@ export async function shipItems(
 
   for (const rel of deletes) await add({ op: 'delete', path: rel });
   for (const d of dirs) if (d.entry?.type === 'dir') await add({ op: 'dir', path: d.rel, mode: d.entry.mode });
-  for (const i of rest) {
-    const e = i.entry!;
-    if (e.type === 'link') await add({ op: 'link', path: i.rel, target: e.target });
-    else if (e.type === 'file') {
-      if (e.size > t.largeFileBytes) {
-        large.push({ rel: i.rel });
-        continue;
-      }
-      const f = await readSmall(posix.join(tree.root, i.rel));
-      if (!f) await add({ op: 'delete', path: i.rel });
+  // Read small files ahead in parallel, a window at a time so memory stays bounded by the batch size.
+  const small = rest.filter((i) => !(i.entry?.type === 'file' && i.entry.size > t.largeFileBytes));
+  for (const i of rest) if (i.entry?.type === 'file' && i.entry.size > t.largeFileBytes) large.push({ rel: i.rel });
+  for (let w = 0; w < small.length; w += READ_WINDOW) {
+    const window = small.slice(w, w + READ_WINDOW);
+    const reads = await mapLimit(window, 16, (i) => (i.entry?.type === 'file' ? readSmall(posix.join(tree.root, i.rel)) : Promise.resolve(null)));
+    for (let k = 0; k < window.length; k++) {
+      const i = window[k];
+      const e = i.entry!;
+      const f = reads[k];
+      if (e.type === 'link') await add({ op: 'link', path: i.rel, target: e.target });
+      else if (!f) await add({ op: 'delete', path: i.rel });
       else {
         const sha256 = createHash('sha256').update(f.data).digest('hex');
         await add({ op: 'file', path: i.rel, mode: f.mode, mtimeMs: f.mtimeMs, sha256, data: f.data.toString('base64') }, f.data.length);
