@@ -409,7 +409,8 @@ export class Agent {
       }
     });
     if (this.peerWasAlive !== p.alive) {
-      if (this.peerWasAlive !== null || !p.alive) {
+      // The first observation at start-up is not news; only transitions after it are.
+      if (this.peerWasAlive !== null) {
         this.d.bus.emit({
           type: p.alive ? 'peer_alive' : 'peer_dead',
           severity: p.alive ? 'info' : 'critical',

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { clusterConfigSchema } from '../../src/config/schema.js';
+import { clusterCrossChecks } from '../../src/config/checks.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { EXAMPLE_CONFIG } from '../../src/config/example.js';
+
+const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
+
+const valid = `
+node: a
+listen: { host: 127.0.0.1, port: 8701 }
+secret: 0123456789abcdef0123
+adminToken: admin-token-0123456789
+dataDir: /tmp/x
+peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
+witness: { url: "http://127.0.0.1:8790" }
+`;
+
+describe('config', () => {
+  it('the example config is valid', () => {
+    const r = check(EXAMPLE_CONFIG);
+    expect(r.problems).toEqual([]);
+    expect(r.config?.node).toBe('a');
+  });
+
+  it('applies defaults and freezes the result', () => {
+    const r = check(valid);
+    expect(r.config?.timings).toEqual({ heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
+    expect(r.config?.vip).toEqual({ kind: 'none' });
+    expect(Object.isFrozen(r.config)).toBe(true);
+    expect(Object.isFrozen(r.config?.timings)).toBe(true);
+  });
+
+  it('reports every problem at once as key: problem (expected ...)', () => {
+    const r = check(`
+node: "a b"
+listen: { host: 127.0.0.1, port: 99999 }
+secret: short
+dataDir: /tmp/x
+peers: [ { node: b, urls: [ "not a url" ] } ]
+witness: { url: "http://127.0.0.1:8790" }
+timings: { heartbeatMs: 100, deadAfterMs: 150, leaseMs: 700, bogus: 1 }
+vip: { kind: floating }
+`);
+    const keys = r.problems.map((p) => p.key);
+    expect(r.config).toBeUndefined();
+    expect(keys).toEqual(expect.arrayContaining(['node', 'listen.port', 'secret', 'adminToken', 'peers.0.urls.0', 'timings.bogus', 'vip.kind']));
+    for (const p of r.problems) expect(p.problem).toMatch(/\(expected .+\)$/);
+    expect(r.problems.find((p) => p.key === 'adminToken')?.problem).toBe('is required (expected string)');
+    expect(r.problems.find((p) => p.key === 'vip.kind')?.problem).toContain('"bind-proxy"');
+  });
+
+  it('cross-field rules: deadAfter > 2 heartbeats, lease > deadAfter, witness or explicit two-node choice', () => {
+    const r = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'timings: { heartbeatMs: 100, deadAfterMs: 200, leaseMs: 150 }'));
+    expect(r.problems.map((p) => p.key).sort()).toEqual(['timings.deadAfterMs', 'timings.leaseMs', 'timings.requestTimeoutMs', 'witness']);
+    const ok = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'quorum: { allowTwoNodeWithoutWitness: true }'));
+    expect(ok.problems).toEqual([]);
+  });
+
+  it('rejects unknown keys at any depth', () => {
+    const r = check(valid + 'colour: blue\n');
+    expect(r.problems).toEqual([{ key: 'colour', problem: expect.stringContaining('is not a known setting') }]);
+  });
+
+  it('interpolates the environment and lets NHA_SECRET / NHA_ADMIN_TOKEN override', () => {
+    const text = valid.replace('secret: 0123456789abcdef0123', 'secret: ${MY_SECRET}');
+    expect(check(text).problems[0]).toEqual({ key: 'secret', problem: expect.stringContaining('MY_SECRET is not set') });
+    expect(check(text, { MY_SECRET: 'from-env-0123456789' }).config?.secret).toBe('from-env-0123456789');
+    expect(check(valid, { NHA_ADMIN_TOKEN: 'override-token-0123456' }).config?.adminToken).toBe('override-token-0123456');
+  });
+
+  it('refuses a non-mapping or invalid YAML with a clear problem', () => {
+    expect(check('- a\n- b').problems[0].key).toBe('(root)');
+    expect(check('node: [unclosed').problems[0].problem).toMatch(/^is not valid YAML/);
+  });
+
+  it('the example stays parseable as plain YAML with comments', () => {
+    expect(parse(EXAMPLE_CONFIG).vip.kind).toBe('bind-proxy');
+  });
+});

@@ -1,0 +1,350 @@
+import { describe, expect, it } from 'vitest';
+import { decide, decideVote, leaseRemainingMs, validLeaseVotes, type Action, type View } from '../../src/cluster/decide.js';
+import { NOW, T, peer, primaryView, silentPeer, standbyView } from '../helpers/views.js';
+
+const kinds = (actions: Action[]) => actions.map((a) => a.kind);
+
+interface Row {
+  name: string;
+  view: View;
+  role: string;
+  actions: string[];
+  reason: RegExp;
+  epoch?: number;
+}
+
+const rows: Row[] = [
+  {
+    name: 'healthy primary with renewed lease: no action',
+    view: primaryView(),
+    role: 'primary',
+    actions: [],
+    reason: /^no action: primary, lease renewed by 3 of 3 voters$/,
+  },
+  {
+    name: 'primary: one heartbeat path down is not a failover',
+    view: primaryView({ peer: peer({ paths: [{ url: 'http://p1', ageMs: 5000 }, { url: 'http://p2', ageMs: 40 }] }) }),
+    role: 'primary',
+    actions: [],
+    reason: /^no action: primary/,
+  },
+  {
+    name: 'primary keeps the role when only the witness blips (peer still renews)',
+    view: primaryView({ leaseAcks: { b: NOW - 50, witness: NOW - 5000 } }),
+    role: 'primary',
+    actions: [],
+    reason: /lease renewed by 2 of 3 voters/,
+  },
+  {
+    name: 'primary keeps the role when the peer dies but the witness renews',
+    view: primaryView({ peer: silentPeer(), leaseAcks: { b: NOW - 2000, witness: NOW - 80 } }),
+    role: 'primary',
+    actions: [],
+    reason: /lease renewed by 2 of 3 voters/,
+  },
+  {
+    name: 'primary that lost majority fences itself and releases the VIP first',
+    view: primaryView({ peer: silentPeer(), leaseAcks: { b: NOW - 2000, witness: NOW - 2000 } }),
+    role: 'fenced',
+    actions: ['releaseVip', 'demote', 'emit'],
+    reason: /^fence: lease lost, only 1 of 3 voters/,
+  },
+  {
+    name: 'primary fences inside the safety margin, before the lease fully runs out',
+    view: primaryView({ peer: silentPeer(), leaseAcks: { b: NOW - 2000, witness: NOW - 650 } }),
+    role: 'fenced',
+    actions: ['releaseVip', 'demote', 'emit'],
+    reason: /^fence/,
+  },
+  {
+    name: 'primary seeing a higher-epoch primary demotes at once',
+    view: primaryView({ peer: peer({ role: 'primary', epoch: 6 }) }),
+    role: 'standby',
+    epoch: 6,
+    actions: ['releaseVip', 'adoptEpoch', 'demote', 'emit'],
+    reason: /^demote: peer b is primary at higher epoch 6/,
+  },
+  {
+    name: 'primary told by the witness of a higher epoch fences',
+    view: primaryView({ witnessEpoch: 7 }),
+    role: 'fenced',
+    actions: ['releaseVip', 'demote', 'emit'],
+    reason: /witness granted higher epoch 7/,
+  },
+  {
+    name: 'primary in maintenance: no action, keeps lease',
+    view: primaryView({ maintenance: true }),
+    role: 'primary',
+    actions: [],
+    reason: /^maintenance: primary, automation paused/,
+  },
+  {
+    name: 'primary in maintenance still fences on lost majority',
+    view: primaryView({ maintenance: true, peer: silentPeer(), leaseAcks: {} }),
+    role: 'fenced',
+    actions: ['releaseVip', 'demote', 'emit'],
+    reason: /^fence/,
+  },
+  {
+    name: 'primary without the VIP reconciles it',
+    view: primaryView({ vipHeld: false }),
+    role: 'primary',
+    actions: ['acquireVip'],
+    reason: /^no action: primary/,
+  },
+  {
+    name: 'escalated primary hands over to a healthy standby',
+    view: primaryView({ escalated: true }),
+    role: 'standby',
+    actions: ['emit', 'handover'],
+    reason: /^escalation: .*handing over to healthy standby b/,
+  },
+  {
+    name: 'escalated primary without a healthy standby keeps the role and keeps retrying',
+    view: primaryView({ escalated: true, peer: peer({ healthy: false }) }),
+    role: 'primary',
+    actions: [],
+    reason: /^escalation pending/,
+  },
+  {
+    name: 'switchover request with a caught-up standby hands over',
+    view: primaryView({ request: { id: 'r1', kind: 'switchover', to: 'b' } }),
+    role: 'standby',
+    actions: ['handover'],
+    reason: /^switchover: handing the primary role to b \(b\) at epoch 6$/,
+  },
+  {
+    name: 'switchover refused while the standby lags',
+    view: primaryView({ request: { id: 'r1', kind: 'switchover', to: null }, peer: peer({ caughtUp: false }) }),
+    role: 'primary',
+    actions: ['completeRequest'],
+    reason: /^switchover refused: peer b is not fully caught up/,
+  },
+  {
+    name: 'switchover to an unknown node refused',
+    view: primaryView({ request: { id: 'r1', kind: 'switchover', to: 'zz' } }),
+    role: 'primary',
+    actions: ['completeRequest'],
+    reason: /unknown node zz/,
+  },
+  {
+    name: 'failback refused on the preferred node itself',
+    view: primaryView({ request: { id: 'r1', kind: 'failback' } }),
+    role: 'primary',
+    actions: ['completeRequest'],
+    reason: /already the preferred primary/,
+  },
+  {
+    name: 'failback from the acting primary hands back to the caught-up preferred node',
+    view: primaryView({ preferred: false, request: { id: 'r1', kind: 'failback' } }),
+    role: 'standby',
+    actions: ['handover'],
+    reason: /^failback: handing the primary role to the preferred node/,
+  },
+  {
+    name: 'standby following a live primary: no action',
+    view: standbyView(),
+    role: 'standby',
+    actions: [],
+    reason: /^no action: standby of b, primary at epoch 5$/,
+  },
+  {
+    name: 'standby adopts a higher epoch from the primary',
+    view: standbyView({ peer: peer({ role: 'primary', epoch: 9 }) }),
+    role: 'standby',
+    epoch: 9,
+    actions: ['adoptEpoch'],
+    reason: /primary at epoch 9/,
+  },
+  {
+    name: 'standby: one path down is not a failover',
+    view: standbyView({ peer: peer({ role: 'primary', paths: [{ url: 'http://p1', ageMs: 9000 }, { url: 'http://p2', ageMs: 30 }] }) }),
+    role: 'standby',
+    actions: [],
+    reason: /^no action: standby of b/,
+  },
+  {
+    name: 'standby: peer silent but its lease may still run: wait',
+    view: standbyView({ peer: silentPeer(520, { role: 'primary' }), promiseUntil: NOW + 180 }),
+    role: 'standby',
+    actions: [],
+    reason: /silent on all paths; waiting 180 ms for its lease to run out/,
+  },
+  {
+    name: 'standby: all paths silent and lease expired: campaign for epoch+1',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: NOW - 1 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /asking for epoch 6$/,
+  },
+  {
+    name: 'standby: campaign paced by the heartbeat interval',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: NOW - 1, lastCampaignAt: NOW - 20 }),
+    role: 'standby',
+    actions: [],
+    reason: /next election attempt after 100 ms/,
+  },
+  {
+    name: 'standby: election granted by the witness: promote',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, election: { epoch: 6, granted: ['witness'], refused: ['b'] } }),
+    role: 'primary',
+    epoch: 6,
+    actions: ['promote'],
+    reason: /^promote: epoch 6 granted by self \+ witness \(majority 2 of 3\)$/,
+  },
+  {
+    name: 'standby: election refused: no promotion',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, election: { epoch: 6, granted: [], refused: ['witness'] }, lastCampaignAt: NOW - 10 }),
+    role: 'standby',
+    actions: [],
+    reason: /next election attempt/,
+  },
+  {
+    name: 'standby with unhealthy services never promotes',
+    view: standbyView({ healthy: false, peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: [],
+    reason: /^no promotion: local services are unhealthy$/,
+  },
+  {
+    name: 'standby in maintenance does not promote',
+    view: standbyView({ maintenance: true, peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0 }),
+    role: 'maintenance',
+    actions: ['setRole'],
+    reason: /^maintenance: automation paused, no promotion$/,
+  },
+  {
+    name: 'standby offered a takeover campaigns at once',
+    view: standbyView({ peer: peer({ role: 'standby', takeoverOffer: 6 }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /^takeover offered by b: asking for epoch 6$/,
+  },
+  {
+    name: 'bootstrap: no primary, this node preferred: campaign',
+    view: standbyView({ epoch: 0, preferred: true, peer: peer({ role: 'standby', epoch: 0 }), promiseUntil: 0, noPrimaryForMs: 600 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /no primary in the cluster and this node is preferred: asking for epoch 1/,
+  },
+  {
+    name: 'bootstrap: no primary, peer preferred and healthy: wait for it',
+    view: standbyView({ epoch: 0, preferred: false, peer: peer({ role: 'standby', epoch: 0 }), promiseUntil: 0, noPrimaryForMs: 600 }),
+    role: 'standby',
+    actions: [],
+    reason: /leaving the first election to preferred node b/,
+  },
+  {
+    name: 'no primary for long although the preferred peer is up: campaign anyway',
+    view: standbyView({ epoch: 3, preferred: false, peer: peer({ role: 'standby', epoch: 3 }), promiseUntil: 0, noPrimaryForMs: 5000 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /no primary for 5000 ms/,
+  },
+  {
+    name: 'fenced node seeing the new primary rejoins as standby',
+    view: standbyView({ role: 'fenced', epoch: 5, peer: peer({ role: 'primary', epoch: 6 }) }),
+    role: 'standby',
+    epoch: 6,
+    actions: ['adoptEpoch', 'demote', 'emit', 'setRole'],
+    reason: /standby of b, primary at epoch 6/,
+  },
+  {
+    name: 'fenced node releases a VIP it still holds',
+    view: standbyView({ role: 'fenced', vipHeld: true, peer: silentPeer(900), promiseUntil: NOW + 100 }),
+    role: 'fenced',
+    actions: ['releaseVip'],
+    reason: /waiting 100 ms/,
+  },
+  {
+    name: 'starting: waits for a first answer',
+    view: standbyView({ role: 'starting', uptimeMs: 100, peer: silentPeer(0, { lastSeenAgeMs: null, paths: [{ url: 'x', ageMs: null }] }) }),
+    role: 'starting',
+    actions: [],
+    reason: /^starting: waiting/,
+  },
+  {
+    name: 'starting next to a live primary: standby (no preemption even if preferred)',
+    view: standbyView({ role: 'starting', preferred: true, epoch: 4, peer: peer({ role: 'primary', epoch: 6 }) }),
+    role: 'standby',
+    epoch: 6,
+    actions: ['adoptEpoch', 'setRole'],
+    reason: /^started as standby: peer b answers as primary at epoch 6$/,
+  },
+  {
+    name: 'a request sent to a standby is refused with the reason',
+    view: standbyView({ request: { id: 'r9', kind: 'switchover', to: null } }),
+    role: 'standby',
+    actions: ['completeRequest'],
+    reason: /^no action: standby/,
+  },
+];
+
+describe('decide()', () => {
+  it.each(rows)('$name', (row) => {
+    const d = decide(row.view);
+    expect(d.nextRole).toBe(row.role);
+    expect(kinds(d.actions)).toEqual(row.actions);
+    expect(d.reason).toMatch(row.reason);
+    if (row.epoch !== undefined) expect(d.epoch).toBe(row.epoch);
+  });
+
+  it('is pure: the same view gives the same decision and the view is not modified', () => {
+    const v = standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0 });
+    const copy = structuredClone(v);
+    expect(decide(v)).toEqual(decide(v));
+    expect(v).toEqual(copy);
+  });
+
+  it('never returns promote without a majority', () => {
+    for (let granted = 0; granted <= 2; granted++) {
+      const names = ['witness', 'b'].slice(0, granted);
+      for (const majority of [2, 3]) {
+        const d = decide(standbyView({ peer: silentPeer(900), promiseUntil: 0, majority, election: { epoch: 6, granted: names, refused: [] } }));
+        const promotes = d.actions.some((a) => a.kind === 'promote');
+        expect(promotes).toBe(granted + 1 >= majority);
+      }
+    }
+  });
+
+  it('a primary always fences before a standby of the same lease could promote', () => {
+    // Witness counts the lease from when it answered (>= send time); the primary counts from send time
+    // minus a margin, so at the instant the witness would grant a new epoch the primary has fenced.
+    for (let age = 0; age <= 1000; age += 10) {
+      const v = primaryView({ peer: silentPeer(), leaseAcks: { witness: NOW - age } });
+      const fenced = decide(v).nextRole === 'fenced';
+      const witnessWouldGrant = age >= T.leaseMs;
+      if (witnessWouldGrant) expect(fenced).toBe(true);
+    }
+  });
+});
+
+describe('lease arithmetic', () => {
+  it('counts self plus fresh acks', () => {
+    expect(validLeaseVotes({ now: NOW, timings: T, leaseAcks: { b: NOW - 100, witness: NOW - 900 } })).toBe(2);
+    expect(validLeaseVotes({ now: NOW, timings: T, leaseAcks: {} })).toBe(1);
+  });
+  it('remaining lease is set by the (majority-1)th freshest ack', () => {
+    const r = leaseRemainingMs({ now: NOW, timings: T, majority: 2, leaseAcks: { b: NOW - 100, witness: NOW - 300 } });
+    expect(r).toBeGreaterThan(0);
+    expect(r).toBeLessThan(T.leaseMs - 100);
+    expect(leaseRemainingMs({ now: NOW, timings: T, majority: 2, leaseAcks: {} })).toBe(0);
+  });
+});
+
+describe('decideVote()', () => {
+  const base = { now: NOW, node: 'b', role: 'standby' as const, epoch: 5, votedFor: null, promise: null, handoverTo: null };
+  it.each([
+    { name: 'grants a higher epoch when no primary is live', s: base, epoch: 6, granted: true, reason: /no live primary/ },
+    { name: 'refuses a stale epoch', s: base, epoch: 5, granted: false, reason: /not above ours/ },
+    { name: 'refuses a second candidate in the same epoch', s: { ...base, votedFor: { epoch: 6, node: 'c' } }, epoch: 6, granted: false, reason: /already voted for c/ },
+    { name: 'grants the same candidate again (retry)', s: { ...base, votedFor: { epoch: 6, node: 'a' } }, epoch: 6, granted: true, reason: /no live primary/ },
+    { name: 'a primary refuses', s: { ...base, role: 'primary' as const }, epoch: 6, granted: false, reason: /is primary/ },
+    { name: 'a primary handing over grants its successor', s: { ...base, role: 'standby' as const, handoverTo: 'a' }, epoch: 6, granted: true, reason: /handing over to a/ },
+    { name: 'refuses while promised to another live primary', s: { ...base, promise: { node: 'c', until: NOW + 100 } }, epoch: 6, granted: false, reason: /primary c was heard/ },
+  ])('$name', ({ s, epoch, granted, reason }) => {
+    const r = decideVote(s, 'a', epoch);
+    expect(r.granted).toBe(granted);
+    expect(r.reason).toMatch(reason);
+  });
+});
