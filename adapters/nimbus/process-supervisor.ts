@@ -24,14 +24,19 @@ export interface ProcessSupervisorOptions {
   startGraceMs: number;
 }
 
-function groupAlive(pid: number): boolean {
+function signalOk(target: number): boolean {
   try {
-    process.kill(-pid, 0);
+    process.kill(target, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** Whether the service's main process lives (its helpers may outlive it; they do not make it healthy). */
+const leaderAlive = (pid: number) => signalOk(pid);
+/** Whether any process of the group lives. */
+const groupAlive = (pid: number) => signalOk(-pid);
 
 async function tail(file: string | undefined): Promise<string> {
   if (!file) return '';
@@ -59,16 +64,28 @@ export class ProcessSupervisor {
     if (o.command.length === 0) throw new HaError('CONFIG_INVALID', 'process mode needs a command (argv array)');
   }
 
-  /** PID of the running service (its process group id), or null. */
-  async pid(): Promise<number | null> {
-    if (this.groupId !== null && groupAlive(this.groupId)) return this.groupId;
+  /** The last known process group: ours, or the one recorded in the PID file. */
+  private async knownGroup(): Promise<number | null> {
+    if (this.groupId !== null) return this.groupId;
     if (!this.o.pidFile) return null;
     const pid = Number((await readFile(this.o.pidFile, 'utf8').catch(() => '')).trim());
-    return Number.isInteger(pid) && pid > 1 && groupAlive(pid) ? pid : null;
+    return Number.isInteger(pid) && pid > 1 ? pid : null;
+  }
+
+  /** PID of the running service's main process (also its process group id), or null. */
+  async pid(): Promise<number | null> {
+    const pid = await this.knownGroup();
+    return pid !== null && leaderAlive(pid) ? pid : null;
   }
 
   async start(): Promise<void> {
     if ((await this.pid()) !== null) return;
+    // Helpers of a service that died (e.g. killed by the OOM killer) may still hold its ports.
+    const leftover = await this.knownGroup();
+    if (leftover !== null && groupAlive(leftover)) {
+      this.signal(leftover, 'SIGKILL');
+      await this.waitGone(leftover, 5000);
+    }
     let fd: number | 'ignore' = 'ignore';
     if (this.o.logFile) {
       await mkdir(dirname(this.o.logFile), { recursive: true });
@@ -107,7 +124,8 @@ export class ProcessSupervisor {
 
   /** SIGTERM to the process group, SIGKILL after stopTimeoutMs. Idempotent. */
   async stop(): Promise<void> {
-    const pid = await this.pid();
+    const known = await this.knownGroup();
+    const pid = known !== null && groupAlive(known) ? known : null;
     if (pid !== null) {
       this.signal(pid, 'SIGTERM');
       if (!(await this.waitGone(pid, this.o.stopTimeoutMs))) {

@@ -106,14 +106,19 @@ const V4_VECTOR = {
   canonicalRequestHash: 'f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59',
 };
 
+function bytes(d: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof d === 'string') return d;
+  return ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
+}
+
 /** The SDK's checksum interface over node:crypto (HMAC when given a secret). */
 class Sha256 {
   private readonly h: Hash | Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
   }
-  update(data: string | Uint8Array): void {
-    this.h.update(data);
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(bytes(data));
   }
   async digest(): Promise<Uint8Array> {
     return this.h.digest();
