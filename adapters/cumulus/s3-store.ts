@@ -170,8 +170,17 @@ export class S3Store implements ObjectStore {
       const r = await this.call(`put ${key}`, () => upload.done());
       etag = r.ETag;
     } else {
-      const r = await this.call(`put ${key}`, () => this.client.send(new PutObjectCommand(params)));
-      etag = r.ETag;
+      // A body that fails mid-stream must cancel the request: otherwise the server keeps waiting for the
+      // rest of Content-Length and the PUT never settles.
+      const cancel = new AbortController();
+      const onError = () => cancel.abort();
+      body.once('error', onError);
+      try {
+        const r = await this.call(`put ${key}`, () => this.client.send(new PutObjectCommand(params), { abortSignal: cancel.signal }));
+        etag = r.ETag;
+      } finally {
+        body.off('error', onError);
+      }
     }
     return { key, size, etag: stripQuotes(etag), mtimeMs: Date.now(), metadata: metadata ?? {} };
   }

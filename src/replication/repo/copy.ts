@@ -37,6 +37,9 @@ function tapBody(body: ObjectBody, onBytes: (n: number) => void, signal?: AbortS
     tap.destroy(e);
   };
   body.once('error', (e) => tap.destroy(e));
+  // The consumer (a store's put) sees the failure through its own promise; this keeps an error emitted
+  // after the consumer detached from crashing the process.
+  tap.on('error', () => undefined);
   signal?.addEventListener('abort', onAbort, { once: true });
   body.pipe(tap);
   return { tap, done: () => signal?.removeEventListener('abort', onAbort) };

@@ -199,7 +199,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
       if (!signal?.aborted) fail(item.key, err);
     }
     progress.objectsDone++;
-    report();
+    report(true);
   }, signal);
   if (signal?.aborted) return aborted();
 

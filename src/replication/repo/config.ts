@@ -1,0 +1,81 @@
+/**
+ * Config section `repo`: how this node's image repository follows the primary's.
+ * The lead's top-level schema embeds `repoConfigSchema`; every object is strict.
+ */
+import { z } from 'zod';
+import cron from 'node-cron';
+
+export const repoStoreSchema = z
+  .object({
+    endpoint: z.string().url().describe('S3 endpoint URL of the repository, e.g. http://127.0.0.1:8888 (Cumulus).'),
+    region: z.string().min(1).default('us-east-1').describe('Region name sent in requests (Cumulus ignores it).'),
+    bucket: z.string().min(1).default('Repo').describe('Bucket holding the images; Cumulus names it "Repo".'),
+    accessKeyId: z.string().min(1).optional().describe('Access key; the SDK default chain is used when absent (v4 only).'),
+    secretAccessKey: z.string().min(1).optional().describe('Secret key matching accessKeyId.'),
+    forcePathStyle: z.boolean().default(true).describe('Address buckets as http://host/bucket (Cumulus and s3rver need it).'),
+    signatureVersion: z
+      .enum(['v4', 'v2'])
+      .default('v4')
+      .describe('Request signing: v2 (Authorization: AWS id:signature) for Cumulus, v4 for current S3 servers.'),
+    multipart: z
+      .boolean()
+      .default(true)
+      .describe('Multipart uploads for large objects; false for Cumulus, which stores each object with one PUT.'),
+    partSize: z
+      .number()
+      .int()
+      .min(5 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Multipart part size in bytes; memory per large copy is about 2 × partSize.'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.signatureVersion === 'v2' && (!s.accessKeyId || !s.secretAccessKey)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['accessKeyId'], message: 'signatureVersion v2 needs accessKeyId and secretAccessKey' });
+    }
+    if (Boolean(s.accessKeyId) !== Boolean(s.secretAccessKey)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['secretAccessKey'], message: 'give both accessKeyId and secretAccessKey, or neither' });
+    }
+  });
+
+export const repoConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Replicate the image repository while this node is the standby.'),
+    local: repoStoreSchema.describe("This node's repository (the target while standby, the source while primary)."),
+    peer: repoStoreSchema
+      .optional()
+      .describe("The peer's repository as reachable from this node (the source while standby); required when enabled."),
+    intervalMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(1000)
+      .describe('Pause between incremental passes in ms; an idle pass costs one listing per side.'),
+    deepVerifyCron: z
+      .string()
+      .default('17 3 * * *')
+      .refine((s) => cron.validate(s), 'not a valid cron expression')
+      .describe('node-cron schedule of the deep verification pass (reads and MD5-compares every object).'),
+    concurrency: z.number().int().min(1).max(64).default(8).describe('Objects copied in parallel.'),
+    maxDeleteFraction: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe('Largest share of the target a pass may delete; a pass that would delete more refuses (REPO_DELETE_GUARD).'),
+    allowEmptySource: z
+      .boolean()
+      .default(false)
+      .describe('Let a pass empty the target when the source lists no objects (normally a sign of a wrong bucket).'),
+    conflictPolicy: z
+      .enum(['source-wins', 'quarantine'])
+      .default('source-wins')
+      .describe('Fail-back: quarantine keeps target objects under nha-quarantine/<eventId>/ before overwriting or deleting them.'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.enabled && !c.peer) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['peer'], message: 'repo.peer is required when repo.enabled is true' });
+  });
+
+export type RepoStoreConfig = z.infer<typeof repoStoreSchema>;
+export type RepoConfig = z.infer<typeof repoConfigSchema>;
