@@ -3,6 +3,7 @@
  * HMAC middleware on loopback. Each case waits for the standby's tree to match, within bounded time.
  */
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -185,6 +186,19 @@ describe('file-tree sync, primary to standby', () => {
     for (const i of [0, 1, 499, 998, 999]) expect(await content(join(r.dst, 'many', `f${i}.conf`))).toBe(`value ${i}\n`);
     expect(got).not.toContain('edit.swp');
     expect(r.sender.status().filesBehind).toBe(0);
+  });
+
+  it('delivers files written synchronously into a brand-new directory (before its watch exists)', async () => {
+    const r = await rig();
+    await r.sender.start();
+    for (let round = 0; round < 3; round++) {
+      const dir = join(r.src, `new-${round}`, 'deep');
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 100; i++) writeFileSync(join(dir, `f${i}`), `${round}:${i}`);
+      const names = async () => (await readdir(join(r.dst, `new-${round}`, 'deep')).catch(() => [] as string[])).filter((n) => !n.startsWith('.nha-tmp-'));
+      await waitFor(`round ${round}`, async () => (await names()).length === 100);
+      for (const i of [0, 50, 99]) expect(await content(join(r.dst, `new-${round}`, 'deep', `f${i}`))).toBe(`${round}:${i}`);
+    }
   });
 
   it('catches up after the standby was offline, keeping the standby copy until then', async () => {

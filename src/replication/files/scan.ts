@@ -123,3 +123,24 @@ export async function scanTree(root: string, excluded: (rel: string) => boolean,
   await walk('');
   return out;
 }
+
+/** Relative paths of everything below `dir` (not following links); empty when it is gone. */
+export async function listBelow(root: string, dir: string, excluded: (rel: string) => boolean): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    let ents;
+    try {
+      ents = await readdir(posix.join(root, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      const r = `${rel}/${e.name}`;
+      if (isTempName(r) || excluded(r)) continue;
+      out.push(r);
+      if (e.isDirectory()) await walk(r);
+    }
+  };
+  await walk(dir);
+  return out;
+}

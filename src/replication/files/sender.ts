@@ -4,16 +4,18 @@
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
+import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage, HaError } from '../../errors.js';
 import type { FilesConfig, FilesTreeConfig } from './config.js';
 import { isInside, isTempName, makeExcluder, relativizeLinkTarget } from './paths.js';
 import type { ManifestEntry, ManifestResponse } from './protocol.js';
 import type { EventSink } from './receiver.js';
-import { HashCache, scanTree, statEntry } from './scan.js';
+import { differs } from './diff.js';
+import { HashCache, listBelow, scanTree, statEntry } from './scan.js';
 import { mapLimit } from './limit.js';
 import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
 
@@ -59,6 +61,8 @@ interface Tree {
   root: string;
   excluded: (rel: string) => boolean;
   pending: Set<string>;
+  /** Directories that appeared since the last flush; listed again at flush time (see start()). */
+  newDirs: Set<string>;
 }
 
 export class FileSyncSender {
@@ -91,7 +95,7 @@ export class FileSyncSender {
   };
 
   constructor(private readonly opts: FileSyncSenderOptions) {
-    this.trees = opts.config.trees.map((cfg) => ({ cfg, root: posix.resolve(cfg.path), excluded: makeExcluder(cfg.exclude), pending: new Set() }));
+    this.trees = opts.config.trees.map((cfg) => ({ cfg, root: posix.resolve(cfg.path), excluded: makeExcluder(cfg.exclude), pending: new Set(), newDirs: new Set() }));
     this.clock = opts.clock ?? systemClock;
     this.peer = opts.peerUrl ?? null;
     this.retryMs = opts.retryMinMs ?? 500;
@@ -118,7 +122,15 @@ export class FileSyncSender {
           return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
         },
       });
-      w.on('all', (_ev, p) => this.mark(t, p));
+      w.on('all', (ev, p) => {
+        // Files created in a new directory before chokidar's watch on it is in place are never
+        // reported; listing the directory again at flush time catches them.
+        if (ev === 'addDir') {
+          const rel = this.relOf(t, p);
+          if (rel) t.newDirs.add(rel);
+        }
+        this.mark(t, p);
+      });
       // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
       w.on('raw', (_ev, evPath, details: unknown) => {
         const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
@@ -265,6 +277,8 @@ export class FileSyncSender {
     const t0 = this.clock.monotonicMs();
     let total = 0;
     for (const t of this.trees) {
+      for (const dir of t.newDirs) for (const rel of await listBelow(t.root, dir, t.excluded)) t.pending.add(rel);
+      t.newDirs.clear();
       if (t.pending.size === 0) continue;
       const rels = [...t.pending];
       t.pending.clear();
@@ -302,7 +316,13 @@ export class FileSyncSender {
     this.shipped.clear();
     for (const t of this.trees) {
       t.pending.clear();
+      t.newDirs.clear();
       try {
+        // An unmounted or mistyped root would look like an empty tree and wipe the standby's copy.
+        const rootSt = await stat(t.root).catch(() => null);
+        if (!rootSt?.isDirectory()) {
+          throw new HaError('FILES_FAILED', `tree "${t.cfg.name}": ${t.root} is not a directory on this node; create it or fix files.trees (the standby copy is left alone)`);
+        }
         const local = new Map<string, ManifestEntry>();
         for (const e of await scanTree(t.root, t.excluded, this.cache)) {
           const fixed = this.portable(t, e);
@@ -358,14 +378,4 @@ export class FileSyncSender {
     this.skippedLinks.delete(key);
     return { ...e, target };
   }
-}
-
-function differs(local: ManifestEntry, remote: ManifestEntry | undefined): boolean {
-  if (!remote || remote.type !== local.type) return true;
-  if (local.type === 'file' && remote.type === 'file') {
-    return local.sha256 !== remote.sha256 || local.mode !== remote.mode || Math.abs(local.mtimeMs - remote.mtimeMs) >= 1;
-  }
-  if (local.type === 'dir' && remote.type === 'dir') return local.mode !== remote.mode;
-  if (local.type === 'link' && remote.type === 'link') return local.target !== remote.target;
-  return true;
 }

@@ -54,12 +54,14 @@ function compressDeletes(rels: string[]): string[] {
 }
 
 /** Read a small file with the stat taken from the same open file, or null when it vanished. */
-async function readSmall(abs: string): Promise<{ data: Buffer; mode: number; mtimeMs: number } | null> {
+async function readSmall(abs: string, maxBytes: number): Promise<{ data: Buffer; mode: number; mtimeMs: number } | 'large' | null> {
   let fh;
   try {
     fh = await open(abs, 'r');
     const st = await fh.stat();
     if (!st.isFile()) return null;
+    // It grew since it was listed: stream it rather than inflate a JSON batch.
+    if (st.size > maxBytes) return 'large';
     const data = await fh.readFile();
     return { data, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
   } catch (err) {
@@ -107,12 +109,13 @@ export async function shipItems(
   for (const i of rest) if (i.entry?.type === 'file' && i.entry.size > t.largeFileBytes) large.push({ rel: i.rel });
   for (let w = 0; w < small.length; w += READ_WINDOW) {
     const window = small.slice(w, w + READ_WINDOW);
-    const reads = await mapLimit(window, 16, (i) => (i.entry?.type === 'file' ? readSmall(posix.join(tree.root, i.rel)) : Promise.resolve(null)));
+    const reads = await mapLimit(window, 16, (i) => (i.entry?.type === 'file' ? readSmall(posix.join(tree.root, i.rel), t.largeFileBytes) : Promise.resolve(null)));
     for (let k = 0; k < window.length; k++) {
       const i = window[k];
       const e = i.entry!;
       const f = reads[k];
       if (e.type === 'link') await add({ op: 'link', path: i.rel, target: e.target });
+      else if (f === 'large') large.push({ rel: i.rel });
       else if (!f) await add({ op: 'delete', path: i.rel });
       else {
         const sha256 = createHash('sha256').update(f.data).digest('hex');
