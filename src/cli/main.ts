@@ -7,7 +7,7 @@ import { clusterConfigSchema } from '../config/schema.js';
 import { clusterCrossChecks } from '../config/checks.js';
 import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
 import { EXAMPLE_CONFIG } from '../config/example.js';
-import { startNode } from './node.js';
+import { makeVip, startNode } from './node.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
 import { runWitness } from './witness.js';
@@ -119,6 +119,29 @@ program
     const { status, data } = await apiRequest<{ message: string }>('POST', opts.url, '/admin/maintenance', { token: opts.token, body: { on: state === 'on' } });
     if (status !== 200) throw new HaError('USAGE', `maintenance not accepted (HTTP ${status}): ${JSON.stringify(data)}`);
     console.log(data.message);
+  });
+
+program
+  .command('vip')
+  .description('operate the configured VIP by hand (e.g. ExecStopPost=nimbus-ha vip release)')
+  .argument('<action>', 'release | status')
+  .requiredOption('-c, --config <file>', 'node config file (YAML)')
+  .action(async (action: string, opts: { config: string }) => {
+    const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const vip = makeVip(cfg.vip);
+    if (!vip) {
+      console.log('no VIP configured (vip.kind: none)');
+      return;
+    }
+    if (action === 'release') {
+      await vip.release({ node: cfg.node, epoch: 0, role: 'standby', reason: 'released by hand' });
+      console.log(`released ${vip.describe()}`);
+    } else if (action === 'status') {
+      console.log(`${vip.describe()}: ${(await vip.held()) ? 'held by this node' : 'not held by this node'}`);
+    } else {
+      throw new HaError('USAGE', 'vip takes "release" or "status"');
+    }
+    await vip.close();
   });
 
 const config = program.command('config').description('check or print configuration');

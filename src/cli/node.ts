@@ -99,7 +99,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const url = `http://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`;
-  agent.start();
+  await agent.start();
   log.info({ url, epoch: store.get().epoch, vip: vip?.describe() ?? 'none' }, `nimbus-ha ${cfg.node} listening`);
   return {
     agent,

@@ -66,6 +66,9 @@ export interface AgentDeps {
   log?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
+/** How often the real VIP state is read back (reconciliation). */
+const VIP_RECONCILE_MS = 1000;
+
 /** One record per failover / switchover / fail-back with timings, filled in as it happens. */
 interface TakeoverTiming {
   kind: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
@@ -99,6 +102,8 @@ export class Agent {
   private lastReasonLogged = '';
   private loopTimer: NodeJS.Timeout | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
+  private vipTimer: NodeJS.Timeout | null = null;
+  private vipChecking = false;
   private cycling = false;
   private again = false;
   private stopped = false;
@@ -149,8 +154,11 @@ export class Agent {
     return Math.floor(this.voters / 2) + 1;
   }
 
-  start(): void {
+  async start(): Promise<void> {
     this.d.bus.emit({ type: 'agent_started', severity: 'info', message: `agent started as ${this.role} at epoch ${this.epoch}` });
+    // A crashed sidecar may have left the address on the interface: learn the real state first.
+    await this.reconcileVip();
+    this.vipTimer = setInterval(() => void this.reconcileVip(), VIP_RECONCILE_MS);
     this.peerLink?.start();
     const cycleMs = Math.max(10, Math.min(50, Math.floor(this.timings.heartbeatMs / 2)));
     this.loopTimer = setInterval(() => this.kick(), cycleMs);
@@ -162,6 +170,7 @@ export class Agent {
     this.stopped = true;
     if (this.loopTimer) clearInterval(this.loopTimer);
     if (this.renewTimer) clearInterval(this.renewTimer);
+    if (this.vipTimer) clearInterval(this.vipTimer);
     this.peerLink?.stop();
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
@@ -187,6 +196,28 @@ export class Agent {
           this.kick();
         }
       });
+  }
+
+  /**
+   * Read whether this node really holds the VIP (an address left by a crash, removed by hand...). The
+   * next cycle then releases or re-acquires it; the check is cheap but not free, hence its own pace.
+   */
+  private async reconcileVip(): Promise<void> {
+    const vip = this.d.vip;
+    if (!vip || this.vipChecking || this.stopped) return;
+    this.vipChecking = true;
+    try {
+      const held = await vip.held();
+      if (held !== this.vipHeld) {
+        this.d.bus.emit({ type: 'vip_reconciled', severity: 'warning', message: `${vip.describe()} is ${held ? 'held' : 'not held'} on this node although the agent believed otherwise` });
+        this.vipHeld = held;
+        this.kick();
+      }
+    } catch (err) {
+      this.d.log?.warn({ err: errorMessage(err) }, 'cannot read the VIP state');
+    } finally {
+      this.vipChecking = false;
+    }
   }
 
   // ---- inputs from the API -------------------------------------------------------------------
