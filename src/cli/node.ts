@@ -2,7 +2,9 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
-import type { Vip } from '../ports.js';
+import type { ServiceController, Vip } from '../ports.js';
+import { buildServices } from './services.js';
+import { createNotifiers } from '../../adapters/notify/index.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
 import { EpochStore } from '../cluster/epoch-store.js';
@@ -49,6 +51,8 @@ export interface NodeExtras {
   /** Called once the agent exists (wire monitors and replicators that need it). */
   onAgent?: (agent: Agent, bus: EventBus) => void;
   onStop?: () => Promise<void>;
+  /** Controllers for services the config names but the composition root builds (e.g. Nimbus). */
+  controllers?: Map<string, ServiceController>;
 }
 
 const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => false, status: () => [] };
@@ -57,10 +61,15 @@ const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => fals
 export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Promise<RunningNode> {
   const log = pino({ level: cfg.log.level, base: { node: cfg.node } }, pino.destination(2));
   const store = EpochStore.inDir(cfg.dataDir);
+  const notify = createNotifiers(cfg.notify);
   const bus = new EventBus(cfg.node, () => store.get().epoch, {
     historyFile: cfg.history.file ?? join(cfg.dataDir, 'events.jsonl'),
     ringSize: cfg.history.keep,
+    notifiers: notify.notifiers,
+    notifyTypes: notify.notifyTypes,
+    onNotifyError: (name, event, err) => log.warn({ code: 'NOTIFY_FAILED', notifier: name, event: event.type }, (err as Error).message),
   });
+  const services = buildServices(cfg.services, bus, systemClock, extras.controllers);
   bus.on((e) => {
     const level = e.severity === 'critical' ? 'warn' : 'info';
     log[level]({ event: e.type, epoch: e.epoch, ...(e.details ? { details: e.details } : {}) }, e.message);
@@ -76,8 +85,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     transport,
     coordinator,
     vip,
-    health: extras.health ?? alwaysHealthy,
-    hooks: extras.hooks,
+    health: extras.health ?? (cfg.services.length ? services.health : alwaysHealthy),
+    hooks: [services.hooks, ...(extras.hooks ?? [])],
     log,
   });
   extras.onAgent?.(agent, bus);
@@ -99,6 +108,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const url = `http://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`;
+  services.start();
   await agent.start();
   log.info({ url, epoch: store.get().epoch, vip: vip?.describe() ?? 'none' }, `nimbus-ha ${cfg.node} listening`);
   return {
@@ -107,7 +117,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     url,
     async stop() {
       await agent.stop();
+      await services.stop();
       await extras.onStop?.();
+      notify.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -28,8 +28,8 @@ export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
     p.push({ key: 'preferredPrimary', problem: `is ${cfg.preferredPrimary} (expected one of ${[...names].join(', ')})` });
   }
   const svc = new Set<string>();
-  for (const [i, s] of cfg.commandServices.entries()) {
-    if (svc.has(s.name)) p.push({ key: `commandServices.${i}.name`, problem: `duplicates ${s.name} (expected unique service names)` });
+  for (const [i, s] of cfg.services.entries()) {
+    if (svc.has(s.name)) p.push({ key: `services.${i}.name`, problem: `duplicates ${s.name} (expected unique service names)` });
     svc.add(s.name);
   }
   return p;

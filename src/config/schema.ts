@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { notifyConfigSchema, policyFieldsSchema, probeSpecSchema } from '../monitor/config.js';
 
 /** host:port pair. */
 const hostPort = z
@@ -72,14 +73,41 @@ export const vipSchema = z
   .discriminatedUnion('kind', [noVip, bindProxyVipSchema, commandVipSchema, linuxIpVipSchema])
   .default({ kind: 'none' });
 
-/** A service managed by shell commands (any service, before a dedicated adapter exists). */
-export const commandServiceSchema = z
-  .object({
-    name: z.string().min(1).describe('service name used in status, events and metrics'),
-    kind: z.literal('command').default('command'),
-    start: z.string().min(1).describe('shell command that starts the service (may daemonize)'),
-    stop: z.string().min(1).describe('shell command that stops the service'),
-    probe: z.string().min(1).describe('shell command exiting 0 while the service is healthy'),
+/** How a protected service is started and stopped. */
+export const serviceControlSchema = z
+  .discriminatedUnion('kind', [
+    z
+      .object({
+        kind: z.literal('command'),
+        start: z.string().min(1).describe('shell command that starts the service (may daemonize)'),
+        stop: z.string().min(1).describe('shell command that stops the service'),
+        timeoutMs: z.number().int().min(100).default(30_000).describe('timeout of start and stop'),
+      })
+      .strict(),
+    z
+      .object({
+        kind: z.literal('process'),
+        command: z.array(z.string().min(1)).min(1).describe('argv of a foreground service (no shell)'),
+        cwd: z.string().optional().describe('working directory'),
+        env: z.record(z.string()).default({}).describe('extra environment'),
+        logFile: z.string().optional().describe('file that receives the service output'),
+        pidFile: z.string().optional().describe('PID file, so a restarted sidecar can still stop the service'),
+        stopTimeoutMs: z.number().int().min(100).default(10_000).describe('time between SIGTERM and SIGKILL'),
+        startGraceMs: z.number().int().min(0).default(300).describe('an exit within this time is a failed start'),
+      })
+      .strict(),
+    z.object({ kind: z.literal('none') }).strict(),
+  ])
+  .default({ kind: 'none' });
+
+/** A protected service: how to control it, how to probe it, its restart policy. */
+export const serviceSchema = policyFieldsSchema
+  .extend({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-" and "_" only').describe('service name in status, events and metrics'),
+    control: serviceControlSchema.describe('how the service is started and stopped (none: probe only)'),
+    probe: probeSpecSchema,
+    intervalMs: z.number().int().min(10).default(2_000).describe('time between probes'),
+    timeoutMs: z.number().int().min(10).default(2_000).describe('a probe that takes longer counts as failed'),
     runOn: z
       .enum(['primary', 'all'])
       .default('all')
@@ -121,7 +149,8 @@ export const clusterConfigSchema = z
       .default({}),
     timings: timingsSchema.default({}),
     vip: vipSchema,
-    commandServices: z.array(commandServiceSchema).default([]).describe('services managed by shell commands'),
+    services: z.array(serviceSchema).default([]).describe('protected services: control, probe, restart policy'),
+    notify: notifyConfigSchema,
     history: z
       .object({
         file: z.string().optional().describe('JSON-lines event history (default <dataDir>/events.jsonl)'),
@@ -147,3 +176,4 @@ export type ClusterConfigInput = z.input<typeof clusterConfigSchema>;
 export type ClusterConfig = z.output<typeof clusterConfigSchema>;
 export type VipConfig = z.output<typeof vipSchema>;
 export type Timings = z.output<typeof timingsSchema>;
+export type ServiceConfig = z.output<typeof serviceSchema>;

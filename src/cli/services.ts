@@ -1,0 +1,133 @@
+import type { Clock, Role, ServiceController } from '../ports.js';
+import type { EventBus } from '../events/bus.js';
+import type { HealthSource, RoleHooks } from '../cluster/agent.js';
+import type { ServiceConfig } from '../config/schema.js';
+import { ServiceMonitor, type MonitoredService } from '../monitor/monitor.js';
+import { createProbe } from '../monitor/probes.js';
+import { CommandService } from '../../adapters/command/service.js';
+import { ProcessService } from '../../adapters/command/process.js';
+
+/** A service with no control: probed only. */
+class ProbeOnly implements ServiceController {
+  constructor(readonly name: string) {}
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async probe() {
+    return { ok: true, latencyMs: 0, detail: 'no control configured' };
+  }
+}
+
+export function makeController(s: ServiceConfig): ServiceController {
+  const c = s.control;
+  switch (c.kind) {
+    case 'command':
+      return new CommandService(s.name, { start: c.start, stop: c.stop, probe: 'true' }, c.timeoutMs);
+    case 'process':
+      return new ProcessService(s.name, {
+        command: c.command,
+        cwd: c.cwd,
+        env: { ...process.env, ...c.env },
+        logFile: c.logFile,
+        pidFile: c.pidFile,
+        stopTimeoutMs: c.stopTimeoutMs,
+        startGraceMs: c.startGraceMs,
+      });
+    case 'none':
+      return new ProbeOnly(s.name);
+    default: {
+      const never: never = c;
+      throw new Error(`unknown control ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function monitored(s: ServiceConfig, controller: ServiceController): MonitoredService {
+  return {
+    controller,
+    probe: createProbe(s.probe),
+    intervalMs: s.intervalMs,
+    timeoutMs: s.timeoutMs,
+    policy: {
+      failuresBeforeAction: s.failuresBeforeAction,
+      maxRestarts: s.maxRestarts,
+      windowMs: s.windowMs,
+      backoff: s.backoff,
+      recoverAfter: s.recoverAfter,
+    },
+  };
+}
+
+/**
+ * Services of a node: those that run everywhere are probed all the time (restarted only on the
+ * primary); those that run on the primary only are started on promotion, stopped on demotion, and
+ * probed only while they should run, so a standby is not "unhealthy" for a service it must not run.
+ */
+export function buildServices(
+  services: readonly ServiceConfig[],
+  bus: EventBus,
+  clock: Clock,
+  controllers: Map<string, ServiceController> = new Map(),
+): { health: HealthSource; hooks: RoleHooks; start(): void; stop(): Promise<void>; monitors: ServiceMonitor[] } {
+  const ctl = (s: ServiceConfig) => controllers.get(s.name) ?? makeController(s);
+  const everywhere = services.filter((s) => s.runOn === 'all');
+  const primaryOnly = services.filter((s) => s.runOn === 'primary');
+  const primaryControllers = primaryOnly.map(ctl);
+  const allMon = new ServiceMonitor({ services: everywhere.map((s) => monitored(s, ctl(s))), bus, clock });
+  const primMon = new ServiceMonitor({ services: primaryOnly.map((s, i) => monitored(s, primaryControllers[i])), bus, clock, active: true });
+  let role: Role = 'starting';
+  let primaryRunning = false;
+  const monitors = [allMon, primMon];
+
+  const startPrimaryServices = async () => {
+    for (const c of primaryControllers) {
+      try {
+        await c.start();
+      } catch (err) {
+        bus.emit({ type: 'service_start_failed', severity: 'critical', message: `${c.name}: ${(err as Error).message}` });
+      }
+    }
+    primMon.reset();
+    primMon.start();
+    primaryRunning = true;
+  };
+  const stopPrimaryServices = async () => {
+    await primMon.stop();
+    primaryRunning = false;
+    for (const c of primaryControllers) await c.stop().catch(() => undefined);
+  };
+
+  const health: HealthSource = {
+    healthy: () => allMon.allHealthy() && (!primaryRunning || primMon.allHealthy()),
+    escalated: () => monitors.some((m) => m.status().some((s) => s.escalated)),
+    status: () => [...allMon.status().map((s) => ({ ...s, runOn: 'all' })), ...primMon.status().map((s) => ({ ...s, runOn: 'primary', running: primaryRunning }))],
+    setRole(next: Role) {
+      role = next;
+      allMon.setActive(next === 'primary');
+      if (next === 'maintenance') monitors.forEach((m) => m.pause());
+      else monitors.forEach((m) => m.resume());
+    },
+  };
+  const hooks: RoleHooks = {
+    name: 'services',
+    async onPromote() {
+      allMon.reset();
+      if (primaryControllers.length) await startPrimaryServices();
+    },
+    async onDemote() {
+      if (primaryControllers.length) await stopPrimaryServices();
+    },
+  };
+  return {
+    health,
+    hooks,
+    monitors,
+    start: () => {
+      allMon.start();
+      void role;
+    },
+    stop: async () => {
+      await allMon.stop();
+      await primMon.stop();
+    },
+  };
+}
