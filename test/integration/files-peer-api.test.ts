@@ -39,6 +39,7 @@ describe('files peer API', () => {
   let url: string;
   let client: PeerClient;
   const events: EventInput[] = [];
+  let accepting = true;
 
   beforeAll(async () => {
     base = await mkdtemp(join(tmpdir(), 'nha-files-api-'));
@@ -46,6 +47,7 @@ describe('files peer API', () => {
     outside = join(base, 'outside');
     const receiver = new FileSyncReceiver({
       trees: [{ name: 'etc', path: root, exclude: [] }],
+      accepting: () => accepting,
       quarantineDir: join(base, 'quarantine'),
       events: { emit: (e) => events.push(e) },
     });
@@ -155,6 +157,17 @@ describe('files peer API', () => {
   it('refuses an inline file whose content does not match its checksum', async () => {
     const err = await refused({ tree: 'etc', entries: [{ ...fileEntry('x.conf', 'a'), sha256: sha256Hex('b') }] });
     expect(err.code).toBe('FILES_FAILED');
+    await assertNothingWritten();
+  });
+
+  it('refuses changes with 409 while this node is not a standby', async () => {
+    accepting = false;
+    try {
+      const err = await refused({ tree: 'etc', entries: [fileEntry('x.conf', 'from a stale primary')] });
+      expect(err.details?.status).toBe(409);
+    } finally {
+      accepting = true;
+    }
     await assertNothingWritten();
   });
 

@@ -35,6 +35,11 @@ export interface FileSyncReceiverOptions {
   stateFile?: string;
   events?: EventSink;
   clock?: Clock;
+  /**
+   * Whether changes are accepted now; wire it to "this node is standby" so a stale or fenced former
+   * primary cannot overwrite the trees of the node that took over. Default: always.
+   */
+  accepting?: () => boolean;
 }
 
 export interface FileReceiverStatus {
@@ -101,6 +106,7 @@ export class FileSyncReceiver {
 
   /** Validate the whole batch, then apply it in order. */
   async applyBatch(batch: Batch, peer = 'peer'): Promise<ApplyResult> {
+    this.checkAccepting(peer);
     const t = this.tree(batch.tree);
     const checked = batch.entries.map((e) => {
       const { rel, abs } = this.checkPath(t, e.path, peer);
@@ -156,6 +162,7 @@ export class FileSyncReceiver {
 
   /** A large file streamed by the primary: hashed while written to a temp file, renamed only when it matches. */
   async receiveFile(q: FileQuery, body: Readable, peer = 'peer'): Promise<ApplyResult> {
+    this.checkAccepting(peer);
     const t = this.tree(q.tree);
     const { rel, abs } = this.checkPath(t, q.path, peer);
     const rootReal = (await this.ctx(t)).rootReal;
@@ -187,6 +194,12 @@ export class FileSyncReceiver {
       ctx.dirs.add(posix.dirname(abs));
       return this.finish(ctx, 1);
     });
+  }
+
+  private checkAccepting(peer: string): void {
+    if (this.opts.accepting && !this.opts.accepting()) {
+      throw new HaError('FILES_FAILED', `refusing file changes from ${peer}: this node is not a standby`, { status: 409 });
+    }
   }
 
   private tree(name: string): Tree {
