@@ -6,12 +6,14 @@ import { HaError, errorMessage } from '../errors.js';
 import { clusterConfigSchema } from '../config/schema.js';
 import { clusterCrossChecks } from '../config/checks.js';
 import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
-import { EXAMPLE_CONFIG } from '../config/example.js';
+import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
+import { configReferenceMarkdown } from '../config/reference.js';
 import { makeVip, startNode } from './node.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
 import { runWitness } from './witness.js';
 import { registerAvailabilityCommand } from './availability.js';
+import { registerRepoCommands } from './repo.js';
 import { runDemo } from './demo.js';
 
 const program = new Command();
@@ -165,6 +167,12 @@ config
     console.log(`${file}: ok (node ${r.config.node}, ${r.config.peers.length} peer(s), witness ${r.config.witness ? 'yes' : 'no'}, vip ${r.config.vip.kind})`);
   });
 config
+  .command('reference')
+  .description('print the configuration reference (Markdown; docs/configuration.md is this output)')
+  .action(() => {
+    process.stdout.write(configReferenceMarkdown(clusterConfigSchema, CONFIG_REFERENCE_INTRO));
+  });
+config
   .command('example')
   .description('print a commented, valid example config')
   .action(() => {
@@ -182,6 +190,7 @@ program
   });
 
 registerAvailabilityCommand(program);
+registerRepoCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HaError) {

@@ -39,3 +39,20 @@ failback: { auto: false, holdDownMs: 300000 }
 
 log: { level: info }
 `;
+
+/** Heading of docs/configuration.md (the table below it is generated from the schema). */
+export const CONFIG_REFERENCE_INTRO = `# Configuration reference
+
+One YAML file per node, validated at start and by \`nimbus-ha config check FILE\` (every problem is reported
+at once as \`key: problem (expected …)\`; unknown keys are rejected). \`nimbus-ha config example\` prints a
+commented, valid file. Strings may use \`\${VAR}\` and \`\${VAR:-default}\` to read the environment;
+\`NHA_SECRET\`, \`NHA_ADMIN_TOKEN\`, \`NHA_DB_PASSWORD\`, \`NHA_DB_REPL_PASSWORD\`, \`NHA_REPO_ACCESS_KEY_ID\` and
+\`NHA_REPO_SECRET_ACCESS_KEY\` override the matching secrets so they need not be written in the file.
+
+Cross-field rules checked at start: \`timings.deadAfterMs\` > 2 × \`timings.heartbeatMs\`,
+\`timings.leaseMs\` > \`timings.deadAfterMs\`, \`timings.requestTimeoutMs\` < \`timings.leaseMs\`, a two-node
+cluster has a \`witness\` unless \`quorum.allowTwoNodeWithoutWitness\` is true, \`preferredPrimary\` names a
+node of the cluster, service names are unique.
+
+This table is generated from the schema (\`nimbus-ha config reference\`); a test keeps it in step.
+`;
