@@ -3,7 +3,7 @@
  * straight to a log file (not through pipes): the service must outlive a restart of the sidecar.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -33,8 +33,18 @@ function signalOk(target: number): boolean {
   }
 }
 
+/** A dead process not yet reaped by its parent still answers signal 0; /proc tells the truth (Linux). */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the service's main process lives (its helpers may outlive it; they do not make it healthy). */
-const leaderAlive = (pid: number) => signalOk(pid);
+const leaderAlive = (pid: number) => signalOk(pid) && !isZombie(pid);
 /** Whether any process of the group lives. */
 const groupAlive = (pid: number) => signalOk(-pid);
 
@@ -59,6 +69,8 @@ async function tail(file: string | undefined): Promise<string> {
 export class ProcessSupervisor {
   /** Process group of the service we spawned (its leader's PID). */
   private groupId: number | null = null;
+  /** Set by the exit event of the process we spawned. */
+  private groupLeaderExited = false;
 
   constructor(private readonly o: ProcessSupervisorOptions) {
     if (o.command.length === 0) throw new HaError('CONFIG_INVALID', 'process mode needs a command (argv array)');
@@ -75,6 +87,7 @@ export class ProcessSupervisor {
   /** PID of the running service's main process (also its process group id), or null. */
   async pid(): Promise<number | null> {
     const pid = await this.knownGroup();
+    if (pid !== null && pid === this.groupId && this.groupLeaderExited) return null;
     return pid !== null && leaderAlive(pid) ? pid : null;
   }
 
@@ -94,9 +107,12 @@ export class ProcessSupervisor {
     const [file, ...args] = this.o.command;
     const child = spawn(file, args, { cwd: this.o.cwd, env: this.o.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
     if (typeof fd === 'number') closeSync(fd);
+    this.groupId = child.pid ?? null;
+    this.groupLeaderExited = false;
     let exitCode: string | null = null;
     child.once('exit', (code, sig) => {
       exitCode = String(code ?? sig);
+      if (this.groupId === child.pid) this.groupLeaderExited = true;
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -104,7 +120,6 @@ export class ProcessSupervisor {
         reject(new HaError('SERVICE_FAILED', `cannot start \`${this.o.command.join(' ')}\`: ${err.message}; check the command and its path`));
       });
     });
-    this.groupId = child.pid ?? null;
     // Do not keep the sidecar's event loop alive for the service's sake.
     child.unref();
     if (this.o.pidFile && child.pid !== undefined) {

@@ -62,7 +62,8 @@ async function probeUntil(c: NimbusServiceController, ok: boolean, timeoutMs = 3
     if (last.ok === ok) return last;
     await delay(200);
   }
-  throw new Error(`probe stayed ${last.ok ? 'green' : 'red'}: ${last.detail}`);
+  const log = await readFile(join(root, 'vm-service.log'), 'utf8').catch(() => '');
+  throw new Error(`probe stayed ${last.ok ? 'green' : 'red'}: ${last.detail}\nservice log tail:\n${log.split('\n').slice(-15).join('\n')}`);
 }
 
 beforeAll(async () => {
@@ -169,6 +170,41 @@ describe('NimbusServiceController, process mode', () => {
 });
 
 describe('NimbusServiceController, nimbusctl mode', () => {
+  it('starts, probes and stops the stand-in through its generated nimbusctl', async () => {
+    const ctlHome = join(root, 'real-ctl-home');
+    const port = await freePort();
+    const restarted = await startCumulusStandIn(join(root, 's3'), 0);
+    try {
+      await writeNimbusHome(ctlHome, {
+        port,
+        databaseUrl: postgres.url,
+        cumulusUrl: restarted.url,
+        cumulusAccessId: restarted.accessKeyId,
+        cumulusSecret: restarted.secretAccessKey,
+        nimbusctlCommand: [process.execPath, VITE_NODE, join(REPO_ROOT, 'fixtures/nimbus-vm-service/main.ts')],
+      });
+      const c = controller({
+        mode: 'nimbusctl',
+        home: ctlHome,
+        command: undefined,
+        pidFile: undefined,
+        logFile: undefined,
+        ec2: { url: `http://127.0.0.1:${port}/`, credentials: { accessKeyId: user.accessId, secretAccessKey: user.secret } },
+        cumulus: { url: restarted.url, credentials: { accessKeyId: restarted.accessKeyId, secretAccessKey: restarted.secretAccessKey } },
+      });
+      expect((await c.probe(2000)).ok).toBe(false);
+      await c.start();
+      await probeUntil(c, true);
+      expect((await c.status()).detail).toMatch(/^nimbusctl: Nimbus services are running \(pid \d+\)$/);
+      await c.stop();
+      expect(await c.status()).toMatchObject({ running: false });
+      await probeUntil(c, false, 5000);
+      await c.stop();
+    } finally {
+      await restarted.stop();
+    }
+  });
+
   it('runs $NIMBUS_HOME/bin/nimbusctl <target> start|stop|status', async () => {
     const ctlHome = join(root, 'ctl-home');
     const calls = join(root, 'nimbusctl.calls');
