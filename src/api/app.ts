@@ -110,7 +110,8 @@ export function createApp(d: ApiDeps): express.Express {
   const onReject = (reason: string, req: Request) =>
     d.bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected ${req.method} ${req.originalUrl} from ${req.ip}: ${reason}` });
   for (const [name, router] of Object.entries(d.streamPeerRouters ?? {})) {
-    app.use(`/peer/${name}`, requirePeerAuth(d.secret, { allowStream: true, onReject }), router);
+    // JSON bodies are parsed (and hashed) as usual; octet-stream bodies stay streams for the router.
+    app.use(`/peer/${name}`, express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { allowStream: true, onReject }), router);
   }
   const peer = express.Router();
   peer.use(express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { onReject }));

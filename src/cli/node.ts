@@ -4,6 +4,7 @@ import type { Router } from 'express';
 import pino from 'pino';
 import type { ServiceController, Vip } from '../ports.js';
 import { buildServices } from './services.js';
+import { FilesDataPath } from '../replication/files/data-path.js';
 import { createNotifiers } from '../../adapters/notify/index.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
@@ -77,6 +78,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const transport = new PeerClient(cfg.node, cfg.secret);
   const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.url, transport) : null;
   const vip = makeVip(cfg.vip);
+  const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
   const agent = new Agent({
     config: cfg,
     clock: systemClock,
@@ -86,10 +88,25 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     coordinator,
     vip,
     health: extras.health ?? (cfg.services.length ? services.health : alwaysHealthy),
-    hooks: [services.hooks, ...(extras.hooks ?? [])],
+    hooks,
     log,
   });
   extras.onAgent?.(agent, bus);
+  const dataPaths: { close(): Promise<void> }[] = [];
+  const streamRouters: Record<string, Router> = { ...(extras.streamPeerRouters ?? {}) };
+  if (cfg.files && cfg.files.trees.length) {
+    const files = new FilesDataPath({
+      config: cfg.files,
+      transport,
+      events: bus,
+      clock: systemClock,
+      quarantineDir: join(cfg.dataDir, 'quarantine', 'files'),
+      isStandby: () => agent.role === 'standby',
+    });
+    hooks.push(files);
+    streamRouters.files = files.router;
+    dataPaths.push(files);
+  }
   const metrics = createMetrics(agent, bus, extras.metrics);
   const app = createApp({
     agent,
@@ -98,7 +115,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     secret: cfg.secret,
     adminToken: cfg.adminToken,
     peerRouters: extras.peerRouters,
-    streamPeerRouters: extras.streamPeerRouters,
+    streamPeerRouters: streamRouters,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.listen.port, cfg.listen.host, () => resolve(s));
@@ -118,6 +135,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     async stop() {
       await agent.stop();
       await services.stop();
+      for (const p of dataPaths) await p.close();
       await extras.onStop?.();
       notify.close();
       await new Promise<void>((resolve) => {

@@ -41,6 +41,8 @@ export interface RoleHooks {
   onFollow?(ctx: HookContext & { primary: string }): Promise<void>;
   /** True when this node has everything the primary has (used by switchover and fail-back checks). */
   caughtUp?(): boolean;
+  /** On the primary: true when the standby has everything this node has on this data path. */
+  peerCaughtUp?(): boolean;
   /** Summary for /status, heartbeats and metrics. */
   status?(): Record<string, unknown>;
 }
@@ -371,7 +373,7 @@ export class Agent {
         role: st?.role ?? null,
         epoch: st?.epoch ?? 0,
         healthy: st?.healthy ?? false,
-        caughtUp: st?.caughtUp ?? false,
+        caughtUp: (st?.caughtUp ?? false) && (this.d.hooks ?? []).every((h) => !h.peerCaughtUp || h.peerCaughtUp()),
         lastSeenAgeMs: link.lastHeardAt === null ? null : now - link.lastHeardAt,
         takeoverOffer: this.takeoverOffer,
       };

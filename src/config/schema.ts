@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { filesConfigSchema } from '../replication/files/config.js';
 import { notifyConfigSchema, policyFieldsSchema, probeSpecSchema } from '../monitor/config.js';
 
 /** host:port pair. */
@@ -151,6 +152,7 @@ export const clusterConfigSchema = z
     vip: vipSchema,
     services: z.array(serviceSchema).default([]).describe('protected services: control, probe, restart policy'),
     notify: notifyConfigSchema,
+    files: filesConfigSchema.optional().describe('config-file trees replicated from the primary to the standby'),
     history: z
       .object({
         file: z.string().optional().describe('JSON-lines event history (default <dataDir>/events.jsonl)'),
