@@ -132,12 +132,12 @@ export function createApp(d: ApiDeps): express.Express {
     res.json(d.agent.receiveVote(node, epoch as number));
   });
   peer.post('/takeover', (req, res) => {
-    const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
+    const { node, epoch, reason } = req.body as { node?: unknown; epoch?: unknown; reason?: unknown };
     if (typeof node !== 'string' || !Number.isInteger(epoch)) {
       res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
       return;
     }
-    res.json(d.agent.receiveTakeover(node, epoch as number));
+    res.json(d.agent.receiveTakeover(node, epoch as number, typeof reason === 'string' ? reason : 'switchover'));
   });
   for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, router);
   app.use('/peer', peer);

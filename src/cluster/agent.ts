@@ -99,6 +99,9 @@ export class Agent {
   private requests: AdminRequest[] = [];
   private readonly requestLog: RequestRecord[] = [];
   private takeoverOffer: number | null = null;
+  private takeoverReason: 'switchover' | 'failback' = 'switchover';
+  /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
+  private peerReadySince: number | null = null;
   private vipHeld = false;
   private lastDecision: Decision | null = null;
   private lastReasonLogged = '';
@@ -260,9 +263,10 @@ export class Agent {
   }
 
   /** The peer hands the primary role to us. */
-  receiveTakeover(from: string, epoch: number): { accepted: boolean; reason: string } {
+  receiveTakeover(from: string, epoch: number, reason: string = 'switchover'): { accepted: boolean; reason: string } {
     if (epoch <= this.epoch) return { accepted: false, reason: `epoch ${epoch} is not above ours (${this.epoch})` };
     this.takeoverOffer = epoch;
+    this.takeoverReason = reason === 'failback' ? 'failback' : 'switchover';
     this.d.bus.emit({ type: 'takeover_offered', severity: 'info', message: `${from} offers the primary role at epoch ${epoch}` });
     this.kick();
     return { accepted: true, reason: 'campaigning now' };
@@ -380,6 +384,9 @@ export class Agent {
       if (alive && st?.role === 'primary') this.lastPrimarySeenAt = now;
     }
     const preferred = cfg.preferredPrimary ? cfg.preferredPrimary === cfg.node : !this.peerCfg || cfg.node < this.peerCfg.node;
+    const peerReady = !!peer && peer.alive && peer.healthy && peer.role === 'standby' && peer.caughtUp;
+    if (!peerReady) this.peerReadySince = null;
+    else if (this.peerReadySince === null) this.peerReadySince = now;
     return {
       now,
       node: cfg.node,
@@ -402,6 +409,12 @@ export class Agent {
       request: this.requests[0] ?? null,
       vipHeld: this.vipHeld,
       noPrimaryForMs: this.role === 'primary' ? 0 : now - this.lastPrimarySeenAt,
+      autoFailback: {
+        enabled: cfg.failback.auto,
+        holdDownMs: cfg.failback.holdDownMs,
+        peerIsPreferred: !!this.peerCfg && cfg.preferredPrimary === this.peerCfg.node,
+        peerReadyForMs: this.peerReadySince === null ? 0 : now - this.peerReadySince,
+      },
       timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs },
     };
   }
@@ -532,7 +545,7 @@ export class Agent {
         return;
       }
       case 'handover':
-        await this.startHandover(a.to, a.epoch, a.requestId);
+        await this.startHandover(a.to, a.epoch, a.requestId, a.reason);
         return;
       case 'abandonHandover':
         if (this.handover) this.handover = null;
@@ -587,7 +600,7 @@ export class Agent {
     this.lastCampaignAt = startedAt;
     if (!this.timing || this.timing.epochBefore !== this.epoch) {
       const p = view.peer;
-      const kind: TakeoverTiming['kind'] = this.takeoverOffer !== null ? 'switchover' : !p ? 'bootstrap' : p.alive ? (this.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
+      const kind: TakeoverTiming['kind'] = this.takeoverOffer !== null ? this.takeoverReason : !p ? 'bootstrap' : p.alive ? (this.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
       this.timing = { kind, detectMs: p && !p.alive ? this.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: this.epoch };
     }
     this.d.store.update({ votedFor: { epoch, node: cfg.node } });
@@ -671,7 +684,7 @@ export class Agent {
       peer: view.peer?.node ?? null,
     };
     this.d.bus.emit({
-      type: kind === 'failover' ? 'failover' : kind === 'switchover' ? 'switchover' : 'promoted',
+      type: kind === 'failover' || kind === 'switchover' || kind === 'failback' ? kind : 'promoted',
       severity: kind === 'failover' ? 'critical' : 'info',
       epoch,
       message: `promoted to primary at epoch ${epoch} (${kind})`,
@@ -679,7 +692,7 @@ export class Agent {
     });
   }
 
-  private async startHandover(to: string, epoch: number, requestId: string | null): Promise<void> {
+  private async startHandover(to: string, epoch: number, requestId: string | null, reason: 'switchover' | 'failback' | 'escalation'): Promise<void> {
     const rec = requestId ? this.getRequest(requestId) : undefined;
     if (requestId) this.requests = this.requests.filter((r) => r.id !== requestId);
     if (rec) {
@@ -713,7 +726,7 @@ export class Agent {
     if (this.d.coordinator) await this.d.coordinator.release(this.d.config.node, ownEpoch, this.timings.requestTimeoutMs).catch(() => undefined);
     const peer = this.peerCfg;
     if (peer) {
-      await Promise.any(peer.urls.map((u) => this.d.transport.post(u, '/peer/takeover', { node: this.d.config.node, epoch }, this.timings.requestTimeoutMs))).catch((err) => {
+      await Promise.any(peer.urls.map((u) => this.d.transport.post(u, '/peer/takeover', { node: this.d.config.node, epoch, reason }, this.timings.requestTimeoutMs))).catch((err) => {
         this.d.bus.emit({ type: 'handover_failed', severity: 'critical', message: `could not reach ${to} to hand over: ${errorMessage(err)}` });
       });
     }

@@ -73,6 +73,8 @@ export interface View {
   handover: { to: string; epoch: number; startedAt: number } | null;
   request: AdminRequest | null;
   vipHeld: boolean;
+  /** Automatic fail-back to the preferred peer (keepalived's preempt_delay), off by default. */
+  autoFailback: { enabled: boolean; holdDownMs: number; peerIsPreferred: boolean; peerReadyForMs: number };
   /** ms since this node last knew of a live primary (or since start). */
   noPrimaryForMs: number;
   timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number };
@@ -85,7 +87,7 @@ export type Action =
   | { kind: 'demote'; to: 'standby' | 'fenced'; rejoin: boolean }
   | { kind: 'acquireVip' }
   | { kind: 'releaseVip' }
-  | { kind: 'handover'; to: string; epoch: number; requestId: string | null }
+  | { kind: 'handover'; to: string; epoch: number; requestId: string | null; reason: 'switchover' | 'failback' | 'escalation' }
   | { kind: 'abandonHandover' }
   | { kind: 'completeRequest'; id: string; ok: boolean; message: string }
   | { kind: 'setRole'; role: Role }
@@ -225,7 +227,7 @@ function decidePrimary(v: View): Decision {
     return {
       nextRole: 'standby',
       epoch: v.epoch,
-      actions: [{ kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: r.id }],
+      actions: [{ kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: r.id, reason: r.kind }],
       reason: `${r.kind}: handing the primary role to ${target} (${p.node}) at epoch ${v.epoch + 1}`,
     };
   }
@@ -236,12 +238,24 @@ function decidePrimary(v: View): Decision {
         epoch: v.epoch,
         actions: [
           { kind: 'emit', type: 'escalation_handover', severity: 'critical', message: `local services failed beyond their restart budget: handing over to ${p.node}` },
-          { kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: null },
+          { kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: null, reason: 'escalation' },
         ],
         reason: `escalation: local services failed beyond their restart budget, handing over to healthy standby ${p.node}`,
       };
     }
     return keep(v, 'escalation pending: local services failing but no healthy standby to hand over to; keep retrying', reconcile);
+  }
+  const af = v.autoFailback;
+  if (af.enabled && !v.preferred && af.peerIsPreferred && peerReady && p?.caughtUp) {
+    if (af.peerReadyForMs >= af.holdDownMs) {
+      return {
+        nextRole: 'standby',
+        epoch: v.epoch,
+        actions: [{ kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: null, reason: 'failback' }],
+        reason: `automatic fail-back: preferred node ${p.node} healthy and caught up for ${Math.round(af.peerReadyForMs)} ms`,
+      };
+    }
+    return keep(v, `no action: primary; automatic fail-back to ${p.node} in ${Math.ceil(af.holdDownMs - af.peerReadyForMs)} ms if it stays healthy and caught up`, reconcile);
   }
   return keep(v, `no action: primary, lease renewed by ${votes} of ${v.voters} voters`, reconcile);
 }

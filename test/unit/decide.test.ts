@@ -142,6 +142,27 @@ const rows: Row[] = [
     reason: /^failback: handing the primary role to the preferred node/,
   },
   {
+    name: 'automatic fail-back waits for the hold-down',
+    view: primaryView({ preferred: false, autoFailback: { enabled: true, holdDownMs: 10_000, peerIsPreferred: true, peerReadyForMs: 4000 } }),
+    role: 'primary',
+    actions: [],
+    reason: /automatic fail-back to b in 6000 ms/,
+  },
+  {
+    name: 'automatic fail-back hands over once the preferred node was ready for the hold-down',
+    view: primaryView({ preferred: false, autoFailback: { enabled: true, holdDownMs: 10_000, peerIsPreferred: true, peerReadyForMs: 10_000 } }),
+    role: 'standby',
+    actions: ['handover'],
+    reason: /^automatic fail-back: preferred node b healthy and caught up/,
+  },
+  {
+    name: 'automatic fail-back off: the acting primary stays (no preemption)',
+    view: primaryView({ preferred: false, autoFailback: { enabled: false, holdDownMs: 0, peerIsPreferred: true, peerReadyForMs: 99_999 } }),
+    role: 'primary',
+    actions: [],
+    reason: /^no action: primary/,
+  },
+  {
     name: 'standby following a live primary: no action',
     view: standbyView(),
     role: 'standby',
