@@ -5,6 +5,9 @@ import pino from 'pino';
 import type { ServiceController, Vip } from '../ports.js';
 import { buildServices } from './services.js';
 import { FilesDataPath } from '../replication/files/data-path.js';
+import { RepoDataPath } from '../replication/repo/data-path.js';
+import type { RepoStoreConfig } from '../replication/repo/config.js';
+import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { createNotifiers } from '../../adapters/notify/index.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
@@ -34,6 +37,20 @@ export function makeVip(cfg: VipConfig): Vip | null {
       throw new Error(`unknown vip kind ${JSON.stringify(never)}`);
     }
   }
+}
+
+export function makeStore(c: RepoStoreConfig): S3Store {
+  return new S3Store({
+    endpoint: c.endpoint,
+    region: c.region,
+    bucket: c.bucket,
+    forcePathStyle: c.forcePathStyle,
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    signatureVersion: c.signatureVersion,
+    multipart: c.multipart,
+    partSize: c.partSize,
+  });
 }
 
 export interface RunningNode {
@@ -94,6 +111,13 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   extras.onAgent?.(agent, bus);
   const dataPaths: { close(): Promise<void> }[] = [];
   const streamRouters: Record<string, Router> = { ...(extras.streamPeerRouters ?? {}) };
+  const peerRouters: Record<string, Router> = { ...(extras.peerRouters ?? {}) };
+  if (cfg.repo && cfg.repo.enabled && cfg.repo.peer) {
+    const repo = new RepoDataPath({ config: cfg.repo, local: makeStore(cfg.repo.local), peer: makeStore(cfg.repo.peer), bus, clock: systemClock });
+    hooks.push(repo);
+    peerRouters.repo = repo.router;
+    dataPaths.push(repo);
+  }
   if (cfg.files && cfg.files.trees.length) {
     const files = new FilesDataPath({
       config: cfg.files,
@@ -114,7 +138,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     metrics,
     secret: cfg.secret,
     adminToken: cfg.adminToken,
-    peerRouters: extras.peerRouters,
+    peerRouters,
     streamPeerRouters: streamRouters,
   });
   const server: Server = await new Promise((resolve, reject) => {

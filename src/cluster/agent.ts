@@ -100,6 +100,7 @@ export class Agent {
   private readonly requestLog: RequestRecord[] = [];
   private takeoverOffer: number | null = null;
   private takeoverReason: 'switchover' | 'failback' = 'switchover';
+  private handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';
   /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
   private peerReadySince: number | null = null;
   private vipHeld = false;
@@ -237,7 +238,7 @@ export class Agent {
       this.lastPrimarySeenAt = now;
       ack = true;
     }
-    if (msg.takeoverOffer !== null && msg.takeoverOffer > this.epoch) this.takeoverOffer = msg.takeoverOffer;
+    if (msg.takeoverOffer !== null && msg.takeoverOffer > this.epoch) this.offered(msg.takeoverOffer, msg.takeoverReason);
     return { state: this.heartbeatMessage(), ack };
   }
 
@@ -265,11 +266,15 @@ export class Agent {
   /** The peer hands the primary role to us. */
   receiveTakeover(from: string, epoch: number, reason: string = 'switchover'): { accepted: boolean; reason: string } {
     if (epoch <= this.epoch) return { accepted: false, reason: `epoch ${epoch} is not above ours (${this.epoch})` };
-    this.takeoverOffer = epoch;
-    this.takeoverReason = reason === 'failback' ? 'failback' : 'switchover';
+    this.offered(epoch, reason);
     this.d.bus.emit({ type: 'takeover_offered', severity: 'info', message: `${from} offers the primary role at epoch ${epoch}` });
     this.kick();
     return { accepted: true, reason: 'campaigning now' };
+  }
+
+  private offered(epoch: number, reason: string | undefined): void {
+    this.takeoverOffer = epoch;
+    this.takeoverReason = reason === 'failback' ? 'failback' : 'switchover';
   }
 
   /** Queue an admin request; the next cycle decides it. */
@@ -313,6 +318,7 @@ export class Agent {
       healthy: this.d.health.healthy(),
       caughtUp: hooks.every((h) => !h.caughtUp || h.caughtUp()),
       takeoverOffer: this.handover ? this.handover.epoch : null,
+      takeoverReason: this.handoverReason,
       sentAt: this.d.clock.nowMs(),
       replication,
     };
@@ -332,7 +338,7 @@ export class Agent {
     if (st.role === 'primary' && st.epoch >= this.epoch && this.role !== 'primary') {
       this.lastPrimarySeenAt = this.d.clock.monotonicMs();
     }
-    if (st.takeoverOffer !== null && st.takeoverOffer > this.epoch) this.takeoverOffer = st.takeoverOffer;
+    if (st.takeoverOffer !== null && st.takeoverOffer > this.epoch) this.offered(st.takeoverOffer, st.takeoverReason);
     // A higher-epoch primary must be acted on at once, not at the next tick.
     if (st.role === 'primary' && st.epoch > this.epoch) this.kick();
   }
@@ -433,6 +439,7 @@ export class Agent {
       if (this.stopped) break;
       await this.execute(action, view);
     }
+    if (this.role === 'standby' && !this.stopped) await this.followIfKnown();
     const ms = this.d.clock.monotonicMs() - t0;
     this.stats.cycles++;
     this.stats.lastCycleMs = ms;
@@ -703,6 +710,7 @@ export class Agent {
     this.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch } });
     // Stop being primary first (no second writer), then give the lease up so the peer need not wait.
     this.handover = { to, epoch, startedAt: t0 };
+    this.handoverReason = reason;
     this.setRole('standby');
     if (this.d.vip) await this.d.vip.release(this.vipCtx('handover')).catch(() => undefined);
     this.vipHeld = false;

@@ -11,6 +11,8 @@ export interface HeartbeatMessage {
   caughtUp: boolean;
   /** Epoch offered to the peer in a graceful handover, or null. */
   takeoverOffer: number | null;
+  /** Why the takeover is offered (switchover, failback, escalation). */
+  takeoverReason?: string;
   sentAt: number;
   /** Data-path summaries (lag, positions) for the peer's status page. */
   replication?: Record<string, unknown>;

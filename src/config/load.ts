@@ -13,7 +13,7 @@ export interface ConfigProblem {
 export const ENV_OVERRIDES: Record<string, string[]> = {
   NHA_SECRET: ['secret'],
   NHA_ADMIN_TOKEN: ['adminToken'],
-  NHA_DB_PASSWORD: ['db', 'password'],
+  NHA_DB_SUPERUSER_PASSWORD: ['db', 'superuserPassword'],
   NHA_DB_REPL_PASSWORD: ['db', 'replicationPassword'],
   NHA_REPO_ACCESS_KEY_ID: ['repo', 'local', 'accessKeyId'],
   NHA_REPO_SECRET_ACCESS_KEY: ['repo', 'local', 'secretAccessKey'],

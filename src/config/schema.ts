@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { filesConfigSchema } from '../replication/files/config.js';
+import { repoConfigSchema } from '../replication/repo/config.js';
+import { dbConfigSchema } from '../replication/db/config.js';
 import { notifyConfigSchema, policyFieldsSchema, probeSpecSchema } from '../monitor/config.js';
 
 /** host:port pair. */
@@ -152,6 +154,8 @@ export const clusterConfigSchema = z
     vip: vipSchema,
     services: z.array(serviceSchema).default([]).describe('protected services: control, probe, restart policy'),
     notify: notifyConfigSchema,
+    db: dbConfigSchema.optional().describe('the local PostgreSQL under HA control (log shipping to the standby)'),
+    repo: repoConfigSchema.optional().describe('image repository (Cumulus / S3) replicated to the standby'),
     files: filesConfigSchema.optional().describe('config-file trees replicated from the primary to the standby'),
     history: z
       .object({
