@@ -8,7 +8,7 @@ import { assertNever, type ProbeResult, type ServiceController } from '../../src
 import { HaError } from '../../src/errors.js';
 import { s3Probe, type Probe } from '../../src/monitor/probes.js';
 import { describeFailure, runCommand } from '../vip/run-command.js';
-import { nimbusConfigSchema, type NimbusConfig, type NimbusConfigInput } from './config.js';
+import { nimbusConfigSchema, type NimbusConfig, type NimbusConfigInput } from '../../src/config/nimbus.js';
 import { ec2Probe } from './ec2-probe.js';
 import { ProcessSupervisor } from './process-supervisor.js';
 

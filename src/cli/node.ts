@@ -2,7 +2,8 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
-import type { ServiceController, Vip } from '../ports.js';
+import type { Vip } from '../ports.js';
+import { NimbusServiceController } from '../../adapters/nimbus/controller.js';
 import { buildServices } from './services.js';
 import { FilesDataPath } from '../replication/files/data-path.js';
 import { RepoDataPath } from '../replication/repo/data-path.js';
@@ -19,7 +20,7 @@ import { PeerClient } from '../peer/client.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
 import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
 import { CommandVip } from '../../adapters/vip/command.js';
-import { LinuxIpVip, linuxIpVipConfigSchema } from '../../adapters/vip/linux-ip.js';
+import { LinuxIpVip } from '../../adapters/vip/linux-ip.js';
 import { WitnessCoordinator } from '../../adapters/coordinator/witness-client.js';
 
 export function makeVip(cfg: VipConfig): Vip | null {
@@ -31,7 +32,7 @@ export function makeVip(cfg: VipConfig): Vip | null {
     case 'command':
       return new CommandVip(cfg);
     case 'linux-ip':
-      return new LinuxIpVip(linuxIpVipConfigSchema.parse(cfg));
+      return new LinuxIpVip(cfg);
     default: {
       const never: never = cfg;
       throw new Error(`unknown vip kind ${JSON.stringify(never)}`);
@@ -69,8 +70,6 @@ export interface NodeExtras {
   /** Called once the agent exists (wire monitors and replicators that need it). */
   onAgent?: (agent: Agent, bus: EventBus) => void;
   onStop?: () => Promise<void>;
-  /** Controllers for services the config names but the composition root builds (e.g. Nimbus). */
-  controllers?: Map<string, ServiceController>;
 }
 
 const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => false, status: () => [] };
@@ -87,7 +86,13 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     notifyTypes: notify.notifyTypes,
     onNotifyError: (name, event, err) => log.warn({ code: 'NOTIFY_FAILED', notifier: name, event: event.type }, (err as Error).message),
   });
-  const services = buildServices(cfg.services, bus, systemClock, extras.controllers);
+  const nimbus = cfg.nimbus ? new NimbusServiceController({ ...cfg.nimbus, name: 'nimbus' }) : null;
+  const services = buildServices(
+    cfg.services,
+    bus,
+    systemClock,
+    nimbus ? [{ service: { controller: nimbus, intervalMs: 2000, timeoutMs: 3000 }, runOn: 'primary' }] : [],
+  );
   bus.on((e) => {
     const level = e.severity === 'critical' ? 'warn' : 'info';
     log[level]({ event: e.type, epoch: e.epoch, ...(e.details ? { details: e.details } : {}) }, e.message);
@@ -104,7 +109,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     transport,
     coordinator,
     vip,
-    health: extras.health ?? (cfg.services.length ? services.health : alwaysHealthy),
+    health: extras.health ?? (cfg.services.length || nimbus ? services.health : alwaysHealthy),
     hooks,
     log,
   });

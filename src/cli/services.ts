@@ -66,14 +66,18 @@ export function buildServices(
   services: readonly ServiceConfig[],
   bus: EventBus,
   clock: Clock,
-  controllers: Map<string, ServiceController> = new Map(),
+  /** Services built by the composition root from dedicated sections (e.g. `nimbus`). */
+  extra: { service: MonitoredService; runOn: 'primary' | 'all' }[] = [],
 ): { health: HealthSource; hooks: RoleHooks; start(): void; stop(): Promise<void>; monitors: ServiceMonitor[] } {
-  const ctl = (s: ServiceConfig) => controllers.get(s.name) ?? makeController(s);
-  const everywhere = services.filter((s) => s.runOn === 'all');
-  const primaryOnly = services.filter((s) => s.runOn === 'primary');
-  const primaryControllers = primaryOnly.map(ctl);
-  const allMon = new ServiceMonitor({ services: everywhere.map((s) => monitored(s, ctl(s))), bus, clock });
-  const primMon = new ServiceMonitor({ services: primaryOnly.map((s, i) => monitored(s, primaryControllers[i])), bus, clock, active: true });
+  const all: { service: MonitoredService; runOn: 'primary' | 'all' }[] = [
+    ...services.map((s) => ({ service: monitored(s, makeController(s)), runOn: s.runOn })),
+    ...extra,
+  ];
+  const everywhere = all.filter((s) => s.runOn === 'all').map((s) => s.service);
+  const primaryOnly = all.filter((s) => s.runOn === 'primary').map((s) => s.service);
+  const primaryControllers = primaryOnly.map((s) => s.controller);
+  const allMon = new ServiceMonitor({ services: everywhere, bus, clock });
+  const primMon = new ServiceMonitor({ services: primaryOnly, bus, clock, active: true });
   let role: Role = 'starting';
   let primaryRunning = false;
   const monitors = [allMon, primMon];

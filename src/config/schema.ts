@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
+import { nimbusConfigSchema } from './nimbus.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
 import { dbConfigSchema } from '../replication/db/config.js';
@@ -69,8 +71,7 @@ export const commandVipSchema = z
   })
   .strict();
 
-/** linux-ip fields are validated by the adapter's own schema in the composition root. */
-export const linuxIpVipSchema = z.object({ kind: z.literal('linux-ip') }).passthrough();
+export { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 
 export const vipSchema = z
   .discriminatedUnion('kind', [noVip, bindProxyVipSchema, commandVipSchema, linuxIpVipSchema])
@@ -154,6 +155,9 @@ export const clusterConfigSchema = z
     vip: vipSchema,
     services: z.array(serviceSchema).default([]).describe('protected services: control, probe, restart policy'),
     notify: notifyConfigSchema,
+    nimbus: nimbusConfigSchema
+      .optional()
+      .describe('the Nimbus head node (VM service): controlled and probed as a service that runs on the primary'),
     db: dbConfigSchema.optional().describe('the local PostgreSQL under HA control (log shipping to the standby)'),
     repo: repoConfigSchema.optional().describe('image repository (Cumulus / S3) replicated to the standby'),
     files: filesConfigSchema.optional().describe('config-file trees replicated from the primary to the standby'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nimbusConfigSchema } from '../../adapters/nimbus/config.js';
+import { nimbusConfigSchema } from '../../src/config/nimbus.js';
 import { nimbusStateLayout } from '../../adapters/nimbus/state-layout.js';
 import { configFromKeys, parseKeyValue, parseNetworkPool } from '../../fixtures/nimbus-vm-service/config.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyArping, duplicateProbeArgs, gratuitousArgs, interpretDuplicateProbe } from '../../adapters/vip/arp.js';
-import { linuxIpVipConfigSchema } from '../../adapters/vip/linux-ip-config.js';
+import { linuxIpVipConfigSchema } from '../../src/config/vip-linux-ip.js';
 
 describe('arping flavours', () => {
   it('recognises iputils and Habets from their version/help text', () => {
