@@ -36,7 +36,8 @@ function abortAfter(store: ObjectStore, key: string, after: number, ctl: AbortCo
       }) as ObjectBody;
       counted.info = body.info;
       body.once('error', (e) => counted.destroy(e));
-      return body.pipe(counted);
+      body.pipe(counted);
+      return counted;
     },
   };
 }
@@ -80,6 +81,18 @@ describe('syncRepo', () => {
     expect(r4).toMatchObject({ copied: 0, deleted: 1 });
     expect(await b.store.head('img/007.qcow2')).toBeNull();
     expect(await contentSnapshot(b.store)).toEqual(await contentSnapshot(a.store));
+  });
+
+  it("verify 'response' copies without a HEAD per object and still yields identical content", async () => {
+    const a = await lab.repo();
+    const bRepo = await lab.repo();
+    const b = bRepo.storeWith({ signatureVersion: 'v2', multipart: false });
+    await fillSmall(a.store, 6);
+    await putBytes(a.store, 'img/large.raw', randomBytes(6 * MiB));
+    const r = await syncRepo(a.store, b, { verify: 'response' });
+    expect(r).toMatchObject({ copied: 7, failed: 0 });
+    expect(await contentSnapshot(b)).toEqual(await contentSnapshot(a.store));
+    expect((await b.head('img/large.raw'))?.metadata?.['nha-source-etag']).toBeDefined();
   });
 
   it('dry run plans without writing', async () => {

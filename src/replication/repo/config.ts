@@ -67,6 +67,10 @@ export const repoConfigSchema = z
       .boolean()
       .default(false)
       .describe('Let a pass empty the target when the source lists no objects (normally a sign of a wrong bucket).'),
+    verify: z
+      .enum(['head', 'response'])
+      .default('head')
+      .describe("Post-copy check: 'head' re-reads each copy with HEAD; 'response' trusts a single-part PUT's MD5 ETag when it matches the bytes sent."),
     conflictPolicy: z
       .enum(['source-wins', 'quarantine'])
       .default('source-wins')

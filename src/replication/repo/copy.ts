@@ -45,6 +45,10 @@ function tapBody(body: ObjectBody, onBytes: (n: number) => void, signal?: AbortS
   return { tap, done: () => signal?.removeEventListener('abort', onAbort) };
 }
 
+/** How a copy is checked: 'head' re-reads size, ETag and stored ETag with HEAD; 'response' trusts a
+ * single-part PUT's ETag when it equals the MD5 computed in flight (multipart copies still use HEAD). */
+export type VerifyMode = 'head' | 'response';
+
 export interface CopyOutcome {
   /** The source object as actually read (its GET may show a newer version than the listing). */
   source: ObjectInfo;
@@ -62,19 +66,26 @@ export async function copyObject(
   listed: ObjectInfo,
   onBytes: (n: number) => void,
   signal?: AbortSignal,
+  verify: VerifyMode = 'head',
 ): Promise<CopyOutcome> {
   if (signal?.aborted) throw abortError();
   const body = (await source.get(listed.key)) as ObjectBody;
   const info = body.info ?? listed;
   const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: info.etag };
   const { tap, done } = tapBody(body, onBytes, signal);
+  let put: ObjectInfo;
   try {
-    await target.put(listed.key, tap, info.size, metadata);
+    put = await target.put(listed.key, tap, info.size, metadata);
   } finally {
     done();
   }
   if (signal?.aborted) throw abortError();
   const md5 = tap.hash.digest('hex');
+  // 'response': a single-part PUT answers with the server's MD5 of what it stored; when that equals the
+  // MD5 of the bytes sent (and the source's), a HEAD would only repeat the proof.
+  if (verify === 'response' && !isMultipartEtag(put.etag) && put.etag === md5 && tap.bytes === info.size && (isMultipartEtag(info.etag) || info.etag === md5)) {
+    return { source: info, target: { ...put, metadata }, bytes: tap.bytes };
+  }
   const head = await target.head(listed.key);
   const problem = verifyProblem(info, head, md5, tap.bytes);
   if (problem) {

@@ -9,7 +9,7 @@ import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { HaError, errorMessage } from '../../errors.js';
 import type { EventInput } from '../../events/bus.js';
 import { diffListings, isMultipartEtag, totalBytes, type CopyItem, type RepoDiff } from './diff.js';
-import { contentMd5, copyObject, copyWithin } from './copy.js';
+import { contentMd5, copyObject, copyWithin, type VerifyMode } from './copy.js';
 import { runPool } from './pool.js';
 import { QUARANTINE_PREFIX } from './types.js';
 
@@ -43,6 +43,8 @@ export interface SyncOptions {
   conflictPolicy?: ConflictPolicy;
   /** Names the quarantine folder; generated when absent. */
   eventId?: string;
+  /** Post-copy check: 'head' (default) or 'response' (trust a single-part PUT's MD5 ETag; one request fewer). */
+  verify?: VerifyMode;
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
   /** Receives repo_* events (wire to EventBus.emit). */
@@ -178,7 +180,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     if (guard) result.errors.push({ key: '', message: guard, code: 'REPO_DELETE_GUARD' });
     return finish();
   }
-  if (guard && src.length === 0) throw guardError(guard, diff, result, opts);
+  if (guard && src.length === 0) throw guardError(guard, diff, result, opts, t0);
 
   progress.phase = 'copy';
   progress.objectsTotal = diff.copy.length;
@@ -192,7 +194,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
       const out = await copyObject(source, target, item.source, (n) => {
         progress.bytesDone += n;
         report();
-      }, signal);
+      }, signal, opts.verify);
       result.copied++;
       result.bytes += out.bytes;
     } catch (err) {
@@ -203,7 +205,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   }, signal);
   if (signal?.aborted) return aborted();
 
-  if (guard) throw guardError(guard, diff, result, opts);
+  if (guard) throw guardError(guard, diff, result, opts, t0);
   progress.phase = 'delete';
   await runPool(diff.delete, concurrency, async (t) => {
     try {
@@ -234,7 +236,8 @@ export function deleteGuard(sourceCount: number, targetCount: number, deletes: n
   return null;
 }
 
-function guardError(message: string, diff: RepoDiff, result: SyncResult, opts: SyncOptions): HaError {
+function guardError(message: string, diff: RepoDiff, result: SyncResult, opts: SyncOptions, t0: number): HaError {
+  result.durationMs = Math.round(performance.now() - t0);
   const details = { plannedDeletes: diff.delete.length, targetObjects: result.targetObjects, sourceObjects: result.sourceObjects, copied: result.copied };
   opts.emit?.({ type: 'repo_delete_guard', severity: 'critical', message: `repository sync refused to delete: ${message}`, details });
   return new HaError('REPO_DELETE_GUARD', message, { ...details, result });

@@ -22,7 +22,7 @@ export interface RepoReplicatorOptions {
   /** node-cron expression for the deep pass. Default daily at 03:17. Empty string: no schedule. */
   deepVerifyCron?: string;
   /** Options handed to every pass. */
-  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy'>;
+  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify'>;
 }
 
 export interface RepoStatus {

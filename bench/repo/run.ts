@@ -1,0 +1,247 @@
+/**
+ * Repository sync benchmark: nimbus-ha's engine vs `rclone sync`, same run, same s3rver endpoints on
+ * loopback. Measures initial sync, no-op resync, resync after 1 % changed, peak RSS copying one large
+ * object (child process), and upload-to-standby latency with the RepoReplicator running.
+ * Usage: node dist/bench/repo/run.js [--quick]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { S3Store } from '../../adapters/cumulus/s3-store.js';
+import { syncRepo, type SyncResult } from '../../src/replication/repo/engine.js';
+import { RepoReplicator } from '../../src/replication/repo/replicator.js';
+import { runPool } from '../../src/replication/repo/pool.js';
+import { ACCESS, SECRET, startServer, stopServer, type ServerProc } from './servers.js';
+
+const quick = process.argv.includes('--quick');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const cfg = quick
+  ? { small: 400, large: 2, largeSize: 16 * MiB, rssSize: 256 * MiB, latencySamples: 8 }
+  : { small: 2000, large: 5, largeSize: 64 * MiB, rssSize: 1024 * MiB, latencySamples: 15 };
+
+const store = (s: ServerProc) => new S3Store({ endpoint: s.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET });
+
+function randomStream(size: number): Readable {
+  return Readable.from(
+    (function* () {
+      for (let left = size; left > 0; left -= MiB) yield randomBytes(Math.min(MiB, left));
+    })(),
+  );
+}
+
+function rcloneAvailable(): { ok: boolean; note: string } {
+  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status === 0) return { ok: true, note: 'present' };
+  if (process.getuid?.() !== 0) return { ok: false, note: 'rclone missing and not root: rclone measurements skipped' };
+  console.error('installing rclone (apt-get install -y rclone)…');
+  const r = spawnSync('apt-get', ['install', '-y', 'rclone'], { stdio: 'inherit' });
+  return r.status === 0 ? { ok: true, note: 'installed' } : { ok: false, note: 'apt-get install rclone failed: rclone skipped' };
+}
+
+function rcloneEnv(name: string, s: ServerProc): Record<string, string> {
+  const p = `RCLONE_CONFIG_${name}_`;
+  return {
+    [`${p}TYPE`]: 's3',
+    [`${p}PROVIDER`]: 'Other',
+    [`${p}ENDPOINT`]: s.url,
+    [`${p}ACCESS_KEY_ID`]: ACCESS,
+    [`${p}SECRET_ACCESS_KEY`]: SECRET,
+    [`${p}REGION`]: 'us-east-1',
+    [`${p}FORCE_PATH_STYLE`]: 'true',
+  };
+}
+
+async function rcloneSync(src: ServerProc, dst: ServerProc, extra: string[] = []): Promise<number> {
+  // --fast-list: one recursive listing per side, like nimbus-ha. It is also required here: s3rver's
+  // delimiter listing never reports a common prefix whose objects all sit in deeper folders, so rclone's
+  // folder-by-folder walk would see an empty source.
+  const args = ['-u', 'AWS_CA_BUNDLE', 'rclone', 'sync', 'SRC:Repo', 'DST:Repo', '--fast-list', '--transfers', '8', '--checkers', '8', '--s3-no-check-bucket', process.env.NHA_BENCH_DEBUG ? '-vv' : '-q', ...extra];
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('env', args, { env: { ...process.env, ...rcloneEnv('SRC', src), ...rcloneEnv('DST', dst) }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => {
+      if (process.env.NHA_BENCH_DEBUG) console.error(err.slice(-4000));
+      if (code === 0) resolve();
+      else reject(new Error(`rclone exited ${code}: ${err.slice(-2000)}`));
+    });
+  });
+  return performance.now() - t0;
+}
+
+/** Both tools must really have copied everything (same keys, sizes and MD5 ETags), or the timing means nothing. */
+async function sameListing(a: S3Store, b: S3Store, what: string): Promise<void> {
+  const key = async (s: S3Store) => {
+    const out: string[] = [];
+    for await (const o of s.list()) out.push(`${o.key} ${o.size} ${o.etag}`);
+    return out.sort().join('\n');
+  };
+  const [x, y] = await Promise.all([key(a), key(b)]);
+  if (x !== y) throw new Error(`${what}: target listing differs from the source (${x.split('\n').length} vs ${y.split('\n').length} lines)`);
+}
+
+async function timed(fn: () => Promise<SyncResult>): Promise<{ ms: number; r: SyncResult }> {
+  const t0 = performance.now();
+  const r = await fn();
+  if (r.failed) throw new Error(`nimbus-ha pass failed: ${JSON.stringify(r.errors.slice(0, 3))}`);
+  return { ms: performance.now() - t0, r };
+}
+
+async function rssChild(from: ServerProc, to: ServerProc): Promise<{ maxRssBytes: number; durationMs: number; bytes: number }> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const r = spawnSync(process.execPath, [join(here, 'rss-child.js'), from.url, to.url], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`rss child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { maxRssBytes: number; durationMs: number; bytes: number };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  const rclone = rcloneAvailable();
+  const servers: ServerProc[] = [];
+  const stores: S3Store[] = [];
+  const start = async (label: string) => {
+    const s = await startServer(label);
+    servers.push(s);
+    return s;
+  };
+  try {
+    const [src, dstN, dstR] = [await start('src'), await start('nha'), await start('rclone')];
+    const source = store(src);
+    const targetN = store(dstN);
+    stores.push(source, targetN);
+
+    console.error(`filling source: ${cfg.small} objects of 1–64 KiB + ${cfg.large} × ${cfg.largeSize / MiB} MiB…`);
+    const smallKeys = Array.from({ length: cfg.small }, (_, i) => `images/small/${String(i).padStart(5, '0')}.img`);
+    await runPool(smallKeys, 16, async (k) => {
+      const b = randomBytes(KiB + Math.floor(Math.random() * 63 * KiB));
+      await source.put(k, Readable.from([b]), b.length);
+    });
+    for (let i = 0; i < cfg.large; i++) await source.put(`images/large/${i}.raw`, randomStream(cfg.largeSize), cfg.largeSize);
+    const datasetBytes = cfg.large * cfg.largeSize + smallKeys.length * 32.5 * KiB;
+
+    const nha: Record<string, number> = {};
+    const rc: Record<string, number | null> = { initialMs: null, noopMs: null, changedMs: null, noopDefaultFlagsMs: null };
+    console.error('initial sync…');
+    nha.initialMs = (await timed(() => syncRepo(source, targetN))).ms;
+    if (rclone.ok) {
+      rc.initialMs = await rcloneSync(src, dstR, ['--checksum']);
+      await sameListing(source, store(dstR), 'rclone initial sync');
+    }
+    await sameListing(source, targetN, 'nimbus-ha initial sync');
+    console.error("initial sync with verify 'response'…");
+    const dstN2 = await start('nha-response');
+    const targetN2 = store(dstN2);
+    stores.push(targetN2);
+    nha.initialResponseVerifyMs = (await timed(() => syncRepo(source, targetN2, { verify: 'response' }))).ms;
+    await sameListing(source, targetN2, "nimbus-ha initial sync (verify 'response')");
+    await stopServer(dstN2);
+    servers.splice(servers.indexOf(dstN2), 1);
+    console.error('no-op resync…');
+    nha.noopMs = (await timed(() => syncRepo(source, targetN))).ms;
+    if (rclone.ok) {
+      rc.noopMs = await rcloneSync(src, dstR, ['--checksum']);
+      rc.noopDefaultFlagsMs = await rcloneSync(src, dstR);
+    }
+    console.error('resync after 1 % changed…');
+    const changed = smallKeys.filter((_, i) => i % 100 === 0);
+    for (const k of changed) {
+      const b = randomBytes(KiB + Math.floor(Math.random() * 63 * KiB));
+      await source.put(k, Readable.from([b]), b.length);
+    }
+    const ch = await timed(() => syncRepo(source, targetN));
+    nha.changedMs = ch.ms;
+    nha.changedCopied = ch.r.copied;
+    if (rclone.ok) {
+      rc.changedMs = await rcloneSync(src, dstR, ['--checksum']);
+      await sameListing(source, store(dstR), 'rclone resync');
+    }
+    await sameListing(source, targetN, 'nimbus-ha resync');
+
+    console.error('upload-to-standby latency with the replicator running…');
+    const rep = new RepoReplicator({ source, target: targetN, deepVerifyCron: '' });
+    rep.start();
+    const lat: number[] = [];
+    try {
+      await delay(1500);
+      for (let i = 0; i < cfg.latencySamples; i++) {
+        const key = `images/new/${i}.qcow2`;
+        const b = randomBytes(256 * KiB);
+        await source.put(key, Readable.from([b]), b.length);
+        const t0 = performance.now();
+        while ((await targetN.head(key)) === null && performance.now() - t0 < 30_000) await delay(20);
+        lat.push(performance.now() - t0);
+        await delay(Math.floor(Math.random() * 700));
+      }
+    } finally {
+      await rep.stop();
+    }
+
+    console.error(`peak RSS copying ${cfg.rssSize / MiB} MiB in a child process…`);
+    const [bigSrc, bigDst] = [await start('big-src'), await start('big-dst')];
+    const bigSource = store(bigSrc);
+    stores.push(bigSource);
+    await bigSource.put('images/huge.raw', randomStream(cfg.rssSize), cfg.rssSize);
+    const rss = await rssChild(bigSrc, bigDst);
+
+    const ratio = (a: number | null, b: number) => (a === null ? null : Math.round((a / b) * 100) / 100);
+    const result = {
+      bench: 'repo-sync',
+      mode: quick ? 'quick' : 'full',
+      dataset: { smallObjects: cfg.small, largeObjects: cfg.large, largeObjectBytes: cfg.largeSize, approxBytes: Math.round(datasetBytes) },
+      rclone: { ...rc, status: rclone.note, flags: '--fast-list --checksum --transfers 8 --checkers 8 (noopDefaultFlagsMs: --fast-list only, size+modtime)' },
+      nimbusHa: {
+        initialMs: Math.round(nha.initialMs),
+        initialResponseVerifyMs: Math.round(nha.initialResponseVerifyMs),
+        noopMs: Math.round(nha.noopMs),
+        changedMs: Math.round(nha.changedMs),
+        changedCopied: nha.changedCopied,
+        rss: { objectBytes: cfg.rssSize, maxRssMiB: Math.round((rss.maxRssBytes / MiB) * 10) / 10, copyMs: rss.durationMs },
+        latency: { samples: lat.length, p50Ms: Math.round(median(lat)), maxMs: Math.round(Math.max(...lat)), intervalMs: 1000 },
+      },
+      ratios: {
+        initialRcloneOverNha: ratio(rc.initialMs, nha.initialMs),
+        initialRcloneOverNhaResponseVerify: ratio(rc.initialMs, nha.initialResponseVerifyMs),
+        noopRcloneOverNha: ratio(rc.noopMs, nha.noopMs),
+        changedRcloneOverNha: ratio(rc.changedMs, nha.changedMs),
+      },
+      targets: {
+        noopAtLeast2xFaster: rc.noopMs === null ? null : rc.noopMs / nha.noopMs >= 2,
+        initialAtLeastAsFast: rc.initialMs === null ? null : rc.initialMs / nha.initialMs >= 1,
+        rssBelow150MiB: rss.maxRssBytes < 150 * MiB,
+        latencyP50AtMost2s: median(lat) <= 2000,
+      },
+    };
+    console.log(JSON.stringify(result));
+    const f = (n: number | null) => (n === null ? '—' : `${Math.round(n)} ms`);
+    const rows: Array<[string, string, string, string, string]> = [
+      ['initial sync', f(nha.initialMs), f(rc.initialMs), String(result.ratios.initialRcloneOverNha ?? '—'), 'ratio ≥ 1'],
+      ["initial, verify 'response'", f(nha.initialResponseVerifyMs), f(rc.initialMs), String(result.ratios.initialRcloneOverNhaResponseVerify ?? '—'), 'ratio ≥ 1'],
+      ['no-op resync', f(nha.noopMs), f(rc.noopMs), String(result.ratios.noopRcloneOverNha ?? '—'), 'ratio ≥ 2'],
+      ['no-op (rclone default flags)', '', f(rc.noopDefaultFlagsMs), rc.noopDefaultFlagsMs === null ? '—' : String(ratio(rc.noopDefaultFlagsMs, nha.noopMs)), ''],
+      ['resync after 1 % changed', f(nha.changedMs), f(rc.changedMs), String(result.ratios.changedRcloneOverNha ?? '—'), ''],
+      [`peak RSS, ${cfg.rssSize / MiB} MiB object`, `${result.nimbusHa.rss.maxRssMiB} MiB`, '', '', '< 150 MiB'],
+      ['upload→standby latency p50', `${result.nimbusHa.latency.p50Ms} ms`, '', '', '≤ 2000 ms'],
+    ];
+    const widths = [30, 12, 12, 8, 10];
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' ');
+    console.log(line(['metric', 'nimbus-ha', 'rclone', 'rc/nha', 'target']));
+    for (const r of rows) console.log(line(r));
+  } finally {
+    for (const s of stores) s.close();
+    for (const s of servers) await stopServer(s);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
