@@ -1,0 +1,111 @@
+/**
+ * Ships the primary's WAL archive to the standby's sidecar, so a standby that was away longer than its
+ * replication slot allows catches up from the archive. Each pass asks the peer what it has and pushes
+ * the rest in WAL order (history files first), each with its SHA-256 in the signed path.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorMessage } from '../../errors.js';
+import type { EventInput } from '../../events/bus.js';
+import type { PeerTransport } from '../../ports.js';
+import { compareArchiveNames, isArchiveFileName } from './wal-names.js';
+
+export interface ArchiveShipperOptions {
+  /** The local primary's archive directory (archive_command writes here). */
+  archiveDir: string;
+  transport: PeerTransport;
+  /** Base URL of the standby's sidecar, or null while there is no standby to ship to. */
+  peerUrl: () => string | null;
+  /** Mount point of dbPeerRouter on the peer. */
+  prefix?: string;
+  timeoutMs?: number;
+  emit?: (e: EventInput) => void;
+}
+
+export interface ShipResult {
+  pushed: string[];
+  bytes: number;
+  /** Files still missing on the peer after this pass. */
+  pending: number;
+  error?: string;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export class ArchiveShipper {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<ShipResult> | null = null;
+  private lastError: string | null = null;
+
+  constructor(private readonly o: ArchiveShipperOptions) {}
+
+  private get prefix(): string {
+    return this.o.prefix ?? '/peer/db';
+  }
+
+  /** One pass; concurrent calls share the pass in progress. */
+  shipOnce(): Promise<ShipResult> {
+    this.running ??= this.pass().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async pass(): Promise<ShipResult> {
+    const url = this.o.peerUrl();
+    if (!url) return { pushed: [], bytes: 0, pending: 0 };
+    const timeoutMs = this.o.timeoutMs ?? 60_000;
+    const local = (await readdir(this.o.archiveDir).catch(() => [] as string[])).filter(isArchiveFileName).sort(compareArchiveNames);
+    const pushed: string[] = [];
+    let bytes = 0;
+    let missing: string[] = [];
+    try {
+      const remote = await this.o.transport.post<{ names: string[] }>(url, `${this.prefix}/archive/list`, {}, timeoutMs);
+      const have = new Set(remote.names);
+      missing = local.filter((n) => !have.has(n));
+      for (const name of missing) {
+        const path = join(this.o.archiveDir, name);
+        const { size } = await stat(path);
+        const sha = await sha256File(path);
+        await this.o.transport.putStream(url, `${this.prefix}/archive/${name}?sha256=${sha}`, createReadStream(path), size, timeoutMs);
+        pushed.push(name);
+        bytes += size;
+      }
+      if (this.lastError) {
+        this.o.emit?.({ type: 'db.archive.shipping', severity: 'info', message: 'WAL archive shipping to the standby works again', details: { pushed: pushed.length } });
+      }
+      this.lastError = null;
+      return { pushed, bytes, pending: 0 };
+    } catch (err) {
+      const msg = errorMessage(err);
+      if (msg !== this.lastError) {
+        this.o.emit?.({ type: 'db.archive.shipping_failed', severity: 'warning', message: `WAL archive shipping to the standby failed: ${msg}`, details: { pushed: pushed.length } });
+      }
+      this.lastError = msg;
+      return { pushed, bytes, pending: Math.max(0, missing.length - pushed.length), error: msg };
+    }
+  }
+
+  /** Ships every `intervalMs` until stop(). */
+  start(intervalMs: number): void {
+    if (this.timer) return;
+    const loop = () => {
+      this.timer = setTimeout(() => {
+        void this.shipOnce().finally(() => {
+          if (this.timer) loop();
+        });
+      }, intervalMs);
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+}
