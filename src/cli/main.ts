@@ -8,7 +8,7 @@ import { clusterCrossChecks } from '../config/checks.js';
 import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
 import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
 import { configReferenceMarkdown } from '../config/reference.js';
-import { makeVip, startNode } from './node.js';
+import { makeVips, startNode } from './node.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
 import { runWitness } from './witness.js';
@@ -130,7 +130,7 @@ program
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (action: string, opts: { config: string }) => {
     const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
-    const vip = makeVip(cfg.vip);
+    const vip = makeVips(cfg);
     if (!vip) {
       console.log('no VIP configured (vip.kind: none)');
       return;

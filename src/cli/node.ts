@@ -21,9 +21,17 @@ import type { ClusterConfig, VipConfig } from '../config/schema.js';
 import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
 import { CommandVip } from '../../adapters/vip/command.js';
 import { LinuxIpVip } from '../../adapters/vip/linux-ip.js';
+import { VipGroup } from '../../adapters/vip/group.js';
 import { WitnessCoordinator } from '../../adapters/coordinator/witness-client.js';
 
-export function makeVip(cfg: VipConfig): Vip | null {
+/** The node's advertised addresses: `vip` plus `vips`, moved together. */
+export function makeVips(cfg: ClusterConfig): Vip | null {
+  const all = [cfg.vip, ...cfg.vips].map(makeVip).filter((v): v is Vip => v !== null);
+  if (all.length === 0) return null;
+  return all.length === 1 ? all[0] : new VipGroup(all);
+}
+
+export function makeVip(cfg: VipConfig | ClusterConfig['vips'][number]): Vip | null {
   switch (cfg.kind) {
     case 'none':
       return null;
@@ -99,7 +107,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   });
   const transport = new PeerClient(cfg.node, cfg.secret);
   const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.url, transport) : null;
-  const vip = makeVip(cfg.vip);
+  const vip = makeVips(cfg);
   const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
   const agent = new Agent({
     config: cfg,

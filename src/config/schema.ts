@@ -153,6 +153,10 @@ export const clusterConfigSchema = z
       .default({}),
     timings: timingsSchema.default({}),
     vip: vipSchema,
+    vips: z
+      .array(z.discriminatedUnion('kind', [bindProxyVipSchema, commandVipSchema, linuxIpVipSchema]))
+      .default([])
+      .describe('further advertised addresses taken and released together with `vip` (e.g. API, repository and database)'),
     services: z.array(serviceSchema).default([]).describe('protected services: control, probe, restart policy'),
     notify: notifyConfigSchema,
     nimbus: nimbusConfigSchema
