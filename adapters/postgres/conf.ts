@@ -11,8 +11,18 @@ import { chownFor, type OsUser } from './proc.js';
 export const NODE_CONF = 'nimbus-ha.conf';
 const INCLUDE_LINE = `include_if_exists = '${NODE_CONF}'`;
 
-/** Settings a primary may carry in postgresql.auto.conf that a standby or clone must not inherit. */
-export const PRIMARY_ONLY_AUTO_SETTINGS = ['synchronous_standby_names', 'default_transaction_read_only'];
+/**
+ * ALTER SYSTEM settings a clone or rejoining node must not inherit: the primary's synchronous standby
+ * (the clone itself), the write fence, and recovery settings that would override the node file.
+ */
+export const PRIMARY_ONLY_AUTO_SETTINGS = [
+  'synchronous_standby_names',
+  'default_transaction_read_only',
+  'primary_conninfo',
+  'primary_slot_name',
+  'restore_command',
+  'recovery_target_timeline',
+];
 
 /** A postgresql.conf string literal. */
 export function confQuote(v: string): string {
