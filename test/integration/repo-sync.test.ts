@@ -33,7 +33,7 @@ function abortAfter(store: ObjectStore, key: string, after: number, ctl: AbortCo
           if (n > after) ctl.abort();
           cb(null, chunk);
         },
-      }) as ObjectBody;
+      }) as Transform & { info?: ObjectBody['info'] };
       counted.info = body.info;
       body.once('error', (e) => counted.destroy(e));
       body.pipe(counted);
