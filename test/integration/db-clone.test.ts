@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresNode } from '../../adapters/postgres/embedded.js';
 import { HaError } from '../../src/errors.js';
+import { switchover } from '../../src/replication/db/choreography.js';
 import { DbFixture, q, until } from './db-fixture.js';
 
 describe('PostgreSQL clone and streaming (two embedded clusters on loopback)', () => {
@@ -46,6 +47,22 @@ describe('PostgreSQL clone and streaming (two embedded clusters on loopback)', (
     expect(err).toBeInstanceOf(HaError);
     expect((err as HaError).code).toBe('CLONE_TARGET_NOT_EMPTY');
     expect((await standby.status()).streaming).toBe(true);
+  });
+
+  it('aborts a switchover whose standby does not catch up, and unfences the primary', async () => {
+    await q(standby, 'select pg_wal_replay_pause()');
+    try {
+      await q(primary, "insert into t values (9999, 'not replayed yet')");
+      const err = await switchover(primary, standby, { catchUpTimeoutMs: 1_500 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HaError);
+      expect((err as HaError).code).toBe('SWITCHOVER_REFUSED');
+      expect((await primary.status()).mode).toBe('primary');
+      await q(primary, "insert into t values (10000, 'writes work again')");
+      expect((await standby.status()).mode).toBe('standby');
+    } finally {
+      await q(standby, 'select pg_wal_replay_resume()');
+    }
+    await until(async () => (await q(standby, 'select 1 from t where id = 10000')).length === 1, 20_000, 'replay resumed');
   });
 
   it('reports a wrong replication password clearly and deletes nothing', async () => {
