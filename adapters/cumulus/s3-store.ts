@@ -37,6 +37,11 @@ export interface S3StoreOptions {
   multipart?: boolean;
   /** Multipart part size in bytes (>= 5 MiB). Default 8 MiB. */
   partSize?: number;
+  /**
+   * Objects up to this size go up in one streaming PUT even when multipart is on (one request, no
+   * server-side reassembly). Default 128 MiB; at least partSize.
+   */
+  multipartThreshold?: number;
   /** Parts uploaded in parallel per object; memory per upload is about queueSize * partSize. Default 2. */
   queueSize?: number;
   /** Sockets per endpoint. Default 32. */
@@ -69,11 +74,13 @@ export class S3Store implements ObjectStore {
   private readonly multipart: boolean;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly multipartThreshold: number;
 
   constructor(private readonly opts: S3StoreOptions) {
     this.multipart = opts.multipart ?? true;
     this.partSize = Math.max(5 * MiB, opts.partSize ?? 8 * MiB);
     this.queueSize = Math.max(1, opts.queueSize ?? 2);
+    this.multipartThreshold = Math.max(this.partSize, opts.multipartThreshold ?? 128 * MiB);
     const isHttps = opts.endpoint.startsWith('https:');
     const maxSockets = opts.maxSockets ?? 32;
     const config: S3ClientConfig = {
@@ -156,7 +163,7 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo> {
     const params = { Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata };
     let etag: string | undefined;
-    if (this.multipart && size > this.partSize) {
+    if (this.multipart && size > this.multipartThreshold) {
       // Upload aborts the multipart upload on any error (leavePartsOnError false), so a failed or
       // interrupted copy never leaves a visible object; only queueSize parts are buffered at once.
       const upload = new Upload({

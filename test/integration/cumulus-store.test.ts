@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 describe.each([
-  { name: 'v4 multipart', opts: { signatureVersion: 'v4' as const, multipart: true, partSize: 5 * 1024 * 1024 } },
+  { name: 'v4 multipart', opts: { signatureVersion: 'v4' as const, multipart: true, partSize: 5 * 1024 * 1024, multipartThreshold: 5 * 1024 * 1024 } },
   { name: 'v2 single PUT (Cumulus mode)', opts: { signatureVersion: 'v2' as const, multipart: false } },
 ])('S3Store $name', ({ name, opts }) => {
   const prefix = name.replace(/\W+/g, '-');

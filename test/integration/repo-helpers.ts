@@ -32,7 +32,7 @@ export class RepoLab {
       await rm(dir, { recursive: true, force: true });
     });
     const storeWith = (more: Partial<S3StoreOptions>) => {
-      const s = new S3Store({ endpoint: cumulus.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET, partSize: 5 * MiB, ...extra, ...more });
+      const s = new S3Store({ endpoint: cumulus.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET, partSize: 5 * MiB, multipartThreshold: 5 * MiB, ...extra, ...more });
       this.cleanups.push(() => s.close());
       return s;
     };

@@ -27,6 +27,12 @@ export const repoStoreSchema = z
       .min(5 * 1024 * 1024)
       .default(8 * 1024 * 1024)
       .describe('Multipart part size in bytes; memory per large copy is about 2 × partSize.'),
+    multipartThreshold: z
+      .number()
+      .int()
+      .min(5 * 1024 * 1024)
+      .default(128 * 1024 * 1024)
+      .describe('Objects up to this size are stored with one streaming PUT even when multipart is on.'),
   })
   .strict()
   .superRefine((s, ctx) => {
