@@ -21,7 +21,7 @@ import {
 } from './conf.js';
 import { readControlFile } from './pgcontrol.js';
 import { chownFor, embeddedBinDir, redact, resolveOsUser, run, type OsUser } from './proc.js';
-import { createSlotOverReplication, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
+import { clientConfig, createSlotOverReplication, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
 import { queryReplicas, querySlots, queryStatus } from './status-sql.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -250,7 +250,7 @@ export class PostgresNode implements ManagedDatabase {
 
   async baseBackup(opts: { slot?: string } = {}): Promise<Readable> {
     if (opts.slot) await this.ensureSlot(opts.slot);
-    const session = new pg.Client({ host: '127.0.0.1', port: this.cfg.port, user: this.cfg.superuser, password: this.cfg.superuserPassword, database: 'postgres', ...(this.cfg.mode === 'external' ? { connectionString: this.cfg.connectionString } : {}) });
+    const session = new pg.Client(clientConfig(this.local()));
     session.on('error', () => undefined);
     try {
       await session.connect();

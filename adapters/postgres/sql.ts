@@ -30,6 +30,30 @@ export function mapPgError(err: unknown, what: string, secrets: readonly string[
   return new HaError('DB_FAILED', `${what}: ${msg}`, e.code ? { sqlstate: e.code } : undefined);
 }
 
+/**
+ * pg.Client settings for a target. A connection string (URL form, postgres://user@host:port/db) is
+ * parsed here because pg lets the string's absent password override an explicitly given one.
+ */
+export function clientConfig(target: ConnTarget): pg.ClientConfig {
+  if (!target.connectionString) {
+    return { host: target.host, port: target.port, user: target.user, password: target.password, database: target.database ?? 'postgres' };
+  }
+  let u: URL;
+  try {
+    u = new URL(target.connectionString);
+  } catch {
+    throw new HaError('CONFIG_INVALID', 'db.connectionString must be a URL: postgres://USER@HOST:PORT/DATABASE (password via db.superuserPassword)');
+  }
+  const socketHost = u.searchParams.get('host');
+  return {
+    host: socketHost ?? (decodeURIComponent(u.hostname) || '127.0.0.1'),
+    port: u.port ? Number(u.port) : target.port,
+    user: decodeURIComponent(u.username) || target.user,
+    password: u.password ? decodeURIComponent(u.password) : target.password,
+    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || target.database || 'postgres',
+  };
+}
+
 export async function withClient<T>(
   target: ConnTarget,
   what: string,
@@ -38,8 +62,7 @@ export async function withClient<T>(
 ): Promise<T> {
   const secrets = [target.password];
   const client = new pg.Client({
-    ...(target.connectionString ? { connectionString: target.connectionString } : { host: target.host, port: target.port, user: target.user, database: target.database ?? 'postgres' }),
-    password: target.password,
+    ...clientConfig(target),
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     ...(opts.replication ? { replication: 'true' as unknown as boolean } : {}),
     application_name: 'nimbus-ha',
