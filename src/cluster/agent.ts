@@ -110,6 +110,7 @@ export class Agent {
   private renewTimer: NodeJS.Timeout | null = null;
   private vipTimer: NodeJS.Timeout | null = null;
   private vipChecking = false;
+  private deadlineTimer: NodeJS.Timeout | null = null;
   private cycling = false;
   private again = false;
   private stopped = false;
@@ -166,9 +167,10 @@ export class Agent {
     await this.reconcileVip();
     this.vipTimer = setInterval(() => void this.reconcileVip(), VIP_RECONCILE_MS);
     this.peerLink?.start();
-    const cycleMs = Math.max(10, Math.min(50, Math.floor(this.timings.heartbeatMs / 2)));
-    this.loopTimer = setInterval(() => this.kick(), cycleMs);
-    this.renewTimer = setInterval(() => this.renewWitness(), this.timings.heartbeatMs);
+    // A cycle per heartbeat interval, plus exact wake-ups at lease and detection deadlines (below), so
+    // an idle node does little work and still fences on time.
+    this.loopTimer = setInterval(() => this.kick(), this.timings.heartbeatMs);
+    this.renewTimer = setInterval(() => this.renewWitness(), Math.max(this.timings.heartbeatMs, Math.floor(this.timings.leaseMs / 4)));
     this.kick();
   }
 
@@ -177,6 +179,7 @@ export class Agent {
     if (this.loopTimer) clearInterval(this.loopTimer);
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.vipTimer) clearInterval(this.vipTimer);
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.peerLink?.stop();
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
@@ -440,10 +443,38 @@ export class Agent {
       await this.execute(action, view);
     }
     if (this.role === 'standby' && !this.stopped) await this.followIfKnown();
+    this.scheduleDeadline(view);
     const ms = this.d.clock.monotonicMs() - t0;
     this.stats.cycles++;
     this.stats.lastCycleMs = ms;
     this.stats.maxCycleMs = Math.max(this.stats.maxCycleMs, ms);
+  }
+
+  /**
+   * Wake up exactly when something can change between interval ticks: the primary's lease running
+   * out (fence on time), the peer's freshest path crossing dead-after, the promise to the old primary
+   * expiring (campaign on time).
+   */
+  private scheduleDeadline(v: View): void {
+    if (this.stopped) return;
+    const t = this.timings;
+    const now = this.d.clock.monotonicMs();
+    const candidates: number[] = [];
+    if (this.role === 'primary') {
+      const left = leaseRemainingMs({ now, leaseAcks: this.leaseAcks, timings: t, majority: this.majority });
+      if (Number.isFinite(left)) candidates.push(now + left + 1);
+    } else {
+      if (this.promise && this.promise.until > now) candidates.push(this.promise.until + 1);
+      const fresh = v.peer?.paths.map((p) => p.ageMs).filter((a): a is number => a !== null) ?? [];
+      if (fresh.length) candidates.push(v.now + (t.deadAfterMs - Math.min(...fresh)) + 1);
+    }
+    const next = Math.min(...candidates.filter((c) => c > now));
+    if (!Number.isFinite(next) || next - now >= t.heartbeatMs) return;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = null;
+      this.kick();
+    }, next - now);
   }
 
   /** Events that are observations, not decisions: path health and peer liveness transitions. */

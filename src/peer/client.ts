@@ -1,87 +1,121 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { Readable } from 'node:stream';
-import axios, { type AxiosInstance } from 'axios';
 import type { PeerTransport } from '../ports.js';
-import { HaError } from '../errors.js';
+import { HaError, type ErrorCode } from '../errors.js';
 import { signRequest, STREAM_BODY } from './auth.js';
 
+interface RawResponse {
+  status: number;
+  body: Buffer;
+}
+
 /**
- * Signed HTTP client for peer and witness requests, with keep-alive so a heartbeat costs one small
- * request on an open connection. One instance per sidecar.
+ * Signed HTTP client for peer and witness requests. It sits on node:http directly (no client library)
+ * with keep-alive, because heartbeats are the sidecar's hot path: one small request on an open
+ * connection per path and interval.
  */
 export class PeerClient implements PeerTransport {
-  private readonly http: AxiosInstance;
-  private readonly agent: http.Agent;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
+  private readonly tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
 
   constructor(
     private readonly node: string,
     private readonly secret: string,
-  ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
-    this.http = axios.create({
-      httpAgent: this.agent,
-      proxy: false,
-      validateStatus: () => true,
-      maxRedirects: 0,
-      transitional: { clarifyTimeoutError: true },
+  ) {}
+
+  private open(method: string, baseUrl: string, path: string, headers: Record<string, string>, timeoutMs: number): http.ClientRequest {
+    const url = new URL(baseUrl.replace(/\/$/, '') + path);
+    const mod = url.protocol === 'https:' ? https : http;
+    const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? this.tlsAgent : this.agent });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout of ${timeoutMs}ms exceeded`)));
+    return req;
+  }
+
+  private send(method: string, baseUrl: string, path: string, headers: Record<string, string>, body: string | Readable, timeoutMs: number): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      const req = this.open(method, baseUrl, path, headers, timeoutMs);
+      req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
+      });
+      if (typeof body === 'string') req.end(body);
+      else {
+        body.on('error', (err) => req.destroy(err));
+        body.pipe(req);
+      }
     });
+  }
+
+  private fail(baseUrl: string, path: string, res: RawResponse): never {
+    if (res.status === 401) {
+      throw new HaError('PEER_AUTH_FAILED', `${baseUrl} refused our signature: check that both nodes use the same secret`);
+    }
+    let data: unknown = null;
+    try {
+      data = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      data = { message: res.body.toString('utf8').slice(0, 300) };
+    }
+    const obj = (data && typeof data === 'object' ? data : {}) as { error?: string; message?: string };
+    const code = (obj.error as ErrorCode | undefined) || 'PEER_UNREACHABLE';
+    throw new HaError(code, `${baseUrl}${path}: HTTP ${res.status} ${obj.message ?? ''}`.trim(), { status: res.status, body: data });
   }
 
   async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     const data = JSON.stringify(body ?? {});
-    const headers = { 'content-type': 'application/json', ...signRequest(this.secret, this.node, 'POST', path, data) };
-    let res;
-    try {
-      res = await this.http.post(baseUrl.replace(/\/$/, '') + path, data, {
-        headers,
-        timeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs + 50),
-        responseType: 'json',
-        transformResponse: [(d) => (typeof d === 'string' && d ? safeJson(d) : d)],
-      });
-    } catch (err) {
-      throw new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${(err as Error).message}`);
-    }
-    if (res.status === 401) {
-      throw new HaError('PEER_AUTH_FAILED', `${baseUrl} refused our signature: check that both nodes use the same secret`);
-    }
-    if (res.status >= 400) {
-      const msg = (res.data && typeof res.data === 'object' && 'message' in res.data ? (res.data as { message: string }).message : '') || `HTTP ${res.status}`;
-      const code = (res.data && typeof res.data === 'object' && 'error' in res.data ? String((res.data as { error: string }).error) : '');
-      throw new HaError((code as never) || 'PEER_UNREACHABLE', `${baseUrl}${path}: ${msg}`, { status: res.status, body: res.data });
-    }
-    return res.data as T;
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(data)),
+      ...signRequest(this.secret, this.node, 'POST', path, data),
+    };
+    const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs);
+    if (res.status >= 400) this.fail(baseUrl, path, res);
+    return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }
 
   /** GET a streamed response (e.g. a base backup) from the peer. */
-  async getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable> {
+  getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable> {
     const headers = signRequest(this.secret, this.node, 'GET', path, '');
-    const res = await this.http.get(baseUrl.replace(/\/$/, '') + path, { headers, timeout: timeoutMs, responseType: 'stream' });
-    if (res.status >= 400) {
-      const chunks: Buffer[] = [];
-      for await (const c of res.data as Readable) chunks.push(c as Buffer);
-      throw new HaError(res.status === 401 ? 'PEER_AUTH_FAILED' : 'PEER_UNREACHABLE', `${baseUrl}${path}: HTTP ${res.status} ${Buffer.concat(chunks).toString().slice(0, 300)}`);
-    }
-    return res.data as Readable;
+    return new Promise((resolve, reject) => {
+      const req = this.open('GET', baseUrl, path, headers, timeoutMs);
+      req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
+      req.on('response', (res) => {
+        if ((res.statusCode ?? 0) < 400) {
+          resolve(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            this.fail(baseUrl, path, { status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+      req.end();
+    });
   }
 
   /** PUT a streamed body; the route must accept STREAM bodies and check a checksum in the signed path. */
   async putStream<T>(baseUrl: string, path: string, body: Readable, size: number, timeoutMs: number): Promise<T> {
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size), ...signRequest(this.secret, this.node, 'PUT', path, STREAM_BODY) };
-    const res = await this.http.put(baseUrl.replace(/\/$/, '') + path, body, { headers, timeout: timeoutMs, maxBodyLength: Infinity, maxContentLength: Infinity });
-    if (res.status >= 400) throw new HaError(res.status === 401 ? 'PEER_AUTH_FAILED' : 'PEER_UNREACHABLE', `${baseUrl}${path}: HTTP ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`);
-    return res.data as T;
+    const headers = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(size),
+      ...signRequest(this.secret, this.node, 'PUT', path, STREAM_BODY),
+    };
+    const res = await this.send('PUT', baseUrl, path, headers, body, timeoutMs);
+    if (res.status >= 400) this.fail(baseUrl, path, res);
+    return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }
 
   close(): void {
     this.agent.destroy();
-  }
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return { message: s.slice(0, 300) };
+    this.tlsAgent.destroy();
   }
 }
