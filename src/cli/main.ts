@@ -8,13 +8,8 @@ import { clusterCrossChecks } from '../config/checks.js';
 import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
 import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
 import { configReferenceMarkdown } from '../config/reference.js';
-import { makeVips, startNode } from './node.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
-import { runWitness } from './witness.js';
-import { registerAvailabilityCommand } from './availability.js';
-import { registerRepoCommands } from './repo.js';
-import { runDemo } from './demo.js';
 
 const program = new Command();
 program.name('nimbus-ha').description('High-availability sidecar for IaaS head nodes').showHelpAfterError();
@@ -38,6 +33,7 @@ program
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (opts: { config: string }) => {
     const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const { startNode } = await import('./node.js');
     const node = await startNode(cfg);
     let stopping = false;
     const shutdown = async (sig: string) => {
@@ -60,6 +56,7 @@ program
   .option('--max-lease-ms <ms>', 'upper bound of any lease', '10000')
   .action(async (opts: { listen: string; dataDir: string; secret?: string; maxLeaseMs: string }) => {
     if (!opts.secret || opts.secret.length < 16) throw new HaError('USAGE', 'the witness needs the cluster secret (at least 16 characters): --secret or NHA_SECRET');
+    const { runWitness } = await import('./witness.js');
     await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret: opts.secret, maxLeaseMs: Number(opts.maxLeaseMs) });
   });
 
@@ -130,6 +127,7 @@ program
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (action: string, opts: { config: string }) => {
     const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const { makeVips } = await import('./node.js');
     const vip = makeVips(cfg);
     if (!vip) {
       console.log('no VIP configured (vip.kind: none)');
@@ -186,11 +184,19 @@ program
   .option('--json', 'print one JSON report instead of the step-by-step text')
   .option('--dir <dir>', 'working directory for the demo (default: a temp dir)')
   .action(async (opts: { once?: boolean; json?: boolean; dir?: string }) => {
+    const { runDemo } = await import('./demo.js');
     await runDemo(opts);
   });
 
-registerAvailabilityCommand(program);
-registerRepoCommands(program);
+// Commands whose modules pull in large libraries are loaded only when asked for (or for help), so
+// a running sidecar does not carry them.
+const first = process.argv[2];
+if (first === undefined || first === 'help' || first.startsWith('-') || first === 'availability') {
+  (await import('./availability.js')).registerAvailabilityCommand(program);
+}
+if (first === undefined || first === 'help' || first.startsWith('-') || first === 'repo') {
+  (await import('./repo.js')).registerRepoCommands(program);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HaError) {

@@ -2,14 +2,9 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
-import type { Vip } from '../ports.js';
-import { NimbusServiceController } from '../../adapters/nimbus/controller.js';
+import type { Notifier, ObjectStore, Vip } from '../ports.js';
 import { buildServices } from './services.js';
-import { FilesDataPath } from '../replication/files/data-path.js';
-import { RepoDataPath } from '../replication/repo/data-path.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
-import { S3Store } from '../../adapters/cumulus/s3-store.js';
-import { createNotifiers } from '../../adapters/notify/index.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
 import { EpochStore } from '../cluster/epoch-store.js';
@@ -48,7 +43,8 @@ export function makeVip(cfg: VipConfig | ClusterConfig['vips'][number]): Vip | n
   }
 }
 
-export function makeStore(c: RepoStoreConfig): S3Store {
+export async function makeStore(c: RepoStoreConfig): Promise<ObjectStore> {
+  const { S3Store } = await import('../../adapters/cumulus/s3-store.js');
   return new S3Store({
     endpoint: c.endpoint,
     region: c.region,
@@ -86,7 +82,11 @@ const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => fals
 export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Promise<RunningNode> {
   const log = pino({ level: cfg.log.level, base: { node: cfg.node } }, pino.destination(2));
   const store = EpochStore.inDir(cfg.dataDir);
-  const notify = createNotifiers(cfg.notify);
+  // Adapters with large dependencies are loaded only when the config uses them (idle memory).
+  const notify: { notifiers: Notifier[]; notifyTypes: string[] | undefined; close(): void } =
+    cfg.notify.webhook || cfg.notify.email
+      ? (await import('../../adapters/notify/index.js')).createNotifiers(cfg.notify)
+      : { notifiers: [], notifyTypes: undefined, close: () => undefined };
   const bus = new EventBus(cfg.node, () => store.get().epoch, {
     historyFile: cfg.history.file ?? join(cfg.dataDir, 'events.jsonl'),
     ringSize: cfg.history.keep,
@@ -94,7 +94,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     notifyTypes: notify.notifyTypes,
     onNotifyError: (name, event, err) => log.warn({ code: 'NOTIFY_FAILED', notifier: name, event: event.type }, (err as Error).message),
   });
-  const nimbus = cfg.nimbus ? new NimbusServiceController({ ...cfg.nimbus, name: 'nimbus' }) : null;
+  const nimbus = cfg.nimbus
+    ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus' })
+    : null;
   const services = buildServices(
     cfg.services,
     bus,
@@ -126,12 +128,14 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const streamRouters: Record<string, Router> = { ...(extras.streamPeerRouters ?? {}) };
   const peerRouters: Record<string, Router> = { ...(extras.peerRouters ?? {}) };
   if (cfg.repo && cfg.repo.enabled && cfg.repo.peer) {
-    const repo = new RepoDataPath({ config: cfg.repo, local: makeStore(cfg.repo.local), peer: makeStore(cfg.repo.peer), bus, clock: systemClock });
+    const { RepoDataPath } = await import('../replication/repo/data-path.js');
+    const repo = new RepoDataPath({ config: cfg.repo, local: await makeStore(cfg.repo.local), peer: await makeStore(cfg.repo.peer), bus, clock: systemClock });
     hooks.push(repo);
     peerRouters.repo = repo.router;
     dataPaths.push(repo);
   }
   if (cfg.files && cfg.files.trees.length) {
+    const { FilesDataPath } = await import('../replication/files/data-path.js');
     const files = new FilesDataPath({
       config: cfg.files,
       transport,

@@ -5,8 +5,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
-import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { assertNever, type ProbeResult } from '../ports.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeSpec } from './config.js';
@@ -108,6 +107,8 @@ export function postgresProbe(o: { connectionString: string; query?: string }): 
   const query = o.query ?? 'select 1';
   return (timeoutMs) =>
     runWithTimeout(async (signal) => {
+      // Loaded on first use: a sidecar without a PostgreSQL probe does not carry the driver.
+      const { default: pg } = await import('pg');
       const client = new pg.Client({
         connectionString: o.connectionString,
         connectionTimeoutMillis: timeoutMs,
@@ -139,17 +140,20 @@ export interface S3ProbeOptions {
 
 /** Healthy when HeadBucket succeeds. The client is created once per probe and reused. */
 export function s3Probe(o: S3ProbeOptions): Probe {
-  const client = new S3Client({
-    endpoint: o.endpoint,
-    region: o.region ?? 'us-east-1',
-    forcePathStyle: o.forcePathStyle ?? true,
-    maxAttempts: 1,
-    ...(o.accessKeyId && o.secretAccessKey
-      ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } }
-      : {}),
-  });
+  let client: S3Client | null = null;
   return (timeoutMs) =>
     runWithTimeout(async (signal) => {
+      // The SDK is loaded on first use, so sidecars without an S3 probe do not carry it.
+      const { HeadBucketCommand, S3Client: Client } = await import('@aws-sdk/client-s3');
+      client ??= new Client({
+        endpoint: o.endpoint,
+        region: o.region ?? 'us-east-1',
+        forcePathStyle: o.forcePathStyle ?? true,
+        maxAttempts: 1,
+        ...(o.accessKeyId && o.secretAccessKey
+          ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } }
+          : {}),
+      });
       try {
         await client.send(new HeadBucketCommand({ Bucket: o.bucket }), { abortSignal: signal });
       } catch (err) {
