@@ -42,6 +42,8 @@ export class HaError extends Error {
 }
 
 export function errorMessage(err: unknown): string {
+  // Promise.any over several paths: the individual reasons say what went wrong.
+  if (err instanceof AggregateError && err.errors.length) return [...new Set(err.errors.map(errorMessage))].join('; ');
   if (err instanceof Error) return err.message;
   return String(err);
 }

@@ -134,6 +134,23 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     peerRouters.repo = repo.router;
     dataPaths.push(repo);
   }
+  if (cfg.db) {
+    const { PostgresNode } = await import('../../adapters/postgres/embedded.js');
+    const { DbDataPath } = await import('../replication/db/data-path.js');
+    const db = new DbDataPath({
+      node: cfg.node,
+      peerNode: cfg.peers[0]?.node ?? null,
+      config: cfg.db,
+      db: new PostgresNode(cfg.node, cfg.db),
+      bus,
+      clock: systemClock,
+      peerEndpoint: cfg.db.peer ?? null,
+    });
+    // The database is promoted first (services need it writable) and before the VIP moves.
+    hooks.unshift(db);
+    streamRouters.db = db.router;
+    dataPaths.push(db);
+  }
   if (cfg.files && cfg.files.trees.length) {
     const { FilesDataPath } = await import('../replication/files/data-path.js');
     const files = new FilesDataPath({

@@ -37,7 +37,7 @@ export interface RoleHooks {
   onDemote?(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void>;
   /** Planned handover: stop writes and wait until the peer has everything. Throwing aborts the handover. */
   beforeHandover?(ctx: HookContext): Promise<void>;
-  /** On a standby when it learns of a (new) primary. */
+  /** On a standby, every decision cycle while a primary is known: follow it (idempotent, quick). */
   onFollow?(ctx: HookContext & { primary: string }): Promise<void>;
   /** True when this node has everything the primary has (used by switchover and fail-back checks). */
   caughtUp?(): boolean;
@@ -121,7 +121,6 @@ export class Agent {
   private lastPrimarySeenAt: number;
   private pathDegraded: boolean[] = [];
   private timing: TakeoverTiming | null = null;
-  private lastFollowed: string | null = null;
   readonly stats = { cycles: 0, lastCycleMs: 0, failovers: 0, maxCycleMs: 0 };
 
   constructor(private readonly d: AgentDeps) {
@@ -620,9 +619,7 @@ export class Agent {
   private async followIfKnown(): Promise<void> {
     const st = this.peerLink?.lastState;
     if (!st || st.role !== 'primary' || !this.peerCfg) return;
-    const key = `${st.node}@${st.epoch}`;
-    if (this.lastFollowed === key) return;
-    this.lastFollowed = key;
+    // Called every cycle while standby: hooks dedupe and pace their own retries (a failed clone...).
     await this.runHooks('onFollow', (h) => h.onFollow?.({ ...this.hookCtx(), primary: st.node }));
   }
 

