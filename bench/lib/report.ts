@@ -1,11 +1,5 @@
 /** Shared helpers for benchmarks: percentiles and a plain-text table next to the JSON. */
-export function percentile(values: number[], p: number): number | null {
-  if (!values.length) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const idx = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
-  return s[idx];
-}
-
+export { percentile } from '../../src/util/stats.js';
 export function table(rows: Record<string, string | number | null>[]): string {
   if (!rows.length) return '';
   const cols = Object.keys(rows[0]);

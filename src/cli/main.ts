@@ -179,13 +179,20 @@ config
 
 program
   .command('demo')
-  .description('two-node demo on loopback: witness + two sidecars, kill -9 the primary, measure, switch back')
+  .description('head-node pair on loopback (embedded PostgreSQL, Cumulus, VM service): kill -9 node a, measure, fail back, verify')
   .option('--once', 'run the scenario once and exit (default: leave the stack up until Ctrl-C)')
   .option('--json', 'print one JSON report instead of the step-by-step text')
   .option('--dir <dir>', 'working directory for the demo (default: a temp dir)')
-  .action(async (opts: { once?: boolean; json?: boolean; dir?: string }) => {
-    const { runDemo } = await import('./demo.js');
-    await runDemo(opts);
+  .option('--basic', 'the cluster core only: two sidecars fronting a small service (no database, repository, files)')
+  .addOption(new Option('--db-mode <mode>', 'database replication mode').choices(['sync', 'async']).default('sync'))
+  .action(async (opts: { once?: boolean; json?: boolean; dir?: string; basic?: boolean; dbMode: 'sync' | 'async' }) => {
+    if (opts.basic) {
+      const { runDemo } = await import('./demo.js');
+      await runDemo(opts);
+    } else {
+      const { runHeadnodeDemo } = await import('./demo-headnode.js');
+      await runHeadnodeDemo({ ...opts, sync: opts.dbMode });
+    }
   });
 
 // Commands whose modules pull in large libraries are loaded only when asked for (or for help), so

@@ -95,7 +95,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     onNotifyError: (name, event, err) => log.warn({ code: 'NOTIFY_FAILED', notifier: name, event: event.type }, (err as Error).message),
   });
   const nimbus = cfg.nimbus
-    ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus' })
+    ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus', env: { ...process.env, ...cfg.nimbus.env } as Record<string, string> })
     : null;
   const services = buildServices(
     cfg.services,

@@ -316,7 +316,8 @@ function decideNonPrimary(v: View): Decision {
   const campaignDue = v.lastCampaignAt === null || v.now - v.lastCampaignAt >= v.timings.heartbeatMs;
   const campaign = (why: string): Decision => {
     if (!campaignDue) return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt after ${v.timings.heartbeatMs} ms` };
-    const epoch = Math.max(v.epoch, e?.epoch ?? 0, v.witnessEpoch ?? 0) + 1;
+    // Retry the same epoch after a refusal (a live lease): epochs are consumed only by grants elsewhere.
+    const epoch = Math.max(v.epoch, v.witnessEpoch ?? 0) + 1;
     actions.push({ kind: 'campaign', epoch });
     return { nextRole: target, epoch: v.epoch, actions, reason: `${why}: asking for epoch ${epoch}` };
   };

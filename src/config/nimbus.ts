@@ -21,6 +21,8 @@ export const nimbusConfigSchema = z
     home: z.string().min(1).describe('NIMBUS_HOME of this head node'),
     /** process mode: argv of the service (no shell), e.g. ["node", "dist/fixtures/nimbus-vm-service/main.js", "--home", "/opt/nimbus"]. */
     command: z.array(z.string().min(1)).min(1).optional().describe('process mode: argv of the service (no shell)'),
+    /** process mode: extra environment of the service (host-specific settings kept out of synced trees). */
+    env: z.record(z.string()).default({}).describe('process mode: extra environment variables'),
     /** process mode: working directory of the service (default: the sidecar's). */
     cwd: z.string().min(1).optional().describe('process mode: working directory'),
     /** process mode: append the service's output here (default: discarded). */
