@@ -39,7 +39,7 @@ function poll() {
   const req = http.get({ host: vip, port: Number(port), path: '/', agent: false, timeout: 250 }, (res) => {
     let body = '';
     res.on('data', (d) => (body += d));
-    res.on('end', () => { inflight--; process.stdout.write(JSON.stringify({ t: mono(), ok: true, node: body }) + '\\n'); });
+    res.on('end', () => { inflight--; process.stdout.write(JSON.stringify({ t: mono(), ok: res.statusCode === 200, node: body }) + '\\n'); });
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', () => { inflight--; process.stdout.write(JSON.stringify({ t: mono(), ok: false }) + '\\n'); });
@@ -49,6 +49,7 @@ poll();
 
 export interface Sample {
   t: number;
+  /** A 200 answer (a balancer's own 503 while no backend is up is not an answer of the service). */
   ok: boolean;
   node?: string;
 }
@@ -105,12 +106,34 @@ export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Prom
   }
 }
 
-/** Summary statistics of a list of gaps, in ms. */
-export function summarize(gaps: readonly number[]): { n: number; minMs: number; medianMs: number; maxMs: number; meanMs: number } {
+/** Nearest-rank percentile (p in 0..100) of an ascending list. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+export interface GapSummary {
+  n: number;
+  minMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** Summary statistics of a list of gaps, in ms (p99 of a handful of cycles is close to the max). */
+export function summarize(gaps: readonly number[]): GapSummary {
   const sorted = [...gaps].sort((a, b) => a - b);
   const n = sorted.length;
-  if (n === 0) return { n: 0, minMs: NaN, medianMs: NaN, maxMs: NaN, meanMs: NaN };
-  const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  if (n === 0) return { n: 0, minMs: NaN, p50Ms: NaN, p99Ms: NaN, maxMs: NaN, meanMs: NaN };
   const round = (x: number): number => Math.round(x * 10) / 10;
-  return { n, minMs: round(sorted[0]), medianMs: round(median), maxMs: round(sorted[n - 1]), meanMs: round(sorted.reduce((a, b) => a + b, 0) / n) };
+  return {
+    n,
+    minMs: round(sorted[0]),
+    p50Ms: round(percentile(sorted, 50)),
+    p99Ms: round(percentile(sorted, 99)),
+    maxMs: round(sorted[n - 1]),
+    meanMs: round(sorted.reduce((a, b) => a + b, 0) / n),
+  };
 }

@@ -1,14 +1,16 @@
 /**
- * The same crash cycles as keepalived.ts, with nimbus-ha agents moving a linux-ip VIP.
- * The topology, the configs and the crash/repair steps are ready; `runNimbusCycles` is the one place
- * that still needs the agent's CLI (`run`, `witness`) to settle on its flags and readiness signals.
+ * The same crash cycles as keepalived.ts, with nimbus-ha agents moving a linux-ip VIP (dad: false,
+ * as keepalived does no duplicate probe). Each cycle kill -9s the primary's sidecar and service,
+ * measures the client-observed gap, then restarts the crashed node, which removes the address its
+ * predecessor left on eth0 and rejoins as standby. No fail-back: the next cycle kills the other node.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { createTopology, type Topology } from '../../test/helpers/netns.js';
+import { createTopology } from '../../test/helpers/netns.js';
+import { gapAfter, monoMs, startPoller, steadyHolder, waitFor } from './harness.js';
+import { NetnsCluster, type HaEvent, type NimbusTimings, type PairNode } from './nimbus-cluster.js';
 
 export interface NimbusBenchOptions {
   cycles: number;
@@ -18,76 +20,21 @@ export interface NimbusBenchOptions {
   deadAfterMs?: number;
   leaseMs?: number;
   pollMs?: number;
+  /**
+   * Use an arping wrapper that returns once the gratuitous ARP is out instead of after iputils'
+   * one-second wait (vip.arpingPath); measures what a non-blocking first announcement would give.
+   */
+  fastArping?: boolean;
+  logLevel?: string;
 }
 
 export interface NimbusBenchResult {
-  timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number };
+  timings: NimbusTimings;
   gapsMs: Array<number | null>;
-}
-
-const AGENT_PORT = 8700;
-const WITNESS_PORT = 8790;
-const SECRET = 'bench-secret-0123456789abcdef';
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-
-/** Config of one agent in the benchmark topology (nodes a, b; witness w; client c). */
-export function agentConfig(
-  topo: Topology,
-  node: 'a' | 'b',
-  vipCidr: string,
-  dataDir: string,
-  timings: NimbusBenchResult['timings'],
-): Record<string, unknown> {
-  const peer = node === 'a' ? 'b' : 'a';
-  return {
-    node,
-    listen: { host: '0.0.0.0', port: AGENT_PORT },
-    secret: SECRET,
-    adminToken: ADMIN_TOKEN,
-    dataDir,
-    preferredPrimary: 'a',
-    peers: [{ node: peer, urls: [`http://${topo.node(peer).address}:${AGENT_PORT}`] }],
-    witness: { url: `http://${topo.node('w').address}:${WITNESS_PORT}` },
-    timings,
-    // Like keepalived in the baseline, the crashed node's address stays on its interface, so the
-    // duplicate probe would (rightly) refuse: the bench takes over anyway, as VRRP does. When the
-    // lead's schema gains `dad`, set `dad: false` here so no probe time is spent at all.
-    vip: { kind: 'linux-ip', address: vipCidr, interface: 'eth0', arpCount: 3, arpIntervalMs: 100, allowDuplicate: true },
-  };
-}
-
-/** Topology and config files for the nimbus-ha cycles; `cleanup` removes both. */
-export async function prepareNimbusTopology(opts: NimbusBenchOptions): Promise<{
-  topo: Topology;
-  dir: string;
-  vip: string;
-  configs: Record<'a' | 'b' | 'w', string>;
-  timings: NimbusBenchResult['timings'];
-  cleanup: () => Promise<void>;
-}> {
-  const timings = { heartbeatMs: opts.heartbeatMs ?? 100, deadAfterMs: opts.deadAfterMs ?? 500, leaseMs: opts.leaseMs ?? 800 };
-  const topo = await createTopology({ nodes: ['a', 'b', 'w', 'c'] });
-  const dir = await mkdtemp(join(tmpdir(), 'nha-bench-nimbus-'));
-  const vip = topo.spareAddress();
-  const configs = { a: join(dir, 'a.yaml'), b: join(dir, 'b.yaml'), w: join(dir, 'witness.yaml') };
-  for (const n of ['a', 'b'] as const) {
-    await writeFile(configs[n], stringify(agentConfig(topo, n, `${vip}/24`, join(dir, `data-${n}`), timings)));
-  }
-  await writeFile(
-    configs.w,
-    stringify({ listen: { host: '0.0.0.0', port: WITNESS_PORT }, secret: SECRET, dataDir: join(dir, 'data-w') }),
-  );
-  return {
-    topo,
-    dir,
-    vip,
-    configs,
-    timings,
-    cleanup: async () => {
-      await topo.cleanup();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  /** The failover event of each cycle as the new primary recorded it (detect/election/promote/vip ms). */
+  failovers: Array<Record<string, unknown> | null>;
+  /** Whether the restarted node's leftover VIP was gone once it was standby again, per cycle. */
+  leftoverRemoved: boolean[];
 }
 
 /** Whether the compiled agent exists (the bench skips the nimbus-ha side otherwise). */
@@ -95,27 +42,73 @@ export function nimbusAgentAvailable(cliPath: string): boolean {
   return existsSync(cliPath);
 }
 
+function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /**
- * >>> TO FINISH (lead): crash cycles with nimbus-ha agents. <<<
- * Ready: topology (a, b agents; w witness; c client), agent and witness configs, the VIP, and the
- * harness helpers (startService, startPoller, steadyHolder, gapAfter, waitFor in ./harness.js).
- * Steps, mirroring runKeepalivedCycles:
- *   1. topo.spawn('w', process.execPath, [cliPath, 'witness', '--config', configs.w]);
- *   2. per node: startService(topo, n); topo.spawn(n, process.execPath, [cliPath, 'run', '--config', configs[n]]);
- *   3. poller = startPoller(topo, 'c', vip, pollMs, bound); per cycle:
- *      master = await waitFor(..., () => steadyHolder(poller.samples, 1000)); wait until the standby's
- *      `GET http://<standby>:8700/standby` is 200 (topo.exec('c', 'curl', ...) or a fetch from a
- *      client process in c); killAt = monoMs(); kill -9 every pid in topo.pids(master);
- *      gapsMs.push(await waitFor(..., () => gapAfter(poller.samples, killAt, master)));
- *      repair: `ip addr del VIP/24 dev eth0` in master (or let the restarted agent reconcile, which is
- *      what production does), restart the service and the agent on master; it must rejoin as standby.
+ * iputils arping -U -c 1 puts the packet on the wire at once, then sleeps one interval (1 s, not
+ * settable below a second) before exiting. The wrapper ends it after 100 ms and reports success;
+ * every other use (-V, -D probes) passes through unchanged.
  */
+async function writeFastArping(dir: string): Promise<string> {
+  const path = join(dir, 'arping-fast');
+  await writeFile(
+    path,
+    `#!/bin/sh
+case " $* " in *" -U "*) timeout 0.1 arping "$@"; rc=$?; [ $rc -eq 124 ] && exit 0; exit $rc;; esac
+exec arping "$@"
+`,
+  );
+  await chmod(path, 0o755);
+  return path;
+}
+
 export async function runNimbusCycles(opts: NimbusBenchOptions): Promise<NimbusBenchResult | null> {
   if (!nimbusAgentAvailable(opts.cliPath)) return null;
-  const env = await prepareNimbusTopology(opts);
+  const topo = await createTopology({ nodes: ['a', 'b', 'w', 'c'] });
+  const dir = await mkdtemp(join(tmpdir(), 'nha-bench-nimbus-'));
+  const vip = topo.spareAddress();
+  const cluster = new NetnsCluster({
+    topo,
+    cliPath: opts.cliPath,
+    dir,
+    vipCidr: `${vip}/24`,
+    timings: definedOnly({ heartbeatMs: opts.heartbeatMs, deadAfterMs: opts.deadAfterMs, leaseMs: opts.leaseMs }),
+    vip: { dad: false, arpCount: 3, arpIntervalMs: 100, ...(opts.fastArping ? { arpingPath: await writeFastArping(dir) } : {}) },
+    logLevel: opts.logLevel ?? 'warn',
+  });
+  const gapsMs: Array<number | null> = [];
+  const failovers: NimbusBenchResult['failovers'] = [];
+  const leftoverRemoved: boolean[] = [];
+  const poller = startPoller(topo, 'c', vip, opts.pollMs ?? 10, (opts.cycles + 1) * 60_000);
   try {
-    throw new Error('runNimbusCycles is not finished: see the steps in bench/vip/nimbus.ts');
+    await cluster.start();
+    for (let cycle = 0; cycle < opts.cycles; cycle++) {
+      const master = (await waitFor('a steady VIP holder', 30_000, () => steadyHolder(poller.samples, 1_000))) as PairNode;
+      await cluster.waitSteady(master);
+      const survivor: PairNode = master === 'a' ? 'b' : 'a';
+      const seen = (await cluster.events(survivor, 'failover')).length;
+      // As for keepalived: the standby has been settled for a while before the crash.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const killAt = monoMs();
+      await cluster.crash(master);
+      const gap = await waitFor('the standby to answer on the VIP', 20_000, () => gapAfter(poller.samples, killAt, master)).catch(() => null);
+      gapsMs.push(gap);
+      const evs: HaEvent[] = await waitFor('the failover event', 5_000, async () => {
+        const all = await cluster.events(survivor, 'failover');
+        return all.length > seen ? all : null;
+      }).catch(() => []);
+      failovers.push(evs.length > seen ? (evs[evs.length - 1].details ?? null) : null);
+      // Production repair: restart the crashed node; as a standby it drops the address it left behind.
+      cluster.restart(master);
+      await cluster.waitSteady(survivor);
+      leftoverRemoved.push(await waitFor('the leftover VIP to be removed', 5_000, async () => ((await cluster.vipOn(master)) ? null : true)).catch(() => false));
+    }
   } finally {
-    await env.cleanup();
+    await topo.cleanup();
+    if (process.env.NHA_BENCH_KEEP === '1') console.error(`nimbus-ha bench files kept in ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   }
+  return { timings: cluster.timings, gapsMs, failovers, leftoverRemoved };
 }
