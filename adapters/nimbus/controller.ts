@@ -33,7 +33,7 @@ export class NimbusServiceController implements ServiceController {
   private readonly supervisor: ProcessSupervisor | null;
   private readonly ec2: Probe;
   private readonly cumulus: Probe | null;
-  private readonly o: NimbusConfig & { env?: NodeJS.ProcessEnv };
+  private readonly o: Omit<NimbusConfig, 'env'> & { env?: NodeJS.ProcessEnv };
 
   constructor(options: NimbusControllerOptions) {
     const { name, env, ...section } = options;
