@@ -56,10 +56,16 @@ export function createApp(d: ApiDeps): express.Express {
       }
     }
     const lag = d.agent.lagMs();
+    const st = d.agent.status();
     const isStandby = d.agent.role === 'standby';
-    const healthy = d.agent.status().healthy as boolean;
+    const healthy = st.healthy as boolean;
     const lagOk = maxLag === null || (lag !== null && lag <= maxLag);
-    health(res, isStandby && healthy && lagOk, { lag_ms: lag, max_lag_ms: maxLag, healthy });
+    // A data path whose replication is failing (repository pass errors, clone failed...) makes this node
+    // a poor target for reads and for a takeover.
+    const failing = Object.entries((st.replication ?? {}) as Record<string, Record<string, unknown>>)
+      .filter(([, r]) => (r.lastError ?? r.last_error) != null)
+      .map(([name]) => name);
+    health(res, isStandby && healthy && lagOk && failing.length === 0, { lag_ms: lag, max_lag_ms: maxLag, healthy, replication_failing: failing });
   });
   app.get('/status', (_req, res) => {
     res.set('cache-control', 'no-store').json(d.agent.status());

@@ -51,6 +51,23 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
       this.set(lag === null ? 0 : lag / 1000);
     },
   });
+  new Gauge({
+    name: 'nimbus_ha_data_behind',
+    help: 'work a data path still has to do to catch up (database: bytes, repository: objects, files: files)',
+    labelNames: ['path', 'unit'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const rep = (agent.status().replication ?? {}) as Record<string, Record<string, unknown>>;
+      const num = (v: unknown) => (typeof v === 'number' ? v : null);
+      const db = num(rep.db?.lag_bytes);
+      if (db !== null) this.set({ path: 'db', unit: 'bytes' }, db);
+      const repo = num(rep.repo?.objectsBehind);
+      if (repo !== null) this.set({ path: 'repo', unit: 'objects' }, repo);
+      const files = num(rep.files?.filesBehind);
+      if (files !== null) this.set({ path: 'files', unit: 'files' }, files);
+    },
+  });
   const failovers = new Counter({ name: 'nimbus_ha_failovers_total', help: 'promotions of this node by kind', labelNames: ['kind'], registers: [registry] });
   const fences = new Counter({ name: 'nimbus_ha_fenced_total', help: 'times this node fenced itself', registers: [registry] });
   const events = new Counter({ name: 'nimbus_ha_events_total', help: 'events recorded by type', labelNames: ['type'], registers: [registry] });

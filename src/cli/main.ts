@@ -67,7 +67,12 @@ program
   .option('--json', 'print the raw /status JSON')
   .action(async (opts: { url: string; json?: boolean }) => {
     const { data } = await apiRequest<Record<string, unknown>>('GET', opts.url, '/status');
-    console.log(opts.json ? JSON.stringify(data, null, 2) : formatStatus(data));
+    if (opts.json) {
+      console.log(JSON.stringify(data, null, 2));
+      return;
+    }
+    const ev = await apiRequest<{ events: Record<string, any>[] }>('GET', opts.url, '/events?type=failover,switchover,failback,fenced,demoted&limit=5');
+    console.log(formatStatus(data, ev.data.events ?? []));
   });
 
 async function waitRequest(url: string, token: string | undefined, id: string, timeoutMs: number): Promise<{ state: string; message: string }> {

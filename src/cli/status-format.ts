@@ -1,5 +1,5 @@
 /** Human rendering of /status for `nimbus-ha status`. */
-export function formatStatus(s: Record<string, any>): string {
+export function formatStatus(s: Record<string, any>, events: Record<string, any>[] = []): string {
   const lines: string[] = [];
   const lease = s.lease ?? {};
   lines.push(`node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? '   MAINTENANCE' : ''}   healthy ${s.healthy ? 'yes' : 'NO'}`);
@@ -19,5 +19,11 @@ export function formatStatus(s: Record<string, any>): string {
   const services = Array.isArray(s.services) ? s.services : [];
   for (const svc of services) lines.push(`service ${svc.name}: ${svc.healthy ? 'healthy' : 'FAILING'}${svc.restartsInWindow ? `, ${svc.restartsInWindow} restarts in window` : ''}${svc.escalated ? ', ESCALATED' : ''}`);
   for (const [name, r] of Object.entries(s.replication ?? {})) lines.push(`${name}: ${JSON.stringify(r)}`);
+  if (events.length) lines.push('recent role changes:');
+  for (const e of events) {
+    const d = e.details ?? {};
+    const timing = ['detect_ms', 'election_ms', 'promote_ms', 'vip_ms'].filter((k) => typeof d[k] === 'number').map((k) => `${k.replace('_ms', '')} ${d[k]} ms`).join(', ');
+    lines.push(`  ${e.time} ${e.type} on ${e.node} epoch ${e.epoch}${timing ? ` (${timing})` : ''}: ${e.message}`);
+  }
   return lines.join('\n');
 }

@@ -77,6 +77,8 @@ interface TakeoverTiming {
   detectMs: number | null;
   campaignStartedAt: number;
   epochBefore: number;
+  /** Data-path status (lag, objects and files behind) when the takeover began. */
+  data: Record<string, unknown>;
 }
 
 /**
@@ -636,7 +638,8 @@ export class Agent {
     if (!this.timing || this.timing.epochBefore !== this.epoch) {
       const p = view.peer;
       const kind: TakeoverTiming['kind'] = this.takeoverOffer !== null ? this.takeoverReason : !p ? 'bootstrap' : p.alive ? (this.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
-      this.timing = { kind, detectMs: p && !p.alive ? this.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: this.epoch };
+      const data = Object.fromEntries((this.d.hooks ?? []).filter((h) => h.status).map((h) => [h.name, h.status!()]));
+      this.timing = { kind, detectMs: p && !p.alive ? this.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: this.epoch, data };
     }
     this.d.store.update({ votedFor: { epoch, node: cfg.node } });
     const granted: string[] = [];
@@ -716,6 +719,8 @@ export class Agent {
       promote_ms: Math.round(t1 - t0),
       vip_ms: Math.round(t2 - t1),
       since_peer_dead_ms: kind === 'failover' && this.peerDeadSince !== null ? Math.round(t2 - this.peerDeadSince) : null,
+      // What this node had not yet received from the old primary when it took over (data figures).
+      data_at_takeover: timing?.data ?? null,
       peer: view.peer?.node ?? null,
     };
     this.d.bus.emit({

@@ -6,7 +6,7 @@ const store = { endpoint: 'http://127.0.0.1:8888', accessKeyId: 'k', secretAcces
 describe('repoConfigSchema', () => {
   it('fills defaults', () => {
     const c = repoConfigSchema.parse({ local: store, peer: { ...store, endpoint: 'http://10.0.0.2:8888' } });
-    expect(c).toMatchObject({ intervalMs: 1000, concurrency: 8, maxDeleteFraction: 0.1, conflictPolicy: 'source-wins', deepVerifyCron: '17 3 * * *' });
+    expect(c).toMatchObject({ intervalMs: 1000, concurrency: 8, maxDeleteFraction: 0.1, conflictPolicy: 'quarantine', deepVerifyCron: '17 3 * * *' });
     expect(c.local).toMatchObject({ bucket: 'Repo', signatureVersion: 'v4', multipart: true, forcePathStyle: true });
   });
 

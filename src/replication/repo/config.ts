@@ -79,7 +79,7 @@ export const repoConfigSchema = z
       .describe("Post-copy check: 'head' re-reads each copy with HEAD; 'response' trusts a single-part PUT's MD5 ETag when it matches the bytes sent."),
     conflictPolicy: z
       .enum(['source-wins', 'quarantine'])
-      .default('source-wins')
+      .default('quarantine')
       .describe('Fail-back: quarantine keeps target objects under nha-quarantine/<eventId>/ before overwriting or deleting them.'),
   })
   .strict()
