@@ -24,6 +24,12 @@ interface IpAddrJson {
  * The advertised address as a secondary IPv4 address on a Linux interface (iproute2), announced with
  * gratuitous ARP so switches and neighbours move it to this host at once. Needs CAP_NET_ADMIN.
  */
+/** VipContext reasons of a promotion that follows another primary (the agent's takeover kinds). */
+const TAKEOVER_REASONS = new Set(['failover', 'switchover', 'failback']);
+
+/** How long acquire waits for the first gratuitous ARP before letting it finish in the background. */
+const ANNOUNCE_SETTLE_MS = 100;
+
 export class LinuxIpVip implements Vip {
   readonly config: Readonly<LinuxIpVipConfig>;
   private readonly ip: string;
@@ -65,10 +71,14 @@ export class LinuxIpVip implements Vip {
     if (await this.held()) {
       // Already ours (agent restart, reconcile): re-announce in case a neighbour still points elsewhere.
       this.startAnnouncing();
-      await this.firstAnnouncement;
+      await this.firstAnnouncementSent();
       return;
     }
-    if (this.config.dad && (await this.arping.isInUse(this.config.dadTimeoutMs))) {
+    // On a takeover the previous holder has fenced (released) or died; a dead sidecar's host may still
+    // answer ARP for the address, which must not block the takeover. Probe only when taking the address
+    // without a known predecessor (bootstrap, reconciliation).
+    const takeover = TAKEOVER_REASONS.has(ctx.reason);
+    if (this.config.dad && !takeover && (await this.arping.isInUse(this.config.dadTimeoutMs))) {
       if (!this.config.allowDuplicate) {
         throw new HaError(
           'VIP_ADDRESS_IN_USE',
@@ -88,7 +98,32 @@ export class LinuxIpVip implements Vip {
     const r = await this.ipCmd(args);
     if (r.code !== 0 && !/File exists/i.test(r.stderr)) this.fail('add', args, r);
     this.startAnnouncing();
-    await this.firstAnnouncement;
+    await this.firstAnnouncementSent();
+  }
+
+  /**
+   * iputils arping sends at once but exits only after its interval (about 1 s); waiting for the exit
+   * would hold the new primary's decision loop for that long. A failure to start (missing binary,
+   * permissions) shows within the first moments, so wait that long and let the rest finish behind.
+   */
+  private async firstAnnouncementSent(): Promise<void> {
+    const first = this.firstAnnouncement;
+    if (!first) return;
+    let settled = false;
+    const watched = first.then(
+      () => {
+        settled = true;
+      },
+      (err: unknown) => {
+        settled = true;
+        throw err;
+      },
+    );
+    watched.catch((err: unknown) => {
+      this.onWarning?.(`gratuitous ARP failed: ${(err as Error).message}`, { address: this.config.address });
+    });
+    await Promise.race([watched, new Promise((r) => setTimeout(r, ANNOUNCE_SETTLE_MS))]);
+    if (settled) await watched;
   }
 
   async release(_ctx: VipContext): Promise<void> {

@@ -101,7 +101,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     cfg.services,
     bus,
     systemClock,
-    nimbus ? [{ service: { controller: nimbus, intervalMs: 2000, timeoutMs: 3000 }, runOn: 'primary' }] : [],
+    nimbus && cfg.nimbus
+      ? [{ service: { controller: nimbus, intervalMs: cfg.nimbus.monitor.intervalMs, timeoutMs: cfg.nimbus.monitor.timeoutMs, policy: cfg.nimbus.monitor }, runOn: 'primary' }]
+      : [],
   );
   bus.on((e) => {
     const level = e.severity === 'critical' ? 'warn' : 'info';

@@ -698,7 +698,8 @@ export class Agent {
     let vipOk = true;
     if (this.d.vip) {
       try {
-        await this.d.vip.acquire(this.vipCtx('promoted'));
+        // The reason tells the VIP whether a predecessor held the address (failover, switchover...).
+        await this.d.vip.acquire(this.vipCtx(this.timing?.kind ?? 'promoted'));
       } catch (err) {
         vipOk = false;
         this.d.bus.emit({ type: 'vip_failed', severity: 'critical', message: `could not take ${this.d.vip.describe()}: ${errorMessage(err)}` });

@@ -1,5 +1,6 @@
 /** Config section for the Nimbus head-node services (`services.nimbus` or wherever the lead mounts it). */
 import { z } from 'zod';
+import { policyFieldsSchema } from '../monitor/config.js';
 
 const credentials = z
   .object({
@@ -37,6 +38,14 @@ export const nimbusConfigSchema = z
     startTimeoutMs: z.number().int().min(100).default(120_000).describe('nimbusctl mode: start command timeout'),
     /** process mode: a service exiting within this time after start counts as a failed start. */
     startGraceMs: z.number().int().min(0).default(500).describe('process mode: early-exit detection window'),
+    monitor: policyFieldsSchema
+      .extend({
+        intervalMs: z.number().int().min(10).default(2_000).describe('time between probes of the head node'),
+        timeoutMs: z.number().int().min(10).default(3_000).describe('a probe that takes longer counts as failed'),
+      })
+      .strict()
+      .default({})
+      .describe('probe pace and restart policy of the head-node services (restart up to maxRestarts, then hand over)'),
     ec2: z
       .object({
         /** EC2 Query endpoint of the local VM service (the probe talks to this node, not the VIP). */
