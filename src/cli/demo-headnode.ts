@@ -52,10 +52,22 @@ async function objectMd5(s: S3Store, key: string): Promise<string | null> {
   }
 }
 
+/** A signed EC2 call through the VIP; like any client, it retries a few times while the VIP moves. */
 async function ec2(endpoint: string, user: CloudUser, action: string, params: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const { url, init } = signedV2Request({ endpoint, action, params, credentials: { accessKeyId: user.accessId, secretAccessKey: user.secret } });
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
-  return { status: res.status, body: await res.text() };
+  let last: unknown;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      const { url, init } = signedV2Request({ endpoint, action, params, credentials: { accessKeyId: user.accessId, secretAccessKey: user.secret } });
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+      const body = await res.text();
+      if (res.status < 500) return { status: res.status, body };
+      last = new Error(`HTTP ${res.status}: ${body.slice(0, 200)}`);
+    } catch (err) {
+      last = err;
+    }
+    await sleep(500);
+  }
+  throw new Error(`${action} through ${endpoint} kept failing: ${(last as Error).message}`);
 }
 
 function listTree(root: string): Map<string, string> {

@@ -7,6 +7,9 @@ import { createProbe } from '../monitor/probes.js';
 import { CommandService } from '../../adapters/command/service.js';
 import { ProcessService } from '../../adapters/command/process.js';
 
+/** Longest wait for a service started on promotion to answer its probe. */
+const START_GRACE_MS = 15_000;
+
 /** A service with no control: probed only. */
 class ProbeOnly implements ServiceController {
   constructor(readonly name: string) {}
@@ -83,11 +86,21 @@ export function buildServices(
   const monitors = [allMon, primMon];
 
   const startPrimaryServices = async () => {
-    for (const c of primaryControllers) {
+    for (const s of primaryOnly) {
+      const c = s.controller;
       try {
         await c.start();
       } catch (err) {
         bus.emit({ type: 'service_start_failed', severity: 'critical', message: `${c.name}: ${(err as Error).message}` });
+        continue;
+      }
+      // Start-up grace: wait until the service answers before the VIP sends clients to it and before
+      // the monitor may count a booting service as failed.
+      const probe = s.probe ?? ((ms: number) => c.probe(ms));
+      const until = clock.monotonicMs() + START_GRACE_MS;
+      while (clock.monotonicMs() < until) {
+        if ((await probe(Math.min(s.timeoutMs, 2000)).catch(() => ({ ok: false }))).ok) break;
+        await clock.sleep(100);
       }
     }
     primMon.reset();

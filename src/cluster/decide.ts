@@ -232,7 +232,7 @@ function decidePrimary(v: View): Decision {
     };
   }
   if (v.escalated) {
-    if (peerReady && p) {
+    if (peerReady && p && p.caughtUp) {
       return {
         nextRole: 'standby',
         epoch: v.epoch,
@@ -243,7 +243,8 @@ function decidePrimary(v: View): Decision {
         reason: `escalation: local services failed beyond their restart budget, handing over to healthy standby ${p.node}`,
       };
     }
-    return keep(v, 'escalation pending: local services failing but no healthy standby to hand over to; keep retrying', reconcile);
+    const why = peerReady && p ? `standby ${p.node} is not fully caught up` : 'no healthy standby to hand over to';
+    return keep(v, `escalation pending: local services failing but ${why}; keep retrying`, reconcile);
   }
   const af = v.autoFailback;
   if (af.enabled && !v.preferred && af.peerIsPreferred && peerReady && p?.caughtUp) {

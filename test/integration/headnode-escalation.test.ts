@@ -65,7 +65,7 @@ describe('MONIT-style monitoring of the VM service: restart, then escalate to a 
       db: { sync: 'sync' },
       repo: true,
       nimbus: true,
-      nimbusMonitor: { intervalMs: 300, timeoutMs: 1000, failuresBeforeAction: 1, maxRestarts: 2, windowMs: 120_000, recoverAfter: 1, backoff: { baseMs: 100, maxMs: 200 } },
+      nimbusMonitor: { intervalMs: 300, timeoutMs: 1000, failuresBeforeAction: 2, maxRestarts: 2, windowMs: 120_000, recoverAfter: 1, backoff: { baseMs: 100, maxMs: 200 } },
       extraConfig: () => ({
         notify: {
           webhook: { url: `http://127.0.0.1:${hookPort}/events`, timeoutMs: 2000, retries: 2 },

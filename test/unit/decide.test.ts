@@ -107,6 +107,13 @@ const rows: Row[] = [
     reason: /^escalation pending/,
   },
   {
+    name: 'escalated primary does not hand over to a standby that is not caught up',
+    view: primaryView({ escalated: true, peer: peer({ caughtUp: false }) }),
+    role: 'primary',
+    actions: [],
+    reason: /^escalation pending: .*standby b is not fully caught up/,
+  },
+  {
     name: 'switchover request with a caught-up standby hands over',
     view: primaryView({ request: { id: 'r1', kind: 'switchover', to: 'b' } }),
     role: 'standby',
