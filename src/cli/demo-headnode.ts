@@ -123,14 +123,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
   };
   const mode = opts.sync ?? 'sync';
   const cluster = new Cluster({ dir: opts.dir, db: { sync: mode }, repo: true, nimbus: true });
-  let cleaned = false;
-  const cleanup = async () => {
-    if (cleaned) return;
-    cleaned = true;
-    await cluster.stop();
-  };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+  const cleanup = cluster.stopOnSignals();
   const t = { start: Date.now() };
   try {
     say('nimbus-ha demo: a Nimbus-like head node pair on loopback (embedded PostgreSQL, Cumulus stand-in, VM service)');

@@ -16,14 +16,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     if (!opts.json) console.log(msg);
   };
   const cluster = new Cluster({ dir: opts.dir });
-  let cleaned = false;
-  const cleanup = async () => {
-    if (cleaned) return;
-    cleaned = true;
-    await cluster.stop();
-  };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+  const cleanup = cluster.stopOnSignals();
   try {
     say('nimbus-ha demo: witness + nodes a and b on loopback, service behind a user-space VIP');
     await cluster.start();

@@ -3,7 +3,7 @@ import type { EventBus } from '../events/bus.js';
 import type { HealthSource, RoleHooks } from '../cluster/agent.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { ServiceMonitor, type MonitoredService } from '../monitor/monitor.js';
-import { createProbe } from '../monitor/probes.js';
+import { monitoredService } from '../monitor/from-config.js';
 import { CommandService } from '../../adapters/command/service.js';
 import { ProcessService } from '../../adapters/command/process.js';
 
@@ -44,22 +44,6 @@ export function makeController(s: ServiceConfig): ServiceController {
   }
 }
 
-function monitored(s: ServiceConfig, controller: ServiceController): MonitoredService {
-  return {
-    controller,
-    probe: createProbe(s.probe),
-    intervalMs: s.intervalMs,
-    timeoutMs: s.timeoutMs,
-    policy: {
-      failuresBeforeAction: s.failuresBeforeAction,
-      maxRestarts: s.maxRestarts,
-      windowMs: s.windowMs,
-      backoff: s.backoff,
-      recoverAfter: s.recoverAfter,
-    },
-  };
-}
-
 /**
  * Services of a node: those that run everywhere are probed all the time (restarted only on the
  * primary); those that run on the primary only are started on promotion, stopped on demotion, and
@@ -73,7 +57,7 @@ export function buildServices(
   extra: { service: MonitoredService; runOn: 'primary' | 'all' }[] = [],
 ): { health: HealthSource; hooks: RoleHooks; start(): void; stop(): Promise<void>; monitors: ServiceMonitor[] } {
   const all: { service: MonitoredService; runOn: 'primary' | 'all' }[] = [
-    ...services.map((s) => ({ service: monitored(s, makeController(s)), runOn: s.runOn })),
+    ...services.map((s) => ({ service: monitoredService(s, makeController(s)), runOn: s.runOn })),
     ...extra,
   ];
   const everywhere = all.filter((s) => s.runOn === 'all').map((s) => s.service);

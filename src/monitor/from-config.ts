@@ -5,8 +5,28 @@ import type { Clock, ServiceController } from '../ports.js';
 import { HaError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { MonitorConfig } from './config.js';
-import { ServiceMonitor } from './monitor.js';
+import { ServiceMonitor, type MonitoredService } from './monitor.js';
 import { createProbe } from './probes.js';
+
+/** One service's config (probe, pace, policy) and its controller, as the monitor takes them. */
+export function monitoredService(
+  s: Pick<MonitorConfig['services'][number], 'probe' | 'intervalMs' | 'timeoutMs' | 'failuresBeforeAction' | 'maxRestarts' | 'windowMs' | 'backoff' | 'recoverAfter'>,
+  controller: ServiceController,
+): MonitoredService {
+  return {
+    controller,
+    probe: createProbe(s.probe),
+    intervalMs: s.intervalMs,
+    timeoutMs: s.timeoutMs,
+    policy: {
+      failuresBeforeAction: s.failuresBeforeAction,
+      maxRestarts: s.maxRestarts,
+      windowMs: s.windowMs,
+      backoff: s.backoff,
+      recoverAfter: s.recoverAfter,
+    },
+  };
+}
 
 export function createServiceMonitor(
   config: MonitorConfig,
@@ -30,19 +50,7 @@ export function createServiceMonitor(
     );
   }
   return new ServiceMonitor({
-    services: config.services.map((s) => ({
-      controller: lookup(s.name)!,
-      probe: createProbe(s.probe),
-      intervalMs: s.intervalMs,
-      timeoutMs: s.timeoutMs,
-      policy: {
-        failuresBeforeAction: s.failuresBeforeAction,
-        maxRestarts: s.maxRestarts,
-        windowMs: s.windowMs,
-        backoff: s.backoff,
-        recoverAfter: s.recoverAfter,
-      },
-    })),
+    services: config.services.map((s) => monitoredService(s, lookup(s.name)!)),
     bus: deps.bus,
     clock: deps.clock,
     historySize: config.historySize,

@@ -93,7 +93,12 @@ describe.skipIf(skipReason !== null)('failover of a linux-ip VIP between network
       await topo.reconnect(n);
       cluster.restart(n);
     }
-    await cluster.waitRoles((a, b) => !!a && !!b && (a.role === 'primary') !== (b.role === 'primary'), 30_000, 'one primary');
+    // A switchover is refused unless the target is a standby already (not still starting).
+    await cluster.waitRoles(
+      (a, b) => !!a && !!b && ((a.role === 'primary' && b.role === 'standby') || (b.role === 'primary' && a.role === 'standby')),
+      30_000,
+      'one primary and one standby',
+    );
     const current = await cluster.primary();
     if (current && current !== node) {
       expect(await cluster.switchover(current, node)).toBe(202);
