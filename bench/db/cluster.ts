@@ -1,7 +1,8 @@
 /** Two embedded PostgreSQL nodes in a temp dir on loopback, for the db benchmark. */
+
+import { freePort } from '../../fixtures/cluster.js';
 import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -10,16 +11,6 @@ import { parseDbConfig } from '../../src/replication/db/config.js';
 
 export const PASSWORD = 'bench-super-pw';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export class BenchCluster {
   root = '';

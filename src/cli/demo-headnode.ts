@@ -17,6 +17,7 @@ import { createUser, type CloudUser } from '../../fixtures/nimbus-vm-service/new
 import { signedV2Request } from '../../adapters/nimbus/ec2-sign.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { percentile } from '../util/stats.js';
+import { failoverFigures } from './demo.js';
 
 export interface HeadnodeDemoOptions {
   once?: boolean;
@@ -287,17 +288,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     const report = {
       nodes: ['a', 'b'],
       urls: { ec2: cluster.vipUrl, s3: cluster.repoUrl, sql: cluster.dbUrl.replace(DB_PASSWORD, '***') },
-      failover: {
-        killed: 'a',
-        promoted: 'b',
-        client_gap_ms: failoverGap,
-        detect_ms: failEv?.details?.detect_ms ?? null,
-        election_ms: failEv?.details?.election_ms ?? null,
-        promote_ms: failEv?.details?.promote_ms ?? null,
-        vip_ms: failEv?.details?.vip_ms ?? null,
-        epoch_before: epoch0,
-        epoch_after: epoch1,
-      },
+      failover: failoverFigures('a', 'b', failoverGap, failEv, epoch0, epoch1),
       switchover: { kind: 'failback', client_gap_ms: failbackGap, epoch_after: epoch2 },
       split_brain_observed: checker.observed > 0,
       db: { mode, acked: writer.acked.length, lost: lostRowsAtFailover, lag_ms_p99: percentile(lagSamples, 99), rejoin: rejoin?.details?.path ?? 'clone' },

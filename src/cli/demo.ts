@@ -66,17 +66,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const report = {
       nodes: ['a', 'b'],
       vip: cluster.vipUrl,
-      failover: {
-        killed: first,
-        promoted: second,
-        client_gap_ms: failoverGap,
-        detect_ms: failEv?.details?.detect_ms ?? null,
-        election_ms: failEv?.details?.election_ms ?? null,
-        promote_ms: failEv?.details?.promote_ms ?? null,
-        vip_ms: failEv?.details?.vip_ms ?? null,
-        epoch_before: epochBefore,
-        epoch_after: epochAfter,
-      },
+      failover: failoverFigures(first, second, failoverGap, failEv, epochBefore, epochAfter),
       rejoin: { node: first, role: 'standby' },
       switchover: { to: first, client_gap_ms: switchGap, epoch_after: finalEpoch },
       split_brain_observed: checker.observed > 0,
@@ -114,4 +104,20 @@ async function waitOk(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+/** The `failover` part of a demo report, from the measured gap and the new primary's failover event. */
+export function failoverFigures(killed: string, promoted: string, gapMs: number, ev: { details?: Record<string, unknown> } | undefined, epochBefore: number, epochAfter: number) {
+  const d = ev?.details ?? {};
+  return {
+    killed,
+    promoted,
+    client_gap_ms: gapMs,
+    detect_ms: d.detect_ms ?? null,
+    election_ms: d.election_ms ?? null,
+    promote_ms: d.promote_ms ?? null,
+    vip_ms: d.vip_ms ?? null,
+    epoch_before: epochBefore,
+    epoch_after: epochAfter,
+  };
 }

@@ -163,6 +163,20 @@ function decideStarting(v: View): Decision {
   return keep(v, 'starting: waiting for the first heartbeat answer before choosing a role');
 }
 
+/** Stop being primary at once: the VIP goes first, then writes stop; the event says why. */
+function fence(v: View, message: string, reason: string, details: Record<string, unknown>): Decision {
+  return {
+    nextRole: 'fenced',
+    epoch: v.epoch,
+    actions: [
+      { kind: 'releaseVip' },
+      { kind: 'demote', to: 'fenced', rejoin: false },
+      { kind: 'emit', type: 'fenced', severity: 'critical', message, details },
+    ],
+    reason,
+  };
+}
+
 function decidePrimary(v: View): Decision {
   const p = v.peer;
   // Split-brain guards come first, in maintenance too: a higher epoch wins, a lost majority fences.
@@ -180,29 +194,21 @@ function decidePrimary(v: View): Decision {
     };
   }
   if (v.witnessEpoch !== null && v.witnessEpoch > v.epoch) {
-    return {
-      nextRole: 'fenced',
-      epoch: v.epoch,
-      actions: [
-        { kind: 'releaseVip' },
-        { kind: 'demote', to: 'fenced', rejoin: false },
-        { kind: 'emit', type: 'fenced', severity: 'critical', message: `fenced: the witness granted higher epoch ${v.witnessEpoch} (ours ${v.epoch})`, details: { witnessEpoch: v.witnessEpoch } },
-      ],
-      reason: `fence: the witness granted higher epoch ${v.witnessEpoch} to another node`,
-    };
+    return fence(
+      v,
+      `fenced: the witness granted higher epoch ${v.witnessEpoch} (ours ${v.epoch})`,
+      `fence: the witness granted higher epoch ${v.witnessEpoch} to another node`,
+      { witnessEpoch: v.witnessEpoch },
+    );
   }
   const votes = validLeaseVotes(v);
   if (votes < v.majority) {
-    return {
-      nextRole: 'fenced',
-      epoch: v.epoch,
-      actions: [
-        { kind: 'releaseVip' },
-        { kind: 'demote', to: 'fenced', rejoin: false },
-        { kind: 'emit', type: 'fenced', severity: 'critical', message: `fenced: lease not renewed by a majority (${votes} of ${v.voters} votes, need ${v.majority})`, details: { votes, voters: v.voters } },
-      ],
-      reason: `fence: lease lost, only ${votes} of ${v.voters} voters renewed it within ${v.timings.leaseMs} ms`,
-    };
+    return fence(
+      v,
+      `fenced: lease not renewed by a majority (${votes} of ${v.voters} votes, need ${v.majority})`,
+      `fence: lease lost, only ${votes} of ${v.voters} voters renewed it within ${v.timings.leaseMs} ms`,
+      { votes, voters: v.voters },
+    );
   }
   if (v.maintenance) {
     const actions: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];

@@ -2,8 +2,10 @@
  * Shared setup of the db-* integration tests: temp roots the server user can traverse, one initdb'd
  * template per file (copying it is faster than initdb), free loopback ports, and cleanup by data dir.
  */
+
+import { freePort } from '../../fixtures/cluster.js';
+export { freePort } from '../../fixtures/cluster.js';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -13,16 +15,6 @@ import { parseDbConfig, type DbConfigInput } from '../../src/replication/db/conf
 export const SUPER_PW = 'super-secret-pw';
 export const REPL_PW = 'repl-secret-pw';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export class DbFixture {
   root = '';
