@@ -130,7 +130,14 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     say('nimbus-ha demo: a Nimbus-like head node pair on loopback (embedded PostgreSQL, Cumulus stand-in, VM service)');
     await cluster.start();
     say(`  working directory ${cluster.dir}`);
-    await cluster.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 90_000, 'a primary and b standby');
+    await cluster.waitFor((a, b) => (a?.role === 'primary' && b?.role === 'standby') || (b?.role === 'primary' && a?.role === 'standby'), 90_000, 'a primary and a standby');
+    if ((await cluster.primary()) === 'b') {
+      // b came up first and took the role: hand it to a, the preferred node, so the story reads a -> b -> a.
+      await until('a streaming the database', async () => (await cluster.status('a'))?.replication?.db?.streaming === true, 120_000);
+      await until('a caught up', async () => (await cluster.status('b'))?.peers?.[0]?.caught_up === true, 60_000);
+      await cluster.admin('b', '/admin/switchover', { to: 'a' });
+      await cluster.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary after the initial switchover');
+    }
     await until('b streaming the database', async () => (await cluster.status('b'))?.replication?.db?.streaming === true, 120_000);
     await until('the EC2 API answering through the VIP', async () => (await fetch(cluster.vipUrl, { signal: AbortSignal.timeout(1000) })).status < 500, 60_000);
     const epoch0 = (await cluster.status('a'))!.epoch as number;

@@ -413,6 +413,7 @@ export class Agent {
       leaseAcks: { ...this.leaseAcks },
       promiseUntil: this.promise?.until ?? 0,
       witnessEpoch: this.witnessEpoch,
+      votedFor: this.d.store.get().votedFor,
       election: this.election,
       lastCampaignAt: this.lastCampaignAt,
       handover: this.handover,

@@ -63,6 +63,8 @@ export interface View {
   leaseAcks: Record<string, number>;
   /** Until when (monotonic) this node has promised the current primary not to vote for anyone else. */
   promiseUntil: number;
+  /** The vote this node cast last (persisted): it may not ask for that epoch for itself. */
+  votedFor: { epoch: number; node: string } | null;
   /** Epoch reported by the witness when it is higher than ours (someone else was granted it). */
   witnessEpoch: number | null;
   /** Result of the last election this node ran. */
@@ -104,6 +106,11 @@ export interface Decision {
 /** Fraction of the lease kept as safety margin: a primary fences this long before its lease runs out. */
 export function leaseMarginMs(t: { leaseMs: number; heartbeatMs: number }): number {
   return Math.max(Math.floor(t.leaseMs / 7), Math.min(t.heartbeatMs, Math.floor(t.leaseMs / 4)));
+}
+
+/** How long a non-preferred node that never heard its peer waits at start before campaigning. */
+export function bootGraceMs(t: { leaseMs: number }): number {
+  return 8 * t.leaseMs;
 }
 
 /** Votes for the current primary lease that are still valid at `now` (self included). */
@@ -324,7 +331,9 @@ function decideNonPrimary(v: View): Decision {
   const campaign = (why: string): Decision => {
     if (!campaignDue) return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt after ${v.timings.heartbeatMs} ms` };
     // Retry the same epoch after a refusal (a live lease): epochs are consumed only by grants elsewhere.
-    const epoch = Math.max(v.epoch, v.witnessEpoch ?? 0) + 1;
+    // An epoch this node gave its vote to someone else for is spent for it as well.
+    const votedAway = v.votedFor && v.votedFor.node !== v.node ? v.votedFor.epoch : 0;
+    const epoch = Math.max(v.epoch, v.witnessEpoch ?? 0, votedAway) + 1;
     actions.push({ kind: 'campaign', epoch });
     return { nextRole: target, epoch: v.epoch, actions, reason: `${why}: asking for epoch ${epoch}` };
   };
@@ -333,6 +342,11 @@ function decideNonPrimary(v: View): Decision {
 
   if (p && p.takeoverOffer !== null && p.alive) return campaign(`takeover offered by ${p.node}`);
 
+  // At cluster start the preferred node may simply be slower to come up: a node that has never heard its
+  // peer gives it a grace period before taking the role itself.
+  if (p && p.lastSeenAgeMs === null && !v.preferred && v.uptimeMs < bootGraceMs(v.timings)) {
+    return { nextRole: target, epoch: v.epoch, actions, reason: `peer ${p.node} not heard since start; waiting ${Math.ceil(bootGraceMs(v.timings) - v.uptimeMs)} ms for the preferred node before campaigning` };
+  }
   if (!p || !p.alive) {
     const left = v.promiseUntil - v.now;
     if (left > 0) {
@@ -352,7 +366,7 @@ function decideNonPrimary(v: View): Decision {
   if (v.preferred || !p.healthy) {
     return campaign(v.preferred ? 'no primary in the cluster and this node is preferred' : `no primary and peer ${p.node} is unhealthy`);
   }
-  if (v.noPrimaryForMs > 4 * v.timings.leaseMs) {
+  if (v.noPrimaryForMs > bootGraceMs(v.timings)) {
     return campaign(`no primary for ${Math.round(v.noPrimaryForMs)} ms although preferred node ${p.node} is up`);
   }
   return { nextRole: target, epoch: v.epoch, actions, reason: `no primary yet; leaving the first election to preferred node ${p.node}` };

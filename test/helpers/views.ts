@@ -53,6 +53,7 @@ export function primaryView(over: Partial<View> = {}): View {
     leaseAcks: { b: NOW - 100, witness: NOW - 100 },
     promiseUntil: 0,
     witnessEpoch: null,
+    votedFor: null,
     election: null,
     lastCampaignAt: null,
     handover: null,

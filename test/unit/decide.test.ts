@@ -206,6 +206,13 @@ const rows: Row[] = [
     reason: /asking for epoch 6$/,
   },
   {
+    name: 'standby that voted for the old primary at an epoch it never saw used asks for the next one',
+    view: standbyView({ epoch: 0, votedFor: { epoch: 1, node: 'b' }, peer: silentPeer(900, { role: 'standby', epoch: 0 }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /asking for epoch 2$/,
+  },
+  {
     name: 'standby: campaign paced by the heartbeat interval',
     view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: NOW - 1, lastCampaignAt: NOW - 20 }),
     role: 'standby',
@@ -249,6 +256,20 @@ const rows: Row[] = [
     reason: /^takeover offered by b: asking for epoch 6$/,
   },
   {
+    name: 'bootstrap: the non-preferred node waits for a peer it never heard before campaigning',
+    view: standbyView({ epoch: 0, preferred: false, uptimeMs: 1000, peer: silentPeer(0, { lastSeenAgeMs: null, paths: [{ url: 'x', ageMs: null }] }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: [],
+    reason: /not heard since start; waiting 4600 ms for the preferred node/,
+  },
+  {
+    name: 'bootstrap: after the grace the non-preferred node takes the role of a peer that never came',
+    view: standbyView({ epoch: 0, preferred: false, uptimeMs: 6000, peer: silentPeer(0, { lastSeenAgeMs: null, paths: [{ url: 'x', ageMs: null }] }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /asking for epoch 1/,
+  },
+  {
     name: 'bootstrap: no primary, this node preferred: campaign',
     view: standbyView({ epoch: 0, preferred: true, peer: peer({ role: 'standby', epoch: 0 }), promiseUntil: 0, noPrimaryForMs: 600 }),
     role: 'standby',
@@ -264,10 +285,10 @@ const rows: Row[] = [
   },
   {
     name: 'no primary for long although the preferred peer is up: campaign anyway',
-    view: standbyView({ epoch: 3, preferred: false, peer: peer({ role: 'standby', epoch: 3 }), promiseUntil: 0, noPrimaryForMs: 5000 }),
+    view: standbyView({ epoch: 3, preferred: false, peer: peer({ role: 'standby', epoch: 3 }), promiseUntil: 0, noPrimaryForMs: 6000 }),
     role: 'standby',
     actions: ['campaign'],
-    reason: /no primary for 5000 ms/,
+    reason: /no primary for 6000 ms/,
   },
   {
     name: 'fenced node seeing the new primary rejoins as standby',
