@@ -21,6 +21,8 @@ export interface HealthSource {
 export interface HookContext {
   node: string;
   epoch: number;
+  /** On promotion: why (a failover means the old primary is gone, not about to rejoin). */
+  takeover?: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
   peer: { node: string; urls: string[] } | null;
   transport: PeerTransport;
 }
@@ -694,7 +696,8 @@ export class Agent {
     this.witnessEpoch = null;
     this.promise = null;
     this.setRole('primary');
-    await this.runHooks('onPromote', (h) => h.onPromote?.(this.hookCtx()));
+    const takeover = this.timing?.kind;
+    await this.runHooks('onPromote', (h) => h.onPromote?.({ ...this.hookCtx(), takeover }));
     const t1 = this.d.clock.monotonicMs();
     let vipOk = true;
     if (this.d.vip) {

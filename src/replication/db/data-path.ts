@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import express, { Router } from 'express';
 import type { Readable } from 'node:stream';
 import type { Clock, DbEndpoint, DbStatus } from '../../ports.js';
@@ -109,29 +111,24 @@ export class DbDataPath implements RoleHooks {
     this.busy = (this.busy ?? Promise.resolve()).then(run);
   }
 
-  private async hasData(): Promise<boolean> {
-    const s = await this.o.db.status().catch(() => null);
-    if (s?.running) return true;
-    try {
-      await this.o.db.start();
-      return true;
-    } catch {
-      return false;
-    }
+  /** Whether the data directory holds a cluster. Never starts the server: a former primary started as
+   * a primary would write WAL the new primary does not have and force a re-clone. */
+  private hasData(): boolean {
+    return existsSync(join(this.o.config.dataDir, 'PG_VERSION'));
   }
 
-  async onPromote(): Promise<void> {
+  async onPromote(ctx?: HookContext): Promise<void> {
     this.primary = true;
     this.followed = null;
     await this.busy; // a clone or rejoin in flight must finish before we decide what to promote
     const t0 = this.clock.monotonicMs();
     const s = await this.o.db.status().catch(() => null);
     if (!s || !s.running) {
-      if (!(await this.hasData())) {
+      if (!this.hasData()) {
         await this.o.db.init();
-        await this.o.db.start();
         this.emit('db.initialized', 'info', 'database initialized on the first primary');
       }
+      await this.o.db.start();
     }
     const now = await this.o.db.status();
     if (now.mode === 'standby') await promoteStandby(this.o.db, { clock: this.clock, emit: (e) => this.o.bus.emit(e) });
@@ -145,6 +142,8 @@ export class DbDataPath implements RoleHooks {
         standbyName: this.o.peerNode,
         onStandbyLoss: this.o.config.onStandbyLoss,
         degradeAfterMs: this.o.config.degradeAfterMs,
+        // After a failover there is nobody to wait for: do not block commits first.
+        ...(ctx?.takeover === 'failover' ? { standbyGoneSince: this.clock.monotonicMs() - this.o.config.degradeAfterMs } : {}),
         clock: this.clock,
         emit: (e) => this.o.bus.emit(e),
       });
@@ -232,14 +231,14 @@ export class DbDataPath implements RoleHooks {
     this.background(`follow ${ctx.primary}`, async () => {
       const s = await this.o.db.status().catch(() => null);
       const running = !!s?.running;
-      if (!running && !(await this.hasData())) {
+      if (!running && !this.hasData()) {
         const t0 = this.clock.monotonicMs();
         const r = await this.o.db.clone(await fetchBackup(), peer, { force: false });
         this.emit('db.cloned', 'info', `standby cloned from ${ctx.primary} in ${Math.round(this.clock.monotonicMs() - t0)} ms`, { bytes: r.bytes });
         return;
       }
-      const now = await this.o.db.status();
-      if (now.mode === 'standby' && now.streaming) return; // already following
+      const now = await this.o.db.status().catch(() => null);
+      if (now?.mode === 'standby' && now.streaming) return; // already following
       await rejoinAsStandby(this.o.db, peer, fetchBackup, { clock: this.clock, emit: (e) => this.o.bus.emit(e) });
     });
   }

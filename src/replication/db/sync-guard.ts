@@ -19,6 +19,11 @@ export interface SyncGuardOptions {
   standbyName: string;
   onStandbyLoss: 'block' | 'degrade';
   degradeAfterMs: number;
+  /**
+   * Monotonic time since which the standby is known to be gone (a failover: the old primary is dead),
+   * so a 'degrade' policy does not first block commits for degradeAfterMs with nobody to wait for.
+   */
+  standbyGoneSince?: number;
   clock?: Clock;
   emit?: (e: EventInput) => void;
 }
@@ -38,6 +43,7 @@ export class SyncGuard {
     private readonly opts: SyncGuardOptions,
   ) {
     this.current = opts.mode === 'async' ? 'async' : 'waiting';
+    if (opts.standbyGoneSince !== undefined) this.lostSince = opts.standbyGoneSince;
   }
 
   get state(): SyncGuardState {
