@@ -3,15 +3,19 @@
  * cluster heartbeats on two paths, renews its lease with the witness, and monitors a service (HTTP probe
  * every 2 s). Reads /proc, so it runs on Linux. Prints one JSON object and a table.
  *
- *   npm run bench:overhead -- [--seconds 60]
+ *   npm run bench:overhead -- [--seconds 60] [--heartbeat-ms 100]
+ *
+ * --heartbeat-ms sets the heartbeat interval (dead-after 5×, lease 7×), to show the CPU / failover-time
+ * trade-off.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Cluster } from '../../fixtures/cluster.js';
 import { table } from '../lib/report.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, 'heartbeat-ms': { type: 'string', default: '100' } } });
 const seconds = Number(values.seconds);
+const heartbeatMs = Number(values['heartbeat-ms']);
 const CLK_TCK = 100;
 
 function cpuTicks(pid: number): number {
@@ -27,6 +31,7 @@ function rssMb(pid: number): number {
 
 async function main(): Promise<void> {
   const cluster = new Cluster({
+    timings: { heartbeatMs, deadAfterMs: heartbeatMs * 5, leaseMs: heartbeatMs * 7 },
     extraConfig: (_name, spec) => ({
       services: [{ name: 'demo', control: { kind: 'none' }, probe: { kind: 'http', url: `http://127.0.0.1:${spec.servicePort}/` }, intervalMs: 2000 }],
     }),
@@ -48,7 +53,7 @@ async function main(): Promise<void> {
     const report = {
       bench: 'overhead',
       seconds: Math.round(elapsed),
-      config: { heartbeatMs: 100, paths: 2, witness: true, probes: 'http every 2 s' },
+      config: { heartbeatMs, deadAfterMs: heartbeatMs * 5, leaseMs: heartbeatMs * 7, paths: 2, witness: true, probes: 'http every 2 s' },
       primary: { cpu_percent: +cpu.a.toFixed(2), rss_mb_peak: +peak.a.toFixed(1) },
       standby: { cpu_percent: +cpu.b.toFixed(2), rss_mb_peak: +peak.b.toFixed(1) },
       witness: { cpu_percent: +cpu.witness.toFixed(2), rss_mb_peak: +peak.witness.toFixed(1) },
