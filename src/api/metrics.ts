@@ -14,7 +14,9 @@ export type MetricsExtension = (registry: Registry) => void;
  */
 export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsExtension[] = []): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_process_' });
+  // The event-loop-lag sampler wakes the process at this resolution (prom-client's default is 10 ms,
+  // which alone would cost an idle sidecar more CPU than its heartbeats).
+  collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_process_', eventLoopMonitoringPrecision: 1000 });
   new Gauge({
     name: 'nimbus_ha_role',
     help: '1 for the current role of this node, 0 for the others',

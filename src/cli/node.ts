@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
 import type { Notifier, ObjectStore, Vip } from '../ports.js';
+import { HaError } from '../errors.js';
 import { buildServices } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
 import { systemClock } from '../clock.js';
@@ -12,6 +13,8 @@ import { Agent, type HealthSource, type RoleHooks } from '../cluster/agent.js';
 import { createApp } from '../api/app.js';
 import { createMetrics, type MetricsExtension } from '../api/metrics.js';
 import { PeerClient } from '../peer/client.js';
+import { UdpServer, udpUrlOf } from '../peer/udp.js';
+import type { HeartbeatMessage } from '../cluster/heartbeat.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
 import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
 import { CommandVip } from '../../adapters/vip/command.js';
@@ -110,7 +113,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     log[level]({ event: e.type, epoch: e.epoch, ...(e.details ? { details: e.details } : {}) }, e.message);
   });
   const transport = new PeerClient(cfg.node, cfg.secret);
-  const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.url, transport) : null;
+  const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.transport === 'udp' ? udpUrlOf(cfg.witness.url) : cfg.witness.url, transport) : null;
   const vip = makeVips(cfg);
   const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
   const agent = new Agent({
@@ -185,6 +188,27 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const url = `http://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`;
+  // Heartbeats also arrive as signed datagrams on the same port number (peers[].heartbeat: udp).
+  const udp = new UdpServer(
+    cfg.node,
+    cfg.secret,
+    {
+      '/peer/heartbeat': (body, from) => {
+        const msg = body as HeartbeatMessage;
+        if (typeof msg?.node !== 'string' || msg.node !== from || typeof msg.epoch !== 'number' || typeof msg.role !== 'string') {
+          return { status: 400, body: { error: 'USAGE', message: 'malformed heartbeat' } };
+        }
+        return { status: 200, body: agent.receiveHeartbeat(msg) };
+      },
+    },
+    (reason, from) => bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected heartbeat datagram from ${from}: ${reason}` }),
+  );
+  try {
+    await udp.listen(cfg.listen.host, port);
+  } catch (err) {
+    server.close();
+    throw new HaError('CONFIG_INVALID', `listen: cannot bind UDP ${cfg.listen.host}:${port} for heartbeats (the API's port number, UDP): ${(err as Error).message}`);
+  }
   services.start();
   await agent.start();
   log.info({ url, epoch: store.get().epoch, vip: vip?.describe() ?? 'none' }, `nimbus-ha ${cfg.node} listening`);
@@ -194,6 +218,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     url,
     async stop() {
       await agent.stop();
+      udp.close();
       await services.stop();
       for (const p of dataPaths) await p.close();
       await extras.onStop?.();

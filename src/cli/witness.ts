@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { systemClock } from '../clock.js';
-import { WitnessState, createWitnessApp } from '../cluster/witness.js';
+import { WitnessState, createWitnessApp, witnessHandlers } from '../cluster/witness.js';
+import { UdpServer } from '../peer/udp.js';
 import { HaError } from '../errors.js';
 
 /** Run the witness process until SIGTERM/SIGINT. */
@@ -16,8 +17,21 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
     server.once('error', reject);
   });
   server.keepAliveTimeout = 65_000;
-  log.info({ listen: opts.listen, ...state.read() }, 'witness listening');
-  const stop = () => server.close(() => process.exit(0));
+  // Lease calls also arrive as signed datagrams on the same port number (witness.transport: udp).
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
+  const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`));
+  try {
+    await udp.listen(m[1].replace(/^\[|\]$/g, ''), port);
+  } catch (err) {
+    server.close();
+    throw new HaError('USAGE', `the witness cannot bind UDP ${opts.listen} (used for lease calls over UDP): ${(err as Error).message}`);
+  }
+  log.info({ listen: opts.listen, ...state.read() }, 'witness listening (HTTP and UDP)');
+  const stop = () => {
+    udp.close();
+    server.close(() => process.exit(0));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -5,7 +5,7 @@ import type { EventBus } from '../events/bus.js';
 import type { ClusterConfig } from '../config/schema.js';
 import { decide, decideVote, leaseRemainingMs, validLeaseVotes, type Action, type AdminRequest, type Decision, type View } from './decide.js';
 import type { EpochStore } from './epoch-store.js';
-import { PeerLink, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
+import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
 
 /** Where local service health comes from (the service monitor, or a fixed answer). */
 export interface HealthSource {
@@ -111,7 +111,6 @@ export class Agent {
   private lastDecision: Decision | null = null;
   private lastReasonLogged = '';
   private loopTimer: NodeJS.Timeout | null = null;
-  private renewTimer: NodeJS.Timeout | null = null;
   private vipTimer: NodeJS.Timeout | null = null;
   private vipChecking = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
@@ -133,10 +132,12 @@ export class Agent {
     const cfg = d.config;
     this.peerCfg = cfg.peers[0] ?? null;
     this.peerLink = this.peerCfg
-      ? new PeerLink(this.peerCfg.node, this.peerCfg.urls, d.transport, d.clock, {
+      ? new PeerLink(this.peerCfg.node, heartbeatUrls(this.peerCfg), d.transport, d.clock, {
           intervalMs: cfg.timings.heartbeatMs,
           timeoutMs: cfg.timings.requestTimeoutMs,
           message: () => this.heartbeatMessage(),
+          // A standby answers its primary's heartbeats instead of sending its own on the same paths.
+          respondOnly: () => this.role === 'standby' && this.peerLink?.lastState?.role === 'primary',
           onReply: (reply, sentAt) => this.onHeartbeatReply(reply, sentAt),
         })
       : null;
@@ -169,18 +170,24 @@ export class Agent {
     // A crashed sidecar may have left the address on the interface: learn the real state first.
     await this.reconcileVip();
     this.vipTimer = setInterval(() => void this.reconcileVip(), VIP_RECONCILE_MS);
-    this.peerLink?.start();
-    // A cycle per heartbeat interval, plus exact wake-ups at lease and detection deadlines (below), so
-    // an idle node does little work and still fences on time.
-    this.loopTimer = setInterval(() => this.kick(), this.timings.heartbeatMs);
-    this.renewTimer = setInterval(() => this.renewWitness(), Math.max(this.timings.heartbeatMs, Math.floor(this.timings.leaseMs / 4)));
-    this.kick();
+    // One timer drives the node: each heartbeat interval it beats on every path, runs a decision cycle
+    // and, every few ticks, renews the witness lease (at least three renewals per lease). Exact wake-ups
+    // at lease and detection deadlines come on top (below), so an idle node wakes up rarely and still
+    // fences on time.
+    const renewEvery = Math.max(1, Math.floor(this.timings.leaseMs / (3 * this.timings.heartbeatMs)));
+    let ticks = 0;
+    const tick = () => {
+      this.peerLink?.beat();
+      this.kick();
+      if (ticks++ % renewEvery === 0) this.renewWitness();
+    };
+    this.loopTimer = setInterval(tick, this.timings.heartbeatMs);
+    tick();
   }
 
   async stop(opts: { releaseVip?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.loopTimer) clearInterval(this.loopTimer);
-    if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.vipTimer) clearInterval(this.vipTimer);
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.peerLink?.stop();
@@ -817,6 +824,8 @@ export class Agent {
                 degraded: p.lastOkAt === null || now - p.lastOkAt >= this.timings.deadAfterMs,
                 sent: p.sent,
                 failed: p.failed,
+                answered_only: p.skipped,
+                inbound_age_ms: p.lastInboundAt === null ? null : Math.round(now - p.lastInboundAt),
                 last_error: p.lastError,
               })),
               replication: link.lastState?.replication ?? null,

@@ -1,5 +1,11 @@
 import type { Clock, PeerTransport, Role } from '../ports.js';
 import { errorMessage } from '../errors.js';
+import { udpUrlOf } from '../peer/udp.js';
+
+/** Where heartbeats to a peer go: its URLs (http) or the same host:port over UDP (the default). */
+export function heartbeatUrls(peer: { urls: string[]; heartbeat?: 'udp' | 'http' }): string[] {
+  return peer.heartbeat === 'http' ? peer.urls : peer.urls.map(udpUrlOf);
+}
 
 /** What a sidecar tells its peer on every heartbeat. */
 export interface HeartbeatMessage {
@@ -14,6 +20,8 @@ export interface HeartbeatMessage {
   /** Why the takeover is offered (switchover, failback, escalation). */
   takeoverReason?: string;
   sentAt: number;
+  /** Index of the path this copy was sent on (paths are listed in the same order on both nodes). */
+  path?: number;
   /** Data-path summaries (lag, positions) for the peer's status page. */
   replication?: Record<string, unknown>;
 }
@@ -28,15 +36,26 @@ export interface PathState {
   url: string;
   lastOkAt: number | null;
   lastError: string | null;
-  inFlight: boolean;
+  /** Requests on this path still waiting for an answer. */
+  inFlight: number;
   sent: number;
   failed: number;
   degraded: boolean;
+  /** Last time (monotonic) the peer's own heartbeat arrived on this path. */
+  lastInboundAt: number | null;
+  /** Beats not sent because the peer's heartbeats on this path already prove it (see `respondOnly`). */
+  skipped: number;
 }
 
 /**
- * Sends a heartbeat on every path of a peer each interval and keeps per-path round-trip ages. A path
- * whose previous request is still in flight skips a beat instead of piling requests up.
+ * Sends a heartbeat on every path of a peer each interval and keeps per-path ages. An HTTP path whose
+ * previous request is still in flight skips a beat instead of piling requests up; a UDP path keeps
+ * beating (a lost datagram costs nothing to wait for) with a few requests outstanding at most.
+ *
+ * One exchange per path and interval proves both ends alive, so a standby whose primary's heartbeats
+ * arrive on a path only answers them there (`respondOnly`): the primary drives the exchange and collects
+ * its lease acknowledgements from the answers. As soon as the primary's heartbeats stop arriving on a
+ * path for over 1.5 intervals, the standby beats on it again itself.
  */
 export class PeerLink {
   readonly paths: PathState[];
@@ -44,6 +63,7 @@ export class PeerLink {
   /** Last time anything was heard from the peer (request or reply), monotonic. */
   lastHeardAt: number | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private readonly maxInFlight: number[];
 
   constructor(
     readonly node: string,
@@ -54,11 +74,14 @@ export class PeerLink {
       intervalMs: number;
       timeoutMs: number;
       message: () => HeartbeatMessage;
+      /** True while this node may leave the exchange to the peer on paths where its heartbeats arrive. */
+      respondOnly?: () => boolean;
       /** Called with each reply and the send time of the request it answers. */
       onReply: (reply: HeartbeatReply, sentAt: number, url: string) => void;
     },
   ) {
-    this.paths = urls.map((url) => ({ url, lastOkAt: null, lastError: null, inFlight: false, sent: 0, failed: 0, degraded: false }));
+    this.paths = urls.map((url) => ({ url, lastOkAt: null, lastError: null, inFlight: 0, sent: 0, failed: 0, degraded: false, lastInboundAt: null, skipped: 0 }));
+    this.maxInFlight = urls.map((u) => (u.startsWith('udp:') ? Math.max(1, Math.ceil(opts.timeoutMs / opts.intervalMs)) : 1));
   }
 
   start(): void {
@@ -76,16 +99,23 @@ export class PeerLink {
   /** Send one heartbeat on every idle path now. */
   beat(): void {
     const msg = this.opts.message();
-    for (const path of this.paths) {
-      if (path.inFlight) continue;
-      path.inFlight = true;
+    const responder = this.opts.respondOnly?.() ?? false;
+    const fresh = this.clock.monotonicMs() - this.opts.intervalMs * 1.5;
+    for (const [i, path] of this.paths.entries()) {
+      if (responder && path.lastInboundAt !== null && path.lastInboundAt > fresh) {
+        path.skipped++;
+        continue;
+      }
+      if (path.inFlight >= this.maxInFlight[i]) continue;
+      path.inFlight++;
       path.sent++;
       const sentAt = this.clock.monotonicMs();
       this.transport
-        .post<HeartbeatReply>(path.url, '/peer/heartbeat', msg, this.opts.timeoutMs)
+        .post<HeartbeatReply>(path.url, '/peer/heartbeat', { ...msg, path: i }, this.opts.timeoutMs)
         .then((reply) => {
           const now = this.clock.monotonicMs();
-          path.lastOkAt = now;
+          // Replies may overtake each other on UDP: keep the newest round trip.
+          path.lastOkAt = Math.max(path.lastOkAt ?? 0, now);
           path.lastError = null;
           this.lastHeardAt = now;
           if (reply && reply.state) {
@@ -98,22 +128,37 @@ export class PeerLink {
           path.lastError = errorMessage(err);
         })
         .finally(() => {
-          path.inFlight = false;
+          path.inFlight--;
         });
     }
   }
 
   /** Record a heartbeat the peer sent us (incoming direction). */
   heard(msg: HeartbeatMessage): void {
+    const now = this.clock.monotonicMs();
     this.lastState = msg;
-    this.lastHeardAt = this.clock.monotonicMs();
+    this.lastHeardAt = now;
+    const path = typeof msg.path === 'number' ? this.paths[msg.path] : undefined;
+    if (path) {
+      // The peer's heartbeat crossed this path: it is as good as an answered one.
+      path.lastInboundAt = now;
+      path.lastOkAt = Math.max(path.lastOkAt ?? 0, now);
+      path.lastError = null;
+    }
   }
 
   pathAges(now: number): { url: string; ageMs: number | null }[] {
     return this.paths.map((p) => ({ url: p.url, ageMs: p.lastOkAt === null ? null : now - p.lastOkAt }));
   }
 
+  /**
+   * The peer is alive when a path answered, or the peer's own (authenticated, never replayed) heartbeat
+   * arrived, within `deadAfterMs`. Hearing the peer counts even before our requests are answered, so a
+   * node that starts while its peer's first requests are still waiting out their timeout does not call a
+   * running peer dead.
+   */
   alive(now: number, deadAfterMs: number): boolean {
+    if (this.lastHeardAt !== null && now - this.lastHeardAt < deadAfterMs) return true;
     return this.paths.some((p) => p.lastOkAt !== null && now - p.lastOkAt < deadAfterMs);
   }
 }

@@ -90,6 +90,29 @@ export class WitnessState {
   }
 }
 
+export type WitnessReply = { status: number; body: unknown };
+
+/** The witness's lease calls, shared by its HTTP and UDP faces. */
+export function witnessHandlers(state: WitnessState): Record<string, (body: unknown) => WitnessReply> {
+  return {
+    '/witness/acquire': (body) => {
+      const { node, epoch, leaseMs } = (body ?? {}) as { node?: unknown; epoch?: unknown; leaseMs?: unknown };
+      if (typeof node !== 'string' || !Number.isInteger(epoch) || !Number.isInteger(leaseMs) || (leaseMs as number) <= 0) {
+        return { status: 400, body: { error: 'USAGE', message: 'expected {node: string, epoch: integer, leaseMs: positive integer}' } };
+      }
+      return { status: 200, body: state.acquire(node, epoch as number, leaseMs as number) };
+    },
+    '/witness/release': (body) => {
+      const { node, epoch } = (body ?? {}) as { node?: unknown; epoch?: unknown };
+      if (typeof node !== 'string' || !Number.isInteger(epoch)) {
+        return { status: 400, body: { error: 'USAGE', message: 'expected {node: string, epoch: integer}' } };
+      }
+      return { status: 200, body: state.release(node, epoch as number) };
+    },
+    '/witness/read': () => ({ status: 200, body: state.read() }),
+  };
+}
+
 /** HTTP face of the witness: HMAC-authenticated lease calls plus an open, read-only /health. */
 export function createWitnessApp(state: WitnessState, secret: string, onReject?: (reason: string) => void): express.Express {
   const app = express();
@@ -98,24 +121,11 @@ export function createWitnessApp(state: WitnessState, secret: string, onReject?:
     res.json({ ok: true, ...state.read() });
   });
   app.use('/witness', express.json({ verify: captureRawBody, limit: '16kb' }), requirePeerAuth(secret, { onReject: (r) => onReject?.(r) }));
-  app.post('/witness/acquire', (req, res) => {
-    const { node, epoch, leaseMs } = req.body as { node?: unknown; epoch?: unknown; leaseMs?: unknown };
-    if (typeof node !== 'string' || !Number.isInteger(epoch) || !Number.isInteger(leaseMs) || (leaseMs as number) <= 0) {
-      res.status(400).json({ error: 'USAGE', message: 'expected {node: string, epoch: integer, leaseMs: positive integer}' });
-      return;
-    }
-    res.json(state.acquire(node, epoch as number, leaseMs as number));
-  });
-  app.post('/witness/release', (req, res) => {
-    const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
-    if (typeof node !== 'string' || !Number.isInteger(epoch)) {
-      res.status(400).json({ error: 'USAGE', message: 'expected {node: string, epoch: integer}' });
-      return;
-    }
-    res.json(state.release(node, epoch as number));
-  });
-  app.post('/witness/read', (_req, res) => {
-    res.json(state.read());
-  });
+  for (const [path, handler] of Object.entries(witnessHandlers(state))) {
+    app.post(path, (req, res) => {
+      const out = handler(req.body);
+      res.status(out.status).json(out.body);
+    });
+  }
   return app;
 }

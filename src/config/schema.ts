@@ -23,6 +23,10 @@ export const peerSchema = z
       .array(url)
       .min(1)
       .describe('base URLs of the peer sidecar, one per redundant network path (heartbeats go over each)'),
+    heartbeat: z
+      .enum(['udp', 'http'])
+      .default('udp')
+      .describe('how heartbeats travel on each path: "udp" sends one signed datagram to the same host and port as the URL (cheapest), "http" a signed POST to the URL'),
   })
   .strict();
 
@@ -138,7 +142,13 @@ export const clusterConfigSchema = z
       .optional()
       .describe('node that takes the primary role at bootstrap and is the target of fail-back'),
     witness: z
-      .object({ url: url.describe('base URL of the `nimbus-ha witness` process') })
+      .object({
+        url: url.describe('base URL of the `nimbus-ha witness` process'),
+        transport: z
+          .enum(['udp', 'http'])
+          .default('udp')
+          .describe('how lease calls travel: "udp" signed datagrams to the same host and port as the URL, "http" signed POSTs'),
+      })
       .strict()
       .optional()
       .describe('third vote of a two-node cluster'),

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { PeerTransport } from '../ports.js';
 import { HaError, type ErrorCode } from '../errors.js';
 import { signRequest, STREAM_BODY } from './auth.js';
+import { UdpClient } from './udp.js';
 
 interface RawResponse {
   status: number;
@@ -11,13 +12,15 @@ interface RawResponse {
 }
 
 /**
- * Signed HTTP client for peer and witness requests. It sits on node:http directly (no client library)
+ * Signed HTTP client for peer and witness requests (udp:// targets go over signed datagrams instead). It sits on node:http directly (no client library)
  * with keep-alive, because heartbeats are the sidecar's hot path: one small request on an open
  * connection per path and interval.
  */
 export class PeerClient implements PeerTransport {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
   private readonly tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
+  /** Signed datagrams for udp:// targets (heartbeats, witness lease calls). */
+  private udp: UdpClient | null = null;
 
   constructor(
     private readonly node: string,
@@ -66,6 +69,10 @@ export class PeerClient implements PeerTransport {
   }
 
   async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+    if (baseUrl.startsWith('udp:')) {
+      this.udp ??= new UdpClient(this.node, this.secret);
+      return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs);
+    }
     const data = JSON.stringify(body ?? {});
     const headers = {
       'content-type': 'application/json',
@@ -117,5 +124,7 @@ export class PeerClient implements PeerTransport {
   close(): void {
     this.agent.destroy();
     this.tlsAgent.destroy();
+    this.udp?.close();
+    this.udp = null;
   }
 }

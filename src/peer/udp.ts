@@ -1,0 +1,310 @@
+import dgram from 'node:dgram';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
+import { HaError, type ErrorCode } from '../errors.js';
+import { NonceCache } from './auth.js';
+
+/**
+ * Signed request/reply datagrams for the sidecar's hot path: heartbeats between the nodes and lease
+ * renewals with the witness. One datagram carries a whole request and one a whole reply, so a beat costs
+ * two small packets and no connection, parser or router work.
+ *
+ *   datagram = "NHA1 " + hex(HMAC-SHA256(secret, "nha-udp-1\n" + json)) + " " + json
+ *   request  json = { k: "q", id, n: sender node, ts: wall ms, p: path, b: body }
+ *   reply    json = { k: "r", re: request id, n: sender node, ts, s: status, b: body }
+ *
+ * Requests are accepted within the same 30 s clock window as HTTP peer requests and never twice (the
+ * random id is the nonce); a reply is accepted only for a request still waiting, so neither can be
+ * replayed. A receiver that cannot verify a request answers with an unsigned refusal; the sender notes it
+ * for the error message but never trusts it to end the wait early (anyone can forge an unsigned packet).
+ */
+
+const MAGIC = 'NHA1';
+const DOMAIN = 'nha-udp-1\n';
+const MAX_SKEW_MS = 30_000;
+/** Largest payload a single IPv4 UDP datagram can carry. */
+export const MAX_DATAGRAM = 65_507;
+
+interface RequestFrame {
+  k: 'q';
+  id: string;
+  n: string;
+  ts: number;
+  p: string;
+  b: unknown;
+}
+
+interface ReplyFrame {
+  k: 'r';
+  re: string;
+  n: string;
+  ts: number;
+  s: number;
+  b: unknown;
+}
+
+/** HMAC keys prepared once per secret (preparing a key per datagram shows up in an idle profile). */
+const keys = new Map<string, KeyObject>();
+function keyOf(secret: string): KeyObject {
+  let k = keys.get(secret);
+  if (!k) {
+    k = createSecretKey(Buffer.from(secret, 'utf8'));
+    if (keys.size > 16) keys.clear();
+    keys.set(secret, k);
+  }
+  return k;
+}
+
+function sign(secret: string, json: string): string {
+  return createHmac('sha256', keyOf(secret)).update(DOMAIN).update(json).digest('hex');
+}
+
+function encode(secret: string, frame: RequestFrame | ReplyFrame): Buffer {
+  const json = JSON.stringify(frame);
+  return Buffer.from(`${MAGIC} ${sign(secret, json)} ${json}`, 'utf8');
+}
+
+type Decoded = { ok: true; frame: RequestFrame | ReplyFrame } | { ok: false; reason: string; refusal?: { re: string; reason: string } };
+
+function decode(secret: string, msg: Buffer): Decoded {
+  const text = msg.toString('utf8');
+  if (text.startsWith('NHA1-REFUSED ')) {
+    const [, re, ...why] = text.split(' ');
+    return { ok: false, reason: 'refusal', refusal: { re: re ?? '', reason: why.join(' ') } };
+  }
+  if (!text.startsWith(`${MAGIC} `)) return { ok: false, reason: 'not a nimbus-ha datagram' };
+  const sp = text.indexOf(' ', MAGIC.length + 1);
+  if (sp < 0) return { ok: false, reason: 'truncated datagram' };
+  const sig = Buffer.from(text.slice(MAGIC.length + 1, sp), 'hex');
+  const json = text.slice(sp + 1);
+  const expected = Buffer.from(sign(secret, json), 'hex');
+  if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) return { ok: false, reason: 'bad signature (wrong shared secret?)' };
+  let frame: RequestFrame | ReplyFrame;
+  try {
+    frame = JSON.parse(json) as RequestFrame | ReplyFrame;
+  } catch {
+    return { ok: false, reason: 'malformed datagram' };
+  }
+  if (!frame || (frame.k !== 'q' && frame.k !== 'r') || typeof frame.n !== 'string' || typeof frame.ts !== 'number') {
+    return { ok: false, reason: 'malformed datagram' };
+  }
+  return { ok: true, frame };
+}
+
+/** A request's id as it appears in a datagram that could not be verified (to address a refusal). */
+function idOf(msg: Buffer): string | null {
+  const m = /"id":"([0-9a-f]{24})"/.exec(msg.subarray(0, 4096).toString('utf8'));
+  return m ? m[1] : null;
+}
+
+export function parseUdpUrl(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  if (u.protocol !== 'udp:' || !u.port) throw new HaError('USAGE', `expected udp://host:port, got ${url}`);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+}
+
+/** The UDP address of an HTTP base URL: same host and port (heartbeats and API share the port number). */
+export function udpUrlOf(httpUrl: string): string {
+  const u = new URL(httpUrl);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  return `udp://${u.hostname}:${port}`;
+}
+
+export type UdpHandler = (body: unknown, from: string) => { status: number; body: unknown };
+
+/** Receives signed requests on one UDP address and answers them from the same socket. */
+export class UdpServer {
+  private socket: dgram.Socket | null = null;
+  private readonly nonces = new NonceCache();
+  private readonly rejectLog = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    /** This node's name: a request claiming it is a reflection and refused (null: no such check). */
+    private readonly self: string | null,
+    private readonly secret: string,
+    private readonly routes: Record<string, UdpHandler>,
+    /** Called for rejected datagrams, at most once per reason and 10 s (with the count suppressed). */
+    private readonly onReject?: (reason: string, from: string) => void,
+  ) {}
+
+  async listen(host: string, port: number): Promise<number> {
+    const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
+    socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.unref();
+    this.socket = socket;
+    return socket.address().port;
+  }
+
+  private reject(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, reason: string): void {
+    const from = `${rinfo.address}:${rinfo.port}`;
+    const now = Date.now();
+    const seen = this.rejectLog.get(reason);
+    if (!seen || now - seen.at > 10_000) {
+      const extra = seen && seen.suppressed ? ` (${seen.suppressed} more since the last report)` : '';
+      this.rejectLog.set(reason, { at: now, suppressed: 0 });
+      if (this.rejectLog.size > 64) this.rejectLog.delete(this.rejectLog.keys().next().value as string);
+      this.onReject?.(reason + extra, from);
+    } else seen.suppressed++;
+    const id = idOf(msg);
+    if (id) socket.send(`NHA1-REFUSED ${id} ${reason}`, rinfo.port, rinfo.address);
+  }
+
+  private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const d = decode(this.secret, msg);
+    if (!d.ok) {
+      if (!d.refusal) this.reject(socket, msg, rinfo, d.reason);
+      return;
+    }
+    const f = d.frame;
+    if (f.k !== 'q') return; // replies belong to clients
+    const now = Date.now();
+    if (Math.abs(now - f.ts) > MAX_SKEW_MS) return this.reject(socket, msg, rinfo, 'timestamp outside the allowed window (check clocks)');
+    if (this.self !== null && f.n === this.self) return this.reject(socket, msg, rinfo, 'request claims to come from this node (reflected?)');
+    if (typeof f.id !== 'string' || !this.nonces.use(f.id, now)) return this.reject(socket, msg, rinfo, 'replayed request');
+    const handler = this.routes[f.p];
+    let out: { status: number; body: unknown };
+    try {
+      out = handler ? handler(f.b, f.n) : { status: 404, body: { error: 'NOT_FOUND', message: `no UDP route ${f.p}` } };
+    } catch (err) {
+      out = { status: 500, body: { error: 'INTERNAL', message: (err as Error).message } };
+    }
+    const reply = encode(this.secret, { k: 'r', re: f.id, n: this.self ?? 'witness', ts: Date.now(), s: out.status, b: out.body });
+    if (reply.length > MAX_DATAGRAM) return;
+    socket.send(reply, rinfo.port, rinfo.address);
+  }
+
+  close(): void {
+    try {
+      this.socket?.close();
+    } catch {
+      // already closed
+    }
+    this.socket = null;
+  }
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  url: string;
+  path: string;
+  refused: string | null;
+}
+
+/**
+ * Sends signed requests over UDP and matches replies. One connected socket per target, so an ICMP
+ * "port unreachable" (the peer's process is gone) fails the waiting requests at once.
+ */
+export class UdpClient {
+  private readonly sockets = new Map<string, Promise<dgram.Socket>>();
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+  /** Request ids: a random per-process prefix and a counter (unique, so they serve as nonces). */
+  private readonly idPrefix = randomBytes(8).toString('hex');
+  private seq = 0;
+
+  constructor(
+    private readonly node: string,
+    private readonly secret: string,
+  ) {}
+
+  private socketFor(url: string): Promise<dgram.Socket> {
+    let s = this.sockets.get(url);
+    if (!s) {
+      const { host, port } = parseUdpUrl(url);
+      s = new Promise<dgram.Socket>((resolve, reject) => {
+        const socket = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+        socket.on('message', (msg) => this.onMessage(msg));
+        socket.on('error', (err) => this.failAll(url, err));
+        socket.once('connect', () => {
+          socket.unref();
+          resolve(socket);
+        });
+        socket.connect(port, host, (err?: Error) => {
+          if (err) reject(err);
+        });
+      }).catch((err: Error) => {
+        this.sockets.delete(url);
+        throw err;
+      });
+      this.sockets.set(url, s);
+    }
+    return s;
+  }
+
+  private failAll(url: string, err: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.url !== url) continue;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new HaError('PEER_UNREACHABLE', `${url}${p.path}: ${err.message}`));
+    }
+  }
+
+  private onMessage(msg: Buffer): void {
+    const d = decode(this.secret, msg);
+    if (!d.ok) {
+      if (d.refusal) {
+        const p = this.pending.get(d.refusal.re);
+        if (p) p.refused = d.refusal.reason;
+      }
+      return;
+    }
+    const f = d.frame;
+    if (f.k !== 'r') return;
+    const p = this.pending.get(f.re);
+    if (!p) return; // late, duplicated or replayed
+    this.pending.delete(f.re);
+    clearTimeout(p.timer);
+    if (f.s >= 200 && f.s < 300) p.resolve(f.b);
+    else {
+      const b = (f.b ?? {}) as { error?: string; message?: string };
+      const code = (b.error as ErrorCode | undefined) || 'PEER_UNREACHABLE';
+      p.reject(new HaError(code, `${p.url}${p.path}: status ${f.s} ${b.message ?? ''}`.trim(), { status: f.s, body: f.b }));
+    }
+  }
+
+  /** Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply. */
+  async post<T>(url: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+    if (this.closed) throw new HaError('PEER_UNREACHABLE', `${url}${path}: client closed`);
+    this.seq = (this.seq + 1) % 0x1_0000_0000;
+    const id = this.idPrefix + this.seq.toString(16).padStart(8, '0');
+    const datagram = encode(this.secret, { k: 'q', id, n: this.node, ts: Date.now(), p: path, b: body });
+    if (datagram.length > MAX_DATAGRAM) throw new HaError('USAGE', `${path}: message of ${datagram.length} bytes does not fit a UDP datagram`);
+    const socket = await this.socketFor(url).catch((err: Error) => {
+      throw new HaError('PEER_UNREACHABLE', `${url}${path}: ${err.message}`);
+    });
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const p = this.pending.get(id);
+        this.pending.delete(id);
+        if (p?.refused) reject(new HaError('PEER_AUTH_FAILED', `${url} refused our datagram (${p.refused}): check that both nodes use the same secret`));
+        else reject(new HaError('PEER_UNREACHABLE', `${url}${path}: timeout of ${timeoutMs}ms exceeded`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, url, path, refused: null });
+      socket.send(datagram, (err) => {
+        if (err) this.failAll(url, err);
+      });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new HaError('PEER_UNREACHABLE', `${p.url}${p.path}: client closed`));
+      this.pending.delete(id);
+    }
+    for (const s of this.sockets.values()) void s.then((sock) => sock.close()).catch(() => undefined);
+    this.sockets.clear();
+  }
+}

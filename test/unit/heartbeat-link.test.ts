@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from '../../src/cluster/heartbeat.js';
+import type { Clock, PeerTransport } from '../../src/ports.js';
+
+function fakeClock() {
+  let t = 10_000;
+  const clock: Clock = { nowMs: () => t, monotonicMs: () => t, sleep: async () => undefined };
+  return { clock, advance: (ms: number) => (t += ms) };
+}
+
+const state = (role: HeartbeatMessage['role'], path?: number): HeartbeatMessage => ({
+  node: 'b', role, epoch: 1, healthy: true, caughtUp: true, takeoverOffer: null, sentAt: 0, ...(path === undefined ? {} : { path }),
+});
+
+/** Records what is sent per URL; answers each request when the test says so. */
+class ScriptedTransport implements PeerTransport {
+  sent: { url: string; body: HeartbeatMessage }[] = [];
+  private waiting: { resolve: (r: HeartbeatReply) => void; reject: (e: Error) => void }[] = [];
+  post<T>(url: string, _path: string, body: unknown): Promise<T> {
+    this.sent.push({ url, body: body as HeartbeatMessage });
+    return new Promise<T>((resolve, reject) => this.waiting.push({ resolve: resolve as (r: HeartbeatReply) => void, reject }));
+  }
+  answerAll(): void {
+    for (const w of this.waiting.splice(0)) w.resolve({ state: state('standby'), ack: true });
+  }
+  loseAll(): void {
+    for (const w of this.waiting.splice(0)) w.reject(new Error('timeout'));
+  }
+  getStream(): never {
+    throw new Error('not used');
+  }
+  putStream(): never {
+    throw new Error('not used');
+  }
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('PeerLink', () => {
+  it('sends on every path with the path index; an HTTP path waits for its answer, a UDP path keeps beating', async () => {
+    const { clock } = fakeClock();
+    const t = new ScriptedTransport();
+    const link = new PeerLink('b', ['http://h1:1', 'udp://h2:1'], t, clock, { intervalMs: 100, timeoutMs: 400, message: () => state('primary'), onReply: () => undefined });
+    link.beat();
+    link.beat();
+    link.beat();
+    expect(t.sent.filter((s) => s.url === 'http://h1:1')).toHaveLength(1);
+    expect(t.sent.filter((s) => s.url === 'udp://h2:1')).toHaveLength(3);
+    expect(t.sent.map((s) => s.body.path)).toEqual([0, 1, 1, 1]);
+    t.answerAll();
+    await flush();
+    expect(link.paths.every((p) => p.inFlight === 0 && p.lastOkAt !== null)).toBe(true);
+  });
+
+  it('a standby only answers on paths where the primary beats, and beats again once a path falls silent', async () => {
+    const { clock, advance } = fakeClock();
+    const t = new ScriptedTransport();
+    let responder = true;
+    const link = new PeerLink('a', ['udp://h1:1', 'udp://h2:1'], t, clock, { intervalMs: 100, timeoutMs: 400, message: () => state('standby'), respondOnly: () => responder, onReply: () => undefined });
+    link.heard(state('primary', 0));
+    link.heard(state('primary', 1));
+    link.beat();
+    expect(t.sent).toHaveLength(0);
+    expect(link.paths.map((p) => p.skipped)).toEqual([1, 1]);
+    // Path 1 stops carrying the primary's heartbeats: after 1.5 intervals the standby probes it itself.
+    advance(100);
+    link.heard(state('primary', 0));
+    advance(60);
+    link.beat();
+    expect(t.sent.map((s) => s.url)).toEqual(['udp://h2:1']);
+    // Not a pure responder (e.g. no primary): beats everywhere.
+    responder = false;
+    link.heard(state('primary', 0));
+    link.heard(state('primary', 1));
+    link.beat();
+    expect(t.sent.map((s) => s.url)).toEqual(['udp://h2:1', 'udp://h1:1', 'udp://h2:1']);
+  });
+
+  it('the peer is alive while its heartbeats arrive even if our own requests are lost, and dead after silence', async () => {
+    const { clock, advance } = fakeClock();
+    const t = new ScriptedTransport();
+    const link = new PeerLink('b', ['udp://h1:1'], t, clock, { intervalMs: 100, timeoutMs: 400, message: () => state('standby'), onReply: () => undefined });
+    expect(link.alive(clock.monotonicMs(), 500)).toBe(false);
+    link.beat();
+    t.loseAll();
+    await flush();
+    link.heard(state('primary'));
+    expect(link.alive(clock.monotonicMs(), 500)).toBe(true);
+    advance(499);
+    expect(link.alive(clock.monotonicMs(), 500)).toBe(true);
+    advance(2);
+    expect(link.alive(clock.monotonicMs(), 500)).toBe(false);
+    expect(link.paths[0].failed).toBe(1);
+  });
+
+  it('heartbeat URLs: UDP on the same host:port by default, HTTP on request', () => {
+    expect(heartbeatUrls({ urls: ['http://10.0.1.2:8780', 'http://10.0.2.2:8780'] })).toEqual(['udp://10.0.1.2:8780', 'udp://10.0.2.2:8780']);
+    expect(heartbeatUrls({ urls: ['http://10.0.1.2:8780'], heartbeat: 'http' })).toEqual(['http://10.0.1.2:8780']);
+  });
+});
