@@ -35,6 +35,8 @@ describe('two-node cluster with witness (real processes on loopback)', () => {
     await cluster.waitFor((_a, b) => b?.role === 'primary', 15_000, 'b primary');
     const b = (await cluster.status('b'))!;
     expect(b.epoch).toBe(before + 1);
+    // Heartbeats went over UDP (the default) to the same ports as the peer's URLs.
+    expect(b.peers[0].paths.map((p: { url: string }) => p.url)).toEqual(cluster.nodes.a.inbound.map((p) => `udp://127.0.0.1:${p.port}`));
     const ev = (await cluster.events('b', 'failover')).at(-1);
     expect(ev.details).toMatchObject({ kind: 'failover', epoch_before: before, epoch_after: before + 1 });
     expect(ev.details.detect_ms).toBeGreaterThanOrEqual(400);
@@ -59,6 +61,22 @@ describe('two-node cluster with witness (real processes on loopback)', () => {
     probe.stop();
     const swEv = (await cluster.events('a', 'switchover')).at(-1);
     expect(swEv.details.kind).toBe('switchover');
+  });
+
+  it('heartbeats and witness calls over HTTP (heartbeat: http): a standby that only answers still takes over on kill -9', async () => {
+    cluster = new Cluster({ transport: 'http' });
+    await upAndPrimary(cluster);
+    const before = (await cluster.status('a'))!.epoch as number;
+    await sleep(500);
+    const b0 = (await cluster.status('b'))!;
+    expect(b0.peers[0].paths.map((p: { url: string }) => p.url)).toEqual(cluster.nodes.a.inbound.map((p) => `http://127.0.0.1:${p.port}`));
+    // The standby answers the primary's heartbeats instead of sending its own on both paths.
+    expect(b0.peers[0].paths.every((p: { answered_only: number; inbound_age_ms: number | null }) => p.answered_only > 0 && p.inbound_age_ms !== null)).toBe(true);
+    cluster.kill('a');
+    await cluster.waitFor((_a, b) => b?.role === 'primary', 15_000, 'b primary');
+    expect((await cluster.status('b'))!.epoch).toBe(before + 1);
+    const ev = (await cluster.events('b', 'failover')).at(-1);
+    expect(ev.details.detect_ms).toBeGreaterThanOrEqual(400);
   });
 
   it('one heartbeat path cut: no failover, a path_degraded event, path restored later', async () => {
