@@ -10,8 +10,14 @@
  * in the defaults. Without --headnode each node monitors a small HTTP service every 2 s; --headnode adds a
  * scenario with the whole head node: the VM service (EC2 and S3 probes), embedded PostgreSQL streaming to
  * the standby, repository sync and config-file sync, each at its default pace.
+ *
+ * Each scenario also measures the machine's floor for its heartbeat rate (floor.ts: bare processes that
+ * only send and echo the same number of datagrams), to tell the machine's cost per datagram and wake-up
+ * from nimbus-ha's own.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster, type ClusterOptions } from '../../fixtures/cluster.js';
 import { table } from '../lib/report.js';
@@ -63,9 +69,25 @@ interface Result {
   primary: { cpu_percent: number; rss_mb_peak: number };
   standby: { cpu_percent: number; rss_mb_peak: number };
   witness: { cpu_percent: number; rss_mb_peak: number };
+  /** The machine's floor at this rate: bare datagram ping/echo processes, no nimbus-ha (floor.ts). */
+  floor: { sender_cpu_percent: number; echo_cpu_percent: number };
+}
+
+const floorScript = fileURLToPath(new URL('./floor.js', import.meta.url));
+
+/** Starts the bare echo and ping processes for a heartbeat rate on two paths. */
+async function startFloor(heartbeatMs: number): Promise<{ echo: ChildProcess; ping: ChildProcess }> {
+  const echo = spawn(process.execPath, [floorScript, 'echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    echo.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    echo.once('exit', () => reject(new Error('floor echo process exited')));
+  });
+  const ping = spawn(process.execPath, [floorScript, 'ping', String(port), String(heartbeatMs), '2'], { stdio: 'ignore' });
+  return { echo, ping };
 }
 
 async function measure(s: Scenario): Promise<Result> {
+  let floor: { echo: ChildProcess; ping: ChildProcess } | null = null;
   const cluster = new Cluster({
     ...s.options,
     transport: s.transport,
@@ -77,9 +99,11 @@ async function measure(s: Scenario): Promise<Result> {
     // Let start-up work settle (JIT, the standby's initial clone and first sync passes).
     await new Promise((r) => setTimeout(r, s.options.nimbus ? 20_000 : 5_000));
     const epoch = (await cluster.status('a'))?.epoch;
-    const pids = { a: cluster.nodes.a.proc!.pid!, b: cluster.nodes.b.proc!.pid!, witness: cluster.witness!.pid! };
+    floor = await startFloor(s.heartbeatMs);
+    await new Promise((r) => setTimeout(r, 1000));
+    const pids = { a: cluster.nodes.a.proc!.pid!, b: cluster.nodes.b.proc!.pid!, witness: cluster.witness!.pid!, floorPing: floor.ping.pid!, floorEcho: floor.echo.pid! };
     const t0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuTicks(p)]));
-    const peak: Record<string, number> = { a: 0, b: 0, witness: 0 };
+    const peak: Record<string, number> = { a: 0, b: 0, witness: 0, floorPing: 0, floorEcho: 0 };
     const start = Date.now();
     while (Date.now() - start < seconds * 1000) {
       for (const [k, p] of Object.entries(pids)) peak[k] = Math.max(peak[k], rssMb(p));
@@ -93,8 +117,20 @@ async function measure(s: Scenario): Promise<Result> {
       throw new Error(`roles changed during the measurement: a=${a?.role} b=${b?.role} epoch ${epoch} -> ${a?.epoch}`);
     }
     const row = (k: string) => ({ cpu_percent: +cpu[k].toFixed(2), rss_mb_peak: +peak[k].toFixed(1) });
-    return { scenario: s.name, heartbeat_ms: s.heartbeatMs, transport: s.transport, workload: s.workload, seconds: Math.round(elapsed), primary: row('a'), standby: row('b'), witness: row('witness') };
+    return {
+      scenario: s.name,
+      heartbeat_ms: s.heartbeatMs,
+      transport: s.transport,
+      workload: s.workload,
+      seconds: Math.round(elapsed),
+      primary: row('a'),
+      standby: row('b'),
+      witness: row('witness'),
+      floor: { sender_cpu_percent: +cpu.floorPing.toFixed(2), echo_cpu_percent: +cpu.floorEcho.toFixed(2) },
+    };
   } finally {
+    floor?.ping.kill('SIGKILL');
+    floor?.echo.kill('SIGKILL');
     await cluster.stop();
   }
 }
@@ -130,6 +166,8 @@ async function main(): Promise<void> {
         { scenario: r.scenario, process: 'primary sidecar', 'cpu % of a core': r.primary.cpu_percent, 'peak RSS MB': r.primary.rss_mb_peak, target: '< 0.5 % / < 100 MB' },
         { scenario: r.scenario, process: 'standby sidecar', 'cpu % of a core': r.standby.cpu_percent, 'peak RSS MB': r.standby.rss_mb_peak, target: '< 0.5 % / < 100 MB' },
         { scenario: r.scenario, process: 'witness', 'cpu % of a core': r.witness.cpu_percent, 'peak RSS MB': r.witness.rss_mb_peak, target: '-' },
+        { scenario: r.scenario, process: 'floor: bare datagram sender', 'cpu % of a core': r.floor.sender_cpu_percent, 'peak RSS MB': '-', target: '-' },
+        { scenario: r.scenario, process: 'floor: bare datagram echo', 'cpu % of a core': r.floor.echo_cpu_percent, 'peak RSS MB': '-', target: '-' },
       ]),
     ),
   );
