@@ -8,8 +8,8 @@
  * Every combination of --heartbeat-ms and --transport is one scenario (default: a 100 ms heartbeat over
  * UDP, the default config, and over HTTP for comparison). Dead-after is 5 and the lease 7 heartbeats, as
  * in the defaults. Without --headnode each node monitors a small HTTP service every 2 s; --headnode adds a
- * scenario with the whole head node: the VM service (EC2 and S3 probes), embedded PostgreSQL streaming to
- * the standby, repository sync and config-file sync, each at its default pace.
+ * scenario with the whole head node as the demo runs it: the VM service (EC2 and S3 probes every 2 s),
+ * embedded PostgreSQL streaming to the standby, repository sync (a pass every 0.5 s) and config-file sync.
  *
  * Each scenario also measures the machine's floor for its heartbeat rate (floor.ts: bare processes that
  * only send and echo the same number of datagrams), to tell the machine's cost per datagram and wake-up
