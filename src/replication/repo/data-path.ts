@@ -34,7 +34,7 @@ export class RepoDataPath implements RoleHooks {
       clock: opts.clock,
       intervalMs: c.intervalMs,
       deepVerifyCron: c.deepVerifyCron,
-      sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy },
+      sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy, verify: c.verify },
     });
     this.router = Router();
     this.router.post('/sync-now', express.json(), async (_req, res) => {
