@@ -112,6 +112,11 @@ export class S3Store implements ObjectStore {
     return `s3 ${this.opts.endpoint}/${this.opts.bucket} (sig ${this.opts.signatureVersion ?? 'v4'}, ${this.multipart ? 'multipart' : 'single PUT'})`;
   }
 
+  /** The part size put() uses for an object of `size` bytes, or null when it sends one PUT. */
+  uploadPartSize(size: number): number | null {
+    return this.multipart && size > this.multipartThreshold ? this.partSize : null;
+  }
+
   async *list(prefix?: string): AsyncIterable<ObjectInfo> {
     // ListObjects (v1) because Cumulus does not implement ListObjectsV2.
     let marker: string | undefined;

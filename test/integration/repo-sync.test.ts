@@ -83,13 +83,13 @@ describe('syncRepo', () => {
     expect(await contentSnapshot(b.store)).toEqual(await contentSnapshot(a.store));
   });
 
-  it("verify 'response' copies without a HEAD per object and still yields identical content", async () => {
+  it("verify 'head' (a HEAD per copy on top of the PUT answer) yields identical content (v2, single PUT)", async () => {
     const a = await lab.repo();
     const bRepo = await lab.repo();
     const b = bRepo.storeWith({ signatureVersion: 'v2', multipart: false });
     await fillSmall(a.store, 6);
     await putBytes(a.store, 'img/large.raw', randomBytes(6 * MiB));
-    const r = await syncRepo(a.store, b, { verify: 'response' });
+    const r = await syncRepo(a.store, b, { verify: 'head' });
     expect(r).toMatchObject({ copied: 7, failed: 0 });
     expect(await contentSnapshot(b)).toEqual(await contentSnapshot(a.store));
     expect((await b.head('img/large.raw'))?.metadata?.['nha-source-etag']).toBeDefined();

@@ -75,8 +75,10 @@ export const repoConfigSchema = z
       .describe('Let a pass empty the target when the source lists no objects (normally a sign of a wrong bucket).'),
     verify: z
       .enum(['head', 'response'])
-      .default('head')
-      .describe("Post-copy check: 'head' re-reads each copy with HEAD; 'response' trusts a single-part PUT's MD5 ETag when it matches the bytes sent."),
+      .default('response')
+      .describe(
+        "Post-copy check: 'response' compares the ETag of the target's PUT answer with the MD5 (or multipart composite ETag) of the bytes sent, falling back to HEAD when the answer has none; 'head' also re-reads each copy with HEAD.",
+      ),
     conflictPolicy: z
       .enum(['source-wins', 'quarantine'])
       .default('quarantine')

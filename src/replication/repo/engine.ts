@@ -43,7 +43,7 @@ export interface SyncOptions {
   conflictPolicy?: ConflictPolicy;
   /** Names the quarantine folder; generated when absent. */
   eventId?: string;
-  /** Post-copy check: 'head' (default) or 'response' (trust a single-part PUT's MD5 ETag; one request fewer). */
+  /** Post-copy check: 'response' (default: the PUT answer's ETag against the bytes sent) or 'head' (also HEAD each copy). */
   verify?: VerifyMode;
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;

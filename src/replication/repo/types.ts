@@ -16,6 +16,17 @@ export function canCopy(store: ObjectStore): store is CopyCapableStore {
   return typeof (store as Partial<CopyCapableStore>).copy === 'function';
 }
 
+/** A store that can tell how it will upload an object of a given size (for composite ETag checks). */
+export interface PartLayoutStore extends ObjectStore {
+  /** The part size a put of `size` bytes uploads with, or null when it is stored with one PUT. */
+  uploadPartSize(size: number): number | null;
+}
+
+export function partSizeFor(store: ObjectStore, size: number): number | null {
+  const f = (store as Partial<PartLayoutStore>).uploadPartSize;
+  return typeof f === 'function' ? f.call(store, size) : null;
+}
+
 /** User-metadata key (x-amz-meta-nha-source-etag) holding the source ETag of a replicated object. */
 export const SOURCE_ETAG_META = 'nha-source-etag';
 /** Prefix where the quarantine conflict policy keeps target objects before overwriting or deleting them. */
