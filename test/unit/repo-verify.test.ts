@@ -59,7 +59,7 @@ class MemStore implements ObjectStore {
   async put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo> {
     const parts: Buffer[] = [];
     for await (const c of body) parts.push(c as Buffer);
-    let data = Buffer.concat(parts);
+    let data: Buffer = Buffer.concat(parts);
     if (this.o.damage) data = this.o.damage(key, data);
     const ps = this.uploadPartSize(size);
     const etag = ps ? composite(data, ps) : md5(data);
