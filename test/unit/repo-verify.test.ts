@@ -145,6 +145,22 @@ describe('copy verification', () => {
     expect(c.heads).toBe(3);
   });
 
+  it('a HEAD that sees the object before it is fully written is asked again', async () => {
+    const a = new MemStore();
+    await fill(a, [4000, 5000]);
+    const b = new MemStore({ answer: 'none' });
+    const head = b.head.bind(b);
+    const early = new Set(['k/0', 'k/1']);
+    // The first HEAD after each PUT sees an empty file (a server that answers before it flushed).
+    b.head = async (key: string) => {
+      const info = await head(key);
+      if (info && early.delete(key)) return { ...info, size: 0 };
+      return info;
+    };
+    expect(await syncRepo(a, b)).toMatchObject({ copied: 2, failed: 0 });
+    expect(b.heads).toBe(4);
+  });
+
   it('bytes that do not match the source ETag are refused', async () => {
     const a = new MemStore();
     await fill(a, [4000]);

@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { HaError } from '../../errors.js';
 import { isMultipartEtag } from './diff.js';
@@ -127,8 +128,15 @@ export async function copyObject(
     if (put.etag !== '' && !answered && !isMultipartEtag(put.etag)) {
       problem = `target answered ETag ${put.etag} for content MD5 ${md5}`;
     } else {
-      stored = await target.head(listed.key);
-      problem = targetProblem(info, stored, sent);
+      // A server may answer the PUT before the object is readable in full (s3rver writes in place and
+      // answers before its file is flushed; S3 was once only eventually consistent): a mismatch is
+      // confirmed by two more HEADs before it counts. Real damage stays and fails all three.
+      for (const wait of [0, 100, 400]) {
+        if (wait) await delay(wait);
+        stored = await target.head(listed.key);
+        problem = targetProblem(info, stored, sent);
+        if (!problem) break;
+      }
     }
   }
   if (problem) {
