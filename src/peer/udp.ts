@@ -117,6 +117,8 @@ export class UdpServer {
   private socket: dgram.Socket | null = null;
   private readonly nonces = new NonceCache();
   private readonly rejectLog = new Map<string, { at: number; suppressed: number }>();
+  private refusalSecond = 0;
+  private refusals = 0;
 
   constructor(
     /** This node's name: a request claiming it is a reflection and refused (null: no such check). */
@@ -153,8 +155,17 @@ export class UdpServer {
       if (this.rejectLog.size > 64) this.rejectLog.delete(this.rejectLog.keys().next().value as string);
       this.onReject?.(reason + extra, from);
     } else seen.suppressed++;
+    // Refusals are smaller than what they answer and limited to 20 a second, so spoofed requests cannot
+    // turn the sidecar into an amplifier.
     const id = idOf(msg);
-    if (id) socket.send(`NHA1-REFUSED ${id} ${reason}`, rinfo.port, rinfo.address);
+    const second = Math.floor(now / 1000);
+    if (second !== this.refusalSecond) {
+      this.refusalSecond = second;
+      this.refusals = 0;
+    }
+    if (!id) return;
+    const refusal = Buffer.from(`NHA1-REFUSED ${id} ${reason}`);
+    if (refusal.length <= msg.length && this.refusals++ < 20) socket.send(refusal, rinfo.port, rinfo.address);
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
