@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { Agent } from '../cluster/agent.js';
-import type { HeartbeatMessage } from '../cluster/heartbeat.js';
+import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { EventBus } from '../events/bus.js';
 import { captureRawBody, requirePeerAuth } from '../peer/auth.js';
 
@@ -122,8 +122,8 @@ export function createApp(d: ApiDeps): express.Express {
   const peer = express.Router();
   peer.use(express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { onReject }));
   peer.post('/heartbeat', (req, res) => {
-    const msg = req.body as HeartbeatMessage;
-    if (typeof msg?.node !== 'string' || typeof msg.epoch !== 'number' || typeof msg.role !== 'string') {
+    const msg: unknown = req.body;
+    if (!isHeartbeatMessage(msg)) {
       res.status(400).json({ error: 'USAGE', message: 'malformed heartbeat' });
       return;
     }

@@ -14,7 +14,7 @@ import { createApp } from '../api/app.js';
 import { createMetrics, type MetricsExtension } from '../api/metrics.js';
 import { PeerClient } from '../peer/client.js';
 import { UdpServer, udpUrlOf } from '../peer/udp.js';
-import type { HeartbeatMessage } from '../cluster/heartbeat.js';
+import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
 import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
 import { CommandVip } from '../../adapters/vip/command.js';
@@ -194,11 +194,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     cfg.secret,
     {
       '/peer/heartbeat': (body, from) => {
-        const msg = body as HeartbeatMessage;
-        if (typeof msg?.node !== 'string' || msg.node !== from || typeof msg.epoch !== 'number' || typeof msg.role !== 'string') {
-          return { status: 400, body: { error: 'USAGE', message: 'malformed heartbeat' } };
-        }
-        return { status: 200, body: agent.receiveHeartbeat(msg) };
+        if (!isHeartbeatMessage(body, from)) return { status: 400, body: { error: 'USAGE', message: 'malformed heartbeat' } };
+        return { status: 200, body: agent.receiveHeartbeat(body) };
       },
     },
     (reason, from) => bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected heartbeat datagram from ${from}: ${reason}` }),

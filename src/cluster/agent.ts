@@ -190,7 +190,6 @@ export class Agent {
     if (this.loopTimer) clearInterval(this.loopTimer);
     if (this.vipTimer) clearInterval(this.vipTimer);
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    this.peerLink?.stop();
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
       await this.d.vip.release(this.vipCtx('shutdown')).catch(() => undefined);

@@ -26,6 +26,15 @@ export interface HeartbeatMessage {
   replication?: Record<string, unknown>;
 }
 
+/**
+ * Whether an incoming body is a heartbeat (HTTP route and UDP handler alike). `from`, when given, is the
+ * authenticated sender, which must be the node the heartbeat names.
+ */
+export function isHeartbeatMessage(body: unknown, from?: string): body is HeartbeatMessage {
+  const m = body as Partial<HeartbeatMessage> | null;
+  return !!m && typeof m.node === 'string' && typeof m.epoch === 'number' && typeof m.role === 'string' && (from === undefined || m.node === from);
+}
+
 export interface HeartbeatReply {
   state: HeartbeatMessage;
   /** The receiver accepts the sender as primary at its epoch (counts as a lease vote). */
@@ -62,7 +71,6 @@ export class PeerLink {
   lastState: HeartbeatMessage | null = null;
   /** Last time anything was heard from the peer (request or reply), monotonic. */
   lastHeardAt: number | null = null;
-  private timer: NodeJS.Timeout | null = null;
   private readonly maxInFlight: number[];
 
   constructor(
@@ -84,19 +92,7 @@ export class PeerLink {
     this.maxInFlight = urls.map((u) => (u.startsWith('udp:') ? Math.max(1, Math.ceil(opts.timeoutMs / opts.intervalMs)) : 1));
   }
 
-  start(): void {
-    if (this.timer) return;
-    this.beat();
-    this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
-    this.timer.unref?.();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  /** Send one heartbeat on every idle path now. */
+  /** Send one heartbeat on every idle path now (the agent calls this once per heartbeat interval). */
   beat(): void {
     const msg = this.opts.message();
     const responder = this.opts.respondOnly?.() ?? false;

@@ -16,7 +16,8 @@ export const HEADER = {
 } as const;
 
 export const STREAM_BODY = 'STREAM';
-const MAX_SKEW_MS = 30_000;
+/** How far a signed request's timestamp may be from the receiver's clock. */
+export const MAX_SKEW_MS = 30_000;
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');

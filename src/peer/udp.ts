@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { HaError, type ErrorCode } from '../errors.js';
-import { NonceCache } from './auth.js';
+import { MAX_SKEW_MS, NonceCache } from './auth.js';
 
 /**
  * Signed request/reply datagrams for the sidecar's hot path: heartbeats between the nodes and lease
@@ -21,7 +21,6 @@ import { NonceCache } from './auth.js';
 
 const MAGIC = 'NHA1';
 const DOMAIN = 'nha-udp-1\n';
-const MAX_SKEW_MS = 30_000;
 /** Largest payload a single IPv4 UDP datagram can carry. */
 export const MAX_DATAGRAM = 65_507;
 
