@@ -179,7 +179,7 @@ export class UdpServer {
     if (Math.abs(now - f.ts) > MAX_SKEW_MS) return this.reject(socket, msg, rinfo, 'timestamp outside the allowed window (check clocks)');
     if (this.self !== null && f.n === this.self) return this.reject(socket, msg, rinfo, 'request claims to come from this node (reflected?)');
     if (typeof f.id !== 'string' || !this.nonces.use(f.id, now)) return this.reject(socket, msg, rinfo, 'replayed request');
-    const handler = this.routes[f.p];
+    const handler = typeof f.p === 'string' && Object.hasOwn(this.routes, f.p) ? this.routes[f.p] : undefined;
     let out: { status: number; body: unknown };
     try {
       out = handler ? handler(f.b, f.n) : { status: 404, body: { error: 'NOT_FOUND', message: `no UDP route ${f.p}` } };

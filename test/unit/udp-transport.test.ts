@@ -108,6 +108,9 @@ describe('UDP peer transport', () => {
     expect(s.rejects).toEqual(expect.arrayContaining([expect.stringMatching(/timestamp/), expect.stringMatching(/reflected/), expect.stringMatching(/not a nimbus-ha datagram/)]));
     const err = await client().post(s.url, '/peer/nothing', {}, 1000).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/status 404/);
+    // Route names are looked up as own keys only: no object-prototype members.
+    const proto = await client().post(s.url, 'constructor', {}, 1000).catch((e: unknown) => e);
+    expect((proto as Error).message).toMatch(/status 404/);
   });
 
   it('times out when nobody listens, and refuses messages too large for a datagram', async () => {
