@@ -110,8 +110,7 @@ export class PeerLink {
         .post<HeartbeatReply>(path.url, '/peer/heartbeat', { ...msg, path: i }, this.opts.timeoutMs)
         .then((reply) => {
           const now = this.clock.monotonicMs();
-          // Replies may overtake each other on UDP: keep the newest round trip.
-          path.lastOkAt = Math.max(path.lastOkAt ?? 0, now);
+          path.lastOkAt = now;
           path.lastError = null;
           this.lastHeardAt = now;
           if (reply && reply.state) {
@@ -138,7 +137,7 @@ export class PeerLink {
     if (path) {
       // The peer's heartbeat crossed this path: it is as good as an answered one.
       path.lastInboundAt = now;
-      path.lastOkAt = Math.max(path.lastOkAt ?? 0, now);
+      path.lastOkAt = now;
       path.lastError = null;
     }
   }
