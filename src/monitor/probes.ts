@@ -67,21 +67,21 @@ const MAX_PROBE_BODY = 1024 * 1024;
 
 /**
  * GET a URL; healthy when the status is in range (default 200–399) and the body contains the text.
- * Plain node:http(s) with one kept-alive connection per probe: a probe runs every few seconds for the
- * life of the sidecar, and a fetch() client costs an idle process several times more CPU per check.
- * Redirects are not followed (a 3xx is a status like any other).
+ * Plain node:http(s): a probe runs every few seconds for the life of the sidecar, and a fetch() client
+ * costs an idle process several times more CPU per check. Each check opens its own connection, so it
+ * also proves the service still accepts connections, and never races a server closing an idle kept-alive
+ * one (a false failure). Redirects are not followed (a 3xx is a status like any other).
  */
 export function httpProbe(o: HttpProbeOptions): Probe {
   const min = o.expectStatusMin ?? 200;
   const max = o.expectStatusMax ?? 399;
   const url = new URL(o.url);
   const mod = url.protocol === 'https:' ? https : http;
-  const agent = new mod.Agent({ keepAlive: true, maxSockets: 1 });
   return (timeoutMs) =>
     runWithTimeout(
       (signal) =>
         new Promise<string>((resolve, reject) => {
-          const req = mod.get(url, { agent, signal, headers: { 'user-agent': 'nimbus-ha-probe' } }, (res) => {
+          const req = mod.get(url, { agent: false, signal, headers: { 'user-agent': 'nimbus-ha-probe', connection: 'close' } }, (res) => {
             const status = res.statusCode ?? 0;
             const chunks: Buffer[] = [];
             let size = 0;
