@@ -69,6 +69,8 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: number };
 }
 
+const SILENT_LOGGER = { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
   private readonly multipart: boolean;
@@ -91,6 +93,9 @@ export class S3Store implements ObjectStore {
       // Newer SDKs add CRC checksums with aws-chunked bodies by default; Cumulus and s3rver reject those.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // Failures reach the caller as errors (and become events); without a logger of its own the SDK also
+      // prints a console warning for every failed streaming upload, e.g. through a failover.
+      logger: SILENT_LOGGER,
       // Explicit agents: a plain-HTTP loopback endpoint never consults AWS_CA_BUNDLE or proxy settings.
       requestHandler: isHttps
         ? { httpsAgent: new https.Agent({ keepAlive: true, maxSockets }), connectionTimeout: 5000 }
