@@ -11,13 +11,13 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import pg from 'pg';
-import { Cluster, GapProbe, SplitBrainChecker, ADMIN_TOKEN, CUMULUS_KEY, CUMULUS_SECRET, DB_PASSWORD } from '../../fixtures/cluster.js';
+import { Cluster, GapProbe, SplitBrainChecker, CUMULUS_KEY, CUMULUS_SECRET, DB_PASSWORD } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
 import { createUser, type CloudUser } from '../../fixtures/nimbus-vm-service/new-user.js';
 import { signedV2Request } from '../../adapters/nimbus/ec2-sign.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { percentile } from '../util/stats.js';
-import { failoverFigures } from './demo.js';
+import { failoverFigures, stayUp } from './demo.js';
 
 export interface HeadnodeDemoOptions {
   once?: boolean;
@@ -321,14 +321,11 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
       console.log(`  fail-back                      ${failbackGap} ms client gap, a primary again at epoch ${epoch2}`);
     }
     if (opts.once) return;
-    console.log('\nThe stack stays up (Ctrl-C to stop):');
-    console.log(`  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`);
-    console.log(`  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`);
-    console.log(`  PostgreSQL (VIP)  ${cluster.dbUrl}`);
-    console.log(`  node a            ${cluster.nodes.a.url}/status   (nimbus-ha status --url ${cluster.nodes.a.url})`);
-    console.log(`  node b            ${cluster.nodes.b.url}/status`);
-    console.log(`  admin token       ${ADMIN_TOKEN}`);
-    await new Promise(() => undefined);
+    await stayUp(cluster, [
+      `  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`,
+      `  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`,
+      `  PostgreSQL (VIP)  ${cluster.dbUrl}`,
+    ]);
   } finally {
     if (opts.once) await cleanup();
   }

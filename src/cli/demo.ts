@@ -81,12 +81,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       console.log(`  split brain       ${report.split_brain_observed ? 'observed' : 'never'}`);
     }
     if (opts.once) return;
-    console.log(`\nThe stack stays up (Ctrl-C to stop):`);
-    console.log(`  service via VIP   ${cluster.vipUrl}`);
-    console.log(`  node a            ${cluster.nodes.a.url}/status   (nimbus-ha status --url ${cluster.nodes.a.url})`);
-    console.log(`  node b            ${cluster.nodes.b.url}/status`);
-    console.log(`  admin token       ${ADMIN_TOKEN}`);
-    await new Promise(() => undefined);
+    await stayUp(cluster, [`  service via VIP   ${cluster.vipUrl}`]);
   } finally {
     if (opts.once) await cleanup();
   }
@@ -107,6 +102,16 @@ async function waitOk(url: string, timeoutMs: number): Promise<void> {
 }
 
 /** The `failover` part of a demo report, from the measured gap and the new primary's failover event. */
+/** Prints where the running demo stack answers (its own lines, then both nodes) and waits for Ctrl-C. */
+export async function stayUp(cluster: Cluster, lines: string[]): Promise<never> {
+  console.log('\nThe stack stays up (Ctrl-C to stop):');
+  for (const l of lines) console.log(l);
+  console.log(`  node a            ${cluster.nodes.a.url}/status   (nimbus-ha status --url ${cluster.nodes.a.url})`);
+  console.log(`  node b            ${cluster.nodes.b.url}/status`);
+  console.log(`  admin token       ${ADMIN_TOKEN}`);
+  return new Promise<never>(() => undefined);
+}
+
 export function failoverFigures(killed: string, promoted: string, gapMs: number, ev: { details?: Record<string, unknown> } | undefined, epochBefore: number, epochAfter: number) {
   const d = ev?.details ?? {};
   return {
