@@ -99,7 +99,7 @@ export function buildServices(
 
   const health: HealthSource = {
     healthy: () => allMon.allHealthy() && (!primaryRunning || primMon.allHealthy()),
-    escalated: () => monitors.some((m) => m.status().some((s) => s.escalated)),
+    escalated: () => monitors.some((m) => m.anyEscalated()),
     status: () => [...allMon.status().map((s) => ({ ...s, runOn: 'all' })), ...primMon.status().map((s) => ({ ...s, runOn: 'primary', running: primaryRunning }))],
     setRole(next: Role) {
       role = next;

@@ -72,6 +72,13 @@ export interface AgentDeps {
 
 /** How often the real VIP state is read back (reconciliation). */
 const VIP_RECONCILE_MS = 1000;
+/**
+ * Longest pause between two decision cycles while nothing changes. A tick whose inputs (roles, epochs,
+ * health, peer liveness, path states...) differ from the last cycle's runs one at once, and deadlines
+ * (lease, peer silence, promise) wake the node exactly on time; this only bounds how late slow-moving
+ * inputs (hold-down timers, data-path catch-up) are looked at.
+ */
+const SETTLED_CYCLE_MS = 1000;
 
 /** One record per failover / switchover / fail-back with timings, filled in as it happens. */
 interface TakeoverTiming {
@@ -116,6 +123,9 @@ export class Agent {
   private deadlineTimer: NodeJS.Timeout | null = null;
   private cycling = false;
   private again = false;
+  /** Inputs the last decision cycle saw (see inputSignature); a tick that sees others runs a cycle. */
+  private cycleSignature = '';
+  private hbCache: { at: number; key: string; msg: HeartbeatMessage } | null = null;
   private stopped = false;
   private peerWasAlive: boolean | null = null;
   private peerDeadSince: number | null = null;
@@ -174,12 +184,17 @@ export class Agent {
     // and, every few ticks, renews the witness lease (at least three renewals per lease). Exact wake-ups
     // at lease and detection deadlines come on top (below), so an idle node wakes up rarely and still
     // fences on time.
+    // While settled (a primary and a standby, nothing in flight, the last cycle took no action) a tick
+    // runs a decision cycle only when an input changed, and at least every SETTLED_CYCLE_MS.
     const renewEvery = Math.max(1, Math.floor(this.timings.leaseMs / (3 * this.timings.heartbeatMs)));
+    const settledEvery = Math.max(1, Math.round(SETTLED_CYCLE_MS / this.timings.heartbeatMs));
     let ticks = 0;
     const tick = () => {
       this.peerLink?.beat();
-      this.kick();
-      if (ticks++ % renewEvery === 0) this.renewWitness();
+      if (ticks % renewEvery === 0) this.renewWitness();
+      if (ticks % settledEvery === 0 || !this.settled() || this.inputSignature() !== this.cycleSignature) this.kick();
+      else this.scheduleDeadline();
+      ticks++;
     };
     this.loopTimer = setInterval(tick, this.timings.heartbeatMs);
     tick();
@@ -236,6 +251,39 @@ export class Agent {
     } finally {
       this.vipChecking = false;
     }
+  }
+
+  /** Nothing is under way: a steady primary or standby whose last cycle decided to do nothing. */
+  private settled(): boolean {
+    return (
+      (this.role === 'primary' || this.role === 'standby') &&
+      !this.cycling &&
+      this.lastDecision !== null &&
+      this.lastDecision.actions.length === 0 &&
+      this.election === null &&
+      this.handover === null &&
+      this.takeoverOffer === null &&
+      this.requests.length === 0
+    );
+  }
+
+  /**
+   * The inputs of decide() that can change between cycles without an event of their own, in one string:
+   * own role, epoch, maintenance, VIP, witness epoch, health; the peer's liveness, role, epoch, health,
+   * catch-up and offer; which paths are fresh. Cheap enough for every tick.
+   */
+  private inputSignature(): string {
+    const h = this.d.health;
+    let s = `${this.role}|${this.epoch}|${this.maintenance}|${this.vipHeld}|${this.witnessEpoch}|${h.healthy()}|${h.escalated()}`;
+    const link = this.peerLink;
+    if (link) {
+      const now = this.d.clock.monotonicMs();
+      const dead = this.timings.deadAfterMs;
+      const st = link.lastState;
+      s += `|${link.alive(now, dead)}|${st?.role}|${st?.epoch}|${st?.healthy}|${st?.caughtUp}|${st?.takeoverOffer}|`;
+      for (const p of link.paths) s += p.lastOkAt !== null && now - p.lastOkAt < dead ? '1' : '0';
+    }
+    return s;
   }
 
   // ---- inputs from the API -------------------------------------------------------------------
@@ -319,7 +367,21 @@ export class Agent {
 
   // ---- view and cycle ------------------------------------------------------------------------
 
+  /**
+   * What this node tells its peer. Built at most about twice per heartbeat interval (a standby answers
+   * one request per path and interval); a change of role, epoch or offer builds a fresh one at once.
+   */
   private heartbeatMessage(): HeartbeatMessage {
+    const now = this.d.clock.monotonicMs();
+    const key = `${this.role}|${this.epoch}|${this.handover?.epoch}|${this.handoverReason}`;
+    const c = this.hbCache;
+    if (c && c.key === key && now - c.at < this.timings.heartbeatMs / 2) return c.msg;
+    const msg = this.buildHeartbeatMessage();
+    this.hbCache = { at: now, key, msg };
+    return msg;
+  }
+
+  private buildHeartbeatMessage(): HeartbeatMessage {
     const hooks = this.d.hooks ?? [];
     const replication: Record<string, unknown> = {};
     for (const h of hooks) if (h.status) replication[h.name] = h.status();
@@ -440,6 +502,7 @@ export class Agent {
 
   private async cycle(): Promise<void> {
     const t0 = this.d.clock.monotonicMs();
+    this.cycleSignature = this.inputSignature();
     const view = this.buildView();
     this.observe(view);
     const decision = decide(view);
@@ -453,7 +516,7 @@ export class Agent {
       await this.execute(action, view);
     }
     if (this.role === 'standby' && !this.stopped) await this.followIfKnown();
-    this.scheduleDeadline(view);
+    this.scheduleDeadline();
     const ms = this.d.clock.monotonicMs() - t0;
     this.stats.cycles++;
     this.stats.lastCycleMs = ms;
@@ -465,20 +528,25 @@ export class Agent {
    * out (fence on time), the peer's freshest path crossing dead-after, the promise to the old primary
    * expiring (campaign on time).
    */
-  private scheduleDeadline(v: View): void {
+  private scheduleDeadline(): void {
     if (this.stopped) return;
     const t = this.timings;
     const now = this.d.clock.monotonicMs();
-    const candidates: number[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    const consider = (at: number) => {
+      if (at > now && at < next) next = at;
+    };
     if (this.role === 'primary') {
       const left = leaseRemainingMs({ now, leaseAcks: this.leaseAcks, timings: t, majority: this.majority });
-      if (Number.isFinite(left)) candidates.push(now + left + 1);
+      if (Number.isFinite(left)) consider(now + left + 1);
     } else {
-      if (this.promise && this.promise.until > now) candidates.push(this.promise.until + 1);
-      const fresh = v.peer?.paths.map((p) => p.ageMs).filter((a): a is number => a !== null) ?? [];
-      if (fresh.length) candidates.push(v.now + (t.deadAfterMs - Math.min(...fresh)) + 1);
+      if (this.promise && this.promise.until > now) consider(this.promise.until + 1);
+      // The freshest path going silent is the peer's death.
+      let freshest: number | null = null;
+      for (const p of this.peerLink?.paths ?? []) if (p.lastOkAt !== null && (freshest === null || p.lastOkAt > freshest)) freshest = p.lastOkAt;
+      if (freshest !== null) consider(freshest + t.deadAfterMs + 1);
     }
-    const next = Math.min(...candidates.filter((c) => c > now));
+    // Ticks call this every interval, so only a deadline before the next tick needs a timer.
     if (!Number.isFinite(next) || next - now >= t.heartbeatMs) return;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = setTimeout(() => {

@@ -94,7 +94,7 @@ export class PeerLink {
 
   /** Send one heartbeat on every idle path now (the agent calls this once per heartbeat interval). */
   beat(): void {
-    const msg = this.opts.message();
+    let msg: HeartbeatMessage | null = null;
     const responder = this.opts.respondOnly?.() ?? false;
     const fresh = this.clock.monotonicMs() - this.opts.intervalMs * 1.5;
     for (const [i, path] of this.paths.entries()) {
@@ -103,6 +103,8 @@ export class PeerLink {
         continue;
       }
       if (path.inFlight >= this.maxInFlight[i]) continue;
+      // Built only when a path sends (a standby that only answers builds none).
+      msg ??= this.opts.message();
       path.inFlight++;
       path.sent++;
       const sentAt = this.clock.monotonicMs();

@@ -173,6 +173,11 @@ export class ServiceMonitor {
     return this.entries.every((e) => e.state.healthy);
   }
 
+  /** Whether a service failed beyond its restart budget (cheap: asked on every heartbeat tick). */
+  anyEscalated(): boolean {
+    return this.entries.some((e) => e.state.escalated);
+  }
+
   history(): MonitorHistorySnapshot {
     return this.hist.snapshot();
   }

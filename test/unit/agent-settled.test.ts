@@ -1,0 +1,113 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, type HealthSource } from '../../src/cluster/agent.js';
+import type { HeartbeatMessage, HeartbeatReply } from '../../src/cluster/heartbeat.js';
+import { EpochStore } from '../../src/cluster/epoch-store.js';
+import { EventBus } from '../../src/events/bus.js';
+import { clusterConfigSchema } from '../../src/config/schema.js';
+import { systemClock } from '../../src/clock.js';
+import type { PeerTransport } from '../../src/ports.js';
+
+/** The peer as a scripted primary: answers heartbeats with `peer` while `answering`, else times out. */
+class ScriptedPrimary implements PeerTransport {
+  answering = true;
+  peer: HeartbeatMessage = { node: 'a', role: 'primary', epoch: 1, healthy: true, caughtUp: true, takeoverOffer: null, sentAt: 0 };
+  async post<T>(_url: string, path: string): Promise<T> {
+    if (path !== '/peer/heartbeat') throw new Error(`unexpected ${path}`);
+    if (!this.answering) throw new Error('timeout');
+    const reply: HeartbeatReply = { state: { ...this.peer }, ack: false };
+    return reply as T;
+  }
+  getStream(): never {
+    throw new Error('not used');
+  }
+  putStream(): never {
+    throw new Error('not used');
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+const dirs: string[] = [];
+const agents: Agent[] = [];
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function standbyAgent(heartbeatMs: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
+  dirs.push(dir);
+  const config = clusterConfigSchema.parse({
+    node: 'b',
+    listen: { host: '127.0.0.1', port: 1 },
+    secret: 'unit-test-secret-0123456789',
+    adminToken: 'unit-test-admin-0123456789',
+    dataDir: dir,
+    peers: [{ node: 'a', urls: ['http://127.0.0.1:9'], heartbeat: 'http' }],
+    preferredPrimary: 'a',
+    quorum: { allowTwoNodeWithoutWitness: true },
+    timings: { heartbeatMs, deadAfterMs: heartbeatMs * 5, leaseMs: heartbeatMs * 7, requestTimeoutMs: heartbeatMs * 4 },
+  });
+  const store = EpochStore.inDir(dir);
+  store.update({ epoch: 1 });
+  const bus = new EventBus('b', () => store.get().epoch);
+  const events: string[] = [];
+  bus.on((e) => events.push(e.type));
+  let healthy = true;
+  const health: HealthSource = { healthy: () => healthy, escalated: () => false, status: () => [] };
+  const transport = new ScriptedPrimary();
+  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator: null, vip: null, health });
+  agents.push(agent);
+  return { agent, transport, events, setHealthy: (h: boolean) => (healthy = h) };
+}
+
+describe('agent decision cycles', () => {
+  it('a settled standby runs a cycle about once a second, not every heartbeat, and at once when an input changes', async () => {
+    const hb = 20;
+    const { agent, transport, setHealthy } = standbyAgent(hb);
+    await agent.start();
+    await until('standby', () => agent.role === 'standby', 2000);
+    await sleep(10 * hb);
+
+    // Settled: 25 ticks in 500 ms, at most one settled cycle per second (plus one in flight at the start).
+    const c0 = agent.stats.cycles;
+    await sleep(25 * hb);
+    expect(agent.stats.cycles - c0).toBeLessThanOrEqual(2);
+    expect(agent.role).toBe('standby');
+
+    // The primary reports itself unhealthy: the next tick sees a changed input and runs a cycle.
+    const c1 = agent.stats.cycles;
+    transport.peer = { ...transport.peer, healthy: false };
+    await until('a cycle after the peer turned unhealthy', () => agent.stats.cycles > c1, 4 * hb);
+
+    // Own health flips: same.
+    await sleep(5 * hb);
+    const c2 = agent.stats.cycles;
+    setHealthy(false);
+    await until('a cycle after local health changed', () => agent.stats.cycles > c2, 4 * hb);
+  });
+
+  it('a settled standby still notices its primary going silent on time (deadline, not the settled pace)', async () => {
+    const hb = 20;
+    const { agent, transport, events } = standbyAgent(hb);
+    await agent.start();
+    await until('standby', () => agent.role === 'standby', 2000);
+    await sleep(10 * hb);
+    const silentAt = Date.now();
+    transport.answering = false;
+    await until('peer_dead', () => events.includes('peer_dead'), 20 * hb);
+    // Dead-after is 5 heartbeats; the settled pace (1 s) would be far later.
+    expect(Date.now() - silentAt).toBeLessThan(5 * hb + 4 * hb + 50);
+  });
+});
