@@ -301,9 +301,9 @@ export class UdpClient {
         else reject(new HaError('PEER_UNREACHABLE', `${url}${path}: timeout of ${timeoutMs}ms exceeded`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, url, path, refused: null });
-      socket.send(datagram, (err) => {
-        if (err) this.failAll(url, err);
-      });
+      // No callback: a send that completes at once then costs no completion callback; errors (an ICMP
+      // "port unreachable" on this connected socket) arrive as 'error' events and fail the waiters.
+      socket.send(datagram);
     });
   }
 
