@@ -56,8 +56,8 @@ export function skipDecision(i: SkipInput): SkipDecision {
   const full = (reason: string): SkipDecision => ({ skip: false, reason });
   if (i.force) return full('full pass requested');
   if (i.deep) return full('deep verification pass');
-  if (i.maxAgeMs <= 0) return full('skipping disabled (fullPassMaxAgeMs 0)');
   if (!i.hint) return full('no change hint from the source');
+  if (i.maxAgeMs <= 0) return full('skipping disabled (fullPassMaxAgeMs 0)');
   if (!i.hint.ok) return full(`source change hint not usable: ${i.hint.error ?? 'watcher not ready'}`);
   if (i.distrusted) return full('the source change hint missed a change before: listing every pass until its watcher restarts');
   if (!i.basis || i.basisPassStartedAt === null) return full('no clean full pass with a change hint yet');

@@ -167,7 +167,7 @@ export class RepoReplicator {
       basis: this.st.hint.basis,
       basisPassStartedAt: this.basisAt,
       lastPassClean: this.lastClean,
-      maxAgeMs: this.opts.changeHint ? this.maxAgeMs : 0,
+      maxAgeMs: this.maxAgeMs,
       deep: opts.deep ?? false,
       force: opts.force ?? false,
       distrusted: this.st.hint.distrusted !== null && this.st.hint.distrusted === (this.opts.changeHint?.()?.instance ?? null),
