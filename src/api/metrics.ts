@@ -70,6 +70,34 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
       if (files !== null) this.set({ path: 'files', unit: 'files' }, files);
     },
   });
+  new Counter({
+    name: 'nimbus_ha_repo_passes_total',
+    help: 'repository sync passes on this node: listed (full listing of both sides) or skipped (the primary\'s change hint showed no change)',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const repo = ((agent.status().replication ?? {}) as Record<string, Record<string, unknown>>).repo;
+      if (!repo) return;
+      if (typeof repo.passes === 'number') this.inc({ result: 'listed' }, repo.passes);
+      if (typeof repo.passesSkipped === 'number') this.inc({ result: 'skipped' }, repo.passesSkipped);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_repo_change_hint_ok',
+    help: 'repository change hint usable: side="local" for this node\'s own watcher (primary), side="peer" for the hint received from the primary (standby); absent when not configured',
+    labelNames: ['side'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const repo = ((agent.status().replication ?? {}) as Record<string, Record<string, unknown>>).repo;
+      if (!repo) return;
+      const local = repo.changeHint as { ok?: boolean } | null | undefined;
+      if (local) this.set({ side: 'local' }, local.ok ? 1 : 0);
+      const peer = (repo.hint as { source?: { ok?: boolean } | null } | undefined)?.source;
+      this.set({ side: 'peer' }, peer?.ok ? 1 : 0);
+    },
+  });
   const failovers = new Counter({ name: 'nimbus_ha_failovers_total', help: 'promotions of this node by kind', labelNames: ['kind'], registers: [registry] });
   const fences = new Counter({ name: 'nimbus_ha_fenced_total', help: 'times this node fenced itself', registers: [registry] });
   const events = new Counter({ name: 'nimbus_ha_events_total', help: 'events recorded by type', labelNames: ['type'], registers: [registry] });

@@ -47,6 +47,11 @@ export interface RoleHooks {
   peerCaughtUp?(): boolean;
   /** Summary for /status, heartbeats and metrics. */
   status?(): Record<string, unknown>;
+  /**
+   * The peer's status() for this data path, from every heartbeat that arrives (request or reply, both
+   * authenticated). Called often: keep it cheap and non-throwing.
+   */
+  onPeerStatus?(status: Record<string, unknown> | undefined, info: { heartbeatMs: number }): void;
 }
 
 export interface RequestRecord {
@@ -292,6 +297,7 @@ export class Agent {
   receiveHeartbeat(msg: HeartbeatMessage): HeartbeatReply {
     const now = this.d.clock.monotonicMs();
     this.peerLink?.heard(msg);
+    this.peerStatusToHooks(msg);
     let ack = false;
     if (msg.role === 'primary' && msg.epoch >= this.epoch && this.role !== 'primary') {
       this.promise = { node: msg.node, until: now + this.timings.leaseMs };
@@ -403,12 +409,27 @@ export class Agent {
     return this.role;
   }
 
+  /** Hand each data path the peer's report for it (the repository sync reads the primary's change hint there). */
+  private peerStatusToHooks(msg: HeartbeatMessage): void {
+    const rep = msg.replication && typeof msg.replication === 'object' ? msg.replication : {};
+    for (const h of this.d.hooks ?? []) {
+      if (!h.onPeerStatus) continue;
+      const v = rep[h.name];
+      try {
+        h.onPeerStatus(v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined, { heartbeatMs: this.timings.heartbeatMs });
+      } catch (err) {
+        this.d.log?.warn({ err: errorMessage(err), hook: h.name }, 'onPeerStatus failed');
+      }
+    }
+  }
+
   private onHeartbeatReply(reply: HeartbeatReply, sentAt: number): void {
     if (this.role === 'primary' && reply.ack && this.peerCfg) {
       const prev = this.leaseAcks[this.peerCfg.node] ?? 0;
       if (sentAt > prev) this.leaseAcks[this.peerCfg.node] = sentAt;
     }
     const st = reply.state;
+    this.peerStatusToHooks(st);
     if (st.role === 'primary' && st.epoch >= this.epoch && this.role !== 'primary') {
       this.lastPrimarySeenAt = this.d.clock.monotonicMs();
     }

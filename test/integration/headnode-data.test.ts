@@ -59,6 +59,12 @@ describe('head-node data paths through the agent: repository and config files', 
     await until('config file on b', async () => existsSync(join(c.nodes.b.etcDir, 'nimbus.conf')) && readFileSync(join(c.nodes.b.etcDir, 'nimbus.conf'), 'utf8') === 'port=8444\n');
     const st = (await c.status('b'))!;
     expect(st.replication.repo.objectsBehind).toBe(0);
+    // The fixture sets repo.watchDir: a's change hint reaches b in heartbeats and b skips idle listings.
+    const repoB = await until('b skips idle passes on a\'s change hint', async () => {
+      const r = (await c.status('b'))!.replication.repo;
+      return r.passesSkipped > 0 && r.hint.source?.ok ? r : null;
+    });
+    expect(repoB.hint.source.instance).toBe((await c.status('a'))!.replication.repo.changeHint.instance);
   });
 
   it('a file written on the standby is not overwritten by a stale peer: the receiver refuses writes on the primary', async () => {
@@ -74,6 +80,11 @@ describe('head-node data paths through the agent: repository and config files', 
     writeFileSync(join(c.nodes.b.etcDir, 'network-pools'), 'public 10.0.0.0/24\n');
     await until('image back on a', async () => (await sa.head('VMS/u1/new.img')) !== null);
     await until('file back on a', async () => existsSync(join(c.nodes.a.etcDir, 'network-pools')));
+    // Roles swapped: b's watcher runs now, a's stopped, and a follows b's hint.
+    await until('a uses b\'s change hint', async () => {
+      const [a, b] = [(await c.status('a'))!.replication.repo, (await c.status('b'))!.replication.repo];
+      return a.hint.source?.ok && a.hint.source.instance === b.changeHint.instance && b.changeHint.ok && a.changeHint.ok === false && a.passesSkipped > 0;
+    });
   });
 
   it('failback is refused while the preferred node lags, then succeeds with nothing lost', async () => {

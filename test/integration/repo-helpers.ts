@@ -17,6 +17,8 @@ export const MiB = 1024 * 1024;
 
 export interface Repo {
   cumulus: CumulusHandle;
+  /** The s3rver data directory (what repo.watchDir points at). */
+  dir: string;
   store: S3Store;
   storeWith(extra: Partial<S3StoreOptions>): S3Store;
 }
@@ -36,7 +38,7 @@ export class RepoLab {
       this.cleanups.push(() => s.close());
       return s;
     };
-    return { cumulus, store: storeWith({}), storeWith };
+    return { cumulus, dir, store: storeWith({}), storeWith };
   }
 
   async close(): Promise<void> {

@@ -56,7 +56,20 @@ export const repoConfigSchema = z
       .int()
       .min(100)
       .default(1000)
-      .describe('Pause between incremental passes in ms; an idle pass costs one listing per side.'),
+      .describe('Pause between incremental passes in ms; an idle pass costs one listing per side unless the primary sends a change hint (watchDir).'),
+    watchDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Backing directory of this node's own repository (Cumulus: $NIMBUS_HOME/cumulus/posixdata), watched while this node is primary. The generation of file-system events there travels in heartbeats, and the standby skips a pass's listings while it has not moved since its last clean full pass. Must be the directory the local repository stores objects in, on this host; unset: no hint, every pass lists both sides.",
+      ),
+    fullPassMaxAgeMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(30_000)
+      .describe('With a change hint from the primary, a full listing pass still runs at least this often (ms); it also catches changes to this node\'s own repository. 0: never skip a pass.'),
     deepVerifyCron: z
       .string()
       .default('17 3 * * *')

@@ -3,8 +3,11 @@ import type { Clock, ObjectStore } from '../../ports.js';
 import type { HookContext, RoleHooks } from '../../cluster/agent.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
+import { systemClock } from '../../clock.js';
 import type { RepoConfig } from './config.js';
 import { RepoReplicator } from './replicator.js';
+import { RepoChangeWatch } from './change-watch.js';
+import { parseHint, type RepoChangeHint } from './hint.js';
 
 interface SyncNowReply {
   ok: boolean;
@@ -18,16 +21,29 @@ interface SyncNowReply {
  * incremental passes; the primary runs nothing. Before a planned handover the primary asks the
  * standby for one more pass (its own writers are already cut off by the released VIP) and hands over
  * only when nothing is left behind. After a fail-over the returning node pulls the other way.
+ *
+ * With `watchDir`, the primary watches its repository's directory and reports the change generation
+ * in status() (so in every heartbeat); the standby hands the primary's latest hint to its replicator,
+ * which skips listing passes while the hint shows no change. A hint older than three heartbeat
+ * intervals counts as absent (the primary's sidecar may be gone while its repository still takes writes).
  */
 export class RepoDataPath implements RoleHooks {
   readonly name = 'repo';
   readonly replicator: RepoReplicator;
   readonly router: Router;
+  /** Watches this node's repository directory while it is primary (repo.watchDir). */
+  readonly watch: RepoChangeWatch | null;
   private standby = false;
+  private readonly clock: Clock;
+  private peerHint: { hint: RepoChangeHint; at: number; freshMs: number } | null = null;
 
-  constructor(private readonly opts: { config: RepoConfig; local: ObjectStore; peer: ObjectStore; bus: EventBus; clock?: Clock }) {
+  constructor(private readonly opts: { config: RepoConfig; local: ObjectStore; peer: ObjectStore; bus: EventBus; clock?: Clock; watch?: RepoChangeWatch }) {
     const c = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.watch = opts.watch ?? (c.watchDir ? new RepoChangeWatch(c.watchDir) : null);
     this.replicator = new RepoReplicator({
+      changeHint: () => this.currentPeerHint(),
+      fullPassMaxAgeMs: c.fullPassMaxAgeMs,
       source: opts.peer,
       target: opts.local,
       bus: opts.bus,
@@ -43,6 +59,7 @@ export class RepoDataPath implements RoleHooks {
         return;
       }
       try {
+        // Always a listing pass: a switchover must not rest on the hint alone.
         const r = await this.replicator.syncOnce();
         const st = this.replicator.status();
         res.json({ ok: st.objectsBehind === 0 && r.failed === 0, objectsBehind: st.objectsBehind, copied: r.copied, error: st.lastError } satisfies SyncNowReply);
@@ -59,6 +76,7 @@ export class RepoDataPath implements RoleHooks {
 
   private startPulling(): void {
     if (!this.opts.config.enabled) return;
+    void this.watch?.stop();
     this.standby = true;
     this.replicator.start();
   }
@@ -66,10 +84,29 @@ export class RepoDataPath implements RoleHooks {
   async onPromote(): Promise<void> {
     this.standby = false;
     await this.replicator.stop();
+    // Not awaited: promotion must not wait for a walk of the tree; the hint reads "not ok" until it is done.
+    void this.watch?.start();
   }
 
   async onDemote(ctx: HookContext & { to: 'standby' | 'fenced' }): Promise<void> {
+    await this.watch?.stop();
     if (ctx.to === 'standby') this.startPulling();
+  }
+
+  /** The peer's repo status from a heartbeat: keep its change hint (never going back within one watcher instance). */
+  onPeerStatus(status: Record<string, unknown> | undefined, info: { heartbeatMs: number }): void {
+    const hint = parseHint(status?.changeHint);
+    const prev = this.peerHint?.hint;
+    // Datagrams on different paths may arrive out of order: an older generation is old news.
+    if (hint && prev && prev.instance === hint.instance && hint.generation < prev.generation) return;
+    this.peerHint = hint ? { hint, at: this.clock.monotonicMs(), freshMs: Math.max(3 * info.heartbeatMs, 50) } : null;
+    this.replicator.hintChanged();
+  }
+
+  private currentPeerHint(): RepoChangeHint | null {
+    const p = this.peerHint;
+    if (!p || this.clock.monotonicMs() - p.at > p.freshMs) return null;
+    return p.hint;
   }
 
   async beforeHandover(ctx: HookContext): Promise<void> {
@@ -88,10 +125,11 @@ export class RepoDataPath implements RoleHooks {
 
   status(): Record<string, unknown> {
     const s = this.replicator.status();
-    return { role: this.standby ? 'pulling' : 'idle', ...s };
+    return { role: this.standby ? 'pulling' : 'idle', ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null };
   }
 
   async close(): Promise<void> {
+    await this.watch?.stop();
     await this.replicator.stop();
   }
 }

@@ -1,7 +1,12 @@
 /**
- * Near-real-time repository replication on the standby: an incremental pass every intervalMs (an idle
- * pass costs one listing per side), a deep verification pass on a node-cron schedule, never two passes
- * at once. status() feeds /status, /metrics and the /standby health check.
+ * Near-real-time repository replication on the standby: an incremental pass every intervalMs, a deep
+ * verification pass on a node-cron schedule, never two passes at once. status() feeds /status, /metrics
+ * and the /standby health check.
+ *
+ * An incremental pass costs one listing per side, unless the source's change hint (hint.ts) shows that
+ * nothing changed since just before the last clean full pass began: then the pass is skipped without a
+ * request. A full listing pass still runs at least every fullPassMaxAgeMs, and a hint change wakes the
+ * loop at once instead of waiting out the interval.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Clock, ObjectStore } from '../../ports.js';
@@ -9,6 +14,10 @@ import { HaError, errorMessage } from '../../errors.js';
 import type { EventBus } from '../../events/bus.js';
 import { systemClock } from '../../clock.js';
 import { syncRepo, type MetadataCache, type SyncOptions, type SyncResult } from './engine.js';
+import { sameHint, skipDecision, type HintBasis, type RepoChangeHint, type SkipDecision } from './hint.js';
+
+/** A hint change starts the next pass at once, but no sooner than this after the previous one ended. */
+const HINT_MIN_GAP_MS = 200;
 
 export interface RepoReplicatorOptions {
   /** The primary's repository. */
@@ -23,7 +32,17 @@ export interface RepoReplicatorOptions {
   deepVerifyCron?: string;
   /** Options handed to every pass. */
   sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify'>;
+  /**
+   * The source's current change hint, or null when there is none (or it is too old to trust). Without
+   * this option every pass lists both sides. Call hintChanged() when it may have changed.
+   */
+  changeHint?: () => RepoChangeHint | null;
+  /** A full listing pass runs at least this often even when the hint says nothing changed. Default 30 000; 0: never skip. */
+  fullPassMaxAgeMs?: number;
 }
+
+/** What a pass returned: the engine's result, or an empty one when the hint let the pass be skipped. */
+export type PassResult = SyncResult & { skippedByHint: boolean };
 
 export interface RepoStatus {
   running: boolean;
@@ -40,6 +59,20 @@ export interface RepoStatus {
   failedPasses: number;
   /** Summary of the last completed pass. */
   last: Pick<SyncResult, 'copied' | 'deleted' | 'failed' | 'corrupt' | 'bytes'> | null;
+  /** Incremental passes skipped because the source's change hint had not moved (no listing). */
+  passesSkipped: number;
+  hint: {
+    /** The source's hint as last seen (null: no hint configured or received recently). */
+    source: RepoChangeHint | null;
+    /** Hint observed before the last clean full pass; a pass is skipped while the source still shows it. */
+    basis: HintBasis | null;
+    /** Why the last incremental pass ran or was skipped. */
+    lastDecision: string | null;
+    /** Full passes that found work although the hint had not moved (the hint is then distrusted). */
+    misses: number;
+    /** Source watcher instance whose hint is no longer trusted, or null. */
+    distrusted: string | null;
+  };
 }
 
 export class RepoReplicator {
@@ -54,16 +87,37 @@ export class RepoReplicator {
   private wasBehind = false;
   private readonly st: RepoStatus = {
     running: false, objectsBehind: 0, bytesBehind: 0, lastPassAt: null, lastPassMs: null, lastDeepPassAt: null,
-    lastError: null, lastErrorCode: null, passes: 0, failedPasses: 0, last: null,
+    lastError: null, lastErrorCode: null, passes: 0, failedPasses: 0, last: null, passesSkipped: 0,
+    hint: { source: null, basis: null, lastDecision: null, misses: 0, distrusted: null },
   };
+  private readonly maxAgeMs: number;
+  /** Monotonic start of the pass that set st.hint.basis. */
+  private basisAt: number | null = null;
+  private lastClean = false;
+  /** The hint changed since the current pause (or pass) began: pause only briefly. */
+  private hintDirty = false;
+  private lastHintKey = '';
+  private wake: (() => void) | null = null;
 
   constructor(private readonly opts: RepoReplicatorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.intervalMs = opts.intervalMs ?? 1000;
+    this.maxAgeMs = opts.fullPassMaxAgeMs ?? 30_000;
   }
 
   status(): RepoStatus {
-    return { ...this.st, last: this.st.last ? { ...this.st.last } : null };
+    const source = this.opts.changeHint?.() ?? null;
+    return { ...this.st, last: this.st.last ? { ...this.st.last } : null, hint: { ...this.st.hint, source } };
+  }
+
+  /** The source's hint may have moved: a running loop starts its next pass soon instead of after the interval. */
+  hintChanged(): void {
+    const h = this.opts.changeHint?.() ?? null;
+    const key = h ? `${h.instance}:${h.generation}:${h.ok}` : '';
+    if (key === this.lastHintKey) return;
+    this.lastHintKey = key;
+    this.hintDirty = true;
+    this.wake?.();
   }
 
   /** Start the incremental loop and the deep-pass schedule. Idempotent. */
@@ -72,6 +126,7 @@ export class RepoReplicator {
     const stopper = new AbortController();
     this.stopper = stopper;
     this.st.running = true;
+    this.forgetBasis();
     const expr = this.opts.deepVerifyCron ?? '17 3 * * *';
     if (expr) this.cronTask = cron.schedule(expr, () => void (this.deepPending = true));
     this.loopDone = this.loop(stopper.signal);
@@ -89,26 +144,87 @@ export class RepoReplicator {
     this.stopper = null;
     this.loopDone = null;
     this.st.running = false;
+    // While stopped (this node may be primary) the target changes without any hint saying so.
+    this.forgetBasis();
   }
 
-  /** Run one pass now (after any pass in flight). Rejects with the pass's error. */
-  syncOnce(opts: { deep?: boolean } = {}): Promise<SyncResult> {
-    const run = this.chain.catch(() => undefined).then(() => this.pass(opts.deep ?? false, this.stopper?.signal));
+  /**
+   * Run one pass now (after any pass in flight). Rejects with the pass's error. With `allowSkip` the
+   * pass may be skipped when the source's change hint shows nothing changed (as the loop does); without
+   * it (switchover, operators) it always lists both sides.
+   */
+  syncOnce(opts: { deep?: boolean; allowSkip?: boolean } = {}): Promise<PassResult> {
+    const run = this.chain.catch(() => undefined).then(() => this.pass(opts.deep ?? false, opts.allowSkip ?? false, this.stopper?.signal));
     this.chain = run;
     return run;
+  }
+
+  /** The skip decision for an incremental pass right now (exposed for tests and the bench). */
+  decide(opts: { deep?: boolean; force?: boolean } = {}): SkipDecision {
+    return skipDecision({
+      now: this.clock.monotonicMs(),
+      hint: this.opts.changeHint?.() ?? null,
+      basis: this.st.hint.basis,
+      basisPassStartedAt: this.basisAt,
+      lastPassClean: this.lastClean,
+      maxAgeMs: this.maxAgeMs,
+      deep: opts.deep ?? false,
+      force: opts.force ?? false,
+      distrusted: this.st.hint.distrusted !== null && this.st.hint.distrusted === (this.opts.changeHint?.()?.instance ?? null),
+    });
+  }
+
+  private forgetBasis(): void {
+    this.st.hint.basis = null;
+    this.basisAt = null;
+    this.lastClean = false;
   }
 
   private async loop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const deep = this.deepPending;
       this.deepPending = false;
-      await this.syncOnce({ deep }).catch(() => undefined);
+      await this.syncOnce({ deep, allowSkip: true }).catch(() => undefined);
       if (signal.aborted) break;
-      await this.clock.sleep(this.intervalMs, signal);
+      await this.pause(signal);
     }
   }
 
-  private async pass(deep: boolean, signal?: AbortSignal): Promise<SyncResult> {
+  /** Sleep the interval, or only HINT_MIN_GAP_MS when the source's hint moves meanwhile (or moved during the pass). */
+  private async pause(signal: AbortSignal): Promise<void> {
+    const from = this.clock.monotonicMs();
+    if (!this.hintDirty) {
+      const early = new AbortController();
+      const onStop = () => early.abort();
+      signal.addEventListener('abort', onStop, { once: true });
+      this.wake = () => early.abort();
+      try {
+        await this.clock.sleep(this.intervalMs, early.signal);
+      } finally {
+        this.wake = null;
+        signal.removeEventListener('abort', onStop);
+      }
+    }
+    if (signal.aborted || !this.hintDirty) return;
+    const left = Math.min(this.intervalMs, HINT_MIN_GAP_MS) - (this.clock.monotonicMs() - from);
+    if (left > 0) await this.clock.sleep(left, signal);
+  }
+
+  private async pass(deep: boolean, allowSkip: boolean, signal?: AbortSignal): Promise<PassResult> {
+    this.hintDirty = false;
+    const decision = this.decide({ deep, force: !allowSkip });
+    if (allowSkip && !deep) this.st.hint.lastDecision = decision.reason;
+    if (decision.skip) {
+      this.st.passesSkipped++;
+      return skippedResult();
+    }
+    // Taken before listing: a change during this pass moves the source's generation past the basis, so
+    // the next decision cannot skip it.
+    const before = this.opts.changeHint?.() ?? null;
+    const basis = before && before.ok ? { instance: before.instance, generation: before.generation } : null;
+    // The hint had not moved since the last clean pass (only the age forced this one): any work found
+    // now is a change the hint did not report.
+    const unchanged = !deep && this.lastClean && basis !== null && sameHint(basis, this.st.hint.basis) && this.st.hint.distrusted !== basis.instance;
     const t0 = this.clock.monotonicMs();
     try {
       const r = await syncRepo(this.opts.source, this.opts.target, {
@@ -120,10 +236,38 @@ export class RepoReplicator {
       });
       if (this.cache.size > 200_000) this.cache.clear();
       this.record(t0, deep, r, null);
-      return r;
+      this.afterPass(t0, r, basis, unchanged);
+      return { ...r, skippedByHint: false };
     } catch (err) {
       this.record(t0, deep, null, err);
+      this.forgetBasis();
       throw err;
+    }
+  }
+
+  private afterPass(t0: number, r: SyncResult, basis: HintBasis | null, unchanged: boolean): void {
+    if (r.aborted) {
+      this.forgetBasis();
+      return;
+    }
+    const work = r.planned.copy + r.planned.delete;
+    if (unchanged && work > 0 && basis) {
+      this.st.hint.misses++;
+      this.st.hint.distrusted = basis.instance;
+      this.opts.bus?.emit({
+        type: 'repo_hint_missed',
+        severity: 'warning',
+        message: `the source's change hint did not move, yet a full pass found ${work} object(s) to copy or delete: passes list both sides again until the source watcher restarts (check repo.watchDir on the primary, the inotify limits, and writes to this node's own repository)`,
+        details: { planned: r.planned, instance: basis.instance, generation: basis.generation },
+      });
+    }
+    this.lastClean = this.st.objectsBehind === 0 && this.st.lastError === null;
+    if (this.lastClean && basis) {
+      this.st.hint.basis = basis;
+      this.basisAt = t0;
+    } else {
+      this.st.hint.basis = null;
+      this.basisAt = null;
     }
   }
 
@@ -157,4 +301,11 @@ export class RepoReplicator {
     }
     this.wasBehind = behind;
   }
+}
+
+function skippedResult(): PassResult {
+  return {
+    sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 }, copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0,
+    quarantined: 0, quarantinePrefix: null, bytes: 0, durationMs: 0, dryRun: false, aborted: false, errors: [], skippedByHint: true,
+  };
 }
