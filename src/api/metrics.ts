@@ -53,6 +53,8 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
       this.set(lag === null ? 0 : lag / 1000);
     },
   });
+  /** The data paths' status() summaries, as /status shows them (read at scrape time). */
+  const replication = () => (agent.status().replication ?? {}) as Record<string, Record<string, unknown>>;
   new Gauge({
     name: 'nimbus_ha_data_behind',
     help: 'work a data path still has to do to catch up (database: bytes, repository: objects, files: files)',
@@ -60,7 +62,7 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     registers: [registry],
     collect() {
       this.reset();
-      const rep = (agent.status().replication ?? {}) as Record<string, Record<string, unknown>>;
+      const rep = replication();
       const num = (v: unknown) => (typeof v === 'number' ? v : null);
       const db = num(rep.db?.lag_bytes);
       if (db !== null) this.set({ path: 'db', unit: 'bytes' }, db);
@@ -77,7 +79,7 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     registers: [registry],
     collect() {
       this.reset();
-      const repo = ((agent.status().replication ?? {}) as Record<string, Record<string, unknown>>).repo;
+      const repo = replication().repo;
       if (!repo) return;
       if (typeof repo.passes === 'number') this.inc({ result: 'listed' }, repo.passes);
       if (typeof repo.passesSkipped === 'number') this.inc({ result: 'skipped' }, repo.passesSkipped);
@@ -90,7 +92,7 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     registers: [registry],
     collect() {
       this.reset();
-      const repo = ((agent.status().replication ?? {}) as Record<string, Record<string, unknown>>).repo;
+      const repo = replication().repo;
       if (!repo) return;
       const local = repo.changeHint as { ok?: boolean } | null | undefined;
       if (local) this.set({ side: 'local' }, local.ok ? 1 : 0);
