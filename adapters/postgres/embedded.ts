@@ -20,8 +20,8 @@ import {
   scramVerifier, setStandbySignal, writeOwned, NODE_CONF,
 } from './conf.js';
 import { readControlFile } from './pgcontrol.js';
-import { chownFor, embeddedBinDir, redact, resolveOsUser, run, type OsUser } from './proc.js';
-import { clientConfig, createSlotOverReplication, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
+import { chownFor, embeddedBinDir, postmasterAlive, redact, resolveOsUser, run, type OsUser } from './proc.js';
+import { clientConfig, createSlotOverReplication, isConnectionLoss, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
 import { queryReplicas, querySlots, queryStatus } from './status-sql.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,6 +37,8 @@ export class PostgresNode implements ManagedDatabase {
   private user: OsUser | null | undefined;
   private readonly bin: string;
   private readonly secrets: string[];
+  /** Kept-open sessions for the read-only status queries (see `read`). */
+  private pool: pg.Pool | null = null;
 
   constructor(
     readonly nodeName: string,
@@ -80,6 +82,46 @@ export class PostgresNode implements ManagedDatabase {
 
   private sql<T>(what: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
     return withClient(this.local(), `${what} on ${this.describe()}`, fn);
+  }
+
+  /**
+   * Read-only status queries run every second (and every 20 ms while a switchover waits for replay):
+   * they share a kept-open session instead of paying a new connection and SCRAM exchange each time.
+   * A session the server dropped (restart, stop) is discarded and the query retried once on a fresh
+   * one, which is safe because these queries only read. Everything that changes the server uses its
+   * own short-lived session (`sql`).
+   */
+  private async read<T>(what: string, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+    const label = `${what} on ${this.describe()}`;
+    for (let attempt = 0; ; attempt++) {
+      if (!this.pool) {
+        const pool = new pg.Pool({ ...clientConfig(this.local()), max: 2, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'nimbus-ha' });
+        pool.on('error', () => undefined); // an idle session the server closed; the pool drops it
+        this.pool = pool;
+      }
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw mapPgError(err, label, this.secrets);
+      }
+      try {
+        const r = await fn(client);
+        client.release();
+        return r;
+      } catch (err) {
+        const lost = isConnectionLoss(err);
+        client.release(lost ? true : undefined);
+        if (lost && attempt === 0) continue;
+        throw mapPgError(err, label, this.secrets);
+      }
+    }
+  }
+
+  private async closePool(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.end().catch(() => undefined);
   }
 
   private pgCtl(): string {
@@ -183,6 +225,8 @@ export class PostgresNode implements ManagedDatabase {
 
   async isRunning(): Promise<boolean> {
     if (!(await this.hasData())) return false;
+    const alive = await postmasterAlive(this.cfg.dataDir);
+    if (alive !== null) return alive;
     const r = await this.ctl(['status', '-D', this.cfg.dataDir], 10_000);
     return r.code === 0;
   }
@@ -203,6 +247,7 @@ export class PostgresNode implements ManagedDatabase {
 
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!(await this.hasData())) return;
+    await this.closePool();
     const r = await this.ctl(['stop', '-D', this.cfg.dataDir, '-m', mode, '-w', '-t', '120']);
     if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr)) {
       throw new HaError('DB_FAILED', `PostgreSQL did not stop (${this.describe()}): ${redact(r.stderr, this.secrets).trim()}`);
@@ -211,15 +256,15 @@ export class PostgresNode implements ManagedDatabase {
 
   async status(): Promise<DbStatus> {
     if (!(await this.isRunning())) return { running: false, mode: 'stopped', position: null };
-    return this.sql('read status', queryStatus);
+    return this.read('read status', queryStatus);
   }
 
   async replicas(): Promise<ReplicaInfo[]> {
-    return this.sql('list standbys', queryReplicas);
+    return this.read('list standbys', queryReplicas);
   }
 
   async slots(): Promise<SlotInfo[]> {
-    return this.sql('list slots', querySlots);
+    return this.read('list slots', querySlots);
   }
 
   async ensureSlot(slot: string): Promise<void> {

@@ -3,7 +3,7 @@
  * as root), and a bounded child-process helper whose output is redacted before it reaches an error.
  */
 import { execFile, spawn } from 'node:child_process';
-import { chown } from 'node:fs/promises';
+import { chown, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { HaError } from '../../src/errors.js';
@@ -89,4 +89,29 @@ export function run(
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
+}
+
+/**
+ * What `pg_ctl status` decides, without starting a process (the sidecar asks every second): the PID on
+ * the first line of postmaster.pid names a live process that is neither us nor our parent. A negative
+ * PID is a single-user backend, which pg_ctl also counts as running. null when that cannot be told from
+ * here (the file is unreadable, or the PID belongs to another user): ask pg_ctl then.
+ */
+export async function postmasterAlive(dataDir: string): Promise<boolean | null> {
+  let text: string;
+  try {
+    text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? false : null;
+  }
+  const first = text.split('\n')[0].trim();
+  if (!/^-?\d+$/.test(first)) return first === '' ? false : null;
+  const pid = Math.abs(Number(first));
+  if (pid === 0 || pid === process.pid || pid === process.ppid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? false : null;
+  }
 }

@@ -31,6 +31,16 @@ export function mapPgError(err: unknown, what: string, secrets: readonly string[
 }
 
 /**
+ * Whether an error means the session itself is gone (the server closed it, restarted or is shutting
+ * down) rather than the query failing: no SQLSTATE, or class 57P (operator intervention) or 08
+ * (connection exception).
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code !== 'string' || code.startsWith('57P') || code.startsWith('08');
+}
+
+/**
  * pg.Client settings for a target. A connection string (URL form, postgres://user@host:port/db) is
  * parsed here because pg lets the string's absent password override an explicitly given one.
  */

@@ -61,12 +61,12 @@ export function statusFromRow(row: StatusRow): DbStatus {
   return status;
 }
 
-export async function queryStatus(c: pg.Client): Promise<DbStatus> {
+export async function queryStatus(c: pg.ClientBase): Promise<DbStatus> {
   const r = await c.query<StatusRow>(STATUS_SQL);
   return statusFromRow(r.rows[0]);
 }
 
-export async function queryReplicas(c: pg.Client): Promise<ReplicaInfo[]> {
+export async function queryReplicas(c: pg.ClientBase): Promise<ReplicaInfo[]> {
   const r = await c.query<{ application_name: string; state: string; sync_state: string; sent: string | null; replay: string | null; lag_ms: number | null }>(
     `select application_name, state, sync_state, sent_lsn::text as sent, replay_lsn::text as replay,
        extract(epoch from replay_lag) * 1000 as lag_ms from pg_stat_replication order by application_name`,
@@ -86,7 +86,7 @@ export async function queryReplicas(c: pg.Client): Promise<ReplicaInfo[]> {
   });
 }
 
-export async function querySlots(c: pg.Client): Promise<SlotInfo[]> {
+export async function querySlots(c: pg.ClientBase): Promise<SlotInfo[]> {
   const r = await c.query<{ slot_name: string; active: boolean; wal_status: string | null; restart_lsn: string | null }>(
     `select slot_name, active, wal_status, restart_lsn::text from pg_replication_slots where slot_type = 'physical' order by slot_name`,
   );
