@@ -2,7 +2,7 @@
  * Health of the VM service through its own API: a v2-signed DescribeAvailabilityZones, the cheapest call
  * that exercises the frontend, authentication against the user database, and the answer path.
  */
-import { runWithTimeout, type Probe } from '../../src/monitor/probes.js';
+import { httpExchange, runWithTimeout, type Probe } from '../../src/monitor/probes.js';
 import { signedV2Request, type Ec2Credentials, type V2SignatureMethod } from './ec2-sign.js';
 
 export interface Ec2ProbeOptions {
@@ -25,8 +25,8 @@ export function ec2Probe(o: Ec2ProbeOptions): Probe {
         credentials: o.credentials,
         signatureMethod: o.signatureMethod,
       });
-      const res = await fetch(url, { ...init, signal, headers: { ...init.headers, 'user-agent': 'nimbus-ha-probe' } });
-      const body = await res.text();
+      const res = await httpExchange(new URL(url), { method: init.method, headers: init.headers as Record<string, string> | undefined, body: init.body as string | undefined, signal });
+      const body = res.body;
       if (res.status !== 200) {
         const code = tag(body, 'Code') ?? 'no EC2 error code';
         const message = tag(body, 'Message') ?? body.slice(0, 120);

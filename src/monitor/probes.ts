@@ -65,48 +65,57 @@ export interface HttpProbeOptions {
 /** Most of a body an HTTP probe reads when it looks for a text in it. */
 const MAX_PROBE_BODY = 1024 * 1024;
 
+export interface HttpExchange {
+  status: number;
+  /** The body, up to `maxBody` bytes (empty when `maxBody` is 0). */
+  body: string;
+}
+
 /**
- * GET a URL; healthy when the status is in range (default 200–399) and the body contains the text.
- * Plain node:http(s): a probe runs every few seconds for the life of the sidecar, and a fetch() client
- * costs an idle process several times more CPU per check. Each check opens its own connection, so it
- * also proves the service still accepts connections, and never races a server closing an idle kept-alive
- * one (a false failure). Redirects are not followed (a 3xx is a status like any other).
+ * One HTTP request for a probe on plain node:http(s): a probe runs every few seconds for the life of
+ * the sidecar, and a fetch() client costs an idle process several times more CPU per check. Each check
+ * opens its own connection, so it also proves the service still accepts connections, and never races a
+ * server closing an idle kept-alive one (a false failure). Redirects are not followed.
  */
+export function httpExchange(
+  target: URL,
+  o: { method?: string; headers?: Record<string, string>; body?: string; maxBody?: number; signal: AbortSignal },
+): Promise<HttpExchange> {
+  const mod = target.protocol === 'https:' ? https : http;
+  const maxBody = o.maxBody ?? MAX_PROBE_BODY;
+  const headers: Record<string, string> = { 'user-agent': 'nimbus-ha-probe', connection: 'close', ...o.headers };
+  if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
+  return new Promise<HttpExchange>((resolve, reject) => {
+    const req = mod.request(target, { method: o.method ?? 'GET', agent: false, signal: o.signal, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        if (size >= maxBody) return;
+        chunks.push(c);
+        size += c.length;
+      });
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', (err) => reject(new Error(`${o.method ?? 'GET'} ${target.origin}${target.pathname}: ${err.message}`)));
+    req.end(o.body);
+  });
+}
+
+/** GET a URL; healthy when the status is in range (default 200–399) and the body contains the text. */
 export function httpProbe(o: HttpProbeOptions): Probe {
   const min = o.expectStatusMin ?? 200;
   const max = o.expectStatusMax ?? 399;
   const url = new URL(o.url);
-  const mod = url.protocol === 'https:' ? https : http;
   return (timeoutMs) =>
-    runWithTimeout(
-      (signal) =>
-        new Promise<string>((resolve, reject) => {
-          const req = mod.get(url, { agent: false, signal, headers: { 'user-agent': 'nimbus-ha-probe', connection: 'close' } }, (res) => {
-            const status = res.statusCode ?? 0;
-            const chunks: Buffer[] = [];
-            let size = 0;
-            res.on('data', (c: Buffer) => {
-              if (o.bodyContains === undefined || size >= MAX_PROBE_BODY) return;
-              chunks.push(c);
-              size += c.length;
-            });
-            res.on('error', reject);
-            res.on('end', () => {
-              if (status < min || status > max) {
-                reject(new Error(`HTTP ${status} from ${o.url} (expected ${min}-${max})`));
-                return;
-              }
-              if (o.bodyContains !== undefined && !Buffer.concat(chunks).toString('utf8').includes(o.bodyContains)) {
-                reject(new Error(`HTTP ${status} from ${o.url} but body lacks "${o.bodyContains}"`));
-                return;
-              }
-              resolve(`HTTP ${status}`);
-            });
-          });
-          req.on('error', (err) => reject(new Error(`GET ${o.url}: ${err.message}`)));
-        }),
-      timeoutMs,
-    );
+    runWithTimeout(async (signal) => {
+      const { status, body } = await httpExchange(url, { signal, maxBody: o.bodyContains === undefined ? 0 : MAX_PROBE_BODY });
+      if (status < min || status > max) throw new Error(`HTTP ${status} from ${o.url} (expected ${min}-${max})`);
+      if (o.bodyContains !== undefined && !body.includes(o.bodyContains)) {
+        throw new Error(`HTTP ${status} from ${o.url} but body lacks "${o.bodyContains}"`);
+      }
+      return `HTTP ${status}`;
+    }, timeoutMs);
 }
 
 /** Healthy when a TCP connection to host:port is accepted. */

@@ -109,7 +109,7 @@ describe('NimbusServiceController, process mode', () => {
 
     process.kill(Number(pid), 'SIGKILL');
     const red = await probeUntil(c, false, 10_000);
-    expect(red.detail).toMatch(/process not running|ECONNREFUSED|fetch failed/);
+    expect(red.detail).toMatch(/process not running|ECONNREFUSED|ECONNRESET|socket hang up/);
 
     await c.start();
     await probeUntil(c, true);
