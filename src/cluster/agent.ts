@@ -45,11 +45,17 @@ export interface RoleHooks {
   caughtUp?(): boolean;
   /** On the primary: true when the standby has everything this node has on this data path. */
   peerCaughtUp?(): boolean;
-  /** Summary for /status, heartbeats and metrics. */
+  /** Summary for /status and metrics. */
   status?(): Record<string, unknown>;
   /**
-   * The peer's status() for this data path, from every heartbeat that arrives (request or reply, both
-   * authenticated). Called often: keep it cheap and non-throwing.
+   * What the peer needs from this data path, carried in every heartbeat (and shown under the peer in
+   * /status). Keep it to a few fields: a heartbeat must stay one small, unfragmented datagram, and it is
+   * built, signed and parsed many times a second. A data path without it sends nothing.
+   */
+  peerStatus?(): Record<string, unknown>;
+  /**
+   * The peer's peerStatus() for this data path, from every heartbeat that arrives (request or reply,
+   * both authenticated). Called often: keep it cheap and non-throwing.
    */
   onPeerStatus?(status: Record<string, unknown> | undefined, info: { heartbeatMs: number }): void;
 }
@@ -390,7 +396,7 @@ export class Agent {
   private buildHeartbeatMessage(): HeartbeatMessage {
     const hooks = this.d.hooks ?? [];
     const replication: Record<string, unknown> = {};
-    for (const h of hooks) if (h.status) replication[h.name] = h.status();
+    for (const h of hooks) if (h.peerStatus) replication[h.name] = h.peerStatus();
     return {
       node: this.d.config.node,
       role: this.reportedRole(),

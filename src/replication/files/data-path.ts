@@ -56,6 +56,15 @@ export class FilesDataPath implements RoleHooks {
     return this.primary ? { role: 'sender', ...this.sender.status() } : { role: 'receiver', ...this.receiver.status() };
   }
 
+  /** For the peer: how much this side still has to ship (sender) or when it last applied (receiver). */
+  peerStatus(): Record<string, unknown> {
+    if (this.primary) {
+      const s = this.sender.status();
+      return { role: 'sender', filesBehind: s.filesBehind, ok: s.lastError === null };
+    }
+    return { role: 'receiver', lastAppliedAt: this.receiver.status().lastAppliedAt };
+  }
+
   async close(): Promise<void> {
     await this.sender.stop();
   }

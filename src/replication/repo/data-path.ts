@@ -128,6 +128,12 @@ export class RepoDataPath implements RoleHooks {
     return { role: this.standby ? 'pulling' : 'idle', ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null };
   }
 
+  /** For the peer: the change hint its standby side reads, and how far behind this side is. */
+  peerStatus(): Record<string, unknown> {
+    const s = this.replicator.status();
+    return { role: this.standby ? 'pulling' : 'idle', objectsBehind: s.objectsBehind, ok: s.lastError === null, changeHint: this.watch ? this.watch.hint() : null };
+  }
+
   async close(): Promise<void> {
     await this.watch?.stop();
     await this.replicator.stop();

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent, type HealthSource } from '../../src/cluster/agent.js';
+import { Agent, type HealthSource, type RoleHooks } from '../../src/cluster/agent.js';
 import type { HeartbeatMessage, HeartbeatReply } from '../../src/cluster/heartbeat.js';
 import { EpochStore } from '../../src/cluster/epoch-store.js';
 import { EventBus } from '../../src/events/bus.js';
@@ -13,9 +13,12 @@ import type { PeerTransport } from '../../src/ports.js';
 /** The peer as a scripted primary: answers heartbeats with `peer` while `answering`, else times out. */
 class ScriptedPrimary implements PeerTransport {
   answering = true;
+  /** Heartbeats the agent sent. */
+  readonly sent: HeartbeatMessage[] = [];
   peer: HeartbeatMessage = { node: 'a', role: 'primary', epoch: 1, healthy: true, caughtUp: true, takeoverOffer: null, sentAt: 0 };
-  async post<T>(_url: string, path: string): Promise<T> {
+  async post<T>(_url: string, path: string, body?: unknown): Promise<T> {
     if (path !== '/peer/heartbeat') throw new Error(`unexpected ${path}`);
+    this.sent.push(body as HeartbeatMessage);
     if (!this.answering) throw new Error('timeout');
     const reply: HeartbeatReply = { state: { ...this.peer }, ack: false };
     return reply as T;
@@ -45,7 +48,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function standbyAgent(heartbeatMs: number) {
+function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = []) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
   dirs.push(dir);
   const config = clusterConfigSchema.parse({
@@ -67,7 +70,7 @@ function standbyAgent(heartbeatMs: number) {
   let healthy = true;
   const health: HealthSource = { healthy: () => healthy, escalated: () => false, status: () => [] };
   const transport = new ScriptedPrimary();
-  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator: null, vip: null, health });
+  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator: null, vip: null, health, hooks });
   agents.push(agent);
   return { agent, transport, events, setHealthy: (h: boolean) => (healthy = h) };
 }
@@ -109,5 +112,31 @@ describe('agent decision cycles', () => {
     await until('peer_dead', () => events.includes('peer_dead'), 20 * hb);
     // Dead-after is 5 heartbeats; the settled pace (1 s) would be far later.
     expect(Date.now() - silentAt).toBeLessThan(5 * hb + 4 * hb + 50);
+  });
+});
+
+describe('heartbeat payload', () => {
+  it('carries each data path\'s peerStatus, not its full status, and hands the peer\'s to onPeerStatus', async () => {
+    const hb = 20;
+    const seen: (Record<string, unknown> | undefined)[] = [];
+    const repo: RoleHooks = {
+      name: 'repo',
+      status: () => ({ objectsBehind: 0, detail: 'x'.repeat(4000) }),
+      peerStatus: () => ({ objectsBehind: 0, changeHint: { instance: 'i1', generation: 7, ok: true, error: null } }),
+      onPeerStatus: (st) => void seen.push(st),
+    };
+    const files: RoleHooks = { name: 'files', status: () => ({ detail: 'y'.repeat(4000) }) };
+    const { agent, transport } = standbyAgent(hb, [repo, files]);
+    transport.peer = { ...transport.peer, replication: { repo: { changeHint: { instance: 'p', generation: 3, ok: true, error: null } } } };
+    await agent.start();
+    await until('a heartbeat sent', () => transport.sent.length > 0, 2000);
+    const msg = transport.sent.at(-1)!;
+    expect(msg.replication).toEqual({ repo: { objectsBehind: 0, changeHint: { instance: 'i1', generation: 7, ok: true, error: null } } });
+    // One small datagram: well under a 1500-byte MTU even with long status details on every data path.
+    expect(Buffer.byteLength(JSON.stringify(msg))).toBeLessThan(600);
+    await until('the peer\'s status handed over', () => seen.length > 0, 2000);
+    expect(seen.at(-1)).toEqual({ changeHint: { instance: 'p', generation: 3, ok: true, error: null } });
+    // /status keeps the full local summaries.
+    expect((agent.status().replication as Record<string, { detail?: string }>).files.detail).toHaveLength(4000);
   });
 });
