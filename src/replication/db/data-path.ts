@@ -35,6 +35,13 @@ interface ReplayReply {
  * primary when it has no data, follows it, and re-clones (keeping its old data aside) when it wrote
  * after the fork. Long work (clone, rejoin) runs in the background so the decision loop never waits.
  */
+/**
+ * How often an idle primary looks for slots whose WAL was removed. A standby behind such a slot already
+ * restores from the WAL archive; the repair only lets it stream again, so seconds do not matter, and the
+ * query would otherwise double the primary's status round trips.
+ */
+const SLOT_CHECK_MS = 10_000;
+
 export class DbDataPath implements RoleHooks {
   readonly name = 'db';
   readonly router: Router;
@@ -43,6 +50,8 @@ export class DbDataPath implements RoleHooks {
   private guard: SyncGuard | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private cached: DbStatus | null = null;
+  /** When the primary last looked for lost slots (a rare repair: every SLOT_CHECK_MS, not every tick). */
+  private slotsCheckedAt = -Infinity;
   private busy: Promise<void> | null = null;
   private pending = 0;
   private followed: string | null = null;
@@ -251,7 +260,11 @@ export class DbDataPath implements RoleHooks {
     }
     if (this.primary) {
       await this.guard?.tick().catch(() => undefined);
-      await this.o.db.repairSlots().catch(() => undefined);
+      const now = this.clock.monotonicMs();
+      if (now - this.slotsCheckedAt >= SLOT_CHECK_MS) {
+        this.slotsCheckedAt = now;
+        await this.o.db.repairSlots().catch(() => undefined);
+      }
     }
   }
 
