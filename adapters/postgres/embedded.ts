@@ -224,9 +224,10 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async isRunning(): Promise<boolean> {
-    if (!(await this.hasData())) return false;
+    // postmaster.pid answers for a missing or empty data directory too (no file: not running).
     const alive = await postmasterAlive(this.cfg.dataDir);
     if (alive !== null) return alive;
+    if (!(await this.hasData())) return false;
     const r = await this.ctl(['status', '-D', this.cfg.dataDir], 10_000);
     return r.code === 0;
   }
