@@ -23,6 +23,13 @@ export type LocalDatabase = ManagedDatabase & {
   readonly slotName: string;
 };
 
+/**
+ * How often an idle primary looks for slots whose WAL was removed. A standby behind such a slot already
+ * restores from the WAL archive; the repair only lets it stream again, so seconds do not matter, and the
+ * query would otherwise double the primary's status round trips.
+ */
+const SLOT_CHECK_MS = 10_000;
+
 interface ReplayReply {
   ok: boolean;
   replayLsn: string | null;
@@ -35,13 +42,6 @@ interface ReplayReply {
  * primary when it has no data, follows it, and re-clones (keeping its old data aside) when it wrote
  * after the fork. Long work (clone, rejoin) runs in the background so the decision loop never waits.
  */
-/**
- * How often an idle primary looks for slots whose WAL was removed. A standby behind such a slot already
- * restores from the WAL archive; the repair only lets it stream again, so seconds do not matter, and the
- * query would otherwise double the primary's status round trips.
- */
-const SLOT_CHECK_MS = 10_000;
-
 export class DbDataPath implements RoleHooks {
   readonly name = 'db';
   readonly router: Router;

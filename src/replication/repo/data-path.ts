@@ -131,7 +131,10 @@ export class RepoDataPath implements RoleHooks {
   /** For the peer: the change hint its standby side reads, and how far behind this side is. */
   peerStatus(): Record<string, unknown> {
     const s = this.replicator.status();
-    return { role: this.standby ? 'pulling' : 'idle', objectsBehind: s.objectsBehind, ok: s.lastError === null, changeHint: this.watch ? this.watch.hint() : null };
+    const hint = this.watch ? this.watch.hint() : null;
+    // The watcher's error can quote a long path: keep the datagram small.
+    const changeHint = hint && hint.error && hint.error.length > 120 ? { ...hint, error: `${hint.error.slice(0, 117)}...` } : hint;
+    return { role: this.standby ? 'pulling' : 'idle', objectsBehind: s.objectsBehind, ok: s.lastError === null, changeHint };
   }
 
   async close(): Promise<void> {
