@@ -293,16 +293,8 @@ export class DbDataPath implements RoleHooks {
 
   /** For the peer: where this server is and whether it follows. */
   peerStatus(): Record<string, unknown> {
-    const s = this.cached;
-    return {
-      role: this.primary ? 'primary' : 'standby',
-      mode: s?.mode ?? 'unknown',
-      streaming: s?.streaming ?? null,
-      lsn: s?.position?.lsn ?? null,
-      timeline: s?.position?.timeline ?? null,
-      lag_bytes: s?.lagBytes ?? null,
-      ok: this.lastError === null,
-    };
+    const { role, mode, streaming, lsn, timeline, lag_bytes, last_error } = this.status();
+    return { role, mode, streaming, lsn, timeline, lag_bytes, ok: last_error === null };
   }
 
   async close(): Promise<void> {
