@@ -110,6 +110,11 @@ describe('NimbusServiceController, process mode', () => {
     process.kill(Number(pid), 'SIGKILL');
     const red = await probeUntil(c, false, 10_000);
     expect(red.detail).toMatch(/process not running|ECONNREFUSED|ECONNRESET|socket hang up/);
+    // The probe can fail while the killed process is still exiting (its sockets close before it is a
+    // zombie); until then start() rightly sees it running. The monitor's restart stops first, which
+    // waits for the same thing.
+    for (const end = Date.now() + 10_000; (await c.status()).running && Date.now() < end; ) await delay(50);
+    expect((await c.status()).running).toBe(false);
 
     await c.start();
     await probeUntil(c, true);
