@@ -86,3 +86,15 @@ export async function contentSnapshot(store: ObjectStore): Promise<Record<string
   for (const key of [...(await listing(store)).keys()].sort()) snap[key] = md5(await readBytes(store, key));
   return snap;
 }
+
+/** `store` with its list() replaced (to count or observe listings); every other call goes straight through. */
+export function withList(store: ObjectStore, list: ObjectStore['list']): ObjectStore {
+  return {
+    describe: () => store.describe(),
+    head: (k) => store.head(k),
+    get: (k) => store.get(k),
+    put: (k, b, s, m) => store.put(k, b, s, m),
+    delete: (k) => store.delete(k),
+    list,
+  };
+}

@@ -12,7 +12,7 @@ import { RepoChangeWatch } from '../../src/replication/repo/change-watch.js';
 import type { RepoChangeHint } from '../../src/replication/repo/hint.js';
 import type { Clock, ObjectStore } from '../../src/ports.js';
 import { systemClock } from '../../src/clock.js';
-import { fillSmall, md5, putBytes, readBytes, RepoLab } from './repo-helpers.js';
+import { fillSmall, md5, putBytes, readBytes, RepoLab, withList } from './repo-helpers.js';
 
 const lab = new RepoLab();
 const cleanups: Array<() => Promise<void>> = [];
@@ -34,18 +34,11 @@ function counting(store: ObjectStore, afterList?: () => Promise<void>): { store:
   let n = 0;
   return {
     lists: () => n,
-    store: {
-      describe: () => store.describe(),
-      head: (k) => store.head(k),
-      get: (k) => store.get(k),
-      put: (k, b, s, m) => store.put(k, b, s, m),
-      delete: (k) => store.delete(k),
-      list: async function* (prefix) {
-        n++;
-        yield* store.list(prefix);
-        await afterList?.();
-      },
-    },
+    store: withList(store, async function* (prefix) {
+      n++;
+      yield* store.list(prefix);
+      await afterList?.();
+    }),
   };
 }
 

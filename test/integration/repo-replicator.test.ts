@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/events/bus.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
 import type { ObjectStore } from '../../src/ports.js';
-import { fillSmall, md5, putBytes, readBytes, RepoLab } from './repo-helpers.js';
+import { fillSmall, md5, putBytes, readBytes, RepoLab, withList } from './repo-helpers.js';
 
 const lab = new RepoLab();
 const replicators: RepoReplicator[] = [];
@@ -32,22 +32,15 @@ function countingLists(store: ObjectStore): { store: ObjectStore; maxConcurrent:
   let max = 0;
   return {
     maxConcurrent: () => max,
-    store: {
-      describe: () => store.describe(),
-      head: (k) => store.head(k),
-      get: (k) => store.get(k),
-      put: (k, b, s, m) => store.put(k, b, s, m),
-      delete: (k) => store.delete(k),
-      list: async function* (prefix) {
-        now++;
-        max = Math.max(max, now);
-        try {
-          yield* store.list(prefix);
-        } finally {
-          now--;
-        }
-      },
-    },
+    store: withList(store, async function* (prefix) {
+      now++;
+      max = Math.max(max, now);
+      try {
+        yield* store.list(prefix);
+      } finally {
+        now--;
+      }
+    }),
   };
 }
 
