@@ -87,14 +87,15 @@ export async function contentSnapshot(store: ObjectStore): Promise<Record<string
   return snap;
 }
 
-/** `store` with its list() replaced (to count or observe listings); every other call goes straight through. */
-export function withList(store: ObjectStore, list: ObjectStore['list']): ObjectStore {
+/** `store` with some calls replaced (to count, observe or break them); every other call goes straight through. */
+export function wrapStore(store: ObjectStore, overrides: Partial<ObjectStore>): ObjectStore {
   return {
     describe: () => store.describe(),
+    list: (prefix) => store.list(prefix),
     head: (k) => store.head(k),
     get: (k) => store.get(k),
     put: (k, b, s, m) => store.put(k, b, s, m),
     delete: (k) => store.delete(k),
-    list,
+    ...overrides,
   };
 }

@@ -12,7 +12,7 @@ import { RepoChangeWatch } from '../../src/replication/repo/change-watch.js';
 import type { RepoChangeHint } from '../../src/replication/repo/hint.js';
 import type { Clock, ObjectStore } from '../../src/ports.js';
 import { systemClock } from '../../src/clock.js';
-import { fillSmall, md5, putBytes, readBytes, RepoLab, withList } from './repo-helpers.js';
+import { fillSmall, md5, putBytes, readBytes, RepoLab, wrapStore } from './repo-helpers.js';
 
 const lab = new RepoLab();
 const cleanups: Array<() => Promise<void>> = [];
@@ -34,10 +34,12 @@ function counting(store: ObjectStore, afterList?: () => Promise<void>): { store:
   let n = 0;
   return {
     lists: () => n,
-    store: withList(store, async function* (prefix) {
-      n++;
-      yield* store.list(prefix);
-      await afterList?.();
+    store: wrapStore(store, {
+      list: async function* (prefix) {
+        n++;
+        yield* store.list(prefix);
+        await afterList?.();
+      },
     }),
   };
 }

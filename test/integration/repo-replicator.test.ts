@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/events/bus.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
 import type { ObjectStore } from '../../src/ports.js';
-import { fillSmall, md5, putBytes, readBytes, RepoLab, withList } from './repo-helpers.js';
+import { fillSmall, md5, putBytes, readBytes, RepoLab, wrapStore } from './repo-helpers.js';
 
 const lab = new RepoLab();
 const replicators: RepoReplicator[] = [];
@@ -32,14 +32,16 @@ function countingLists(store: ObjectStore): { store: ObjectStore; maxConcurrent:
   let max = 0;
   return {
     maxConcurrent: () => max,
-    store: withList(store, async function* (prefix) {
-      now++;
-      max = Math.max(max, now);
-      try {
-        yield* store.list(prefix);
-      } finally {
-        now--;
-      }
+    store: wrapStore(store, {
+      list: async function* (prefix) {
+        now++;
+        max = Math.max(max, now);
+        try {
+          yield* store.list(prefix);
+        } finally {
+          now--;
+        }
+      },
     }),
   };
 }

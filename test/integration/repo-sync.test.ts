@@ -10,19 +10,14 @@ import { HaError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/ports.js';
 import type { ObjectBody } from '../../src/replication/repo/types.js';
 import type { EventInput } from '../../src/events/bus.js';
-import { contentSnapshot, fillSmall, listing, md5, MiB, putBytes, readBytes, RepoLab } from './repo-helpers.js';
+import { contentSnapshot, fillSmall, listing, md5, MiB, putBytes, readBytes, RepoLab, wrapStore } from './repo-helpers.js';
 
 const lab = new RepoLab();
 afterEach(() => lab.close());
 
 /** A view of `store` whose body for `key` aborts `ctl` once `after` bytes of it were read (mid-transfer). */
 function abortAfter(store: ObjectStore, key: string, after: number, ctl: AbortController): ObjectStore {
-  return {
-    describe: () => store.describe(),
-    list: (prefix) => store.list(prefix),
-    head: (k) => store.head(k),
-    put: (k, body, size, meta) => store.put(k, body, size, meta),
-    delete: (k) => store.delete(k),
+  return wrapStore(store, {
     get: async (k) => {
       const body = (await store.get(k)) as ObjectBody;
       if (k !== key) return body;
@@ -39,7 +34,7 @@ function abortAfter(store: ObjectStore, key: string, after: number, ctl: AbortCo
       body.pipe(counted);
       return counted;
     },
-  };
+  });
 }
 
 async function errorOf(p: Promise<unknown>): Promise<HaError> {
