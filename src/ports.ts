@@ -167,6 +167,15 @@ export interface ObjectInfo {
   metadata?: Record<string, string>;
 }
 
+/** Options of one ObjectStore.put. */
+export interface PutOptions {
+  /**
+   * The MD5 (hex) the content must have, for a single PUT: sent as Content-MD5, so a server that checks
+   * it (S3, MinIO, Ceph) refuses a damaged body and keeps the object it had.
+   */
+  contentMd5?: string;
+}
+
 /** An S3-compatible repository bucket (Cumulus, MinIO, s3rver). */
 export interface ObjectStore {
   describe(): string;
@@ -177,7 +186,7 @@ export interface ObjectStore {
   /** Stream an object's body. */
   get(key: string): Promise<Readable>;
   /** Store an object from a stream of known size (multipart when large) with user metadata. */
-  put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo>;
+  put(key: string, body: Readable, size: number, metadata?: Record<string, string>, opts?: PutOptions): Promise<ObjectInfo>;
   delete(key: string): Promise<void>;
 }
 

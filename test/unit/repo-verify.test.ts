@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { copyObject } from '../../src/replication/repo/copy.js';
 import { syncRepo } from '../../src/replication/repo/engine.js';
-import type { ObjectInfo, ObjectStore } from '../../src/ports.js';
+import type { ObjectInfo, ObjectStore, PutOptions } from '../../src/ports.js';
 import type { ObjectBody } from '../../src/replication/repo/types.js';
 import { HaError } from '../../src/errors.js';
 
@@ -27,11 +27,18 @@ interface MemOptions {
   answer?: 'real' | 'none' | 'whole-md5';
   /** Damage the bytes on the way in (the server stores and hashes what it received). */
   damage?: (key: string, b: Buffer) => Buffer;
+  /** Check Content-MD5 as S3 does: refuse a body that does not match it and keep the stored object. */
+  checkMd5?: boolean;
+  /** ETags that are not an MD5 of the content (as some servers give), in answers and HEADs alike. */
+  opaqueEtags?: boolean;
 }
 
 class MemStore implements ObjectStore {
   readonly objects = new Map<string, { data: Buffer; info: ObjectInfo }>();
   heads = 0;
+  gets = 0;
+  /** The Content-MD5 of each PUT, by key (null: none sent). */
+  readonly contentMd5 = new Map<string, string | null>();
   constructor(private readonly o: MemOptions = {}) {}
   describe(): string {
     return 'mem';
@@ -48,6 +55,7 @@ class MemStore implements ObjectStore {
     return o ? { ...o.info } : null;
   }
   async get(key: string): Promise<Readable> {
+    this.gets++;
     const o = this.objects.get(key);
     if (!o) throw new Error(`no ${key}`);
     const chunks: Buffer[] = [];
@@ -56,13 +64,17 @@ class MemStore implements ObjectStore {
     body.info = { ...o.info };
     return body;
   }
-  async put(key: string, body: Readable, size: number, metadata?: Record<string, string>): Promise<ObjectInfo> {
+  async put(key: string, body: Readable, size: number, metadata?: Record<string, string>, opts?: PutOptions): Promise<ObjectInfo> {
     const parts: Buffer[] = [];
     for await (const c of body) parts.push(c as Buffer);
     let data: Buffer = Buffer.concat(parts);
     if (this.o.damage) data = this.o.damage(key, data);
+    this.contentMd5.set(key, opts?.contentMd5 ?? null);
+    if (this.o.checkMd5 && opts?.contentMd5 && opts.contentMd5 !== md5(data)) {
+      throw new HaError('REPO_VERIFY_FAILED', `BadDigest for ${key}`);
+    }
     const ps = this.uploadPartSize(size);
-    const etag = ps ? composite(data, ps) : md5(data);
+    const etag = this.o.opaqueEtags ? `${md5(data).slice(0, 8)}-1` : ps ? composite(data, ps) : md5(data);
     const info = { key, size: data.length, etag, mtimeMs: Date.now(), metadata: { ...(metadata ?? {}) } };
     this.objects.set(key, { data, info });
     const answer = this.o.answer ?? 'real';
@@ -159,6 +171,46 @@ describe('copy verification', () => {
     };
     expect(await syncRepo(a, b)).toMatchObject({ copied: 2, failed: 0 });
     expect(b.heads).toBe(4);
+  });
+
+  it('a single PUT carries the source MD5 as Content-MD5; a server that checks it keeps its old copy', async () => {
+    const a = new MemStore();
+    const data = await fill(a, [5000, 200_000]);
+    let damaged = false;
+    const b = new MemStore({ checkMd5: true, damage: (key, buf) => (damaged && key === 'k/1' ? flip(buf) : buf) });
+    const old = randomBytes(100);
+    await b.put('k/1', Readable.from([old]), old.length);
+    damaged = true;
+    const r1 = await syncRepo(a, b);
+    expect(r1).toMatchObject({ copied: 1, failed: 1 });
+    expect(r1.errors[0]).toMatchObject({ key: 'k/1', code: 'REPO_VERIFY_FAILED' });
+    expect(b.contentMd5.get('k/1')).toBe(md5(data.get('k/1')!));
+    // Refused before storing: the object the target had is still there, untouched.
+    expect(b.objects.get('k/1')?.data.equals(old)).toBe(true);
+    damaged = false;
+    expect(await syncRepo(a, b)).toMatchObject({ copied: 1, failed: 0, skipped: 1 });
+    expect(b.objects.get('k/1')?.data.equals(data.get('k/1')!)).toBe(true);
+    // A multipart upload has no whole-object Content-MD5; its parts are hashed in flight instead.
+    const c = new MemStore({ partSize: 64 * 1024 });
+    expect(await syncRepo(a, c)).toMatchObject({ copied: 2, failed: 0 });
+    expect(c.contentMd5.get('k/1')).toBeNull();
+    expect(c.contentMd5.get('k/0')).toBe(md5(data.get('k/0')!));
+  });
+
+  it('a target whose ETags are not MD5s is checked by reading the copy back', async () => {
+    const a = new MemStore();
+    const data = await fill(a, [3000, 9000]);
+    let damaged = false;
+    const b = new MemStore({ opaqueEtags: true, damage: (key, buf) => (damaged && key === 'k/0' ? flip(buf) : buf) });
+    expect(await syncRepo(a, b)).toMatchObject({ copied: 2, failed: 0 });
+    expect(b.gets).toBe(2);
+    for (const [k, v] of data) expect(b.objects.get(k)?.data.equals(v)).toBe(true);
+    damaged = true;
+    const c = new MemStore({ opaqueEtags: true, damage: (key, buf) => (key === 'k/0' ? flip(buf) : buf) });
+    const r = await syncRepo(a, c);
+    expect(r).toMatchObject({ copied: 1, failed: 1 });
+    expect(r.errors[0]).toMatchObject({ key: 'k/0', code: 'REPO_VERIFY_FAILED' });
+    expect(c.objects.has('k/0')).toBe(false);
   });
 
   it('bytes that do not match the source ETag are refused', async () => {

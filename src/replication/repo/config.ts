@@ -90,7 +90,7 @@ export const repoConfigSchema = z
       .enum(['head', 'response'])
       .default('response')
       .describe(
-        "Post-copy check: 'response' compares the ETag of the target's PUT answer with the MD5 (or multipart composite ETag) of the bytes sent, falling back to HEAD when the answer has none; 'head' also re-reads each copy with HEAD.",
+        "Post-copy check: 'response' compares the ETag of the target's PUT answer with the MD5 the content must have (the source's MD5 ETag, also sent as Content-MD5, or the MD5 or multipart composite ETag of the bytes sent), falling back to HEAD when the answer has none; 'head' also re-reads each copy with HEAD.",
       ),
     conflictPolicy: z
       .enum(['source-wins', 'quarantine'])

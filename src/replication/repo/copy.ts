@@ -7,15 +7,16 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { HaError } from '../../errors.js';
-import { isMultipartEtag } from './diff.js';
+import { isMultipartEtag, isPlainMd5 } from './diff.js';
 import { canCopy, partSizeFor, SOURCE_ETAG_META, type ObjectBody } from './types.js';
 
 /**
- * Counts and hashes bytes in flight; reports each chunk to `onBytes`. With `partSize` it also keeps the
- * MD5 of every `partSize` slice, from which the composite ETag of a multipart upload follows.
+ * Counts bytes in flight and, unless told not to, hashes them; reports each chunk to `onBytes`. With
+ * `partSize` it also keeps the MD5 of every `partSize` slice, from which the composite ETag of a
+ * multipart upload follows.
  */
 class HashTap extends Transform {
-  readonly hash = createHash('md5');
+  readonly hash: Hash | null;
   bytes = 0;
   private readonly partDigests: Buffer[] = [];
   private partHash: Hash | null = null;
@@ -23,11 +24,13 @@ class HashTap extends Transform {
   constructor(
     private readonly onBytes: (n: number) => void,
     private readonly partSize: number | null = null,
+    hash = true,
   ) {
     super();
+    this.hash = hash ? createHash('md5') : null;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     if (this.partSize) this.hashParts(chunk, this.partSize);
     this.onBytes(chunk.length);
@@ -61,8 +64,14 @@ function abortError(): Error {
 }
 
 /** Wires a body and its tap so that an abort or a source error fails the upload instead of hanging it. */
-function tapBody(body: ObjectBody, onBytes: (n: number) => void, signal?: AbortSignal, partSize: number | null = null): { tap: HashTap; done: () => void } {
-  const tap = new HashTap(onBytes, partSize);
+function tapBody(
+  body: ObjectBody,
+  onBytes: (n: number) => void,
+  signal?: AbortSignal,
+  partSize: number | null = null,
+  hash = true,
+): { tap: HashTap; done: () => void } {
+  const tap = new HashTap(onBytes, partSize, hash);
   const onAbort = () => {
     const e = abortError();
     body.destroy(e);
@@ -80,9 +89,13 @@ function tapBody(body: ObjectBody, onBytes: (n: number) => void, signal?: AbortS
 /**
  * How a copy is checked. 'response' (default): the target's PUT answer carries the ETag the server
  * computed over the bytes it received: the MD5 of the content for a single PUT, and for a multipart
- * upload either that MD5 or the composite ETag (MD5 of the part MD5s, `-N`); it must equal the value
- * computed from the bytes sent, and those bytes must match the source's MD5 ETag. A PUT answer
- * without a usable ETag falls back to HEAD. 'head': always re-read the copy with HEAD as well.
+ * upload either that MD5 or the composite ETag (MD5 of the part MD5s, `-N`); it must equal the MD5 the
+ * content should have. For a single PUT of an object whose source ETag is a plain MD5, that is the
+ * source ETag itself, sent along as Content-MD5 (S3 refuses a body that does not match it, so a damaged
+ * transfer never replaces the target's object); the bytes are not hashed here. Otherwise the MD5 (and
+ * composite ETag) of the bytes sent is computed in flight, and must also match the source's MD5 ETag. A
+ * PUT answer without a usable ETag falls back to HEAD, and, when nothing was hashed in flight and the
+ * HEAD shows no MD5 either, to reading the copy back. 'head': always re-read the copy with HEAD as well.
  */
 export type VerifyMode = 'head' | 'response';
 
@@ -110,23 +123,29 @@ export async function copyObject(
   const body = (await source.get(listed.key)) as ObjectBody;
   const info = body.info ?? listed;
   const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: info.etag };
-  const { tap, done } = tapBody(body, onBytes, signal, partSizeFor(target, info.size));
+  const partSize = partSizeFor(target, info.size);
+  // The MD5 the stored content must have, when the source already states it: no need to hash in flight.
+  const sourceMd5 = partSize === null && isPlainMd5(info.etag) ? info.etag : null;
+  const { tap, done } = tapBody(body, onBytes, signal, partSize, sourceMd5 === null);
   let put: ObjectInfo;
   try {
-    put = await target.put(listed.key, tap, info.size, metadata);
+    put = await target.put(listed.key, tap, info.size, metadata, sourceMd5 ? { contentMd5: sourceMd5 } : undefined);
   } finally {
     done();
   }
   if (signal?.aborted) throw abortError();
-  const md5 = tap.hash.digest('hex');
-  const sent = { md5, composite: tap.compositeEtag(), bytes: tap.bytes };
+  const md5 = tap.hash?.digest('hex') ?? null;
+  const sent: Sent = { md5, composite: tap.compositeEtag(), bytes: tap.bytes };
+  // With a hash of the bytes sent, the source ETag was checked against it (sourceProblem).
+  const expected = md5 ?? sourceMd5!;
+  const of = md5 ? 'content MD5' : 'source MD5';
   let problem = sourceProblem(info, sent);
   let stored: ObjectInfo | null = null;
   if (!problem) {
-    const answered = put.etag !== '' && (put.etag === md5 || put.etag === sent.composite);
+    const answered = put.etag !== '' && (put.etag === expected || put.etag === sent.composite);
     if (answered && verify === 'response') return { source: info, target: { ...put, metadata }, bytes: tap.bytes };
     if (put.etag !== '' && !answered && !isMultipartEtag(put.etag)) {
-      problem = `target answered ETag ${put.etag} for content MD5 ${md5}`;
+      problem = `target answered ETag ${put.etag} for ${of} ${expected}`;
     } else {
       // A server may answer the PUT before the object is readable in full (s3rver writes in place and
       // answers before its file is flushed; S3 was once only eventually consistent): a mismatch is
@@ -134,7 +153,13 @@ export async function copyObject(
       for (const wait of [0, 100, 400]) {
         if (wait) await delay(wait);
         stored = await target.head(listed.key);
-        problem = targetProblem(info, stored, sent);
+        problem = targetProblem(info, stored, sent, expected);
+        if (!problem && !md5 && isMultipartEtag(stored!.etag)) {
+          // Neither the answer nor the HEAD states the stored content's MD5, and nothing was hashed in
+          // flight: read the copy back.
+          const got = await contentMd5(target, listed.key, signal);
+          if (got !== expected) problem = `target content MD5 ${got} differs from ${of} ${expected}`;
+        }
         if (!problem) break;
       }
     }
@@ -147,7 +172,8 @@ export async function copyObject(
 }
 
 interface Sent {
-  md5: string;
+  /** MD5 of the bytes sent, when they were hashed in flight. */
+  md5: string | null;
   composite: string | null;
   bytes: number;
 }
@@ -155,15 +181,15 @@ interface Sent {
 /** Whether the bytes read are the source object the listing and GET described. */
 function sourceProblem(source: ObjectInfo, sent: Sent): string | null {
   if (sent.bytes !== source.size) return `read ${sent.bytes} bytes, source says ${source.size}`;
-  if (!isMultipartEtag(source.etag) && source.etag !== sent.md5) return `content MD5 ${sent.md5} differs from source ETag ${source.etag}`;
+  if (sent.md5 && !isMultipartEtag(source.etag) && source.etag !== sent.md5) return `content MD5 ${sent.md5} differs from source ETag ${source.etag}`;
   return null;
 }
 
 /** Whether the target's HEAD shows the object that was sent. */
-function targetProblem(source: ObjectInfo, head: ObjectInfo | null, sent: Sent): string | null {
+function targetProblem(source: ObjectInfo, head: ObjectInfo | null, sent: Sent, expected: string): string | null {
   if (!head) return 'object missing after upload';
   if (head.size !== source.size) return `target size ${head.size}, source size ${source.size}`;
-  if (!isMultipartEtag(head.etag) && head.etag !== sent.md5) return `target ETag ${head.etag} differs from content MD5 ${sent.md5}`;
+  if (!isMultipartEtag(head.etag) && head.etag !== expected) return `target ETag ${head.etag} differs from ${sent.md5 ? 'content' : 'source'} MD5 ${expected}`;
   // Same part count, different composite ETag: some part arrived damaged.
   const parts = (etag: string) => etag.slice(etag.lastIndexOf('-'));
   if (isMultipartEtag(head.etag) && sent.composite && parts(head.etag) === parts(sent.composite) && head.etag !== sent.composite) {
@@ -187,7 +213,7 @@ export async function contentMd5(store: ObjectStore, key: string, signal?: Abort
   } finally {
     done();
   }
-  return tap.hash.digest('hex');
+  return tap.hash!.digest('hex');
 }
 
 /** Copy an object to another key of the same store: server-side when the store can, else streamed. */

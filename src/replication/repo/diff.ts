@@ -28,6 +28,11 @@ export function isMultipartEtag(etag: string): boolean {
   return /-\d+$/.test(etag);
 }
 
+/** Whether an ETag has the form of a content MD5 (32 hex digits), as single-PUT objects have on S3. */
+export function isPlainMd5(etag: string): boolean {
+  return /^[0-9a-f]{32}$/i.test(etag);
+}
+
 /** Whether a target object holds the same content as a source object, as far as listings can tell. */
 export function compareObjects(source: ObjectInfo, target: ObjectInfo): Verdict {
   if (source.size !== target.size) return 'different';
