@@ -73,6 +73,8 @@ const SILENT_LOGGER = { trace: () => undefined, debug: () => undefined, info: ()
 
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
+  /** Uploads, on the same sockets: see the constructor. */
+  private readonly uploadClient: S3Client;
   private readonly multipart: boolean;
   private readonly partSize: number;
   private readonly queueSize: number;
@@ -110,10 +112,17 @@ export class S3Store implements ObjectStore {
       }
       config.signer = new SignatureV2Signer(opts.accessKeyId, opts.secretAccessKey);
     }
-    this.client = new S3Client(config);
-    // The SDK's logger middleware builds a redacted copy of every request and answer for logger.info,
-    // even for a silent logger; errors reach the caller anyway. Without it a copy costs less CPU.
-    this.client.middlewareStack.remove('loggerMiddleware');
+    // cacheMiddleware: the SDK builds each command's middleware chain once instead of on every request
+    // (its throughput option for S3). A call that passes options (an AbortSignal) cannot use that cache
+    // and clears it, so uploads, which need one (a failing body must cancel its PUT), and lib-storage's
+    // multipart calls go through a second client; both share the agent above, so the sockets are shared.
+    this.client = new S3Client({ ...config, cacheMiddleware: true });
+    this.uploadClient = new S3Client(config);
+    for (const c of [this.client, this.uploadClient]) {
+      // The SDK's logger middleware builds a redacted copy of every request and answer for logger.info,
+      // even for a silent logger; errors reach the caller anyway. Without it a copy costs less CPU.
+      c.middlewareStack.remove('loggerMiddleware');
+    }
   }
 
   describe(): string {
@@ -180,7 +189,7 @@ export class S3Store implements ObjectStore {
       // Upload aborts the multipart upload on any error (leavePartsOnError false), so a failed or
       // interrupted copy never leaves a visible object; only queueSize parts are buffered at once.
       const upload = new Upload({
-        client: this.client,
+        client: this.uploadClient,
         params,
         partSize: this.partSize,
         queueSize: this.queueSize,
@@ -199,7 +208,7 @@ export class S3Store implements ObjectStore {
         // Content-MD5 lets the server refuse a body damaged on the way instead of storing it.
         const contentMd5 = opts.contentMd5 ? Buffer.from(opts.contentMd5, 'hex').toString('base64') : undefined;
         const r = await this.call(`put ${key}`, () =>
-          this.client.send(new PutObjectCommand({ ...params, ContentMD5: contentMd5 }), { abortSignal: cancel.signal }),
+          this.uploadClient.send(new PutObjectCommand({ ...params, ContentMD5: contentMd5 }), { abortSignal: cancel.signal }),
         );
         etag = r.ETag;
       } finally {
@@ -229,6 +238,7 @@ export class S3Store implements ObjectStore {
   /** Release sockets. */
   close(): void {
     this.client.destroy();
+    this.uploadClient.destroy();
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
