@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       );
     }
     const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-    const kept = new Map<string, ServerProc>();
+    const kept = new Map<string, { server: ServerProc; store: S3Store }>();
     for (let round = 0; round < cfg.rounds; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]);
       for (const v of order) {
@@ -170,17 +170,16 @@ async function main(): Promise<void> {
         samples.get(v.name)!.push(await v.run(dst, target));
         await sameListing(source, target, `${v.name} initial sync`);
         if (v.keep && round === cfg.rounds - 1) {
-          kept.set(v.name, dst);
+          kept.set(v.name, { server: dst, store: target });
         } else {
           await stopServer(dst);
           servers.splice(servers.indexOf(dst), 1);
         }
       }
     }
-    const targetN = store(kept.get('nimbus-ha')!);
-    stores.push(targetN);
+    const targetN = kept.get('nimbus-ha')!.store;
     const initialSamples = Object.fromEntries([...samples].map(([k, v]) => [k, v.map(Math.round)]));
-    const dstR = kept.get('rclone');
+    const dstR = kept.get('rclone')?.server;
     const initialOf = (name: string) => (samples.get(name)?.length ? median(samples.get(name)!) : null);
     nha.initialMs = initialOf('nimbus-ha')!;
     nha.initialHeadVerifyMs = initialOf("nimbus-ha verify 'head'")!;
