@@ -35,14 +35,21 @@ export interface S3StoreOptions {
   signatureVersion?: 'v4' | 'v2';
   /** Use multipart uploads for objects larger than partSize. Cumulus has no multipart: set false. Default true. */
   multipart?: boolean;
-  /** Multipart part size in bytes (>= 5 MiB). Default 8 MiB. */
+  /**
+   * Multipart part size in bytes (>= 5 MiB). Default 5 MiB, as rclone's. Objects larger than 10,000 parts
+   * of this size (S3's limit) get larger parts, in whole MiB.
+   */
   partSize?: number;
   /**
    * Objects up to this size go up in one streaming PUT even when multipart is on (one request, no
    * server-side reassembly). Default 128 MiB; at least partSize.
    */
   multipartThreshold?: number;
-  /** Parts uploaded in parallel per object; memory per upload is about queueSize * partSize. Default 2. */
+  /**
+   * Parts uploaded in parallel per object. Default 2. A multipart copy holds the parts in flight, the
+   * part being assembled and its copy, plus buffers the GC has not freed yet: about 10 × partSize in all
+   * at the defaults (docs/repository-sync.md).
+   */
   queueSize?: number;
   /** Sockets per endpoint. Default 32. */
   maxSockets?: number;
@@ -51,6 +58,9 @@ export interface S3StoreOptions {
 }
 
 const MiB = 1024 * 1024;
+/** S3's largest part count per multipart upload. */
+const MAX_PARTS = 10_000;
+export const DEFAULT_PART_SIZE = 5 * MiB;
 
 function stripQuotes(etag: string | undefined): string {
   return (etag ?? '').replace(/^"+|"+$/g, '').replace(/^W\//, '');
@@ -82,7 +92,7 @@ export class S3Store implements ObjectStore {
 
   constructor(private readonly opts: S3StoreOptions) {
     this.multipart = opts.multipart ?? true;
-    this.partSize = Math.max(5 * MiB, opts.partSize ?? 8 * MiB);
+    this.partSize = Math.max(5 * MiB, opts.partSize ?? DEFAULT_PART_SIZE);
     this.queueSize = Math.max(1, opts.queueSize ?? 2);
     this.multipartThreshold = Math.max(this.partSize, opts.multipartThreshold ?? 128 * MiB);
     const isHttps = opts.endpoint.startsWith('https:');
@@ -131,7 +141,8 @@ export class S3Store implements ObjectStore {
 
   /** The part size put() uses for an object of `size` bytes, or null when it sends one PUT. */
   uploadPartSize(size: number): number | null {
-    return this.multipart && size > this.multipartThreshold ? this.partSize : null;
+    if (!this.multipart || size <= this.multipartThreshold) return null;
+    return Math.max(this.partSize, Math.ceil(size / MAX_PARTS / MiB) * MiB);
   }
 
   async *list(prefix?: string): AsyncIterable<ObjectInfo> {
@@ -191,7 +202,7 @@ export class S3Store implements ObjectStore {
       const upload = new Upload({
         client: this.uploadClient,
         params,
-        partSize: this.partSize,
+        partSize: this.uploadPartSize(size)!,
         queueSize: this.queueSize,
         leavePartsOnError: false,
       });

@@ -1,6 +1,7 @@
 /**
  * Child process of the repository bench: one sync pass (a single large object) between two endpoints
- * given as arguments, then prints its own peak RSS. Usage: rss-child.js SOURCE_URL TARGET_URL.
+ * given as arguments, then prints its own peak RSS. Usage: rss-child.js SOURCE_URL TARGET_URL. The bench
+ * starts it with the Node flags of the nimbus-ha executable (src/cli/node-flags.ts), as `repo sync` runs.
  */
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { syncRepo } from '../../src/replication/repo/engine.js';

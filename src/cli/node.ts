@@ -58,6 +58,7 @@ export async function makeStore(c: RepoStoreConfig): Promise<ObjectStore> {
     signatureVersion: c.signatureVersion,
     multipart: c.multipart,
     partSize: c.partSize,
+    multipartThreshold: c.multipartThreshold,
   });
 }
 

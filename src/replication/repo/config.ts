@@ -25,8 +25,10 @@ export const repoStoreSchema = z
       .number()
       .int()
       .min(5 * 1024 * 1024)
-      .default(8 * 1024 * 1024)
-      .describe('Multipart part size in bytes; memory per large copy is about 2 × partSize.'),
+      .default(5 * 1024 * 1024)
+      .describe(
+        'Multipart part size in bytes (objects past 10,000 parts get larger parts); a multipart copy holds about 10 × partSize of buffers.',
+      ),
     multipartThreshold: z
       .number()
       .int()
