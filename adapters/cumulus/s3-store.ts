@@ -60,7 +60,7 @@ export interface S3StoreOptions {
 const MiB = 1024 * 1024;
 /** S3's largest part count per multipart upload. */
 const MAX_PARTS = 10_000;
-export const DEFAULT_PART_SIZE = 5 * MiB;
+const DEFAULT_PART_SIZE = 5 * MiB;
 
 function stripQuotes(etag: string | undefined): string {
   return (etag ?? '').replace(/^"+|"+$/g, '').replace(/^W\//, '');
