@@ -11,6 +11,11 @@ import { configReferenceMarkdown } from '../config/reference.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
 
+// Under Node 20 the AWS SDK warns on every start that its releases after January 2027 need Node 22.
+// package-lock.json pins the SDK, so there is nothing for an operator to act on; set
+// AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=false to see it. Child processes inherit the setting.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const program = new Command();
 program.name('nimbus-ha').description('High-availability sidecar for IaaS head nodes').showHelpAfterError();
 
