@@ -94,7 +94,7 @@ export function wrapStore(store: ObjectStore, overrides: Partial<ObjectStore>): 
     list: (prefix) => store.list(prefix),
     head: (k) => store.head(k),
     get: (k) => store.get(k),
-    put: (k, b, s, m) => store.put(k, b, s, m),
+    put: (k, b, s, m, o) => store.put(k, b, s, m, o),
     delete: (k) => store.delete(k),
     ...overrides,
   };

@@ -87,7 +87,7 @@ describe('RepoReplicator', () => {
       list: (p) => source.list(p),
       head: (k) => source.head(k),
       get: (k) => source.get(k),
-      put: (k, body, s, m) => source.put(k, body, s, m),
+      put: (k, body, s, m, o) => source.put(k, body, s, m, o),
       delete: (k) => source.delete(k),
     };
     const rep = new RepoReplicator({ source: switching, target: b.store, bus, intervalMs: 100, deepVerifyCron: '' });
