@@ -196,13 +196,14 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Readable, size: number, metadata?: Record<string, string>, opts: PutOptions = {}): Promise<ObjectInfo> {
     const params = { Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata };
     let etag: string | undefined;
-    if (this.uploadPartSize(size) !== null) {
+    const partSize = this.uploadPartSize(size);
+    if (partSize !== null) {
       // Upload aborts the multipart upload on any error (leavePartsOnError false), so a failed or
       // interrupted copy never leaves a visible object; only queueSize parts are buffered at once.
       const upload = new Upload({
         client: this.uploadClient,
         params,
-        partSize: this.uploadPartSize(size)!,
+        partSize,
         queueSize: this.queueSize,
         leavePartsOnError: false,
       });
