@@ -30,21 +30,44 @@ export const peerSchema = z
   })
   .strict();
 
+/**
+ * Named timing profiles. `fast` (the default) fails over in well under a second and costs about 1 % of a
+ * core at idle on a head node; `frugal` beats once a second, fails over in about 3 s (as fast as
+ * keepalived's and HA-OSCAR's defaults) and costs about a third of a percent. docs/benchmarks.md has the
+ * measurements behind both.
+ */
+export const TIMING_PROFILES = {
+  fast: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700 },
+  frugal: { heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500 },
+} as const;
+export type TimingProfile = keyof typeof TIMING_PROFILES;
+
+const fromProfile = (field: keyof (typeof TIMING_PROFILES)['fast']) =>
+  `default from timings.profile: ${Object.entries(TIMING_PROFILES)
+    .map(([name, p]) => `${p[field]} (${name})`)
+    .join(', ')}`;
+
 export const timingsSchema = z
   .object({
-    heartbeatMs: z.number().int().min(10).default(100).describe('interval between heartbeats on each path'),
+    profile: z
+      .enum(Object.keys(TIMING_PROFILES) as [TimingProfile, ...TimingProfile[]])
+      .default('fast')
+      .describe(
+        'named defaults for heartbeatMs, deadAfterMs and leaseMs: "fast" (100 / 500 / 700 ms, failover under 1 s, about 1 % of a core idle) or "frugal" (1000 / 3000 / 3500 ms, failover in about 3 s, under 0.5 %); a field set explicitly wins',
+      ),
+    heartbeatMs: z.number().int().min(10).optional().describe(`interval between heartbeats on each path; ${fromProfile('heartbeatMs')}`),
     deadAfterMs: z
       .number()
       .int()
       .min(30)
-      .default(500)
-      .describe('the peer is dead when every path has been silent this long'),
+      .optional()
+      .describe(`the peer is dead when every path has been silent this long; ${fromProfile('deadAfterMs')}`),
     leaseMs: z
       .number()
       .int()
       .min(50)
-      .default(700)
-      .describe('primary lease; a primary that cannot renew it with a majority fences itself'),
+      .optional()
+      .describe(`primary lease; a primary that cannot renew it with a majority fences itself; ${fromProfile('leaseMs')}`),
     requestTimeoutMs: z.number().int().min(10).default(400).describe('timeout of one heartbeat or vote request'),
     handoverTimeoutMs: z
       .number()
@@ -53,7 +76,17 @@ export const timingsSchema = z
       .default(30_000)
       .describe('how long a graceful handover may take before it is abandoned'),
   })
-  .strict();
+  .strict()
+  .transform(({ profile, ...t }) => {
+    const p = TIMING_PROFILES[profile];
+    return {
+      ...t,
+      profile,
+      heartbeatMs: t.heartbeatMs ?? p.heartbeatMs,
+      deadAfterMs: t.deadAfterMs ?? p.deadAfterMs,
+      leaseMs: t.leaseMs ?? p.leaseMs,
+    };
+  });
 
 const noVip = z.object({ kind: z.literal('none') }).strict();
 

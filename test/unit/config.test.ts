@@ -26,7 +26,7 @@ describe('config', () => {
 
   it('applies defaults and freezes the result', () => {
     const r = check(valid);
-    expect(r.config?.timings).toEqual({ heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
+    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
     expect(r.config?.vip).toEqual({ kind: 'none' });
     expect(Object.isFrozen(r.config)).toBe(true);
     expect(Object.isFrozen(r.config?.timings)).toBe(true);
@@ -56,6 +56,25 @@ vip: { kind: floating }
     expect(r.problems.map((p) => p.key).sort()).toEqual(['timings.deadAfterMs', 'timings.leaseMs', 'timings.requestTimeoutMs', 'witness']);
     const ok = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'quorum: { allowTwoNodeWithoutWitness: true }'));
     expect(ok.problems).toEqual([]);
+  });
+
+  it('timings.profile fills heartbeat, dead-after and lease; explicit fields win one by one', () => {
+    const withTimings = (t: string) => check(`${valid}timings: ${t}\n`);
+    expect(withTimings('{ profile: frugal }').config?.timings).toEqual({
+      profile: 'frugal',
+      heartbeatMs: 1000,
+      deadAfterMs: 3000,
+      leaseMs: 3500,
+      requestTimeoutMs: 400,
+      handoverTimeoutMs: 30000,
+    });
+    expect(withTimings('{ profile: frugal, deadAfterMs: 2500 }').config?.timings).toMatchObject({ heartbeatMs: 1000, deadAfterMs: 2500, leaseMs: 3500 });
+    expect(withTimings('{ heartbeatMs: 50 }').config?.timings).toMatchObject({ profile: 'fast', heartbeatMs: 50, deadAfterMs: 500, leaseMs: 700 });
+    // The cross-field rules see the merged values: a lease below the profile's dead-after is refused.
+    expect(withTimings('{ profile: frugal, leaseMs: 2000 }').problems.map((p) => p.key)).toEqual(['timings.leaseMs']);
+    const bad = withTimings('{ profile: slow }');
+    expect(bad.config).toBeUndefined();
+    expect(bad.problems).toEqual([{ key: 'timings.profile', problem: expect.stringMatching(/"fast".*"frugal"/) }]);
   });
 
   it('rejects unknown keys at any depth', () => {
