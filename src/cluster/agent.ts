@@ -83,6 +83,8 @@ export interface AgentDeps {
 
 /** How often the real VIP state is read back (reconciliation). */
 const VIP_RECONCILE_MS = 1000;
+/** Earliest retry of a campaign the witness refused for a live lease, however little of it was left. */
+const MIN_CAMPAIGN_RETRY_MS = 5;
 /**
  * Longest pause between two decision cycles while nothing changes. A tick whose inputs (roles, epochs,
  * health, peer liveness, path states...) differ from the last cycle's runs one at once, and deadlines
@@ -117,6 +119,8 @@ export class Agent {
   private promise: { node: string; until: number } | null = null;
   private election: View['election'] = null;
   private lastCampaignAt: number | null = null;
+  /** See View.campaignRetryAt: set from the witness's answer to a refused campaign. */
+  private campaignRetryAt: number | null = null;
   private handover: View['handover'] = null;
   private requests: AdminRequest[] = [];
   private readonly requestLog: RequestRecord[] = [];
@@ -513,6 +517,7 @@ export class Agent {
       votedFor: this.d.store.get().votedFor,
       election: this.election,
       lastCampaignAt: this.lastCampaignAt,
+      campaignRetryAt: this.campaignRetryAt,
       handover: this.handover,
       request: this.requests[0] ?? null,
       vipHeld: this.vipHeld,
@@ -568,6 +573,7 @@ export class Agent {
       if (Number.isFinite(left)) consider(now + left + 1);
     } else {
       if (this.promise && this.promise.until > now) consider(this.promise.until + 1);
+      if (this.campaignRetryAt !== null) consider(this.campaignRetryAt);
       // The freshest path going silent is the peer's death.
       let freshest: number | null = null;
       for (const p of this.peerLink?.paths ?? []) if (p.lastOkAt !== null && (freshest === null || p.lastOkAt > freshest)) freshest = p.lastOkAt;
@@ -739,6 +745,7 @@ export class Agent {
     }
     const startedAt = this.d.clock.monotonicMs();
     this.lastCampaignAt = startedAt;
+    this.campaignRetryAt = null;
     if (!this.timing || this.timing.epochBefore !== this.epoch) {
       const p = view.peer;
       const kind: TakeoverTiming['kind'] = this.takeoverOffer !== null ? this.takeoverReason : !p ? 'bootstrap' : p.alive ? (this.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
@@ -761,6 +768,12 @@ export class Agent {
             } else {
               refused.push('witness');
               if (a.epoch >= epoch) this.witnessEpoch = a.epoch;
+              // Refused for another node's live lease: retry the moment it runs out (the witness counts
+              // from its answer, so from the arrival of the answer is never early) instead of waiting
+              // for the next heartbeat-paced attempt. The floor keeps a stale answer from spinning.
+              if (a.holder !== null && a.holder !== cfg.node && a.remainingMs > 0) {
+                this.campaignRetryAt = this.d.clock.monotonicMs() + Math.max(a.remainingMs + 1, MIN_CAMPAIGN_RETRY_MS);
+              }
             }
           })
           .catch(() => {

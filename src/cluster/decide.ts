@@ -71,6 +71,11 @@ export interface View {
   election: ElectionView | null;
   /** When the last campaign was started (monotonic), to pace retries. */
   lastCampaignAt: number | null;
+  /**
+   * When a refused election may be retried before the heartbeat pacing allows (monotonic): the moment
+   * the witness said the holder's lease runs out. Null when the last refusal named no such moment.
+   */
+  campaignRetryAt: number | null;
   /** A graceful handover this node started and that has not finished. */
   handover: { to: string; epoch: number; startedAt: number } | null;
   request: AdminRequest | null;
@@ -327,9 +332,14 @@ function decideNonPrimary(v: View): Decision {
     };
   }
 
-  const campaignDue = v.lastCampaignAt === null || v.now - v.lastCampaignAt >= v.timings.heartbeatMs;
+  const campaignDue =
+    v.lastCampaignAt === null || v.now - v.lastCampaignAt >= v.timings.heartbeatMs || (v.campaignRetryAt !== null && v.now >= v.campaignRetryAt);
   const campaign = (why: string): Decision => {
-    if (!campaignDue) return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt after ${v.timings.heartbeatMs} ms` };
+    if (!campaignDue) {
+      const early = v.campaignRetryAt !== null && v.lastCampaignAt !== null && v.campaignRetryAt < v.lastCampaignAt + v.timings.heartbeatMs;
+      const next = early ? "when the witness's lease for the old holder runs out" : `after ${v.timings.heartbeatMs} ms`;
+      return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt ${next}` };
+    }
     // Retry the same epoch after a refusal (a live lease): epochs are consumed only by grants elsewhere.
     // An epoch this node gave its vote to someone else for is spent for it as well.
     const votedAway = v.votedFor && v.votedFor.node !== v.node ? v.votedFor.epoch : 0;

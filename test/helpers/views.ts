@@ -56,6 +56,7 @@ export function primaryView(over: Partial<View> = {}): View {
     votedFor: null,
     election: null,
     lastCampaignAt: null,
+    campaignRetryAt: null,
     handover: null,
     request: null,
     vipHeld: true,

@@ -8,7 +8,7 @@ import { EpochStore } from '../../src/cluster/epoch-store.js';
 import { EventBus } from '../../src/events/bus.js';
 import { clusterConfigSchema } from '../../src/config/schema.js';
 import { systemClock } from '../../src/clock.js';
-import type { PeerTransport } from '../../src/ports.js';
+import type { Coordinator, LeaseAnswer, PeerTransport } from '../../src/ports.js';
 
 /** The peer as a scripted primary: answers heartbeats with `peer` while `answering`, else times out. */
 class ScriptedPrimary implements PeerTransport {
@@ -48,7 +48,37 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = []) {
+/**
+ * The witness as a script: the old primary `a` holds epoch 1 until `leaseLeftMs` after the standby's
+ * first request; until then every acquire is refused with the time left, after it the next epoch is
+ * granted.
+ */
+class ScriptedWitness implements Coordinator {
+  leaseEnd = Number.POSITIVE_INFINITY;
+  constructor(private readonly leaseLeftMs: number) {}
+  readonly asks: { at: number; granted: boolean }[] = [];
+  describe(): string {
+    return 'scripted witness';
+  }
+  async acquire(node: string, epoch: number): Promise<LeaseAnswer> {
+    const now = Date.now();
+    if (node !== 'a' && this.asks.length === 0) this.leaseEnd = now + this.leaseLeftMs;
+    if (node === 'a' || now >= this.leaseEnd) {
+      this.asks.push({ at: now, granted: true });
+      return { granted: true, epoch, holder: node, remainingMs: 1000 };
+    }
+    this.asks.push({ at: now, granted: false });
+    return { granted: false, epoch: 1, holder: 'a', remainingMs: this.leaseEnd - now };
+  }
+  async release(): Promise<LeaseAnswer> {
+    return { granted: true, epoch: 1, holder: null, remainingMs: 0 };
+  }
+  async read(): Promise<LeaseAnswer> {
+    return { granted: true, epoch: 1, holder: 'a', remainingMs: Math.max(0, this.leaseEnd - Date.now()) };
+  }
+}
+
+function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
   dirs.push(dir);
   const config = clusterConfigSchema.parse({
@@ -59,7 +89,7 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = []) {
     dataDir: dir,
     peers: [{ node: 'a', urls: ['http://127.0.0.1:9'], heartbeat: 'http' }],
     preferredPrimary: 'a',
-    quorum: { allowTwoNodeWithoutWitness: true },
+    ...(coordinator ? { witness: { url: 'http://127.0.0.1:9' } } : { quorum: { allowTwoNodeWithoutWitness: true } }),
     timings: { heartbeatMs, deadAfterMs: heartbeatMs * 5, leaseMs: heartbeatMs * 7, requestTimeoutMs: heartbeatMs * 4 },
   });
   const store = EpochStore.inDir(dir);
@@ -70,7 +100,7 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = []) {
   let healthy = true;
   const health: HealthSource = { healthy: () => healthy, escalated: () => false, status: () => [] };
   const transport = new ScriptedPrimary();
-  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator: null, vip: null, health, hooks });
+  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator, vip: null, health, hooks });
   agents.push(agent);
   return { agent, transport, events, setHealthy: (h: boolean) => (healthy = h) };
 }
@@ -112,6 +142,28 @@ describe('agent decision cycles', () => {
     await until('peer_dead', () => events.includes('peer_dead'), 20 * hb);
     // Dead-after is 5 heartbeats; the settled pace (1 s) would be far later.
     expect(Date.now() - silentAt).toBeLessThan(5 * hb + 4 * hb + 50);
+  });
+});
+
+describe('failover election', () => {
+  it('retries a campaign the witness refused at the moment the old lease runs out, not at the next paced attempt', async () => {
+    // A slow heartbeat makes the difference plain: a paced retry comes a whole interval (400 ms) after
+    // the refusal; the witness says the old lease ends 60 ms after it.
+    const hb = 400;
+    const witness = new ScriptedWitness(60);
+    const { agent, transport, events } = standbyAgent(hb, [], witness);
+    await agent.start();
+    await until('standby', () => agent.role === 'standby', 5000);
+    await sleep(2 * hb);
+    transport.answering = false;
+    await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
+    await until('a refused campaign', () => witness.asks.some((a) => !a.granted), 3 * hb);
+    await until('primary', () => agent.role === 'primary', 4 * hb);
+    const granted = witness.asks.find((a) => a.granted)!;
+    // Granted soon after the lease ended (a paced retry would be about 340 ms late); never before it.
+    expect(granted.at).toBeGreaterThanOrEqual(witness.leaseEnd);
+    expect(granted.at - witness.leaseEnd).toBeLessThan(hb / 2);
+    expect(agent.epoch).toBe(2);
   });
 });
 

@@ -220,6 +220,27 @@ const rows: Row[] = [
     reason: /next election attempt after 100 ms/,
   },
   {
+    name: 'standby: a refused campaign is retried when the witness said the old lease runs out',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, lastCampaignAt: NOW - 20, campaignRetryAt: NOW }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /asking for epoch 6$/,
+  },
+  {
+    name: 'standby: not before that moment',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, lastCampaignAt: NOW - 20, campaignRetryAt: NOW + 30 }),
+    role: 'standby',
+    actions: [],
+    reason: /next election attempt when the witness's lease for the old holder runs out$/,
+  },
+  {
+    name: 'standby: a retry moment later than the heartbeat pacing does not delay the paced attempt',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, lastCampaignAt: NOW - 100, campaignRetryAt: NOW + 500 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /asking for epoch 6$/,
+  },
+  {
     name: 'standby: election granted by the witness: promote',
     view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, election: { epoch: 6, granted: ['witness'], refused: ['b'] } }),
     role: 'primary',
