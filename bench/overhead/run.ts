@@ -3,19 +3,21 @@
  * process over a window while the cluster heartbeats on two paths, renews its lease with the witness and
  * monitors a service. Reads /proc, so it runs on Linux. Prints one JSON object and a table.
  *
- *   npm run bench:overhead -- [--seconds 60] [--warmup 30] [--heartbeat-ms 100[,200,...]] [--transport udp[,http]] [--headnode]
+ *   npm run bench:overhead -- [--seconds 60] [--warmup 150] [--heartbeat-ms 100[,200,...] | --profile fast[,frugal]]
+ *                              [--transport udp[,http]] [--headnode]
  *
- * Every combination of --heartbeat-ms and --transport is one scenario (default: a 100 ms heartbeat over
- * UDP, the default config, and over HTTP for comparison). Dead-after is 5 and the lease 7 heartbeats, as
- * in the defaults. Without --headnode each node monitors a small HTTP service every 2 s; --headnode adds,
+ * Every combination of timings and --transport is one scenario (default: a 100 ms heartbeat over UDP,
+ * the default config, and over HTTP for comparison). With --heartbeat-ms, dead-after is 5 and the lease
+ * 7 heartbeats, as in the default profile; with --profile, the nodes run with `timings.profile` set and
+ * nothing else (src/config/schema.ts, TIMING_PROFILES). Without --headnode each node monitors a small HTTP service every 2 s; --headnode adds,
  * for each heartbeat interval, a scenario with the whole head node as the demo runs it: the VM service
  * (EC2 and S3 probes every 2 s), embedded PostgreSQL streaming to the standby, repository sync (a pass
  * every 0.5 s) and config-file sync.
  *
- * The window starts --warmup seconds after both roles are settled (default 30): start-up work (the
+ * The window starts --warmup seconds after both roles are settled (default 150): start-up work (the
  * standby's clone, first sync passes) and V8's compilation of the code that runs every heartbeat are
- * start-up costs, not idle ones. A longer warm-up shows the long-run figure; the JIT keeps optimizing
- * rarely-called code for a few minutes.
+ * start-up costs, not idle ones. V8 keeps optimizing rarely-called code (a probe every 2 s, a heartbeat
+ * every second) for a few minutes; after 30 s a head-node sidecar still uses about twice its long-run CPU.
  *
  * Each scenario also measures the machine's floor for its heartbeat rate (floor.ts: bare processes that
  * only send and echo the same number of datagrams), to tell the machine's cost per datagram and wake-up
@@ -27,22 +29,39 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster, type ClusterOptions } from '../../fixtures/cluster.js';
 import { table } from '../lib/report.js';
+import { TIMING_PROFILES, type TimingProfile } from '../../src/config/schema.js';
 
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '60' },
-    warmup: { type: 'string', default: '30' },
-    'heartbeat-ms': { type: 'string', default: '100' },
+    warmup: { type: 'string', default: '150' },
+    'heartbeat-ms': { type: 'string' },
+    profile: { type: 'string' },
     transport: { type: 'string', default: 'udp,http' },
     headnode: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
-const heartbeats = values['heartbeat-ms']!.split(',').map(Number);
 const transports = values.transport!.split(',') as ('udp' | 'http')[];
-if (!(seconds > 0) || !(warmup >= 0) || heartbeats.some((h) => !(h >= 10)) || transports.some((t) => t !== 'udp' && t !== 'http')) {
-  console.error('usage: --seconds N --warmup N --heartbeat-ms N[,N] (>= 10) --transport udp|http[,udp|http] [--headnode]');
+const profiles = values.profile?.split(',') ?? [];
+/** One entry per timings variant: a named profile, or a heartbeat with dead-after and lease at 5 and 7 beats. */
+const timingsList: { label: string; heartbeatMs: number; timings: ClusterOptions['timings'] }[] = profiles.length
+  ? profiles.map((p) => ({ label: `profile ${p}`, heartbeatMs: TIMING_PROFILES[p as TimingProfile]?.heartbeatMs ?? NaN, timings: { profile: p as TimingProfile } }))
+  : (values['heartbeat-ms'] ?? '100')
+      .split(',')
+      .map(Number)
+      .map((hb) => ({ label: `${hb} ms`, heartbeatMs: hb, timings: { heartbeatMs: hb, deadAfterMs: hb * 5, leaseMs: hb * 7 } }));
+if (
+  !(seconds > 0) ||
+  !(warmup >= 0) ||
+  (profiles.length > 0 && values['heartbeat-ms'] !== undefined) ||
+  timingsList.some((t) => !(t.heartbeatMs >= 10)) ||
+  transports.some((t) => t !== 'udp' && t !== 'http')
+) {
+  console.error(
+    `usage: --seconds N --warmup N [--heartbeat-ms N[,N] (>= 10) | --profile ${Object.keys(TIMING_PROFILES).join('|')}[,...]] --transport udp|http[,udp|http] [--headnode]`,
+  );
   process.exit(2);
 }
 const CLK_TCK = 100;
@@ -63,6 +82,7 @@ function rssMb(pid: number): number {
 interface Scenario {
   name: string;
   heartbeatMs: number;
+  timings: ClusterOptions['timings'];
   transport: 'udp' | 'http';
   workload: string;
   options: ClusterOptions;
@@ -71,6 +91,8 @@ interface Scenario {
 interface Result {
   scenario: string;
   heartbeat_ms: number;
+  /** The timings the nodes ran with, as their /status reported them. */
+  timings: Record<string, unknown> | null;
   transport: string;
   workload: string;
   seconds: number;
@@ -100,14 +122,15 @@ async function measure(s: Scenario): Promise<Result> {
   const cluster = new Cluster({
     ...s.options,
     transport: s.transport,
-    timings: { heartbeatMs: s.heartbeatMs, deadAfterMs: s.heartbeatMs * 5, leaseMs: s.heartbeatMs * 7 },
+    timings: s.timings,
   });
   try {
     await cluster.start();
     await cluster.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 120_000, 'cluster up');
     // Let start-up work settle (JIT, the standby's initial clone and first sync passes).
     await new Promise((r) => setTimeout(r, warmup * 1000));
-    const epoch = (await cluster.status('a'))?.epoch;
+    const before = await cluster.status('a');
+    const epoch = before?.epoch;
     floor = await startFloor(s.heartbeatMs);
     await new Promise((r) => setTimeout(r, 1000));
     const pids = { a: cluster.nodes.a.proc!.pid!, b: cluster.nodes.b.proc!.pid!, witness: cluster.witness!.pid!, floorPing: floor.ping.pid!, floorEcho: floor.echo.pid! };
@@ -129,6 +152,7 @@ async function measure(s: Scenario): Promise<Result> {
     return {
       scenario: s.name,
       heartbeat_ms: s.heartbeatMs,
+      timings: (before?.timings as Record<string, unknown> | undefined) ?? null,
       transport: s.transport,
       workload: s.workload,
       seconds: Math.round(elapsed),
@@ -151,15 +175,16 @@ async function main(): Promise<void> {
   });
   const scenarios: Scenario[] = [];
   for (const transport of transports) {
-    for (const hb of heartbeats) {
-      scenarios.push({ name: `${transport} ${hb} ms`, heartbeatMs: hb, transport, workload: 'cluster + HTTP probe every 2 s', options: { extraConfig: probe } });
+    for (const t of timingsList) {
+      scenarios.push({ name: `${transport} ${t.label}`, heartbeatMs: t.heartbeatMs, timings: t.timings, transport, workload: 'cluster + HTTP probe every 2 s', options: { extraConfig: probe } });
     }
   }
   if (values.headnode) {
-    for (const hb of heartbeats) {
+    for (const t of timingsList) {
       scenarios.push({
-        name: `head node, ${transports[0]} ${hb} ms`,
-        heartbeatMs: hb,
+        name: `head node, ${transports[0]} ${t.label}`,
+        heartbeatMs: t.heartbeatMs,
+        timings: t.timings,
         transport: transports[0],
         workload: 'head node: VM service probes, PostgreSQL streaming, repository and file sync',
         options: { nimbus: true, db: { sync: 'async' }, repo: true },
