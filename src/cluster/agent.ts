@@ -125,6 +125,8 @@ export class Agent {
   private requests: AdminRequest[] = [];
   private readonly requestLog: RequestRecord[] = [];
   private takeoverOffer: number | null = null;
+  /** The peer's timings as its heartbeats last reported them (notePeerTimings). */
+  private peerTimings: { key: string; heartbeatMs: number; deadAfterMs: number; leaseMs: number } | null = null;
   private takeoverReason: 'switchover' | 'failback' = 'switchover';
   private handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';
   /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
@@ -308,6 +310,7 @@ export class Agent {
     const now = this.d.clock.monotonicMs();
     this.peerLink?.heard(msg);
     this.peerStatusToHooks(msg);
+    this.notePeerTimings(msg);
     let ack = false;
     if (msg.role === 'primary' && msg.epoch >= this.epoch && this.role !== 'primary') {
       this.promise = { node: msg.node, until: now + this.timings.leaseMs };
@@ -411,6 +414,7 @@ export class Agent {
       takeoverReason: this.handoverReason,
       sentAt: this.d.clock.nowMs(),
       replication,
+      timings: [this.timings.heartbeatMs, this.timings.deadAfterMs, this.timings.leaseMs],
     };
   }
 
@@ -433,6 +437,32 @@ export class Agent {
     }
   }
 
+  /**
+   * Both nodes must run the same heartbeat, dead-after and lease (docs/operations.md). Reports the
+   * peer's timings once when they differ from ours (and each time they change), and once when they
+   * match again. A peer that sends no timings (an older release) is not judged.
+   */
+  private notePeerTimings(msg: HeartbeatMessage): void {
+    const t = msg.timings;
+    if (!Array.isArray(t) || t.length !== 3 || !t.every((x) => typeof x === 'number')) return;
+    const key = t.join(' / ');
+    if (key === this.peerTimings?.key) return;
+    const own = [this.timings.heartbeatMs, this.timings.deadAfterMs, this.timings.leaseMs].join(' / ');
+    const differed = this.peerTimings !== null && this.peerTimings.key !== own;
+    this.peerTimings = { key, heartbeatMs: t[0], deadAfterMs: t[1], leaseMs: t[2] };
+    const details = { peer: msg.node, peerTimings: { heartbeatMs: t[0], deadAfterMs: t[1], leaseMs: t[2] }, ownTimings: { heartbeatMs: this.timings.heartbeatMs, deadAfterMs: this.timings.deadAfterMs, leaseMs: this.timings.leaseMs } };
+    if (key !== own) {
+      this.d.bus.emit({
+        type: 'peer_timings_differ',
+        severity: 'warning',
+        message: `peer ${msg.node} runs heartbeat / dead-after / lease ${key} ms, this node ${own} ms: both nodes must use the same timings (set timings alike on both and restart them; docs/operations.md)`,
+        details,
+      });
+    } else if (differed) {
+      this.d.bus.emit({ type: 'peer_timings_match', severity: 'info', message: `peer ${msg.node} now runs the same timings as this node (${own} ms)`, details });
+    }
+  }
+
   private onHeartbeatReply(reply: HeartbeatReply, sentAt: number): void {
     if (this.role === 'primary' && reply.ack && this.peerCfg) {
       const prev = this.leaseAcks[this.peerCfg.node] ?? 0;
@@ -440,6 +470,7 @@ export class Agent {
     }
     const st = reply.state;
     this.peerStatusToHooks(st);
+    this.notePeerTimings(st);
     if (st.role === 'primary' && st.epoch >= this.epoch && this.role !== 'primary') {
       this.lastPrimarySeenAt = this.d.clock.monotonicMs();
     }
@@ -936,6 +967,9 @@ export class Agent {
                 last_error: p.lastError,
               })),
               replication: link.lastState?.replication ?? null,
+              timings: this.peerTimings
+                ? { heartbeatMs: this.peerTimings.heartbeatMs, deadAfterMs: this.peerTimings.deadAfterMs, leaseMs: this.peerTimings.leaseMs }
+                : null,
             },
           ]
         : [],

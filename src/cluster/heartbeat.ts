@@ -24,6 +24,8 @@ export interface HeartbeatMessage {
   path?: number;
   /** Data-path summaries (lag, positions) for the peer's status page. */
   replication?: Record<string, unknown>;
+  /** The sender's heartbeatMs, deadAfterMs and leaseMs, so a mismatch between the nodes is reported. */
+  timings?: [number, number, number];
 }
 
 /**

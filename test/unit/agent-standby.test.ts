@@ -192,3 +192,40 @@ describe('heartbeat payload', () => {
     expect((agent.status().replication as Record<string, { detail?: string }>).files.detail).toHaveLength(4000);
   });
 });
+
+describe('timings agreement', () => {
+  it('reports a peer that runs other timings once, shows them in /status, and reports the match when fixed', async () => {
+    const hb = 20;
+    const { agent, transport, events } = standbyAgent(hb);
+    // The peer beats once a second and declares death after 3 s: this node (20 / 100 / 140 ms) would take
+    // it for dead between two of its beats.
+    transport.peer = { ...transport.peer, timings: [1000, 3000, 3500] };
+    await agent.start();
+    await until('a heartbeat sent', () => transport.sent.length > 0, 2000);
+    expect(transport.sent.at(-1)!.timings).toEqual([20, 100, 140]);
+    await until('peer_timings_differ', () => events.includes('peer_timings_differ'), 2000);
+    await sleep(10 * hb);
+    // Once per distinct value, not once per heartbeat.
+    expect(events.filter((e) => e === 'peer_timings_differ')).toHaveLength(1);
+    const peer = (agent.status().peers as { timings: unknown }[])[0];
+    expect(peer.timings).toEqual({ heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500 });
+
+    transport.peer = { ...transport.peer, timings: [20, 100, 140] };
+    await until('peer_timings_match', () => events.includes('peer_timings_match'), 2000);
+    await sleep(10 * hb);
+    expect(events.filter((e) => e === 'peer_timings_match')).toHaveLength(1);
+    expect(events.filter((e) => e === 'peer_timings_differ')).toHaveLength(1);
+  });
+
+  it('says nothing about a peer whose timings match or that sends none', async () => {
+    const hb = 20;
+    const { agent, transport, events } = standbyAgent(hb);
+    await agent.start();
+    await until('a few heartbeats', () => transport.sent.length > 5, 2000);
+    transport.peer = { ...transport.peer, timings: [20, 100, 140] };
+    const n = transport.sent.length;
+    await until('more heartbeats', () => transport.sent.length > n + 5, 2000);
+    expect(events.filter((e) => e.startsWith('peer_timings'))).toEqual([]);
+    expect((agent.status().peers as { timings: unknown }[])[0].timings).toEqual({ heartbeatMs: 20, deadAfterMs: 100, leaseMs: 140 });
+  });
+});
