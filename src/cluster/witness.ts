@@ -43,8 +43,12 @@ export class WitnessState {
     }
   }
 
-  private answer(granted: boolean): LeaseAnswer {
-    const remaining = this.holder ? Math.max(0, this.expiresAt - this.clock.monotonicMs()) : 0;
+  /**
+   * `now` is the instant the decision was taken at, so a refusal for a live lease always names its
+   * holder and a time left above zero (the candidate retries exactly then).
+   */
+  private answer(granted: boolean, now: number = this.clock.monotonicMs()): LeaseAnswer {
+    const remaining = this.holder ? Math.max(0, this.expiresAt - now) : 0;
     return { granted, epoch: this.epoch, holder: remaining > 0 ? this.holder : null, remainingMs: remaining };
   }
 
@@ -63,16 +67,16 @@ export class WitnessState {
         this.leaseMs = lease;
         this.persist();
       }
-      return this.answer(true);
+      return this.answer(true, now);
     }
-    if (epoch <= this.epoch) return this.answer(false);
-    if (live && this.holder !== node) return this.answer(false);
+    if (epoch <= this.epoch) return this.answer(false, now);
+    if (live && this.holder !== node) return this.answer(false, now);
     this.epoch = epoch;
     this.holder = node;
     this.leaseMs = lease;
     this.persist();
     this.expiresAt = now + lease;
-    return this.answer(true);
+    return this.answer(true, now);
   }
 
   release(node: string, epoch: number): LeaseAnswer {

@@ -44,6 +44,20 @@ describe('WitnessState', () => {
     expect(w.acquire('b', 4, 700).granted).toBe(true);
   });
 
+  it('a refusal in the last instant of a lease still names the holder and the time left (one clock reading per call)', () => {
+    // A clock that moves on by 0.4 ms at every reading, as a real one does between two calls.
+    let t = 1000;
+    const clock: Clock = { nowMs: () => t, monotonicMs: () => (t += 0.4), sleep: async () => undefined };
+    const w = new WitnessState(clock, null);
+    w.acquire('a', 1, 700); // lease ends at 1000.4 + 700
+    t = 1000.4 + 700 - 0.7; // the next reading is 0.3 ms before the end
+    const r = w.acquire('b', 2, 700);
+    expect(r.granted).toBe(false);
+    expect(r.holder).toBe('a');
+    expect(r.remainingMs).toBeGreaterThan(0);
+    expect(r.remainingMs).toBeLessThan(1);
+  });
+
   it('caps any lease at maxLeaseMs', () => {
     const { clock, advance } = fakeClock();
     const w = new WitnessState(clock, null, 1000);
