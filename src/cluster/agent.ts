@@ -83,7 +83,7 @@ export interface AgentDeps {
 
 /** How often the real VIP state is read back (reconciliation). */
 const VIP_RECONCILE_MS = 1000;
-/** Earliest retry of a campaign the witness refused for a live lease, however little of it was left. */
+/** Earliest retry of a campaign the witness refused, however little of the old lease was left. */
 const MIN_CAMPAIGN_RETRY_MS = 5;
 /**
  * Longest pause between two decision cycles while nothing changes. A tick whose inputs (roles, epochs,
@@ -804,6 +804,10 @@ export class Agent {
               // for the next heartbeat-paced attempt. The floor keeps a stale answer from spinning.
               if (a.holder !== null && a.holder !== cfg.node && a.remainingMs > 0) {
                 this.campaignRetryAt = this.d.clock.monotonicMs() + Math.max(a.remainingMs + 1, MIN_CAMPAIGN_RETRY_MS);
+              } else if (a.epoch >= epoch) {
+                // No live lease in the way, only an epoch the witness has already passed (this node
+                // missed a grant): the next attempt asks above a.epoch, so it need not wait a heartbeat.
+                this.campaignRetryAt = this.d.clock.monotonicMs() + MIN_CAMPAIGN_RETRY_MS;
               }
             }
           })

@@ -73,7 +73,8 @@ export interface View {
   lastCampaignAt: number | null;
   /**
    * When a refused election may be retried before the heartbeat pacing allows (monotonic): the moment
-   * the witness said the holder's lease runs out. Null when the last refusal named no such moment.
+   * the witness said the holder's lease runs out, or at once when it refused an epoch it had already
+   * passed (the retry asks for a higher one). Null when the last refusal named no such moment.
    */
   campaignRetryAt: number | null;
   /** A graceful handover this node started and that has not finished. */
@@ -337,7 +338,7 @@ function decideNonPrimary(v: View): Decision {
   const campaign = (why: string): Decision => {
     if (!campaignDue) {
       const early = v.campaignRetryAt !== null && v.lastCampaignAt !== null && v.campaignRetryAt < v.lastCampaignAt + v.timings.heartbeatMs;
-      const next = early ? "when the witness's lease for the old holder runs out" : `after ${v.timings.heartbeatMs} ms`;
+      const next = early ? 'when the witness said it could be granted' : `after ${v.timings.heartbeatMs} ms`;
       return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt ${next}` };
     }
     // Retry the same epoch after a refusal (a live lease): epochs are consumed only by grants elsewhere.

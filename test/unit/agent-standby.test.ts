@@ -167,6 +167,50 @@ describe('failover election', () => {
   });
 });
 
+/**
+ * A witness that has already granted epoch 2 (to `a`, whose lease has run out) when the standby, still
+ * at epoch 1, asks for epoch 2: it refuses that epoch, naming no lease, and grants any higher one.
+ */
+class AheadWitness implements Coordinator {
+  readonly asks: { at: number; epoch: number; granted: boolean }[] = [];
+  describe(): string {
+    return 'witness ahead by one epoch';
+  }
+  async acquire(node: string, epoch: number): Promise<LeaseAnswer> {
+    const granted = node === 'a' || epoch > 2;
+    this.asks.push({ at: Date.now(), epoch, granted });
+    return granted ? { granted, epoch, holder: node, remainingMs: 1000 } : { granted, epoch: 2, holder: null, remainingMs: 0 };
+  }
+  async release(): Promise<LeaseAnswer> {
+    return { granted: true, epoch: 2, holder: null, remainingMs: 0 };
+  }
+  async read(): Promise<LeaseAnswer> {
+    return { granted: true, epoch: 2, holder: null, remainingMs: 0 };
+  }
+}
+
+describe('failover election behind the witness', () => {
+  it('retries at once with a higher epoch when the witness refuses an epoch it has passed', async () => {
+    const hb = 400;
+    const witness = new AheadWitness();
+    const { agent, transport, events } = standbyAgent(hb, [], witness);
+    await agent.start();
+    await until('standby', () => agent.role === 'standby', 5000);
+    await sleep(2 * hb);
+    transport.answering = false;
+    await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
+    await until('primary', () => agent.role === 'primary', 6 * hb);
+    const asks = witness.asks.filter((a) => a.epoch >= 2);
+    expect(asks.map((a) => [a.epoch, a.granted])).toEqual([
+      [2, false],
+      [3, true],
+    ]);
+    // The second attempt follows the refusal within a few ms, not a heartbeat (400 ms) later.
+    expect(asks[1].at - asks[0].at).toBeLessThan(hb / 2);
+    expect(agent.epoch).toBe(3);
+  });
+});
+
 describe('heartbeat payload', () => {
   it('carries each data path\'s peerStatus, not its full status, and hands the peer\'s to onPeerStatus', async () => {
     const hb = 20;

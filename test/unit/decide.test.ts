@@ -231,7 +231,7 @@ const rows: Row[] = [
     view: standbyView({ peer: silentPeer(900, { role: 'primary' }), promiseUntil: 0, lastCampaignAt: NOW - 20, campaignRetryAt: NOW + 30 }),
     role: 'standby',
     actions: [],
-    reason: /next election attempt when the witness's lease for the old holder runs out$/,
+    reason: /next election attempt when the witness said it could be granted$/,
   },
   {
     name: 'standby: a retry moment later than the heartbeat pacing does not delay the paced attempt',
