@@ -33,7 +33,7 @@ export const peerSchema = z
 /**
  * Named timing profiles. `fast` (the default) fails over in well under a second and costs about 1 % of a
  * core at idle on a head node; `frugal` beats once a second, fails over in about 3 s (as fast as
- * keepalived's and HA-OSCAR's defaults) and costs about a third of a percent. docs/benchmarks.md has the
+ * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much. docs/benchmarks.md has the
  * measurements behind both.
  */
 export const TIMING_PROFILES = {
@@ -53,7 +53,7 @@ export const timingsSchema = z
       .enum(Object.keys(TIMING_PROFILES) as [TimingProfile, ...TimingProfile[]])
       .default('fast')
       .describe(
-        'named defaults for heartbeatMs, deadAfterMs and leaseMs: "fast" (100 / 500 / 700 ms, failover under 1 s, about 1 % of a core idle) or "frugal" (1000 / 3000 / 3500 ms, failover in about 3 s, under 0.5 %); a field set explicitly wins',
+        'named defaults for heartbeatMs, deadAfterMs and leaseMs: "fast" (100 / 500 / 700 ms, failover under 1 s) or "frugal" (1000 / 3000 / 3500 ms, failover in about 3 s, a third to a half of the idle CPU of "fast"); a field set explicitly wins',
       ),
     heartbeatMs: z.number().int().min(10).optional().describe(`interval between heartbeats on each path; ${fromProfile('heartbeatMs')}`),
     deadAfterMs: z
