@@ -103,6 +103,39 @@ describe('two-node cluster with witness (real processes on loopback)', () => {
     expect((await cluster.events('b', 'path_restored')).length).toBeGreaterThan(0);
   });
 
+  it('nodes on different timings: peer_timings_differ on both, roles kept; peer_timings_match once they agree', async () => {
+    let bTimings: Record<string, number> | null = { heartbeatMs: 200, deadAfterMs: 1000, leaseMs: 1400 };
+    cluster = new Cluster({ extraConfig: (name) => (name === 'b' && bTimings ? { timings: bTimings } : {}) });
+    await upAndPrimary(cluster);
+    const c = cluster;
+    const eventually = async (what: string, cond: () => Promise<boolean>) => {
+      const until = Date.now() + 5000;
+      while (!(await cond())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await sleep(50);
+      }
+    };
+    await eventually('peer_timings_differ on a', async () => (await c.events('a', 'peer_timings_differ')).length > 0);
+    await eventually('peer_timings_differ on b', async () => (await c.events('b', 'peer_timings_differ')).length > 0);
+    const differ = (await c.events('a', 'peer_timings_differ'))[0];
+    expect(differ.details).toMatchObject({ peer: 'b', peerTimings: { heartbeatMs: 200, deadAfterMs: 1000, leaseMs: 1400 }, ownTimings: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700 } });
+    expect((await c.status('a'))!.peers[0].timings).toEqual({ heartbeatMs: 200, deadAfterMs: 1000, leaseMs: 1400 });
+    const epoch = (await c.status('a'))!.epoch;
+
+    // The operator aligns b and restarts it: a reports the match once, and nothing failed over.
+    bTimings = null;
+    c.kill('b');
+    c.writeConfig('b');
+    c.startNode('b');
+    await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'b back as standby');
+    await eventually('peer_timings_match on a', async () => (await c.events('a', 'peer_timings_match')).length > 0);
+    const a = (await c.status('a'))!;
+    expect(a.peers[0].timings).toEqual({ heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700 });
+    expect(a.epoch).toBe(epoch);
+    expect(await c.events('a', 'peer_timings_differ')).toHaveLength(1);
+    expect(await c.events('b', 'failover')).toEqual([]);
+  });
+
   it('primary cut off from peer and witness fences before the standby promotes; never two primaries', async () => {
     cluster = new Cluster();
     await upAndPrimary(cluster);
