@@ -105,6 +105,17 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
   return { agent, transport, events, setHealthy: (h: boolean) => (healthy = h) };
 }
 
+/** A settled standby whose primary then goes silent; returns once the standby has declared it dead. */
+async function standbyLosingPrimary(hb: number, witness: Coordinator): Promise<Agent> {
+  const { agent, transport, events } = standbyAgent(hb, [], witness);
+  await agent.start();
+  await until('standby', () => agent.role === 'standby', 5000);
+  await sleep(2 * hb);
+  transport.answering = false;
+  await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
+  return agent;
+}
+
 describe('agent decision cycles', () => {
   it('a settled standby runs a cycle about once a second, not every heartbeat, and at once when an input changes', async () => {
     const hb = 20;
@@ -151,12 +162,7 @@ describe('failover election', () => {
     // the refusal; the witness says the old lease ends 60 ms after it.
     const hb = 400;
     const witness = new ScriptedWitness(60);
-    const { agent, transport, events } = standbyAgent(hb, [], witness);
-    await agent.start();
-    await until('standby', () => agent.role === 'standby', 5000);
-    await sleep(2 * hb);
-    transport.answering = false;
-    await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
+    const agent = await standbyLosingPrimary(hb, witness);
     await until('a refused campaign', () => witness.asks.some((a) => !a.granted), 3 * hb);
     await until('primary', () => agent.role === 'primary', 4 * hb);
     const granted = witness.asks.find((a) => a.granted)!;
@@ -193,12 +199,7 @@ describe('failover election behind the witness', () => {
   it('retries at once with a higher epoch when the witness refuses an epoch it has passed', async () => {
     const hb = 400;
     const witness = new AheadWitness();
-    const { agent, transport, events } = standbyAgent(hb, [], witness);
-    await agent.start();
-    await until('standby', () => agent.role === 'standby', 5000);
-    await sleep(2 * hb);
-    transport.answering = false;
-    await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
+    const agent = await standbyLosingPrimary(hb, witness);
     await until('primary', () => agent.role === 'primary', 6 * hb);
     const asks = witness.asks.filter((a) => a.epoch >= 2);
     expect(asks.map((a) => [a.epoch, a.granted])).toEqual([
