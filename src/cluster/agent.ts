@@ -81,6 +81,15 @@ export interface AgentDeps {
   log?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
+/** The timings both nodes must share; heartbeats carry them (as a tuple) so a mismatch is reported. */
+interface TimingsTriple {
+  heartbeatMs: number;
+  deadAfterMs: number;
+  leaseMs: number;
+}
+const sameTimings = (x: TimingsTriple, y: TimingsTriple) => x.heartbeatMs === y.heartbeatMs && x.deadAfterMs === y.deadAfterMs && x.leaseMs === y.leaseMs;
+const formatTimings = (t: TimingsTriple) => `${t.heartbeatMs} / ${t.deadAfterMs} / ${t.leaseMs}`;
+
 /** How often the real VIP state is read back (reconciliation). */
 const VIP_RECONCILE_MS = 1000;
 /** Earliest retry of a campaign the witness refused, however little of the old lease was left. */
@@ -126,7 +135,7 @@ export class Agent {
   private readonly requestLog: RequestRecord[] = [];
   private takeoverOffer: number | null = null;
   /** The peer's timings as its heartbeats last reported them (notePeerTimings). */
-  private peerTimings: { key: string; heartbeatMs: number; deadAfterMs: number; leaseMs: number } | null = null;
+  private peerTimings: TimingsTriple | null = null;
   private takeoverReason: 'switchover' | 'failback' = 'switchover';
   private handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';
   /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
@@ -445,21 +454,22 @@ export class Agent {
   private notePeerTimings(msg: HeartbeatMessage): void {
     const t = msg.timings;
     if (!Array.isArray(t) || t.length !== 3 || !t.every((x) => typeof x === 'number')) return;
-    const key = t.join(' / ');
-    if (key === this.peerTimings?.key) return;
-    const own = [this.timings.heartbeatMs, this.timings.deadAfterMs, this.timings.leaseMs].join(' / ');
-    const differed = this.peerTimings !== null && this.peerTimings.key !== own;
-    this.peerTimings = { key, heartbeatMs: t[0], deadAfterMs: t[1], leaseMs: t[2] };
-    const details = { peer: msg.node, peerTimings: { heartbeatMs: t[0], deadAfterMs: t[1], leaseMs: t[2] }, ownTimings: { heartbeatMs: this.timings.heartbeatMs, deadAfterMs: this.timings.deadAfterMs, leaseMs: this.timings.leaseMs } };
-    if (key !== own) {
+    const peer: TimingsTriple = { heartbeatMs: t[0], deadAfterMs: t[1], leaseMs: t[2] };
+    const prev = this.peerTimings;
+    if (prev && sameTimings(prev, peer)) return;
+    this.peerTimings = peer;
+    const own: TimingsTriple = { heartbeatMs: this.timings.heartbeatMs, deadAfterMs: this.timings.deadAfterMs, leaseMs: this.timings.leaseMs };
+    const details = { peer: msg.node, peerTimings: peer, ownTimings: own };
+    if (!sameTimings(peer, own)) {
       this.d.bus.emit({
         type: 'peer_timings_differ',
         severity: 'warning',
-        message: `peer ${msg.node} runs heartbeat / dead-after / lease ${key} ms, this node ${own} ms: both nodes must use the same timings (set timings alike on both and restart them; docs/operations.md)`,
+        message: `peer ${msg.node} runs heartbeat / dead-after / lease ${formatTimings(peer)} ms, this node ${formatTimings(own)} ms: both nodes must use the same timings (set timings alike on both and restart them; docs/operations.md)`,
         details,
       });
-    } else if (differed) {
-      this.d.bus.emit({ type: 'peer_timings_match', severity: 'info', message: `peer ${msg.node} now runs the same timings as this node (${own} ms)`, details });
+    } else if (prev) {
+      // prev differed from peer, which equals own: the mismatch is over.
+      this.d.bus.emit({ type: 'peer_timings_match', severity: 'info', message: `peer ${msg.node} now runs the same timings as this node (${formatTimings(own)} ms)`, details });
     }
   }
 
@@ -971,9 +981,7 @@ export class Agent {
                 last_error: p.lastError,
               })),
               replication: link.lastState?.replication ?? null,
-              timings: this.peerTimings
-                ? { heartbeatMs: this.peerTimings.heartbeatMs, deadAfterMs: this.peerTimings.deadAfterMs, leaseMs: this.peerTimings.leaseMs }
-                : null,
+              timings: this.peerTimings,
             },
           ]
         : [],

@@ -31,7 +31,7 @@ export const peerSchema = z
   .strict();
 
 /**
- * Named timing profiles. `fast` (the default) fails over in well under a second and costs about 1 % of a
+ * Named timing profiles. `fast` (the default) fails over in well under a second and costs 1–2 % of a
  * core at idle on a head node; `frugal` beats once a second, fails over in about 3 s (as fast as
  * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much. docs/benchmarks.md has the
  * measurements behind both.
