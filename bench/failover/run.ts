@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const cluster = new Cluster({ timings: { profile } });
   const gaps: number[] = [];
   const detect: number[] = [];
-  /** From detection to the granted election: waiting out the old primary's lease at the witness. */
+  /** From the first campaign to the granted election: mostly waiting out the old primary's lease at the witness. */
   const election: number[] = [];
   let splitBrain = 0;
   let checks = 0;
