@@ -147,6 +147,11 @@ export class Agent {
   private vipTimer: NodeJS.Timeout | null = null;
   private vipChecking = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
+  /**
+   * The clock reading the last decision cycle decided on. A deadline after it has not been acted on yet,
+   * even when it has passed by the time the cycle schedules its next wake-up (see scheduleDeadline).
+   */
+  private lastDecidedAt = Number.NEGATIVE_INFINITY;
   private cycling = false;
   private again = false;
   /** Inputs the last decision cycle saw (see inputSignature); a tick that sees others runs a cycle. */
@@ -577,6 +582,7 @@ export class Agent {
     const t0 = this.d.clock.monotonicMs();
     this.cycleSignature = this.inputSignature();
     const view = this.buildView();
+    this.lastDecidedAt = view.now;
     this.observe(view);
     const decision = decide(view);
     this.lastDecision = decision;
@@ -600,6 +606,11 @@ export class Agent {
    * Wake up exactly when something can change between interval ticks: the primary's lease running
    * out (fence on time), the peer's freshest path crossing dead-after, the promise to the old primary
    * expiring (campaign on time).
+   *
+   * A deadline counts when the last decision has not seen it (after lastDecidedAt), not only when it
+   * is still ahead: a cycle decides on the clock reading it started with, so a deadline that falls
+   * while it runs (or a timer that fires a fraction of a millisecond early, as Node's may) must still
+   * wake the next cycle, at once, instead of waiting for the next heartbeat-paced tick.
    */
   private scheduleDeadline(): void {
     if (this.stopped) return;
@@ -607,13 +618,13 @@ export class Agent {
     const now = this.d.clock.monotonicMs();
     let next = Number.POSITIVE_INFINITY;
     const consider = (at: number) => {
-      if (at > now && at < next) next = at;
+      if (at > this.lastDecidedAt && at < next) next = at;
     };
     if (this.role === 'primary') {
       const left = leaseRemainingMs({ now, leaseAcks: this.leaseAcks, timings: t, majority: this.majority });
       if (Number.isFinite(left)) consider(now + left + 1);
     } else {
-      if (this.promise && this.promise.until > now) consider(this.promise.until + 1);
+      if (this.promise) consider(this.promise.until + 1);
       if (this.campaignRetryAt !== null) consider(this.campaignRetryAt);
       // The freshest path going silent is the peer's death.
       let freshest: number | null = null;
@@ -623,10 +634,13 @@ export class Agent {
     // Ticks call this every interval, so only a deadline before the next tick needs a timer.
     if (!Number.isFinite(next) || next - now >= t.heartbeatMs) return;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => {
-      this.deadlineTimer = null;
-      this.kick();
-    }, next - now);
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineTimer = null;
+        this.kick();
+      },
+      Math.max(0, Math.ceil(next - now)),
+    );
   }
 
   /** Events that are observations, not decisions: path health and peer liveness transitions. */
