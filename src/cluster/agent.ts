@@ -90,7 +90,7 @@ interface TimingsTriple {
 const sameTimings = (x: TimingsTriple, y: TimingsTriple) => x.heartbeatMs === y.heartbeatMs && x.deadAfterMs === y.deadAfterMs && x.leaseMs === y.leaseMs;
 const formatTimings = (t: TimingsTriple) => `${t.heartbeatMs} / ${t.deadAfterMs} / ${t.leaseMs}`;
 
-/** How often the real VIP state is read back (reconciliation). */
+/** About how often the real VIP state is read back (reconciliation), in whole heartbeat ticks. */
 const VIP_RECONCILE_MS = 1000;
 /** Earliest retry of a campaign the witness refused, however little of the old lease was left. */
 const MIN_CAMPAIGN_RETRY_MS = 5;
@@ -144,7 +144,6 @@ export class Agent {
   private lastDecision: Decision | null = null;
   private lastReasonLogged = '';
   private loopTimer: NodeJS.Timeout | null = null;
-  private vipTimer: NodeJS.Timeout | null = null;
   private vipChecking = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
   /**
@@ -210,19 +209,22 @@ export class Agent {
     this.d.bus.emit({ type: 'agent_started', severity: 'info', message: `agent started as ${this.role} at epoch ${this.epoch}` });
     // A crashed sidecar may have left the address on the interface: learn the real state first.
     await this.reconcileVip();
-    this.vipTimer = setInterval(() => void this.reconcileVip(), VIP_RECONCILE_MS);
     // One timer drives the node: each heartbeat interval it beats on every path, runs a decision cycle
-    // and, every few ticks, renews the witness lease (at least three renewals per lease). Exact wake-ups
+    // and, every few ticks, renews the witness lease (at least three renewals per lease) and reads the VIP
+    // state back (about once a second, or once a tick with a slower heartbeat). Exact wake-ups
     // at lease and detection deadlines come on top (below), so an idle node wakes up rarely and still
     // fences on time.
     // While settled (a primary and a standby, nothing in flight, the last cycle took no action) a tick
     // runs a decision cycle only when an input changed, and at least every SETTLED_CYCLE_MS.
     const renewEvery = Math.max(1, Math.floor(this.timings.leaseMs / (3 * this.timings.heartbeatMs)));
     const settledEvery = Math.max(1, Math.round(SETTLED_CYCLE_MS / this.timings.heartbeatMs));
+    // The VIP read-back rides on the same timer (no wake-up of its own), about once a second.
+    const vipEvery = Math.max(1, Math.round(VIP_RECONCILE_MS / this.timings.heartbeatMs));
     let ticks = 0;
     const tick = () => {
       this.peerLink?.beat();
       if (ticks % renewEvery === 0) this.renewWitness();
+      if (ticks > 0 && ticks % vipEvery === 0) void this.reconcileVip();
       if (ticks % settledEvery === 0 || !this.settled() || this.inputSignature() !== this.cycleSignature) this.kick();
       else this.scheduleDeadline();
       ticks++;
@@ -234,7 +236,6 @@ export class Agent {
   async stop(opts: { releaseVip?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.loopTimer) clearInterval(this.loopTimer);
-    if (this.vipTimer) clearInterval(this.vipTimer);
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
