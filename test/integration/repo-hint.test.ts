@@ -187,4 +187,43 @@ describe('RepoReplicator with a change hint', () => {
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
   });
+
+  it('(e) an idle loop sleeps until the hint would go stale, not every interval, and lists once it has', async () => {
+    const a = await lab.repo();
+    const b = await lab.repo();
+    await fillSmall(a.store, 3);
+    const hint: RepoChangeHint = { instance: 'w1', generation: 4, ok: true, error: null };
+    // The hint as the heartbeat-fed data path keeps it: each heartbeat makes it fresh for 300 ms more.
+    const freshMs = 300;
+    let freshUntil = performance.now() + freshMs;
+    const src = counting(a.store);
+    const rep = new RepoReplicator({
+      source: src.store, target: b.store, deepVerifyCron: '', intervalMs: 50, fullPassMaxAgeMs: 30_000,
+      changeHint: () => (performance.now() <= freshUntil ? hint : null),
+      changeHintFreshUntil: () => freshUntil,
+    });
+    cleanups.push(() => rep.stop());
+    const heartbeats = setInterval(() => {
+      freshUntil = performance.now() + freshMs;
+      rep.hintChanged(); // as every heartbeat does; the same hint wakes nothing
+    }, 100);
+    cleanups.push(async () => clearInterval(heartbeats));
+    rep.start();
+    await until(() => rep.status().passes === 1 && rep.status().passesSkipped >= 1, 'a listing pass, then a skipped one');
+    const skipped0 = rep.status().passesSkipped;
+    const lists0 = src.lists();
+    await delay(1200);
+    // A loop waking every 50 ms would have decided about 24 times; this one wakes when the hint could
+    // have gone stale (every 200-300 ms while heartbeats keep it fresh).
+    expect(rep.status().passesSkipped - skipped0).toBeLessThanOrEqual(8);
+    expect(rep.status().passesSkipped - skipped0).toBeGreaterThanOrEqual(2);
+    expect(src.lists()).toBe(lists0);
+    // The source goes quiet: once its hint is stale the loop lists, without waiting for a hint change.
+    clearInterval(heartbeats);
+    const quietAt = performance.now();
+    await until(() => src.lists() > lists0, 'a listing pass after the hint went stale', 5_000);
+    expect(performance.now() - quietAt).toBeGreaterThanOrEqual(freshMs - 110);
+    expect(performance.now() - quietAt).toBeLessThan(freshMs + 1000);
+    expect(rep.status().hint.lastDecision).toMatch(/no change hint/);
+  });
 });

@@ -58,7 +58,7 @@ export const repoConfigSchema = z
       .int()
       .min(100)
       .default(1000)
-      .describe('Pause between incremental passes in ms; an idle pass costs one listing per side unless the primary sends a change hint (watchDir).'),
+      .describe('Pause between incremental passes in ms; an idle pass costs one listing per side unless the primary sends a change hint (watchDir). With a hint, a skipped pass is followed by a longer pause: until the hint could go stale or fullPassMaxAgeMs falls due, never less than this.'),
     watchDir: z
       .string()
       .min(1)

@@ -43,6 +43,7 @@ export class RepoDataPath implements RoleHooks {
     this.watch = opts.watch ?? (c.watchDir ? new RepoChangeWatch(c.watchDir) : null);
     this.replicator = new RepoReplicator({
       changeHint: () => this.currentPeerHint(),
+      changeHintFreshUntil: () => (this.peerHint ? this.peerHint.at + this.peerHint.freshMs : null),
       fullPassMaxAgeMs: c.fullPassMaxAgeMs,
       source: opts.peer,
       target: opts.local,

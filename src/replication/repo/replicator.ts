@@ -37,6 +37,12 @@ export interface RepoReplicatorOptions {
    * this option every pass lists both sides. Call hintChanged() when it may have changed.
    */
   changeHint?: () => RepoChangeHint | null;
+  /**
+   * Monotonic time at which changeHint() will stop returning the current hint for lack of news (the
+   * source went quiet), or null when unknown. Lets an idle loop sleep until then instead of asking
+   * every interval; without it the loop wakes every interval.
+   */
+  changeHintFreshUntil?: () => number | null;
   /** A full listing pass runs at least this often even when the hint says nothing changed. Default 30 000; 0: never skip. */
   fullPassMaxAgeMs?: number;
 }
@@ -128,7 +134,12 @@ export class RepoReplicator {
     this.st.running = true;
     this.forgetBasis();
     const expr = this.opts.deepVerifyCron ?? '17 3 * * *';
-    if (expr) this.cronTask = cron.schedule(expr, () => void (this.deepPending = true));
+    if (expr) {
+      this.cronTask = cron.schedule(expr, () => {
+        this.deepPending = true;
+        this.wake?.();
+      });
+    }
     this.loopDone = this.loop(stopper.signal);
   }
 
@@ -184,22 +195,41 @@ export class RepoReplicator {
     while (!signal.aborted) {
       const deep = this.deepPending;
       this.deepPending = false;
-      await this.syncOnce({ deep, allowSkip: true }).catch(() => undefined);
+      const r = await this.syncOnce({ deep, allowSkip: true }).catch(() => null);
       if (signal.aborted) break;
-      await this.pause(signal);
+      await this.pause(signal, r?.skippedByHint === true);
     }
   }
 
-  /** Sleep the interval, or only HINT_MIN_GAP_MS when the source's hint moves meanwhile (or moved during the pass). */
-  private async pause(signal: AbortSignal): Promise<void> {
+  /**
+   * How long an idle loop may sleep after a pass the hint let it skip: until the next pass could
+   * decide otherwise without anyone calling hintChanged() or a deep pass falling due. That is when the
+   * last full pass grows older than fullPassMaxAgeMs, or when the hint goes stale (the source went
+   * quiet); both at least one interval away. Anything else that can change the decision (a new hint, a
+   * deep pass, stop) wakes the loop early.
+   */
+  private idlePauseMs(): number {
+    const now = this.clock.monotonicMs();
+    if (this.basisAt === null || !this.opts.changeHintFreshUntil) return this.intervalMs;
+    const fresh = this.opts.changeHintFreshUntil();
+    if (fresh === null) return this.intervalMs;
+    const until = Math.min(this.basisAt + this.maxAgeMs, fresh + 1);
+    return Math.max(this.intervalMs, Math.ceil(until - now));
+  }
+
+  /**
+   * Sleep the interval (longer after a skipped pass, see idlePauseMs), or only HINT_MIN_GAP_MS when the
+   * source's hint moves meanwhile (or moved during the pass).
+   */
+  private async pause(signal: AbortSignal, skipped: boolean): Promise<void> {
     const from = this.clock.monotonicMs();
-    if (!this.hintDirty) {
+    if (!this.hintDirty && !this.deepPending) {
       const early = new AbortController();
       const onStop = () => early.abort();
       signal.addEventListener('abort', onStop, { once: true });
       this.wake = () => early.abort();
       try {
-        await this.clock.sleep(this.intervalMs, early.signal);
+        await this.clock.sleep(skipped ? this.idlePauseMs() : this.intervalMs, early.signal);
       } finally {
         this.wake = null;
         signal.removeEventListener('abort', onStop);
