@@ -8,7 +8,7 @@ import { EpochStore } from '../../src/cluster/epoch-store.js';
 import { EventBus } from '../../src/events/bus.js';
 import { clusterConfigSchema } from '../../src/config/schema.js';
 import { systemClock } from '../../src/clock.js';
-import type { Coordinator, LeaseAnswer, PeerTransport } from '../../src/ports.js';
+import type { Coordinator, LeaseAnswer, PeerTransport, Vip } from '../../src/ports.js';
 
 /** The peer as a scripted primary: answers heartbeats with `peer` while `answering`, else times out. */
 class ScriptedPrimary implements PeerTransport {
@@ -78,7 +78,7 @@ class ScriptedWitness implements Coordinator {
   }
 }
 
-function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null) {
+function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null, vip: Vip | null = null) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
   dirs.push(dir);
   const config = clusterConfigSchema.parse({
@@ -104,20 +104,20 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
   const trace: string[] = [];
   const note = (o: object, m?: string) => void trace.push(`${Date.now()} ${m ?? ''} ${JSON.stringify(o)}`);
   const log = { info: note, warn: note, error: note };
-  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator, vip: null, health, hooks, log });
+  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator, vip, health, hooks, log });
   agents.push(agent);
   return { agent, transport, events, trace, setHealthy: (h: boolean) => (healthy = h) };
 }
 
 /** A settled standby whose primary then goes silent; returns once the standby has declared it dead. */
-async function standbyLosingPrimary(hb: number, witness: Coordinator, hooks: RoleHooks[] = []): Promise<{ agent: Agent; trace: string[] }> {
-  const { agent, transport, events, trace } = standbyAgent(hb, hooks, witness);
+async function standbyLosingPrimary(hb: number, witness: Coordinator, hooks: RoleHooks[] = [], vip: Vip | null = null) {
+  const { agent, transport, events, trace } = standbyAgent(hb, hooks, witness, vip);
   await agent.start();
   await until('standby', () => agent.role === 'standby', 5000);
   await sleep(2 * hb);
   transport.answering = false;
   await until('peer_dead', () => events.includes('peer_dead'), 10 * hb);
-  return { agent, trace };
+  return { agent, trace, events };
 }
 
 describe('agent decision cycles', () => {
@@ -296,5 +296,49 @@ describe('timings agreement', () => {
     await until('more heartbeats', () => transport.sent.length > n + 5, 2000);
     expect(events.filter((e) => e.startsWith('peer_timings'))).toEqual([]);
     expect((agent.status().peers as { timings: unknown }[])[0].timings).toEqual({ heartbeatMs: 20, deadAfterMs: 100, leaseMs: 140 });
+  });
+});
+
+/** An address whose real state the test can change behind the agent's back. */
+class FakeVip implements Vip {
+  on = false;
+  acquires = 0;
+  reads = 0;
+  describe(): string {
+    return 'fake address';
+  }
+  async acquire(): Promise<void> {
+    this.on = true;
+    this.acquires++;
+  }
+  async release(): Promise<void> {
+    this.on = false;
+  }
+  async held(): Promise<boolean> {
+    this.reads++;
+    return this.on;
+  }
+  async close(): Promise<void> {}
+}
+
+describe('VIP reconciliation', () => {
+  it('a primary whose address was removed behind its back takes it again, reading it back about once a second', async () => {
+    const hb = 20;
+    const vip = new FakeVip();
+    const { agent, events } = await standbyLosingPrimary(hb, new AheadWitness(), [], vip);
+    await until('primary', () => agent.role === 'primary', 3000);
+    await until('the address taken', () => vip.on, 2000);
+    const acquires = vip.acquires;
+    // Read back on the heartbeat tick, not on every one of its 50 ticks a second.
+    const reads0 = vip.reads;
+    await sleep(1500);
+    expect(vip.reads - reads0).toBeGreaterThanOrEqual(1);
+    expect(vip.reads - reads0).toBeLessThanOrEqual(3);
+    // Someone removes the address by hand: reported, and taken again.
+    vip.on = false;
+    await until('vip_reconciled', () => events.includes('vip_reconciled'), 3000);
+    await until('the address taken again', () => vip.on, 2000);
+    expect(vip.acquires).toBe(acquires + 1);
+    expect(agent.role).toBe('primary');
   });
 });
