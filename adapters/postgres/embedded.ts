@@ -256,6 +256,15 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async status(): Promise<DbStatus> {
+    // A pooled session that answers proves the server runs: the postmaster.pid check (a file read, four
+    // thread-pool round trips every second) is only needed without one, or when it fails.
+    if (this.pool && this.pool.idleCount > 0) {
+      try {
+        return await this.read('read status', queryStatus);
+      } catch {
+        // stopped, restarting, or not accepting sessions: decide as below
+      }
+    }
     if (!(await this.isRunning())) return { running: false, mode: 'stopped', position: null };
     return this.read('read status', queryStatus);
   }

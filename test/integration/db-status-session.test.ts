@@ -1,5 +1,6 @@
 /**
- * The status path a sidecar runs every second: `isRunning` reads postmaster.pid instead of starting
+ * The status path a sidecar runs every second: a kept-open session answers it; without one, `isRunning`
+ * reads postmaster.pid instead of starting
  * pg_ctl, and the read-only status queries share one kept-open session that survives server restarts.
  */
 import { readFile, writeFile } from 'node:fs/promises';
