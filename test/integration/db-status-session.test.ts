@@ -1,7 +1,7 @@
 /**
- * The status path a sidecar runs every second: a kept-open session answers it; without one, `isRunning`
- * reads postmaster.pid instead of starting
- * pg_ctl, and the read-only status queries share one kept-open session that survives server restarts.
+ * The status path a sidecar runs every second: the read-only status queries share one kept-open session
+ * that survives server restarts; without a live session, `isRunning` reads postmaster.pid instead of
+ * starting pg_ctl.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
