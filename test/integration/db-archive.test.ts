@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresNode } from '../../adapters/postgres/embedded.js';
+import type { PeerTransport } from '../../src/ports.js';
 import { captureRawBody, requirePeerAuth } from '../../src/peer/auth.js';
 import { PeerClient } from '../../src/peer/client.js';
 import { ArchiveShipper } from '../../src/replication/db/archive-shipper.js';
@@ -97,6 +98,27 @@ describe('WAL archive shipping over the peer API', () => {
     const again = await shipper.shipOnce();
     expect(again.pushed).toEqual([]);
     const sent = await readFile(join(fx.root, 'alpha', 'archive', seg));
+    expect((await readFile(join(fx.root, 'beta', 'archive', seg))).equals(sent)).toBe(true);
+
+    // Nothing new archived: passes do not ask the standby again until recheckMs has passed; then a file
+    // the standby lost meanwhile is sent again.
+    let t = 0;
+    let lists = 0;
+    const countingTransport: PeerTransport = {
+      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
+      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
+      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
+    };
+    const idle = new ArchiveShipper({ archiveDir: join(fx.root, 'alpha', 'archive'), transport: countingTransport, peerUrl: () => betaUrl, now: () => t, recheckMs: 30_000 });
+    expect((await idle.shipOnce()).pushed).toEqual([]);
+    expect(lists).toBe(1);
+    await rm(join(fx.root, 'beta', 'archive', seg));
+    t = 29_999;
+    expect(await idle.shipOnce()).toEqual({ pushed: [], bytes: 0, pending: 0 });
+    expect(lists).toBe(1);
+    t = 30_000;
+    expect((await idle.shipOnce()).pushed).toEqual([seg]);
+    expect(lists).toBe(2);
     expect((await readFile(join(fx.root, 'beta', 'archive', seg))).equals(sent)).toBe(true);
 
     await standby.start();

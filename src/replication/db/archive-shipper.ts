@@ -1,7 +1,12 @@
 /**
  * Ships the primary's WAL archive to the standby's sidecar, so a standby that was away longer than its
- * replication slot allows catches up from the archive. Each pass asks the peer what it has and pushes
- * the rest in WAL order (history files first), each with its SHA-256 in the signed path.
+ * replication slot allows catches up from the archive. A pass asks the peer what it has and pushes the
+ * rest in WAL order (history files first), each with its SHA-256 in the signed path.
+ *
+ * An idle primary archives nothing new, so most passes would ask the peer the same question and get the
+ * same answer (one signed HTTP exchange a second on both sidecars). A pass whose local listing is the
+ * one the peer last confirmed having in full skips the question; the peer is still asked at least every
+ * `recheckMs` (a standby that was re-cloned or lost its archive gets the files again).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -22,6 +27,10 @@ export interface ArchiveShipperOptions {
   prefix?: string;
   timeoutMs?: number;
   emit?: (e: EventInput) => void;
+  /** Ask the peer at least this often even when nothing new was archived. Default 30 000 ms. */
+  recheckMs?: number;
+  /** Monotonic milliseconds (tests). Default performance.now. */
+  now?: () => number;
 }
 
 export interface ShipResult {
@@ -42,8 +51,14 @@ export class ArchiveShipper {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<ShipResult> | null = null;
   private lastError: string | null = null;
+  /** The local listing the peer confirmed having in full, for which peer, and when. */
+  private confirmed: { url: string; listing: string; at: number } | null = null;
 
   constructor(private readonly o: ArchiveShipperOptions) {}
+
+  private now(): number {
+    return this.o.now ? this.o.now() : performance.now();
+  }
 
   private get prefix(): string {
     return this.o.prefix ?? '/peer/db';
@@ -60,6 +75,11 @@ export class ArchiveShipper {
     if (!url) return { pushed: [], bytes: 0, pending: 0 };
     const timeoutMs = this.o.timeoutMs ?? 60_000;
     const local = (await readdir(this.o.archiveDir).catch(() => [] as string[])).filter(isArchiveFileName).sort(compareArchiveNames);
+    const listing = local.join('\n');
+    const c = this.confirmed;
+    if (c && c.url === url && c.listing === listing && this.now() - c.at < (this.o.recheckMs ?? 30_000)) return { pushed: [], bytes: 0, pending: 0 };
+    this.confirmed = null;
+    const askedAt = this.now();
     const pushed: string[] = [];
     let bytes = 0;
     let missing: string[] = [];
@@ -79,6 +99,7 @@ export class ArchiveShipper {
         this.o.emit?.({ type: 'db.archive.shipping', severity: 'info', message: 'WAL archive shipping to the standby works again', details: { pushed: pushed.length } });
       }
       this.lastError = null;
+      this.confirmed = { url, listing, at: askedAt };
       return { pushed, bytes, pending: 0 };
     } catch (err) {
       const msg = errorMessage(err);
