@@ -14,9 +14,20 @@ export type MetricsExtension = (registry: Registry) => void;
  */
 export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsExtension[] = []): Registry {
   const registry = new Registry();
-  // The event-loop-lag sampler wakes the process at this resolution (prom-client's default is 10 ms,
-  // which alone would cost an idle sidecar more CPU than its heartbeats).
-  collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_process_', eventLoopMonitoringPrecision: 1000 });
+  // prom-client's event-loop-lag sampler wakes the process at this resolution (its default, 10 ms, alone
+  // would cost an idle sidecar more CPU than its heartbeats; even 1 s was one of an idle node's five or
+  // six wake-ups a second). Every 10 s it still feeds nimbus_ha_nodejs_eventloop_lag_*; the lag that
+  // matters for failure detection is nimbus_ha_heartbeat_timer_lag_seconds below, measured on the
+  // heartbeat timer's own wake-ups.
+  collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_', eventLoopMonitoringPrecision: 10_000 });
+  new Gauge({
+    name: 'nimbus_ha_heartbeat_timer_lag_seconds',
+    help: 'largest delay of the heartbeat timer behind its schedule since the last scrape (event-loop lag at heartbeat granularity)',
+    registers: [registry],
+    collect() {
+      this.set(agent.takeTickLagMax() / 1000);
+    },
+  });
   new Gauge({
     name: 'nimbus_ha_role',
     help: '1 for the current role of this node, 0 for the others',

@@ -164,7 +164,12 @@ export class Agent {
   private lastPrimarySeenAt: number;
   private pathDegraded: boolean[] = [];
   private timing: TakeoverTiming | null = null;
-  readonly stats = { cycles: 0, lastCycleMs: 0, failovers: 0, maxCycleMs: 0 };
+  /**
+   * tickLagMaxMs: the largest delay of the heartbeat timer behind its schedule since the metrics last
+   * read it (takeTickLagMax) — event-loop lag as the heartbeats feel it, measured on a wake-up the node
+   * has anyway.
+   */
+  readonly stats = { cycles: 0, lastCycleMs: 0, failovers: 0, maxCycleMs: 0, tickLagMaxMs: 0 };
 
   constructor(private readonly d: AgentDeps) {
     this.startedAt = d.clock.monotonicMs();
@@ -221,7 +226,11 @@ export class Agent {
     // The VIP read-back rides on the same timer (no wake-up of its own), about once a second.
     const vipEvery = Math.max(1, Math.round(VIP_RECONCILE_MS / this.timings.heartbeatMs));
     let ticks = 0;
+    let lastTickAt: number | null = null;
     const tick = () => {
+      const at = this.d.clock.monotonicMs();
+      if (lastTickAt !== null) this.stats.tickLagMaxMs = Math.max(this.stats.tickLagMaxMs, at - lastTickAt - this.timings.heartbeatMs);
+      lastTickAt = at;
       this.peerLink?.beat();
       if (ticks % renewEvery === 0) this.renewWitness();
       if (ticks > 0 && ticks % vipEvery === 0) void this.reconcileVip();
@@ -242,6 +251,13 @@ export class Agent {
       await this.d.vip.release(this.vipCtx('shutdown')).catch(() => undefined);
       this.vipHeld = false;
     }
+  }
+
+  /** The largest heartbeat-timer delay since the last call (ms, 0 when on time), and start over. */
+  takeTickLagMax(): number {
+    const v = Math.max(0, this.stats.tickLagMaxMs);
+    this.stats.tickLagMaxMs = 0;
+    return v;
   }
 
   /** Run a decision cycle now (coalesces with one already running). */

@@ -83,9 +83,31 @@ describe('two-node cluster with witness (real processes on loopback)', () => {
     cluster = new Cluster();
     await upAndPrimary(cluster);
     const epoch = (await cluster.status('a'))!.epoch;
+    const metrics = async (n: 'a' | 'b') => {
+      const text = await (await fetch(`${cluster!.nodes[n].url}/metrics`)).text();
+      const value = (series: string) => {
+        const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? undefined : Number(line.slice(series.length + 1));
+      };
+      return { text, value };
+    };
+    await cluster.waitFor((_a, b) => b?.role === 'standby' && b.epoch === epoch, 10_000, 'b standby at the primary\'s epoch');
+    const m0 = await metrics('b');
+    expect(m0.value('nimbus_ha_role{role="standby"}')).toBe(1);
+    expect(m0.value('nimbus_ha_epoch')).toBe(epoch);
+    expect(m0.value('nimbus_ha_process_resident_memory_bytes')).toBeGreaterThan(0);
+    const lag = m0.value('nimbus_ha_heartbeat_timer_lag_seconds');
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(1);
+    const ages = m0.text.split('\n').filter((l) => l.startsWith('nimbus_ha_heartbeat_age_seconds{'));
+    expect(ages).toHaveLength(2);
     cluster.nodes.a.inbound[0].down();
     cluster.nodes.b.inbound[0].down();
     await sleep(3000);
+    // The cut path's age grows past dead-after; the other stays fresh.
+    const cutAges = (await metrics('b')).text.split('\n').filter((l) => l.startsWith('nimbus_ha_heartbeat_age_seconds{')).map((l) => Number(l.split(' ').at(-1)));
+    expect(Math.max(...cutAges)).toBeGreaterThan(0.5);
+    expect(Math.min(...cutAges)).toBeLessThan(0.5);
     const [a, b] = [await cluster.status('a'), await cluster.status('b')];
     expect(a!.role).toBe('primary');
     expect(b!.role).toBe('standby');
