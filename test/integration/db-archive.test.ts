@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,5 +132,31 @@ describe('WAL archive shipping over the peer API', () => {
     await standby.waitStreaming(60_000);
     await q(primary, "insert into t values (30000, 'after repair')");
     await until(async () => (await q(standby, 'select 1 from t where id = 30000')).length === 1, 20_000, 'streaming resumed');
+  });
+
+  it('the running shipper does not ask the standby while nothing is archived, and ships a new file at once', async () => {
+    let lists = 0;
+    const countingTransport: PeerTransport = {
+      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
+      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
+      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
+    };
+    const archive = join(fx.root, 'alpha', 'archive');
+    const shipper = new ArchiveShipper({ archiveDir: archive, transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 60_000 });
+    // A backup history file: shipped like any archive file, never replayed.
+    const name = '000000010000000000000003.00000028.backup';
+    try {
+      shipper.start(50);
+      await until(async () => lists >= 1, 10_000, 'a first pass');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(lists).toBe(1); // ten passes, no question: nothing was written
+      await writeFile(join(archive, name), 'START WAL LOCATION: 0/3000028\n');
+      await until(async () => (await readdir(join(fx.root, 'beta', 'archive'))).includes(name), 5_000, 'the new file on the standby');
+      expect(lists).toBe(2);
+    } finally {
+      await shipper.stop();
+      await rm(join(archive, name), { force: true });
+      await rm(join(fx.root, 'beta', 'archive', name), { force: true });
+    }
   });
 });

@@ -6,10 +6,11 @@
  * An idle primary archives nothing new, so most passes would ask the peer the same question and get the
  * same answer (one signed HTTP exchange a second on both sidecars). A pass whose local listing is the
  * one the peer last confirmed having in full skips the question; the peer is still asked at least every
- * `recheckMs` (a standby that was re-cloned or lost its archive gets the files again).
+ * `recheckMs` (a standby that was re-cloned or lost its archive gets the files again). While the loop
+ * runs, an inotify watch on the directory spares even the listing until something is written there.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../../errors.js';
@@ -53,6 +54,9 @@ export class ArchiveShipper {
   private lastError: string | null = null;
   /** The local listing the peer confirmed having in full, for which peer, and when. */
   private confirmed: { url: string; listing: string; at: number } | null = null;
+  /** inotify on the archive directory while the loop runs: no event, no need to list it again. */
+  private watcher: FSWatcher | null = null;
+  private changed = true;
 
   constructor(private readonly o: ArchiveShipperOptions) {}
 
@@ -74,10 +78,14 @@ export class ArchiveShipper {
     const url = this.o.peerUrl();
     if (!url) return { pushed: [], bytes: 0, pending: 0 };
     const timeoutMs = this.o.timeoutMs ?? 60_000;
+    const fresh = (c: { url: string; at: number } | null) => !!c && c.url === url && this.now() - c.at < (this.o.recheckMs ?? 30_000);
+    // Watched and quiet since the last confirmed listing: not even the directory needs reading.
+    if (this.watcher && !this.changed && fresh(this.confirmed)) return { pushed: [], bytes: 0, pending: 0 };
+    this.changed = false;
     const local = (await readdir(this.o.archiveDir).catch(() => [] as string[])).filter(isArchiveFileName).sort(compareArchiveNames);
     const listing = local.join('\n');
     const c = this.confirmed;
-    if (c && c.url === url && c.listing === listing && this.now() - c.at < (this.o.recheckMs ?? 30_000)) return { pushed: [], bytes: 0, pending: 0 };
+    if (c && fresh(c) && c.listing === listing) return { pushed: [], bytes: 0, pending: 0 };
     this.confirmed = null;
     const askedAt = this.now();
     const pushed: string[] = [];
@@ -111,11 +119,29 @@ export class ArchiveShipper {
     }
   }
 
+  /** Watch the archive directory (until stop or a watcher error); a directory not there yet is tried again later. */
+  private ensureWatch(): void {
+    if (this.watcher) return;
+    try {
+      const w = watch(this.o.archiveDir, () => void (this.changed = true));
+      w.on('error', () => {
+        w.close();
+        if (this.watcher === w) this.watcher = null;
+        this.changed = true;
+      });
+      this.watcher = w;
+      this.changed = true;
+    } catch {
+      this.watcher = null;
+    }
+  }
+
   /** Ships every `intervalMs` until stop(). */
   start(intervalMs: number): void {
     if (this.timer) return;
     const loop = () => {
       this.timer = setTimeout(() => {
+        this.ensureWatch();
         void this.shipOnce().finally(() => {
           if (this.timer) loop();
         });
@@ -127,6 +153,8 @@ export class ArchiveShipper {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.watcher?.close();
+    this.watcher = null;
     await this.running?.catch(() => undefined);
   }
 }
