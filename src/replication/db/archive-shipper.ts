@@ -78,14 +78,14 @@ export class ArchiveShipper {
     const url = this.o.peerUrl();
     if (!url) return { pushed: [], bytes: 0, pending: 0 };
     const timeoutMs = this.o.timeoutMs ?? 60_000;
-    const fresh = (c: { url: string; at: number } | null) => !!c && c.url === url && this.now() - c.at < (this.o.recheckMs ?? 30_000);
+    const c = this.confirmed;
+    const recent = c !== null && c.url === url && this.now() - c.at < (this.o.recheckMs ?? 30_000);
     // Watched and quiet since the last confirmed listing: not even the directory needs reading.
-    if (this.watcher && !this.changed && fresh(this.confirmed)) return { pushed: [], bytes: 0, pending: 0 };
+    if (this.watcher && !this.changed && recent) return { pushed: [], bytes: 0, pending: 0 };
     this.changed = false;
     const local = (await readdir(this.o.archiveDir).catch(() => [] as string[])).filter(isArchiveFileName).sort(compareArchiveNames);
     const listing = local.join('\n');
-    const c = this.confirmed;
-    if (c && fresh(c) && c.listing === listing) return { pushed: [], bytes: 0, pending: 0 };
+    if (c && recent && c.listing === listing) return { pushed: [], bytes: 0, pending: 0 };
     this.confirmed = null;
     const askedAt = this.now();
     const pushed: string[] = [];
