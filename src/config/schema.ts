@@ -147,7 +147,7 @@ export const serviceSchema = policyFieldsSchema
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-" and "_" only').describe('service name in status, events and metrics'),
     control: serviceControlSchema.describe('how the service is started and stopped (none: probe only)'),
     probe: probeSpecSchema,
-    intervalMs: z.number().int().min(10).default(2_000).describe('time between probes'),
+    intervalMs: z.number().int().min(10).default(2_000).describe('probe period: probes start on the grid points of this period that the node\'s other timers share (one wake-up), at least half a period after the previous probe ended'),
     timeoutMs: z.number().int().min(10).default(2_000).describe('a probe that takes longer counts as failed'),
     runOn: z
       .enum(['primary', 'all'])

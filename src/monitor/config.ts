@@ -137,7 +137,7 @@ export const monitoredServiceSchema = policyFieldsSchema
       .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, dot, dash or underscore')
       .describe('Service name; must match a ServiceController wired by the CLI.'),
     probe: probeSpecSchema,
-    intervalMs: positiveMs('Time between the end of one probe and the start of the next.').default(5_000),
+    intervalMs: positiveMs('Probe period: probes start on the grid points of this period that the node\'s other timers share (one wake-up), at least half a period after the previous probe ended.').default(5_000),
     timeoutMs: positiveMs('A probe that takes longer counts as failed.').default(3_000),
   })
   .strict()

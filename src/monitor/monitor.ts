@@ -3,6 +3,7 @@
  * the ServiceController while this node is active, and escalates (the agent then hands over).
  */
 import { assertNever, type Clock, type ProbeResult, type ServiceController } from '../ports.js';
+import { gridDelayMs } from '../util/cadence.js';
 import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { PolicyConfig } from './config.js';
@@ -103,7 +104,7 @@ export class ServiceMonitor {
     this.active = opts.active ?? false;
   }
 
-  /** Starts one timer loop per service (probe, then wait intervalMs). Idempotent. */
+  /** Starts one timer loop per service (probe, then wait for the next grid point of intervalMs). Idempotent. */
   start(): void {
     if (this.abort) return;
     const abort = new AbortController();
@@ -186,7 +187,9 @@ export class ServiceMonitor {
     while (!signal.aborted) {
       await this.enqueue(e);
       if (signal.aborted) break;
-      await this.opts.clock.sleep(e.spec.intervalMs, signal);
+      // Probes start on the interval's wall-clock grid (util/cadence.ts), so they share the heartbeat
+      // tick's wake-up; the gap after a slow probe is still at least half an interval.
+      await this.opts.clock.sleep(gridDelayMs(e.spec.intervalMs, this.opts.clock.nowMs(), e.spec.intervalMs / 2), signal);
     }
   }
 

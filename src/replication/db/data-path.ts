@@ -7,6 +7,7 @@ import type { HookContext, RoleHooks } from '../../cluster/agent.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { systemClock } from '../../clock.js';
+import { everyOnGrid, type GridTimer } from '../../util/cadence.js';
 import type { DbConfig } from './config.js';
 import type { ManagedDatabase } from './types.js';
 import { promoteStandby, rejoinAsStandby } from './choreography.js';
@@ -29,6 +30,8 @@ export type LocalDatabase = ManagedDatabase & {
  * query would otherwise double the primary's status round trips.
  */
 const SLOT_CHECK_MS = 10_000;
+/** How often the local server's status is read (for /status, the standby's catch-up and the sync guard). */
+const STATUS_TICK_MS = 1000;
 
 interface ReplayReply {
   ok: boolean;
@@ -48,7 +51,7 @@ export class DbDataPath implements RoleHooks {
   private primary = false;
   private shipper: ArchiveShipper | null = null;
   private guard: SyncGuard | null = null;
-  private tickTimer: NodeJS.Timeout | null = null;
+  private tickTimer: GridTimer | null = null;
   private cached: DbStatus | null = null;
   /** When the primary last looked for lost slots (a rare repair: every SLOT_CHECK_MS, not every tick). */
   private slotsCheckedAt = -Infinity;
@@ -91,8 +94,8 @@ export class DbDataPath implements RoleHooks {
       res.json(await this.waitReplay(lsn, timeoutMs));
     });
     this.router.use(inner);
-    this.tickTimer = setInterval(() => void this.tick(), 1000);
-    this.tickTimer.unref?.();
+    // On the 1 s wall-clock grid, so the status read shares the heartbeat tick's wake-up.
+    this.tickTimer = everyOnGrid(STATUS_TICK_MS, () => void this.tick(), { unref: true });
   }
 
   private emit(type: string, severity: 'info' | 'warning' | 'critical', message: string, details?: Record<string, unknown>) {
@@ -298,7 +301,7 @@ export class DbDataPath implements RoleHooks {
   }
 
   async close(): Promise<void> {
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer?.stop();
     this.shipper?.stop();
     await this.busy?.catch(() => undefined);
     await this.o.db.stop('fast').catch(() => undefined);

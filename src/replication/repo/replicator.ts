@@ -13,6 +13,7 @@ import type { Clock, ObjectStore } from '../../ports.js';
 import { HaError, errorMessage } from '../../errors.js';
 import type { EventBus } from '../../events/bus.js';
 import { systemClock } from '../../clock.js';
+import { gridDelayMs } from '../../util/cadence.js';
 import { syncRepo, type MetadataCache, type SyncOptions, type SyncResult } from './engine.js';
 import { sameHint, skipDecision, type HintBasis, type RepoChangeHint, type SkipDecision } from './hint.js';
 
@@ -218,6 +219,17 @@ export class RepoReplicator {
   }
 
   /**
+   * `ms`, moved to a grid point of the interval (util/cadence.ts) so the pass shares a wake-up with the
+   * heartbeat tick: the nearest one (within half an interval, never under half an interval), or the
+   * first one not before `ms` (an idle pause must not end before what it waits for).
+   */
+  private onGrid(ms: number, which: 'nearest' | 'later'): number {
+    const i = this.intervalMs;
+    const delay = gridDelayMs(i, this.clock.nowMs() + ms - i, which === 'later' ? i : i / 2);
+    return Math.max(i / 2, ms - i + delay);
+  }
+
+  /**
    * Sleep the interval (longer after a skipped pass, see idlePauseMs), or only HINT_MIN_GAP_MS when the
    * source's hint moves meanwhile (or moved during the pass).
    */
@@ -229,7 +241,7 @@ export class RepoReplicator {
       signal.addEventListener('abort', onStop, { once: true });
       this.wake = () => early.abort();
       try {
-        await this.clock.sleep(skipped ? this.idlePauseMs() : this.intervalMs, early.signal);
+        await this.clock.sleep(skipped ? this.onGrid(this.idlePauseMs(), 'later') : this.onGrid(this.intervalMs, 'nearest'), early.signal);
       } finally {
         this.wake = null;
         signal.removeEventListener('abort', onStop);
