@@ -79,7 +79,7 @@ export interface LeaseAnswer {
 export interface Coordinator {
   describe(): string;
   /** Acquire (epoch > coordinator's) or renew (same epoch, same holder) the lease for leaseMs. */
-  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number): Promise<LeaseAnswer>;
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal): Promise<LeaseAnswer>;
   /** Give the lease up early (graceful handover) so a successor does not wait for expiry. */
   release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer>;
   /** Read the coordinator's state. */
@@ -207,8 +207,12 @@ export interface PeerState {
 
 /** Sends signed requests to a peer sidecar over one of its heartbeat paths. */
 export interface PeerTransport {
-  /** POST a JSON body to `path` (e.g. "/peer/heartbeat") on the given base URL; returns the JSON reply. */
-  post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number): Promise<T>;
+  /**
+   * POST a JSON body to `path` (e.g. "/peer/heartbeat") on the given base URL; returns the JSON reply.
+   * Aborting `signal` fails the call at once (callers on the heartbeat tick enforce their own, shorter
+   * deadline that way, without a timer of their own).
+   */
+  post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T>;
   /** GET a streamed body (a base backup, a large file) from the peer. */
   getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable>;
   /** PUT a streamed body of known size; the route checks a checksum carried in the signed path. */

@@ -11,8 +11,8 @@ export class WitnessCoordinator implements Coordinator {
     return `witness ${this.url}`;
   }
 
-  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number): Promise<LeaseAnswer> {
-    return this.transport.post<LeaseAnswer>(this.url, '/witness/acquire', { node, epoch, leaseMs }, timeoutMs);
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal): Promise<LeaseAnswer> {
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/acquire', { node, epoch, leaseMs }, timeoutMs, signal);
   }
 
   release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer> {

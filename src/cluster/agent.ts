@@ -6,6 +6,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import { decide, decideVote, leaseRemainingMs, validLeaseVotes, type Action, type AdminRequest, type Decision, type View } from './decide.js';
 import type { EpochStore } from './epoch-store.js';
 import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
+import { everyOnGrid, type GridTimer } from '../util/cadence.js';
 
 /** Where local service health comes from (the service monitor, or a fixed answer). */
 export interface HealthSource {
@@ -124,7 +125,8 @@ export class Agent {
   private leaseAcks: Record<string, number> = {};
   private witnessEpoch: number | null = null;
   private witnessLast: { at: number; answer: unknown; error: string | null } | null = null;
-  private witnessInFlight = false;
+  /** The lease renewal waiting for the witness's answer, if any. */
+  private witnessReq: { ctrl: AbortController; sentAt: number } | null = null;
   private promise: { node: string; until: number } | null = null;
   private election: View['election'] = null;
   private lastCampaignAt: number | null = null;
@@ -143,7 +145,7 @@ export class Agent {
   private vipHeld = false;
   private lastDecision: Decision | null = null;
   private lastReasonLogged = '';
-  private loopTimer: NodeJS.Timeout | null = null;
+  private loopTimer: GridTimer | null = null;
   private vipChecking = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
   /**
@@ -226,25 +228,27 @@ export class Agent {
     // The VIP read-back rides on the same timer (no wake-up of its own), about once a second.
     const vipEvery = Math.max(1, Math.round(VIP_RECONCILE_MS / this.timings.heartbeatMs));
     let ticks = 0;
-    let lastTickAt: number | null = null;
-    const tick = () => {
-      const at = this.d.clock.monotonicMs();
-      if (lastTickAt !== null) this.stats.tickLagMaxMs = Math.max(this.stats.tickLagMaxMs, at - lastTickAt - this.timings.heartbeatMs);
-      lastTickAt = at;
+    const tick = (lateMs = 0) => {
+      this.stats.tickLagMaxMs = Math.max(this.stats.tickLagMaxMs, lateMs);
       this.peerLink?.beat();
-      if (ticks % renewEvery === 0) this.renewWitness();
+      if (ticks % renewEvery === 0) this.renewWitness(renewEvery);
       if (ticks > 0 && ticks % vipEvery === 0) void this.reconcileVip();
       if (ticks % settledEvery === 0 || !this.settled() || this.inputSignature() !== this.cycleSignature) this.kick();
       else this.scheduleDeadline();
       ticks++;
     };
-    this.loopTimer = setInterval(tick, this.timings.heartbeatMs);
+    // The tick runs on the wall-clock grid of the heartbeat interval (util/cadence.ts), so the node's
+    // other periodic work (database status, probes, archive shipping) wakes up with it.
+    this.loopTimer = everyOnGrid(this.timings.heartbeatMs, tick);
     tick();
   }
 
   async stop(opts: { releaseVip?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    if (this.loopTimer) clearInterval(this.loopTimer);
+    this.loopTimer?.stop();
+    this.peerLink?.stop();
+    this.witnessReq?.ctrl.abort();
+    this.witnessReq = null;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
@@ -511,13 +515,28 @@ export class Agent {
     if (st.role === 'primary' && st.epoch > this.epoch) this.kick();
   }
 
-  private renewWitness(): void {
+  /**
+   * Renew the witness lease (on the heartbeat tick). A renewal unanswered for requestTimeoutMs (to
+   * within half a heartbeat) is given up here and sent again, rather than by a timer of its own: such a
+   * timer, shorter than the heartbeat, would wake the primary up once more per interval although the
+   * answer came within milliseconds. The transport's own timeout is a backstop only.
+   */
+  private renewWitness(renewEveryTicks: number): void {
     const c = this.d.coordinator;
-    if (!c || this.role !== 'primary' || this.witnessInFlight || this.stopped) return;
-    this.witnessInFlight = true;
+    if (!c || this.role !== 'primary' || this.stopped) return;
     const sentAt = this.d.clock.monotonicMs();
+    const waiting = this.witnessReq;
+    if (waiting) {
+      if (sentAt - waiting.sentAt < this.timings.requestTimeoutMs - this.timings.heartbeatMs / 2) return;
+      this.witnessReq = null;
+      this.witnessLast = { at: sentAt, answer: null, error: `${c.describe()}: timeout of ${this.timings.requestTimeoutMs}ms exceeded` };
+      waiting.ctrl.abort();
+    }
+    const req = { ctrl: new AbortController(), sentAt };
+    this.witnessReq = req;
     const epoch = this.epoch;
-    c.acquire(this.d.config.node, epoch, this.timings.leaseMs, this.timings.requestTimeoutMs)
+    const backstopMs = Math.max(this.timings.requestTimeoutMs, this.timings.heartbeatMs * renewEveryTicks) + this.timings.heartbeatMs;
+    c.acquire(this.d.config.node, epoch, this.timings.leaseMs, backstopMs, req.ctrl.signal)
       .then((a) => {
         this.witnessLast = { at: this.d.clock.monotonicMs(), answer: a, error: null };
         if (a.granted && epoch === this.epoch && this.role === 'primary') {
@@ -528,10 +547,11 @@ export class Agent {
         }
       })
       .catch((err) => {
+        if (req.ctrl.signal.aborted) return; // given up above (or the node stopped)
         this.witnessLast = { at: this.d.clock.monotonicMs(), answer: null, error: errorMessage(err) };
       })
       .finally(() => {
-        this.witnessInFlight = false;
+        if (this.witnessReq === req) this.witnessReq = null;
       });
   }
 

@@ -74,6 +74,8 @@ export class PeerLink {
   /** Last time anything was heard from the peer (request or reply), monotonic. */
   lastHeardAt: number | null = null;
   private readonly maxInFlight: number[];
+  /** Beats waiting for an answer, per path. */
+  private readonly flights: Set<{ ctrl: AbortController; sentAt: number }>[];
 
   constructor(
     readonly node: string,
@@ -91,14 +93,47 @@ export class PeerLink {
     },
   ) {
     this.paths = urls.map((url) => ({ url, lastOkAt: null, lastError: null, inFlight: 0, sent: 0, failed: 0, degraded: false, lastInboundAt: null, skipped: 0 }));
+    this.flights = urls.map(() => new Set());
     this.maxInFlight = urls.map((u) => (u.startsWith('udp:') ? Math.max(1, Math.ceil(opts.timeoutMs / opts.intervalMs)) : 1));
+  }
+
+  /**
+   * Give up the beats that have waited timeoutMs (to within half an interval) for an answer. The link
+   * enforces this deadline itself, on the tick: a timer per beat would wake the process up once more
+   * per interval whenever the timeout is shorter than the interval, even though the answer came long
+   * before. The transport's own timeout (a beat later) only catches beats of a link that stopped beating.
+   */
+  private expire(now: number): void {
+    const limit = this.opts.timeoutMs - this.opts.intervalMs / 2;
+    for (const [i, flights] of this.flights.entries()) {
+      for (const f of flights) {
+        if (now - f.sentAt < limit) continue;
+        flights.delete(f);
+        const path = this.paths[i];
+        path.inFlight = flights.size;
+        path.failed++;
+        path.lastError = `${path.url}/peer/heartbeat: timeout of ${this.opts.timeoutMs}ms exceeded`;
+        f.ctrl.abort();
+      }
+    }
+  }
+
+  /** Abandon every beat still waiting (the node stops). */
+  stop(): void {
+    for (const [i, flights] of this.flights.entries()) {
+      for (const f of flights) f.ctrl.abort();
+      flights.clear();
+      this.paths[i].inFlight = 0;
+    }
   }
 
   /** Send one heartbeat on every idle path now (the agent calls this once per heartbeat interval). */
   beat(): void {
     let msg: HeartbeatMessage | null = null;
     const responder = this.opts.respondOnly?.() ?? false;
-    const fresh = this.clock.monotonicMs() - this.opts.intervalMs * 1.5;
+    const now = this.clock.monotonicMs();
+    this.expire(now);
+    const fresh = now - this.opts.intervalMs * 1.5;
     for (const [i, path] of this.paths.entries()) {
       if (responder && path.lastInboundAt !== null && path.lastInboundAt > fresh) {
         path.skipped++;
@@ -107,27 +142,30 @@ export class PeerLink {
       if (path.inFlight >= this.maxInFlight[i]) continue;
       // Built only when a path sends (a standby that only answers builds none).
       msg ??= this.opts.message();
-      path.inFlight++;
       path.sent++;
-      const sentAt = this.clock.monotonicMs();
+      const flight = { ctrl: new AbortController(), sentAt: this.clock.monotonicMs() };
+      const flights = this.flights[i];
+      flights.add(flight);
+      path.inFlight = flights.size;
       this.transport
-        .post<HeartbeatReply>(path.url, '/peer/heartbeat', { ...msg, path: i }, this.opts.timeoutMs)
+        .post<HeartbeatReply>(path.url, '/peer/heartbeat', { ...msg, path: i }, this.opts.timeoutMs + this.opts.intervalMs, flight.ctrl.signal)
         .then((reply) => {
-          const now = this.clock.monotonicMs();
-          path.lastOkAt = now;
+          const at = this.clock.monotonicMs();
+          path.lastOkAt = at;
           path.lastError = null;
-          this.lastHeardAt = now;
+          this.lastHeardAt = at;
           if (reply && reply.state) {
             this.lastState = reply.state;
-            this.opts.onReply(reply, sentAt, path.url);
+            this.opts.onReply(reply, flight.sentAt, path.url);
           }
         })
         .catch((err) => {
+          if (flight.ctrl.signal.aborted) return; // counted by expire()
           path.failed++;
           path.lastError = errorMessage(err);
         })
         .finally(() => {
-          path.inFlight--;
+          if (flights.delete(flight)) path.inFlight = flights.size;
         });
     }
   }

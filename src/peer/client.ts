@@ -27,17 +27,17 @@ export class PeerClient implements PeerTransport {
     private readonly secret: string,
   ) {}
 
-  private open(method: string, baseUrl: string, path: string, headers: Record<string, string>, timeoutMs: number): http.ClientRequest {
+  private open(method: string, baseUrl: string, path: string, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): http.ClientRequest {
     const url = new URL(baseUrl.replace(/\/$/, '') + path);
     const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? this.tlsAgent : this.agent });
+    const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? this.tlsAgent : this.agent, ...(signal ? { signal } : {}) });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout of ${timeoutMs}ms exceeded`)));
     return req;
   }
 
-  private send(method: string, baseUrl: string, path: string, headers: Record<string, string>, body: string | Readable, timeoutMs: number): Promise<RawResponse> {
+  private send(method: string, baseUrl: string, path: string, headers: Record<string, string>, body: string | Readable, timeoutMs: number, signal?: AbortSignal): Promise<RawResponse> {
     return new Promise((resolve, reject) => {
-      const req = this.open(method, baseUrl, path, headers, timeoutMs);
+      const req = this.open(method, baseUrl, path, headers, timeoutMs, signal);
       req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -68,10 +68,10 @@ export class PeerClient implements PeerTransport {
     throw new HaError(code, `${baseUrl}${path}: HTTP ${res.status} ${obj.message ?? ''}`.trim(), { status: res.status, body: data });
   }
 
-  async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (baseUrl.startsWith('udp:')) {
       this.udp ??= new UdpClient(this.node, this.secret);
-      return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs);
+      return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs, signal);
     }
     const data = JSON.stringify(body ?? {});
     const headers = {
@@ -79,7 +79,7 @@ export class PeerClient implements PeerTransport {
       'content-length': String(Buffer.byteLength(data)),
       ...signRequest(this.secret, this.node, 'POST', path, data),
     };
-    const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs);
+    const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
     if (res.status >= 400) this.fail(baseUrl, path, res);
     return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }

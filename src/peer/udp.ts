@@ -42,6 +42,13 @@ interface ReplyFrame {
   b: unknown;
 }
 
+/** The error of a request given up through its AbortSignal (the reason, when it is an HaError). */
+function abortError(url: string, path: string, signal: AbortSignal): HaError {
+  const r: unknown = signal.reason;
+  if (r instanceof HaError) return r;
+  return new HaError('PEER_UNREACHABLE', `${url}${path}: ${r instanceof Error && r.name !== 'AbortError' ? r.message : 'request abandoned'}`);
+}
+
 /** HMAC keys prepared once per secret (preparing a key per datagram shows up in an idle profile). */
 const keys = new Map<string, KeyObject>();
 function keyOf(secret: string): KeyObject {
@@ -283,9 +290,10 @@ export class UdpClient {
     }
   }
 
-  /** Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply. */
-  async post<T>(url: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  /** Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply (until the timeout or `signal`). */
+  async post<T>(url: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (this.closed) throw new HaError('PEER_UNREACHABLE', `${url}${path}: client closed`);
+    if (signal?.aborted) throw abortError(url, path, signal);
     this.seq = (this.seq + 1) % 0x1_0000_0000;
     const id = this.idPrefix + this.seq.toString(16).padStart(8, '0');
     const datagram = encode(this.secret, { k: 'q', id, n: this.node, ts: Date.now(), p: path, b: body });
@@ -294,13 +302,25 @@ export class UdpClient {
       throw new HaError('PEER_UNREACHABLE', `${url}${path}: ${err.message}`);
     });
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const fail = (why: () => HaError) => {
         const p = this.pending.get(id);
+        if (!p) return;
         this.pending.delete(id);
-        if (p?.refused) reject(new HaError('PEER_AUTH_FAILED', `${url} refused our datagram (${p.refused}): check that both nodes use the same secret`));
-        else reject(new HaError('PEER_UNREACHABLE', `${url}${path}: timeout of ${timeoutMs}ms exceeded`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, url, path, refused: null });
+        clearTimeout(p.timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (p.refused) reject(new HaError('PEER_AUTH_FAILED', `${url} refused our datagram (${p.refused}): check that both nodes use the same secret`));
+        else reject(why());
+      };
+      const onAbort = () => fail(() => abortError(url, path, signal!));
+      const timer = setTimeout(() => fail(() => new HaError('PEER_UNREACHABLE', `${url}${path}: timeout of ${timeoutMs}ms exceeded`)), timeoutMs);
+      const settle = signal
+        ? (fn: (v: unknown) => void) => (v: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            fn(v);
+          }
+        : (fn: (v: unknown) => void) => fn;
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject), timer, url, path, refused: null });
       // No callback: a send that completes at once then costs no completion callback; errors (an ICMP
       // "port unreachable" on this connected socket) arrive as 'error' events and fail the waiters.
       socket.send(datagram);

@@ -294,6 +294,49 @@ describe('timings agreement', () => {
   });
 });
 
+/** Grants like AheadWitness, but leaves one lease renewal of the new primary unanswered until it is given up. */
+class HangingRenewalWitness extends AheadWitness {
+  readonly hung: { at: number; timeoutMs: number; signal?: AbortSignal; abortedAt: number | null }[] = [];
+  private renewals = 0;
+  override async acquire(node: string, epoch: number, leaseMs?: number, timeoutMs = 0, signal?: AbortSignal): Promise<LeaseAnswer> {
+    if (node === 'b' && epoch > 2 && ++this.renewals === 3) {
+      const h = { at: Date.now(), timeoutMs, signal, abortedAt: null as number | null };
+      this.hung.push(h);
+      return new Promise<LeaseAnswer>((_resolve, reject) => {
+        signal?.addEventListener('abort', () => {
+          h.abortedAt = Date.now();
+          reject(new Error('aborted'));
+        });
+      });
+    }
+    return super.acquire(node, epoch);
+  }
+}
+
+describe('witness lease renewal', () => {
+  it('an unanswered renewal is given up after requestTimeoutMs on the heartbeat tick and sent again, with no timer of its own', async () => {
+    const hb = 50;
+    const witness = new HangingRenewalWitness();
+    const { agent, events } = await standbyLosingPrimary(hb, witness);
+    await until('primary', () => agent.role === 'primary', 3000);
+    const roleChanges = () => events.filter((e) => e === 'role_changed').length;
+    const changes0 = roleChanges();
+    await until('a renewal left hanging', () => witness.hung.length === 1, 3000);
+    const h = witness.hung[0];
+    // The transport's own timeout is only a backstop, beyond the point where the tick gives up.
+    expect(h.timeoutMs).toBeGreaterThan(4 * hb);
+    expect(h.signal).toBeDefined();
+    await until('the hung renewal given up', () => h.abortedAt !== null, 10 * hb);
+    // requestTimeoutMs is 4 heartbeats here; given up on the renewal tick at or after it.
+    expect(h.abortedAt! - h.at).toBeGreaterThanOrEqual(3.5 * hb - 5);
+    const next = witness.asks.find((a) => a.at >= h.abortedAt!);
+    await until('the next renewal', () => witness.asks.some((a) => a.at >= h.abortedAt! && a.granted), 10 * hb);
+    expect(next === undefined || next.at - h.abortedAt! < 2 * hb).toBe(true);
+    expect(agent.role).toBe('primary');
+    expect(roleChanges()).toBe(changes0); // never fenced meanwhile
+  });
+});
+
 /** An address whose real state the test can change behind the agent's back. */
 class FakeVip implements Vip {
   on = false;

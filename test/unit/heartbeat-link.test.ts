@@ -14,10 +14,10 @@ const state = (role: HeartbeatMessage['role'], path?: number): HeartbeatMessage 
 
 /** Records what is sent per URL; answers each request when the test says so. */
 class ScriptedTransport implements PeerTransport {
-  sent: { url: string; body: HeartbeatMessage }[] = [];
+  sent: { url: string; body: HeartbeatMessage; timeoutMs: number; signal?: AbortSignal }[] = [];
   private waiting: { resolve: (r: HeartbeatReply) => void; reject: (e: Error) => void }[] = [];
-  post<T>(url: string, _path: string, body: unknown): Promise<T> {
-    this.sent.push({ url, body: body as HeartbeatMessage });
+  post<T>(url: string, _path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    this.sent.push({ url, body: body as HeartbeatMessage, timeoutMs, signal });
     return new Promise<T>((resolve, reject) => this.waiting.push({ resolve: resolve as (r: HeartbeatReply) => void, reject }));
   }
   answerAll(): void {
@@ -91,6 +91,48 @@ describe('PeerLink', () => {
     advance(2);
     expect(link.alive(clock.monotonicMs(), 500)).toBe(false);
     expect(link.paths[0].failed).toBe(1);
+  });
+
+  it('gives up an unanswered beat on the next tick when the timeout is shorter than the interval (no timer of its own)', async () => {
+    const { clock, advance } = fakeClock();
+    const t = new ScriptedTransport();
+    const link = new PeerLink('b', ['udp://h1:1', 'http://h2:1'], t, clock, { intervalMs: 1000, timeoutMs: 400, message: () => state('primary'), onReply: () => undefined });
+    link.beat();
+    expect(link.paths.map((p) => p.inFlight)).toEqual([1, 1]);
+    // The transport's own timeout is only a backstop past the next tick.
+    expect(t.sent.every((s) => s.timeoutMs > 1000 && s.signal && !s.signal.aborted)).toBe(true);
+    advance(1000);
+    link.beat();
+    expect(t.sent.slice(0, 2).every((s) => s.signal!.aborted)).toBe(true);
+    expect(link.paths.map((p) => p.failed)).toEqual([1, 1]);
+    expect(link.paths[0].lastError).toMatch(/timeout of 400ms exceeded/);
+    // Both paths beat again on the same tick instead of waiting for the old beat to time out.
+    expect(t.sent).toHaveLength(4);
+    expect(link.paths.map((p) => p.inFlight)).toEqual([1, 1]);
+    t.answerAll();
+    await flush();
+    expect(link.paths.map((p) => [p.inFlight, p.lastError, p.failed])).toEqual([
+      [0, null, 1],
+      [0, null, 1],
+    ]);
+  });
+
+  it('with a fast heartbeat a beat waits its full timeout, several beats in flight, then is given up', () => {
+    const { clock, advance } = fakeClock();
+    const t = new ScriptedTransport();
+    const link = new PeerLink('b', ['udp://h1:1'], t, clock, { intervalMs: 100, timeoutMs: 400, message: () => state('primary'), onReply: () => undefined });
+    for (let i = 0; i < 4; i++) {
+      link.beat();
+      advance(100);
+    }
+    expect(t.sent.map((s) => s.signal!.aborted)).toEqual([false, false, false, false]);
+    expect(link.paths[0].inFlight).toBe(4);
+    link.beat(); // 400 ms after the first beat
+    expect(t.sent.map((s) => s.signal!.aborted)).toEqual([true, false, false, false, false]);
+    expect(link.paths[0]).toMatchObject({ inFlight: 4, failed: 1, sent: 5 });
+    link.stop();
+    expect(t.sent.every((s) => s.signal!.aborted)).toBe(true);
+    expect(link.paths[0].inFlight).toBe(0);
   });
 
   it('heartbeat URLs: UDP on the same host:port by default, HTTP on request', () => {

@@ -125,6 +125,39 @@ describe('UDP peer transport', () => {
     await expect(client().post(`udp://127.0.0.1:${port}`, '/peer/heartbeat', { blob: 'x'.repeat(70_000) }, 200)).rejects.toThrow(/does not fit a UDP datagram/);
   });
 
+  it('a request given up through its signal fails at once and leaves no timer or waiter behind', async () => {
+    // A bound socket that never answers (a closed port would answer with ICMP "port unreachable").
+    const silent = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => silent.close());
+    const port = silent.address().port;
+    const c = client();
+    const pending = (c as unknown as { pending: Map<string, { timer: NodeJS.Timeout }> }).pending;
+    const ctrl = new AbortController();
+    const started = Date.now();
+    const p = c.post(`udp://127.0.0.1:${port}`, '/peer/heartbeat', {}, 60_000, ctrl.signal).catch((e: unknown) => e);
+    await wait(20);
+    expect(pending.size).toBe(1);
+    const timer = [...pending.values()][0].timer;
+    ctrl.abort(new HaError('PEER_UNREACHABLE', 'given up by the caller'));
+    const err = (await p) as HaError;
+    expect(err.code).toBe('PEER_UNREACHABLE');
+    expect(err.message).toBe('given up by the caller');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(pending.size).toBe(0);
+    expect((timer as unknown as { _destroyed: boolean })._destroyed).toBe(true); // cleared (Node marks a cleared Timeout destroyed), not left to fire
+    // Already aborted: refused before anything is sent.
+    await expect(c.post(`udp://127.0.0.1:${port}`, '/peer/heartbeat', {}, 60_000, ctrl.signal)).rejects.toThrow(/given up by the caller/);
+  });
+
+  it('an answered request with a signal resolves and detaches from the signal', async () => {
+    const s = await server({ '/peer/echo': (body) => ({ status: 200, body }) });
+    const ctrl = new AbortController();
+    await expect(client().post(s.url, '/peer/echo', { n: 1 }, 2000, ctrl.signal)).resolves.toEqual({ n: 1 });
+    ctrl.abort(); // too late to matter: no unhandled rejection, nothing thrown
+    await wait(10);
+  });
+
   it('maps HTTP base URLs to the same host and port over UDP', () => {
     expect(udpUrlOf('http://10.0.0.2:8780')).toBe('udp://10.0.0.2:8780');
     expect(udpUrlOf('https://head-b.example:8443/')).toBe('udp://head-b.example:8443');
