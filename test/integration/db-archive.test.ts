@@ -145,11 +145,18 @@ describe('WAL archive shipping over the peer API', () => {
     const shipper = new ArchiveShipper({ archiveDir: archive, transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 60_000 });
     // A backup history file: shipped like any archive file, never replayed.
     const name = '000000010000000000000003.00000028.backup';
+    let passes = 0;
+    const pass = shipper.shipOnce.bind(shipper);
+    shipper.shipOnce = () => (passes++, pass());
     try {
       shipper.start(50);
       await until(async () => lists >= 1, 10_000, 'a first pass');
+      const after = passes;
       await new Promise((r) => setTimeout(r, 500));
-      expect(lists).toBe(1); // ten passes, no question: nothing was written
+      expect(lists).toBe(1); // no question: nothing was written
+      // Not even a pass: the loop sleeps until the recheck is due or the directory changes (it used
+      // to wake every interval, ten times here, to find nothing to do).
+      expect(passes - after).toBeLessThanOrEqual(1);
       await writeFile(join(archive, name), 'START WAL LOCATION: 0/3000028\n');
       await until(async () => (await readdir(join(fx.root, 'beta', 'archive'))).includes(name), 5_000, 'the new file on the standby');
       expect(lists).toBe(2);
@@ -157,6 +164,23 @@ describe('WAL archive shipping over the peer API', () => {
       await shipper.stop();
       await rm(join(archive, name), { force: true });
       await rm(join(fx.root, 'beta', 'archive', name), { force: true });
+    }
+  });
+
+  it('a quiet running shipper still asks the standby once the recheck is due', async () => {
+    let lists = 0;
+    const countingTransport: PeerTransport = {
+      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
+      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
+      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
+    };
+    const shipper = new ArchiveShipper({ archiveDir: join(fx.root, 'alpha', 'archive'), transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 300 });
+    try {
+      shipper.start(50);
+      await until(async () => lists >= 1, 10_000, 'a first pass');
+      await until(async () => lists >= 3, 5_000, 'two rechecks without any write');
+    } finally {
+      await shipper.stop();
     }
   });
 });

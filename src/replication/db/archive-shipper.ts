@@ -7,13 +7,15 @@
  * same answer (one signed HTTP exchange a second on both sidecars). A pass whose local listing is the
  * one the peer last confirmed having in full skips the question; the peer is still asked at least every
  * `recheckMs` (a standby that was re-cloned or lost its archive gets the files again). While the loop
- * runs, an inotify watch on the directory spares even the listing until something is written there.
+ * runs, an inotify watch on the directory spares the listing, and the loop's wake-ups, until something
+ * is written there or the recheck falls due.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../../errors.js';
+import { gridDelayMs } from '../../util/cadence.js';
 import type { EventInput } from '../../events/bus.js';
 import type { PeerTransport } from '../../ports.js';
 import { compareArchiveNames, isArchiveFileName } from './wal-names.js';
@@ -57,6 +59,9 @@ export class ArchiveShipper {
   /** inotify on the archive directory while the loop runs: no event, no need to list it again. */
   private watcher: FSWatcher | null = null;
   private changed = true;
+  /** The loop's interval while it runs (null: stopped), and the wall-clock time its timer is due. */
+  private intervalMs: number | null = null;
+  private dueAt = 0;
 
   constructor(private readonly o: ArchiveShipperOptions) {}
 
@@ -123,11 +128,11 @@ export class ArchiveShipper {
   private ensureWatch(): void {
     if (this.watcher) return;
     try {
-      const w = watch(this.o.archiveDir, () => void (this.changed = true));
+      const w = watch(this.o.archiveDir, () => this.onChange());
       w.on('error', () => {
         w.close();
         if (this.watcher === w) this.watcher = null;
-        this.changed = true;
+        this.onChange();
       });
       this.watcher = w;
       this.changed = true;
@@ -136,21 +141,46 @@ export class ArchiveShipper {
     }
   }
 
-  /** Ships every `intervalMs` until stop(). */
+  /** Something was written to the archive: ship it within one interval, even from a long idle sleep. */
+  private onChange(): void {
+    this.changed = true;
+    if (this.intervalMs !== null && this.timer && this.dueAt - Date.now() > this.intervalMs) this.arm(gridDelayMs(this.intervalMs, Date.now()));
+  }
+
+  private arm(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = Date.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.ensureWatch();
+      void this.shipOnce().finally(() => {
+        if (this.intervalMs !== null && !this.timer) this.arm(this.nextDelayMs(this.intervalMs));
+      });
+    }, delayMs);
+  }
+
+  /**
+   * Time to the next pass: the next point of the interval's wall-clock grid (shared with the heartbeat,
+   * util/cadence.ts), or, while the directory is watched, quiet and confirmed by the peer, the first grid
+   * point at which the peer must be asked again (a write to the directory wakes the loop earlier).
+   */
+  private nextDelayMs(intervalMs: number): number {
+    const step = gridDelayMs(intervalMs, Date.now());
+    const c = this.confirmed;
+    if (!this.watcher || this.changed || !c || this.lastError) return step;
+    const untilRecheck = c.at + (this.o.recheckMs ?? 30_000) - this.now();
+    return untilRecheck <= step ? step : step + Math.ceil((untilRecheck - step) / intervalMs) * intervalMs;
+  }
+
+  /** Ships on every `intervalMs` grid point until stop(); sleeps longer while there is nothing to ship. */
   start(intervalMs: number): void {
-    if (this.timer) return;
-    const loop = () => {
-      this.timer = setTimeout(() => {
-        this.ensureWatch();
-        void this.shipOnce().finally(() => {
-          if (this.timer) loop();
-        });
-      }, intervalMs);
-    };
-    loop();
+    if (this.intervalMs !== null) return;
+    this.intervalMs = intervalMs;
+    this.arm(gridDelayMs(intervalMs, Date.now()));
   }
 
   async stop(): Promise<void> {
+    this.intervalMs = null;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.watcher?.close();
