@@ -301,6 +301,8 @@ export class UdpClient {
     const socket = await this.socketFor(url).catch((err: Error) => {
       throw new HaError('PEER_UNREACHABLE', `${url}${path}: ${err.message}`);
     });
+    // Given up while the socket was being opened: an abort event will not come again.
+    if (signal?.aborted) throw abortError(url, path, signal);
     return new Promise<T>((resolve, reject) => {
       const fail = (why: () => HaError) => {
         const p = this.pending.get(id);
