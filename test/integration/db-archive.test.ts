@@ -42,6 +42,16 @@ describe('WAL archive shipping over the peer API', () => {
   let standby: PostgresNode;
   const servers: Server[] = [];
   const clientA = new PeerClient('alpha', SECRET);
+  /** clientA, counting the questions (POSTs) it asks the standby's sidecar. */
+  const counting = () => {
+    let n = 0;
+    const transport: PeerTransport = {
+      post: (url, path, body, timeoutMs) => (n++, clientA.post(url, path, body, timeoutMs)),
+      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
+      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
+    };
+    return { transport, questions: () => n };
+  };
   const clientB = new PeerClient('beta', SECRET);
   let alphaUrl = '';
   let betaUrl = '';
@@ -103,22 +113,17 @@ describe('WAL archive shipping over the peer API', () => {
     // Nothing new archived: passes do not ask the standby again until recheckMs has passed; then a file
     // the standby lost meanwhile is sent again.
     let t = 0;
-    let lists = 0;
-    const countingTransport: PeerTransport = {
-      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
-      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
-      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
-    };
+    const { transport: countingTransport, questions } = counting();
     const idle = new ArchiveShipper({ archiveDir: join(fx.root, 'alpha', 'archive'), transport: countingTransport, peerUrl: () => betaUrl, now: () => t, recheckMs: 30_000 });
     expect((await idle.shipOnce()).pushed).toEqual([]);
-    expect(lists).toBe(1);
+    expect(questions()).toBe(1);
     await rm(join(fx.root, 'beta', 'archive', seg));
     t = 29_999;
     expect(await idle.shipOnce()).toEqual({ pushed: [], bytes: 0, pending: 0 });
-    expect(lists).toBe(1);
+    expect(questions()).toBe(1);
     t = 30_000;
     expect((await idle.shipOnce()).pushed).toEqual([seg]);
-    expect(lists).toBe(2);
+    expect(questions()).toBe(2);
     expect((await readFile(join(fx.root, 'beta', 'archive', seg))).equals(sent)).toBe(true);
 
     await standby.start();
@@ -135,12 +140,7 @@ describe('WAL archive shipping over the peer API', () => {
   });
 
   it('the running shipper does not ask the standby while nothing is archived, and ships a new file at once', async () => {
-    let lists = 0;
-    const countingTransport: PeerTransport = {
-      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
-      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
-      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
-    };
+    const { transport: countingTransport, questions } = counting();
     const archive = join(fx.root, 'alpha', 'archive');
     const shipper = new ArchiveShipper({ archiveDir: archive, transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 60_000 });
     // A backup history file: shipped like any archive file, never replayed.
@@ -150,16 +150,16 @@ describe('WAL archive shipping over the peer API', () => {
     shipper.shipOnce = () => (passes++, pass());
     try {
       shipper.start(50);
-      await until(async () => lists >= 1, 10_000, 'a first pass');
+      await until(async () => questions() >= 1, 10_000, 'a first pass');
       const after = passes;
       await new Promise((r) => setTimeout(r, 500));
-      expect(lists).toBe(1); // no question: nothing was written
+      expect(questions()).toBe(1); // no question: nothing was written
       // Not even a pass: the loop sleeps until the recheck is due or the directory changes (it used
       // to wake every interval, ten times here, to find nothing to do).
       expect(passes - after).toBeLessThanOrEqual(1);
       await writeFile(join(archive, name), 'START WAL LOCATION: 0/3000028\n');
       await until(async () => (await readdir(join(fx.root, 'beta', 'archive'))).includes(name), 5_000, 'the new file on the standby');
-      expect(lists).toBe(2);
+      expect(questions()).toBe(2);
     } finally {
       await shipper.stop();
       await rm(join(archive, name), { force: true });
@@ -168,17 +168,12 @@ describe('WAL archive shipping over the peer API', () => {
   });
 
   it('a quiet running shipper still asks the standby once the recheck is due', async () => {
-    let lists = 0;
-    const countingTransport: PeerTransport = {
-      post: (url, path, body, timeoutMs) => (lists++, clientA.post(url, path, body, timeoutMs)),
-      getStream: (url, path, timeoutMs) => clientA.getStream(url, path, timeoutMs),
-      putStream: (url, path, body, size, timeoutMs) => clientA.putStream(url, path, body, size, timeoutMs),
-    };
+    const { transport: countingTransport, questions } = counting();
     const shipper = new ArchiveShipper({ archiveDir: join(fx.root, 'alpha', 'archive'), transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 300 });
     try {
       shipper.start(50);
-      await until(async () => lists >= 1, 10_000, 'a first pass');
-      await until(async () => lists >= 3, 5_000, 'two rechecks without any write');
+      await until(async () => questions() >= 1, 10_000, 'a first pass');
+      await until(async () => questions() >= 3, 5_000, 'two rechecks without any write');
     } finally {
       await shipper.stop();
     }
