@@ -293,7 +293,6 @@ export class UdpClient {
   /** Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply (until the timeout or `signal`). */
   async post<T>(url: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (this.closed) throw new HaError('PEER_UNREACHABLE', `${url}${path}: client closed`);
-    if (signal?.aborted) throw abortError(url, path, signal);
     this.seq = (this.seq + 1) % 0x1_0000_0000;
     const id = this.idPrefix + this.seq.toString(16).padStart(8, '0');
     const datagram = encode(this.secret, { k: 'q', id, n: this.node, ts: Date.now(), p: path, b: body });
@@ -301,7 +300,7 @@ export class UdpClient {
     const socket = await this.socketFor(url).catch((err: Error) => {
       throw new HaError('PEER_UNREACHABLE', `${url}${path}: ${err.message}`);
     });
-    // Given up while the socket was being opened: an abort event will not come again.
+    // Given up before the call or while the socket was being opened: no abort event will come.
     if (signal?.aborted) throw abortError(url, path, signal);
     return new Promise<T>((resolve, reject) => {
       const fail = (why: () => HaError) => {

@@ -84,7 +84,8 @@ export class ArchiveShipper {
     if (!url) return { pushed: [], bytes: 0, pending: 0 };
     const timeoutMs = this.o.timeoutMs ?? 60_000;
     const c = this.confirmed;
-    const recent = c !== null && c.url === url && this.now() - c.at < (this.o.recheckMs ?? 30_000);
+    const left = this.untilRecheck(url);
+    const recent = left !== null && left > 0;
     // Watched and quiet since the last confirmed listing: not even the directory needs reading.
     if (this.watcher && !this.changed && recent) return { pushed: [], bytes: 0, pending: 0 };
     this.changed = false;
@@ -166,10 +167,17 @@ export class ArchiveShipper {
    */
   private nextDelayMs(intervalMs: number): number {
     const step = gridDelayMs(intervalMs, Date.now());
+    const left = this.watcher && !this.changed ? this.untilRecheck(this.o.peerUrl()) : null;
+    return left === null || left <= step ? step : step + Math.ceil((left - step) / intervalMs) * intervalMs;
+  }
+
+  /**
+   * Milliseconds until the peer at `url` must be asked again about the listing it confirmed (0 or less:
+   * now), or null when it confirmed nothing (never asked, the last ask failed, or another peer).
+   */
+  private untilRecheck(url: string | null): number | null {
     const c = this.confirmed;
-    if (!this.watcher || this.changed || !c || this.lastError) return step;
-    const untilRecheck = c.at + (this.o.recheckMs ?? 30_000) - this.now();
-    return untilRecheck <= step ? step : step + Math.ceil((untilRecheck - step) / intervalMs) * intervalMs;
+    return c && c.url === url ? c.at + (this.o.recheckMs ?? 30_000) - this.now() : null;
   }
 
   /** Ships on every `intervalMs` grid point until stop(); sleeps longer while there is nothing to ship. */
