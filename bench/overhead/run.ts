@@ -9,10 +9,11 @@
  * Every combination of timings and --transport is one scenario (default: a 100 ms heartbeat over UDP,
  * the default config, and over HTTP for comparison). With --heartbeat-ms, dead-after is 5 and the lease
  * 7 heartbeats, as in the default profile; with --profile, the nodes run with `timings.profile` set and
- * nothing else (src/config/schema.ts, TIMING_PROFILES). Without --headnode each node monitors a small HTTP service every 2 s; --headnode adds,
- * for each heartbeat interval, a scenario with the whole head node as the demo runs it: the VM service
- * (EC2 and S3 probes every 2 s), embedded PostgreSQL streaming to the standby, repository sync (a pass
- * every 0.5 s) and config-file sync.
+ * nothing else (src/config/schema.ts, TIMING_PROFILES). Without --headnode each node monitors a small HTTP
+ * service at the profile's probe period (`timings.probeMs`: 2 s with `fast`, 5 s with `frugal`);
+ * --headnode adds, for each heartbeat interval, a scenario with the whole head node as the demo runs it:
+ * the VM service (EC2 and S3 probes at the same period), embedded PostgreSQL streaming to the standby,
+ * repository sync (a pass every 0.5 s) and config-file sync.
  *
  * The window starts --warmup seconds after both roles are settled (default 150): start-up work (the
  * standby's clone, first sync passes) and V8's compilation of the code that runs every heartbeat are
@@ -171,12 +172,12 @@ async function measure(s: Scenario): Promise<Result> {
 
 async function main(): Promise<void> {
   const probe = (_name: 'a' | 'b', spec: { servicePort: number }) => ({
-    services: [{ name: 'demo', control: { kind: 'none' }, probe: { kind: 'http', url: `http://127.0.0.1:${spec.servicePort}/` }, intervalMs: 2000 }],
+    services: [{ name: 'demo', control: { kind: 'none' }, probe: { kind: 'http', url: `http://127.0.0.1:${spec.servicePort}/` } }],
   });
   const scenarios: Scenario[] = [];
   for (const transport of transports) {
     for (const t of timingsList) {
-      scenarios.push({ name: `${transport} ${t.label}`, heartbeatMs: t.heartbeatMs, timings: t.timings, transport, workload: 'cluster + HTTP probe every 2 s', options: { extraConfig: probe } });
+      scenarios.push({ name: `${transport} ${t.label}`, heartbeatMs: t.heartbeatMs, timings: t.timings, transport, workload: 'cluster + HTTP probe at timings.probeMs', options: { extraConfig: probe } });
     }
   }
   if (values.headnode) {

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { PROCESS_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { syncRepo, type SyncResult } from '../../src/replication/repo/engine.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
@@ -99,7 +99,7 @@ async function timed(fn: () => Promise<SyncResult>): Promise<{ ms: number; r: Sy
 
 async function rssChild(from: ServerProc, to: ServerProc): Promise<{ maxRssBytes: number; durationMs: number; bytes: number }> {
   const here = dirname(fileURLToPath(import.meta.url));
-  const r = spawnSync(process.execPath, [...NODE_FLAGS, join(here, 'rss-child.js'), from.url, to.url], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, [...NODE_FLAGS, join(here, 'rss-child.js'), from.url, to.url], { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ...PROCESS_ENV } });
   if (r.status !== 0) throw new Error(`rss child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as { maxRssBytes: number; durationMs: number; bytes: number };
 }

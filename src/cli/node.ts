@@ -4,7 +4,7 @@ import type { Router } from 'express';
 import pino from 'pino';
 import type { Notifier, ObjectStore, Vip } from '../ports.js';
 import { HaError } from '../errors.js';
-import { buildServices } from './services.js';
+import { buildServices, probePeriods } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
@@ -101,12 +101,13 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const nimbus = cfg.nimbus
     ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus', env: { ...process.env, ...cfg.nimbus.env } as Record<string, string> })
     : null;
+  const periods = probePeriods(cfg);
   const services = buildServices(
-    cfg.services,
+    periods.services,
     bus,
     systemClock,
     nimbus && cfg.nimbus
-      ? [{ service: { controller: nimbus, intervalMs: cfg.nimbus.monitor.intervalMs, timeoutMs: cfg.nimbus.monitor.timeoutMs, policy: cfg.nimbus.monitor }, runOn: 'primary' }]
+      ? [{ service: { controller: nimbus, intervalMs: periods.nimbusMs, timeoutMs: cfg.nimbus.monitor.timeoutMs, policy: cfg.nimbus.monitor }, runOn: 'primary' }]
       : [],
   );
   bus.on((e) => {

@@ -1,7 +1,7 @@
 import type { Clock, Role, ServiceController } from '../ports.js';
 import type { EventBus } from '../events/bus.js';
 import type { HealthSource, RoleHooks } from '../cluster/agent.js';
-import type { ServiceConfig } from '../config/schema.js';
+import type { ClusterConfig, ServiceConfig } from '../config/schema.js';
 import { ServiceMonitor, type MonitoredService } from '../monitor/monitor.js';
 import { monitoredService } from '../monitor/from-config.js';
 import { CommandService } from '../../adapters/command/service.js';
@@ -45,12 +45,28 @@ export function makeController(s: ServiceConfig): ServiceController {
 }
 
 /**
+ * Probe periods: a service's own `intervalMs`, else the timing profile's (`timings.probeMs`: 2 s with
+ * `fast`, 5 s with `frugal`).
+ */
+export function probePeriods(cfg: Pick<ClusterConfig, 'services' | 'nimbus' | 'timings'>): {
+  services: (ServiceConfig & { intervalMs: number })[];
+  /** The `nimbus` section's probe period (when the section is present). */
+  nimbusMs: number;
+} {
+  return {
+    services: cfg.services.map((s) => ({ ...s, intervalMs: s.intervalMs ?? cfg.timings.probeMs })),
+    nimbusMs: cfg.nimbus?.monitor.intervalMs ?? cfg.timings.probeMs,
+  };
+}
+
+/**
  * Services of a node: those that run everywhere are probed all the time (restarted only on the
  * primary); those that run on the primary only are started on promotion, stopped on demotion, and
  * probed only while they should run, so a standby is not "unhealthy" for a service it must not run.
  */
 export function buildServices(
-  services: readonly ServiceConfig[],
+  /** With the probe period resolved (`intervalMs ?? timings.probeMs`). */
+  services: readonly (ServiceConfig & { intervalMs: number })[],
   bus: EventBus,
   clock: Clock,
   /** Services built by the composition root from dedicated sections (e.g. `nimbus`). */

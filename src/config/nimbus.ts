@@ -40,7 +40,12 @@ export const nimbusConfigSchema = z
     startGraceMs: z.number().int().min(0).default(500).describe('process mode: early-exit detection window'),
     monitor: policyFieldsSchema
       .extend({
-        intervalMs: z.number().int().min(10).default(2_000).describe('probe period for the head node\'s services (on the timer grid the heartbeat shares, as services[].intervalMs)'),
+        intervalMs: z
+          .number()
+          .int()
+          .min(10)
+          .optional()
+          .describe('probe period for the head node\'s services (default timings.probeMs: 2000 ms with the fast profile, 5000 ms with frugal; on the timer grid the heartbeat shares, as services[].intervalMs)'),
         timeoutMs: z.number().int().min(10).default(3_000).describe('a probe that takes longer counts as failed'),
       })
       .strict()

@@ -33,12 +33,13 @@ export const peerSchema = z
 /**
  * Named timing profiles. `fast` (the default) fails over in well under a second and costs 1–2 % of a
  * core at idle on a head node; `frugal` beats once a second, fails over in about 3 s (as fast as
- * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much. docs/benchmarks.md has the
- * measurements behind both.
+ * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much. The profile also sets the
+ * default probe period of the protected services (2 s / 5 s): on a head node the probes are a fifth of
+ * the idle sidecar's CPU. docs/benchmarks.md has the measurements behind both.
  */
 export const TIMING_PROFILES = {
-  fast: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700 },
-  frugal: { heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500 },
+  fast: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000 },
+  frugal: { heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500, probeMs: 5000 },
 } as const;
 export type TimingProfile = keyof typeof TIMING_PROFILES;
 
@@ -53,7 +54,7 @@ export const timingsSchema = z
       .enum(Object.keys(TIMING_PROFILES) as [TimingProfile, ...TimingProfile[]])
       .default('fast')
       .describe(
-        'named defaults for heartbeatMs, deadAfterMs and leaseMs: "fast" (100 / 500 / 700 ms, failover under 1 s) or "frugal" (1000 / 3000 / 3500 ms, failover in about 3 s, a third to a half of the idle CPU of "fast"); a field set explicitly wins',
+        'named defaults for heartbeatMs, deadAfterMs, leaseMs and probeMs: "fast" (100 / 500 / 700 / 2000 ms, failover under 1 s) or "frugal" (1000 / 3000 / 3500 / 5000 ms, failover in about 3 s, a third to a half of the idle CPU of "fast"); a field set explicitly wins',
       ),
     heartbeatMs: z.number().int().min(10).optional().describe(`interval between heartbeats on each path; ${fromProfile('heartbeatMs')}`),
     deadAfterMs: z
@@ -68,6 +69,12 @@ export const timingsSchema = z
       .min(50)
       .optional()
       .describe(`primary lease; a primary that cannot renew it with a majority fences itself; ${fromProfile('leaseMs')}`),
+    probeMs: z
+      .number()
+      .int()
+      .min(10)
+      .optional()
+      .describe(`probe period of a protected service (services[].intervalMs, nimbus.monitor.intervalMs) that sets none; ${fromProfile('probeMs')}`),
     requestTimeoutMs: z.number().int().min(10).default(400).describe('timeout of one heartbeat or vote request'),
     handoverTimeoutMs: z
       .number()
@@ -85,6 +92,7 @@ export const timingsSchema = z
       heartbeatMs: t.heartbeatMs ?? p.heartbeatMs,
       deadAfterMs: t.deadAfterMs ?? p.deadAfterMs,
       leaseMs: t.leaseMs ?? p.leaseMs,
+      probeMs: t.probeMs ?? p.probeMs,
     };
   });
 
@@ -147,7 +155,12 @@ export const serviceSchema = policyFieldsSchema
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-" and "_" only').describe('service name in status, events and metrics'),
     control: serviceControlSchema.describe('how the service is started and stopped (none: probe only)'),
     probe: probeSpecSchema,
-    intervalMs: z.number().int().min(10).default(2_000).describe('probe period: probes start on the grid points of this period that the node\'s other timers share (one wake-up), at least half a period after the previous probe ended'),
+    intervalMs: z
+      .number()
+      .int()
+      .min(10)
+      .optional()
+      .describe('probe period (default timings.probeMs: 2000 ms with the fast profile, 5000 ms with frugal): probes start on the grid points of this period that the node\'s other timers share (one wake-up), at least half a period after the previous probe ended'),
     timeoutMs: z.number().int().min(10).default(2_000).describe('a probe that takes longer counts as failed'),
     runOn: z
       .enum(['primary', 'all'])

@@ -4,6 +4,7 @@ import { clusterConfigSchema } from '../../src/config/schema.js';
 import { clusterCrossChecks } from '../../src/config/checks.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { EXAMPLE_CONFIG } from '../../src/config/example.js';
+import { probePeriods } from '../../src/cli/services.js';
 
 const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
 
@@ -26,7 +27,7 @@ describe('config', () => {
 
   it('applies defaults and freezes the result', () => {
     const r = check(valid);
-    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
+    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
     expect(r.config?.vip).toEqual({ kind: 'none' });
     expect(Object.isFrozen(r.config)).toBe(true);
     expect(Object.isFrozen(r.config?.timings)).toBe(true);
@@ -58,23 +59,39 @@ vip: { kind: floating }
     expect(ok.problems).toEqual([]);
   });
 
-  it('timings.profile fills heartbeat, dead-after and lease; explicit fields win one by one', () => {
+  it('timings.profile fills heartbeat, dead-after, lease and probe period; explicit fields win one by one', () => {
     const withTimings = (t: string) => check(`${valid}timings: ${t}\n`);
     expect(withTimings('{ profile: frugal }').config?.timings).toEqual({
       profile: 'frugal',
       heartbeatMs: 1000,
       deadAfterMs: 3000,
       leaseMs: 3500,
+      probeMs: 5000,
       requestTimeoutMs: 400,
       handoverTimeoutMs: 30000,
     });
     expect(withTimings('{ profile: frugal, deadAfterMs: 2500 }').config?.timings).toMatchObject({ heartbeatMs: 1000, deadAfterMs: 2500, leaseMs: 3500 });
+    expect(withTimings('{ profile: frugal, probeMs: 3000 }').config?.timings).toMatchObject({ heartbeatMs: 1000, probeMs: 3000 });
     expect(withTimings('{ heartbeatMs: 50 }').config?.timings).toMatchObject({ profile: 'fast', heartbeatMs: 50, deadAfterMs: 500, leaseMs: 700 });
     // The cross-field rules see the merged values: a lease below the profile's dead-after is refused.
     expect(withTimings('{ profile: frugal, leaseMs: 2000 }').problems.map((p) => p.key)).toEqual(['timings.leaseMs']);
     const bad = withTimings('{ profile: slow }');
     expect(bad.config).toBeUndefined();
     expect(bad.problems).toEqual([{ key: 'timings.profile', problem: expect.stringMatching(/"fast".*"frugal"/) }]);
+  });
+
+  it('a service without its own probe period gets the timing profile\'s; one that sets it keeps it', () => {
+    const svc = (extra: string) => `services:\n  - { name: web, probe: { kind: tcp, host: 127.0.0.1, port: 80 }${extra} }\n  - { name: api, intervalMs: 700, probe: { kind: tcp, host: 127.0.0.1, port: 81 } }\n`;
+    const nimbus = (monitor: string) => `nimbus: { mode: process, home: /tmp/n, command: [ "true" ], ec2: { url: "http://127.0.0.1:8444/", credentials: { accessKeyId: probe, secretAccessKey: probe-secret } }${monitor} }\n`;
+    const periods = (text: string) => {
+      const r = check(valid + text);
+      expect(r.problems).toEqual([]);
+      const p = probePeriods(r.config!);
+      return [p.services.map((s) => s.intervalMs), p.nimbusMs];
+    };
+    expect(periods(svc('') + nimbus(''))).toEqual([[2000, 700], 2000]);
+    expect(periods(`timings: { profile: frugal }\n${svc('') + nimbus('')}`)).toEqual([[5000, 700], 5000]);
+    expect(periods(`timings: { profile: frugal, probeMs: 4000 }\n${svc(', intervalMs: 1500') + nimbus(', monitor: { intervalMs: 2500 }')}`)).toEqual([[1500, 700], 2500]);
   });
 
   it('rejects unknown keys at any depth', () => {

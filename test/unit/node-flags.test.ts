@@ -1,16 +1,38 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { PROCESS_ENV, NODE_FLAGS, nodeEnvWords } from '../../src/cli/node-flags.js';
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
 describe('node flags of the long-running processes', () => {
-  it('the executable, the container wrapper and the cluster fixture pass the same flags', () => {
+  it('the executable, the container wrapper and the cluster fixture pass the same flags and environment', () => {
     expect(NODE_FLAGS.length).toBeGreaterThan(0);
+    expect(nodeEnvWords()).toBe('MALLOC_ARENA_MAX=2');
     const shebang = read('src/cli/main.ts').split('\n')[0];
-    expect(shebang).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
-    expect(read('compose/Dockerfile')).toContain(`exec node ${NODE_FLAGS.join(' ')} /app/dist/src/cli/main.js`);
-    expect(read('fixtures/cluster.ts')).toMatch(/args\[0\] === cliPath \? NODE_FLAGS/);
+    expect(shebang).toBe(`#!/usr/bin/env -S ${nodeEnvWords()} node ${NODE_FLAGS.join(' ')}`);
+    expect(read('compose/Dockerfile')).toContain(`exec env ${nodeEnvWords()} node ${NODE_FLAGS.join(' ')} /app/dist/src/cli/main.js`);
+    expect(read('fixtures/cluster.ts')).toMatch(/const nha = args\[0\] === cliPath;/);
+    expect(read('fixtures/cluster.ts')).toMatch(/\[\.\.\.\(nha \? NODE_FLAGS : \[\]\)/);
+    expect(read('fixtures/cluster.ts')).toMatch(/\.\.\.\(nha \? PROCESS_ENV : \{\}\)/);
+  });
+
+  it('the built executable starts node with them', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { chmodSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    // The executable's own first line, on a script that reports what it got.
+    const dir = mkdtempSync(join(tmpdir(), 'nha-shebang-'));
+    try {
+      const script = join(dir, 'probe.mjs');
+      writeFileSync(script, `${read('src/cli/main.ts').split('\n')[0]}\nconsole.log(JSON.stringify({ env: process.env.MALLOC_ARENA_MAX, argv: process.execArgv }));\n`);
+      chmodSync(script, 0o755);
+      const r = spawnSync(script, [], { encoding: 'utf8', env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}` } });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({ env: PROCESS_ENV.MALLOC_ARENA_MAX, argv: [...NODE_FLAGS] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('are flags this node accepts', async () => {
