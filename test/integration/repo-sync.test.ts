@@ -2,7 +2,7 @@
  * syncRepo between two real s3rver instances on loopback. Every fault test checks what was preserved.
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncRepo, type SyncProgress } from '../../src/replication/repo/engine.js';
 import { Transform } from 'node:stream';
@@ -233,5 +233,30 @@ describe('syncRepo', () => {
     // Quarantined objects are outside replication: the next pass neither copies nor deletes them.
     expect(await syncRepo(s, p)).toMatchObject({ copied: 0, deleted: 0 });
     expect(await p.head('nha-quarantine/failback-1/img/001.qcow2')).not.toBeNull();
+  });
+
+  it('an object killed mid-write on the target (no metadata) is still quarantined and replaced, once', async () => {
+    // kill -9 of a node while an upload landed: s3rver wrote the bytes but neither the MD5 nor the
+    // metadata file. It still lists and serves the object, but every server-side copy of it fails.
+    const a = await lab.repo();
+    const b = await lab.repo();
+    const want = randomBytes(16384);
+    const torn = randomBytes(16384);
+    await putBytes(a.store, 'VMS/u1/upload-0013.img', want);
+    await putBytes(b.store, 'VMS/u1/upload-0013.img', torn);
+    const path = b.cumulus.objectPath('VMS/u1/upload-0013.img');
+    await writeFile(`${path}.md5`, '');
+    await rm(path.replace(/object$/, 'metadata.json'));
+    await expect(b.store.copy!('VMS/u1/upload-0013.img', 'probe/copy')).rejects.toThrow(/InternalError/);
+    await b.store.delete('probe/copy');
+
+    const r = await syncRepo(a.store, b.store, { conflictPolicy: 'quarantine', eventId: 'torn' });
+    expect(r).toMatchObject({ copied: 1, quarantined: 1, failed: 0 });
+    expect(md5(await readBytes(b.store, 'VMS/u1/upload-0013.img'))).toBe(md5(want));
+    // The torn bytes are kept, under one key, and nothing else was left behind.
+    expect(md5(await readBytes(b.store, 'nha-quarantine/torn/VMS/u1/upload-0013.img'))).toBe(md5(torn));
+    expect([...(await listing(b.store)).keys()].sort()).toEqual(['VMS/u1/upload-0013.img', 'nha-quarantine/torn/VMS/u1/upload-0013.img']);
+    // Converged: the next pass has nothing to do and quarantines nothing more.
+    expect(await syncRepo(a.store, b.store, { conflictPolicy: 'quarantine' })).toMatchObject({ copied: 0, quarantined: 0, failed: 0 });
   });
 });

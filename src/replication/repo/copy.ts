@@ -6,7 +6,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ObjectInfo, ObjectStore } from '../../ports.js';
-import { HaError } from '../../errors.js';
+import { errorMessage, HaError } from '../../errors.js';
 import { isMultipartEtag, isPlainMd5 } from './diff.js';
 import { canCopy, partSizeFor, SOURCE_ETAG_META, type ObjectBody } from './types.js';
 
@@ -216,12 +216,33 @@ export async function contentMd5(store: ObjectStore, key: string, signal?: Abort
   return tap.hash!.digest('hex');
 }
 
-/** Copy an object to another key of the same store: server-side when the store can, else streamed. */
+/**
+ * Copy an object to another key of the same store: server-side when the store can, else streamed. A
+ * server-side copy that fails falls back to the streamed one: a server may hold an object it can serve
+ * but not copy (s3rver, killed between writing an object and its metadata, answers every copy of it
+ * with InternalError), and a quarantine that could never succeed would keep that object from ever
+ * being replaced. Whatever the failed copy left at `toKey` is removed first.
+ */
 export async function copyWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal): Promise<void> {
   if (canCopy(store)) {
-    await store.copy(fromKey, toKey);
-    return;
+    try {
+      await store.copy(fromKey, toKey);
+      return;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      await store.delete(toKey).catch(() => undefined);
+      try {
+        await streamWithin(store, fromKey, toKey, signal);
+      } catch (again) {
+        throw new HaError('REPO_FAILED', `${errorMessage(err)}; streamed copy to ${toKey} failed too: ${errorMessage(again)}`);
+      }
+      return;
+    }
   }
+  await streamWithin(store, fromKey, toKey, signal);
+}
+
+async function streamWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal): Promise<void> {
   const body = (await store.get(fromKey)) as ObjectBody;
   const info = body.info ?? (await store.head(fromKey));
   if (!info) throw new HaError('REPO_FAILED', `cannot quarantine ${fromKey}: it vanished`);
