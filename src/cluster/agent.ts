@@ -367,7 +367,8 @@ export class Agent {
         epoch: st.epoch,
         votedFor: st.votedFor,
         promise: this.promise,
-        handoverTo: this.handover?.to ?? null,
+        handoverTo: this.handover?.ready ? this.handover.to : null,
+        handoverPending: !!this.handover && !this.handover.ready,
       },
       candidate,
       epoch,
@@ -427,7 +428,7 @@ export class Agent {
    */
   private heartbeatMessage(): HeartbeatMessage {
     const now = this.d.clock.monotonicMs();
-    const key = `${this.role}|${this.epoch}|${this.handover?.epoch}|${this.handoverReason}`;
+    const key = `${this.role}|${this.epoch}|${this.handover?.epoch}|${this.handover?.ready}|${this.handoverReason}`;
     const c = this.hbCache;
     if (c && c.key === key && now - c.at < this.timings.heartbeatMs / 2) return c.msg;
     const msg = this.buildHeartbeatMessage();
@@ -445,7 +446,9 @@ export class Agent {
       epoch: this.epoch,
       healthy: this.d.health.healthy(),
       caughtUp: hooks.every((h) => !h.caughtUp || h.caughtUp()),
-      takeoverOffer: this.handover ? this.handover.epoch : null,
+      // Offered only once the data is handed over: a peer that promoted earlier would fork the database
+      // before the old primary's last WAL (its shutdown checkpoint) reached it, and miss the last images.
+      takeoverOffer: this.handover?.ready ? this.handover.epoch : null,
       takeoverReason: this.handoverReason,
       sentAt: this.d.clock.nowMs(),
       replication,
@@ -523,7 +526,9 @@ export class Agent {
    */
   private renewWitness(renewEveryTicks: number): void {
     const c = this.d.coordinator;
-    if (!c || this.role !== 'primary' || this.stopped) return;
+    // A primary renews, and so does a node handing its data over: its lease must hold the witness until
+    // the role is offered, or the peer could win an election with the witness alone before that.
+    if (!c || (this.role !== 'primary' && !(this.handover && !this.handover.ready)) || this.stopped) return;
     const sentAt = this.d.clock.monotonicMs();
     const waiting = this.witnessReq;
     if (waiting) {
@@ -957,7 +962,7 @@ export class Agent {
     const t0 = this.d.clock.monotonicMs();
     this.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch } });
     // Stop being primary first (no second writer), then give the lease up so the peer need not wait.
-    this.handover = { to, epoch, startedAt: t0 };
+    this.handover = { to, epoch, startedAt: t0, ready: false };
     this.handoverReason = reason;
     this.setRole('standby');
     if (this.d.vip) await this.d.vip.release(this.vipCtx('handover')).catch(() => undefined);
@@ -976,6 +981,7 @@ export class Agent {
       this.kick();
       return;
     }
+    if (this.handover?.epoch === epoch) this.handover.ready = true;
     await this.runHooks('onDemote', (h) => h.onDemote?.({ ...this.hookCtx(), to: 'standby', rejoin: false }));
     const ownEpoch = this.epoch;
     this.leaseAcks = {};

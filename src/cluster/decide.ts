@@ -77,8 +77,11 @@ export interface View {
    * passed (the retry asks for a higher one). Null when the last refusal named no such moment.
    */
   campaignRetryAt: number | null;
-  /** A graceful handover this node started and that has not finished. */
-  handover: { to: string; epoch: number; startedAt: number } | null;
+  /**
+   * A graceful handover this node started and that has not finished. `ready` once its data paths have
+   * handed everything over (writes fenced, the standby caught up): only then is the role offered.
+   */
+  handover: { to: string; epoch: number; startedAt: number; ready: boolean } | null;
   request: AdminRequest | null;
   vipHeld: boolean;
   /** Automatic fail-back to the preferred peer (keepalived's preempt_delay), off by default. */
@@ -391,7 +394,10 @@ export interface VoteState {
   votedFor: { epoch: number; node: string } | null;
   /** Primary this node promised not to undermine, and until when. */
   promise: { node: string; until: number } | null;
+  /** The node this one hands the role to, once its data is handed over (offer published). */
   handoverTo: string | null;
+  /** A handover this node started is still handing its data over: nobody may take the role yet. */
+  handoverPending?: boolean;
 }
 
 /** Whether to grant `candidate` the epoch it asks for. Pure; the caller persists a granted vote. */
@@ -400,6 +406,7 @@ export function decideVote(s: VoteState, candidate: string, epoch: number): { gr
   if (s.votedFor && s.votedFor.epoch >= epoch && s.votedFor.node !== candidate) {
     return { granted: false, reason: `already voted for ${s.votedFor.node} at epoch ${s.votedFor.epoch}` };
   }
+  if (s.handoverPending) return { granted: false, reason: 'handing over: the data is not on the standby yet' };
   if (s.handoverTo === candidate) return { granted: true, reason: `handing over to ${candidate}` };
   if (s.role === 'primary') return { granted: false, reason: 'this node is primary with a valid lease' };
   if (s.promise && s.promise.until > s.now && s.promise.node !== candidate) {

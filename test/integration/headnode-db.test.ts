@@ -68,7 +68,10 @@ describe('PostgreSQL log shipping through the agent (sync mode, real embedded Po
     await until('writes resume on a', async () => w.acked.length > ackedAtSwitch + 20, 30_000);
     await w.stop();
     expect(await w.missing(direct(c.nodes.a.pgPort))).toEqual([]);
-    // b follows a again.
+    // b follows a again, as it is: a promoted only after b's last WAL (its shutdown checkpoint) was on a,
+    // so the old primary's timeline did not fork and needs no re-clone.
     await until('b streaming from a', async () => (await c.status('b'))!.replication.db.streaming === true, 60_000);
+    expect(await c.events('b', 'db.diverged')).toEqual([]);
+    expect((await c.events('b', 'db.rejoined')).at(-1)?.details.path).toBe('follow');
   });
 });

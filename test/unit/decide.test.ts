@@ -411,6 +411,10 @@ describe('decideVote()', () => {
     { name: 'grants the same candidate again (retry)', s: { ...base, votedFor: { epoch: 6, node: 'a' } }, epoch: 6, granted: true, reason: /no live primary/ },
     { name: 'a primary refuses', s: { ...base, role: 'primary' as const }, epoch: 6, granted: false, reason: /is primary/ },
     { name: 'a primary handing over grants its successor', s: { ...base, role: 'standby' as const, handoverTo: 'a' }, epoch: 6, granted: true, reason: /handing over to a/ },
+    // Before its data is on the successor (WAL up to the shutdown checkpoint, last images) nobody gets the
+    // role: not the successor, and not anyone else who sees no primary in the meantime.
+    { name: 'a node still handing its data over refuses its successor', s: { ...base, role: 'standby' as const, handoverPending: true }, epoch: 6, granted: false, reason: /data is not on the standby yet/ },
+    { name: 'a node still handing its data over refuses anyone', s: { ...base, role: 'standby' as const, handoverPending: true, votedFor: { epoch: 6, node: 'a' } }, epoch: 6, granted: false, reason: /data is not on the standby yet/ },
     { name: 'refuses while promised to another live primary', s: { ...base, promise: { node: 'c', until: NOW + 100 } }, epoch: 6, granted: false, reason: /primary c was heard/ },
   ])('$name', ({ s, epoch, granted, reason }) => {
     const r = decideVote(s, 'a', epoch);
