@@ -10,6 +10,7 @@ import { captureRawBody, requirePeerAuth } from '../../src/peer/auth.js';
 import { PeerClient } from '../../src/peer/client.js';
 import { ArchiveShipper } from '../../src/replication/db/archive-shipper.js';
 import { dbPeerRouter } from '../../src/replication/db/router.js';
+import { HaError } from '../../src/errors.js';
 import { DbFixture, q, until } from './db-fixture.js';
 
 const SECRET = 'peer-secret-for-db-tests';
@@ -73,6 +74,36 @@ describe('WAL archive shipping over the peer API', () => {
     clientB.close();
     for (const s of servers) s.close();
     await fx.teardown();
+  });
+
+  it('a base backup asked of a primary that is not ready yet answers 503 with a JSON reason, not an error page', async () => {
+    const app = express();
+    let notReady = true;
+    app.use(
+      '/peer/db',
+      requirePeerAuth(SECRET, { allowStream: true }),
+      dbPeerRouter({
+        archiveDir: join(fx.root, 'not-ready'),
+        // Throws at once, as the data path does while the promotion is under way.
+        baseBackup: () => {
+          if (notReady) throw new HaError('DB_FAILED', 'not a ready primary: no base backup here yet', { notReady: true });
+          throw new Error('disk on fire');
+        },
+      }),
+    );
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    servers.push(server);
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const err = await clientB.getStream(url, '/peer/db/basebackup?slot=beta', 5000).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/503/);
+    expect(err?.message).toMatch(/not a ready primary/);
+    expect(err?.message).not.toMatch(/<html|<!DOCTYPE/i);
+    notReady = false;
+    const err2 = await clientB.getStream(url, '/peer/db/basebackup?slot=beta', 5000).then(() => null, (e: Error) => e);
+    expect(err2?.message).toMatch(/500/);
+    expect(err2?.message).toMatch(/disk on fire/);
   });
 
   it('clones over GET /peer/db/basebackup with HMAC auth', async () => {

@@ -80,7 +80,7 @@ export class DbDataPath implements RoleHooks {
     const inner = dbPeerRouter({
       archiveDir: o.config.archiveDir,
       baseBackup: (opts) => {
-        if (!this.primary || !this.ready) throw new HaError('DB_FAILED', 'not a ready primary: no base backup here yet');
+        if (!this.primary || !this.ready) throw new HaError('DB_FAILED', 'not a ready primary: no base backup here yet', { notReady: true });
         return o.db.baseBackup(opts);
       },
       onEvent: (e) => {

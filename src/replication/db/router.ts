@@ -74,8 +74,10 @@ export function dbPeerRouter(deps: DbPeerRouterDeps): Router {
     const slot = typeof req.query.slot === 'string' ? req.query.slot : undefined;
     if (!deps.baseBackup) return fail(res, 409, 'CLONE_FAILED', 'this node serves no base backup (it is not the primary)');
     if (slot !== undefined && !/^[a-z0-9_]{1,63}$/.test(slot)) return fail(res, 400, 'CLONE_FAILED', 'slot: lower-case letters, digits, underscore, at most 63');
-    deps
-      .baseBackup({ slot })
+    const backup = deps.baseBackup;
+    // A provider that throws at once (not a ready primary yet) answers like one that rejects.
+    Promise.resolve()
+      .then(() => backup({ slot }))
       .then(async (stream) => {
         res.status(200).type('application/octet-stream');
         await pipeline(stream, res);
@@ -83,7 +85,9 @@ export function dbPeerRouter(deps: DbPeerRouterDeps): Router {
       })
       .catch((err) => {
         deps.onEvent?.({ kind: 'basebackup-failed', error: errorMessage(err) });
-        fail(res, 500, err instanceof HaError ? err.code : 'CLONE_FAILED', `base backup failed: ${errorMessage(err)}`);
+        // 503 when the primary is only not ready yet (promotion under way): the standby retries.
+        const notReady = err instanceof HaError && err.details?.notReady === true;
+        fail(res, notReady ? 503 : 500, err instanceof HaError ? err.code : 'CLONE_FAILED', `base backup failed: ${errorMessage(err)}`);
       });
   });
   return r;
