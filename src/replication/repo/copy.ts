@@ -221,7 +221,7 @@ export async function contentMd5(store: ObjectStore, key: string, signal?: Abort
  * server-side copy that fails falls back to the streamed one: a server may hold an object it can serve
  * but not copy (s3rver, killed between writing an object and its metadata, answers every copy of it
  * with InternalError), and a quarantine that could never succeed would keep that object from ever
- * being replaced. Whatever the failed copy left at `toKey` is removed first.
+ * being replaced. The streamed copy overwrites whatever the failed one left at `toKey`.
  */
 export async function copyWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal): Promise<void> {
   if (canCopy(store)) {
@@ -230,10 +230,11 @@ export async function copyWithin(store: ObjectStore, fromKey: string, toKey: str
       return;
     } catch (err) {
       if (signal?.aborted) throw err;
-      await store.delete(toKey).catch(() => undefined);
       try {
-        await streamWithin(store, fromKey, toKey, signal);
+        await streamWithin(store, fromKey, toKey, signal); // overwrites whatever the failed copy left
       } catch (again) {
+        // Both failed: leave no partial copy behind (toKey is under this pass's own quarantine prefix).
+        await store.delete(toKey).catch(() => undefined);
         throw new HaError('REPO_FAILED', `${errorMessage(err)}; streamed copy to ${toKey} failed too: ${errorMessage(again)}`);
       }
       return;
