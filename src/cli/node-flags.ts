@@ -18,6 +18,3 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
  * side-by-side runs, with CPU unchanged within noise (docs/benchmarks.md). Other C libraries ignore it.
  */
 export const PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
-
-/** `NAME=value` words of PROCESS_ENV, as the executable's first line and the container wrapper pass them. */
-export const nodeEnvWords = (): string => Object.entries(PROCESS_ENV).map(([k, v]) => `${k}=${v}`).join(' ');

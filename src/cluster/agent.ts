@@ -368,7 +368,7 @@ export class Agent {
         votedFor: st.votedFor,
         promise: this.promise,
         handoverTo: this.handover?.ready ? this.handover.to : null,
-        handoverPending: !!this.handover && !this.handover.ready,
+        handoverPending: this.handingDataOver(),
       },
       candidate,
       epoch,
@@ -456,6 +456,11 @@ export class Agent {
     };
   }
 
+  /** A handover this node started whose data paths have not finished handing over (nothing offered yet). */
+  private handingDataOver(): boolean {
+    return this.handover !== null && !this.handover.ready;
+  }
+
   /** Role as shown to the world: maintenance overlays the underlying role except for a primary. */
   reportedRole(): Role {
     return this.role;
@@ -528,7 +533,7 @@ export class Agent {
     const c = this.d.coordinator;
     // A primary renews, and so does a node handing its data over: its lease must hold the witness until
     // the role is offered, or the peer could win an election with the witness alone before that.
-    if (!c || (this.role !== 'primary' && !(this.handover && !this.handover.ready)) || this.stopped) return;
+    if (!c || (this.role !== 'primary' && !this.handingDataOver()) || this.stopped) return;
     const sentAt = this.d.clock.monotonicMs();
     const waiting = this.witnessReq;
     if (waiting) {

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PROCESS_ENV, NODE_FLAGS, nodeEnvWords } from '../../src/cli/node-flags.js';
+import { PROCESS_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
+
+/** `NAME=value` words of PROCESS_ENV, as the executable's first line and the container wrapper pass them. */
+const nodeEnvWords = (): string => Object.entries(PROCESS_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
