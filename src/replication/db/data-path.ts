@@ -32,6 +32,14 @@ export type LocalDatabase = ManagedDatabase & {
 const SLOT_CHECK_MS = 10_000;
 /** How often the local server's status is read (for /status, the standby's catch-up and the sync guard). */
 const STATUS_TICK_MS = 1000;
+/** Pause before asking a primary that answered "not ready yet" (503) for its base backup again. */
+const NOT_READY_RETRY_MS = 500;
+
+/** Whether a follow failed only because the primary answered 503 (promotion under way) on some path. */
+export function primaryNotReady(err: unknown): boolean {
+  const all = err instanceof AggregateError ? err.errors : [err];
+  return all.some((e) => e instanceof HaError && e.details?.status === 503);
+}
 
 interface ReplayReply {
   ok: boolean;
@@ -110,6 +118,14 @@ export class DbDataPath implements RoleHooks {
         await fn();
         this.lastError = null;
       } catch (err) {
+        if (what.startsWith('follow') && primaryNotReady(err)) {
+          // Expected while the primary is still promoting (every cluster start): ask again soon, without
+          // a critical event; /status still shows what the standby waits for.
+          this.lastError = `${what}: the primary is not ready yet (${errorMessage(err)})`;
+          this.followed = null;
+          this.retryAt = this.clock.monotonicMs() + NOT_READY_RETRY_MS;
+          return;
+        }
         this.lastError = `${what}: ${errorMessage(err)}`;
         this.emit('db.failed', 'critical', `database ${what} failed: ${errorMessage(err)}`, { code: (err as HaError).code });
         if (what.startsWith('follow')) {
