@@ -43,6 +43,19 @@ function isZombie(pid: number): boolean {
   }
 }
 
+/**
+ * When a process started (clock ticks since boot: /proc/PID/stat field 22), or null where unknown (no
+ * process, no /proc). With the PID it names one process for good: PIDs are reused, start times are not.
+ */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether the service's main process lives (its helpers may outlive it; they do not make it healthy). */
 const leaderAlive = (pid: number) => signalOk(pid) && !isZombie(pid);
 /** Whether any process of the group lives. */
@@ -69,6 +82,8 @@ async function tail(file: string | undefined): Promise<string> {
 export class ProcessSupervisor {
   /** Process group of the service we spawned (its leader's PID). */
   private groupId: number | null = null;
+  /** Start time of that leader (startTimeOf), to tell it from a later process that got the same PID. */
+  private groupStart: string | null = null;
   /** Set by the exit event of the process we spawned. */
   private groupLeaderExited = false;
 
@@ -76,12 +91,27 @@ export class ProcessSupervisor {
     if (o.command.length === 0) throw new HaError('CONFIG_INVALID', 'process mode needs a command (argv array)');
   }
 
-  /** The last known process group: ours, or the one recorded in the PID file. */
+  /**
+   * The last known process group: ours, or the one recorded in the PID file — unless its number now
+   * belongs to another process. The kernel does not hand out a PID still in use as a process group id,
+   * so while any process of our group lives, a process with the leader's PID is the leader itself; a
+   * process with that PID and another start time means our group is gone and the number was reused
+   * (by a shell, `timeout` or a daemon that leads a group of its own), and signalling the group would
+   * hit someone else's processes.
+   */
   private async knownGroup(): Promise<number | null> {
-    if (this.groupId !== null) return this.groupId;
-    if (!this.o.pidFile) return null;
-    const pid = Number((await readFile(this.o.pidFile, 'utf8').catch(() => '')).trim());
-    return Number.isInteger(pid) && pid > 1 ? pid : null;
+    let pid = this.groupId;
+    let start = this.groupStart;
+    if (pid === null) {
+      if (!this.o.pidFile) return null;
+      const [p, st] = (await readFile(this.o.pidFile, 'utf8').catch(() => '')).trim().split(/\s+/);
+      pid = Number(p);
+      start = st || null; // a PID file without a start time (older versions): the PID alone, as then
+      if (!Number.isInteger(pid) || pid <= 1) return null;
+    }
+    if (start === null) return pid;
+    const now = startTimeOf(pid);
+    return now === null || now === start ? pid : null;
   }
 
   /** PID of the running service's main process (also its process group id), or null. */
@@ -108,6 +138,7 @@ export class ProcessSupervisor {
     const child = spawn(file, args, { cwd: this.o.cwd, env: this.o.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
     if (typeof fd === 'number') closeSync(fd);
     this.groupId = child.pid ?? null;
+    this.groupStart = child.pid !== undefined ? startTimeOf(child.pid) : null;
     this.groupLeaderExited = false;
     let exitCode: string | null = null;
     child.once('exit', (code, sig) => {
@@ -124,7 +155,7 @@ export class ProcessSupervisor {
     child.unref();
     if (this.o.pidFile && child.pid !== undefined) {
       await mkdir(dirname(this.o.pidFile), { recursive: true });
-      await writeFile(this.o.pidFile, `${child.pid}\n`);
+      await writeFile(this.o.pidFile, `${child.pid}${this.groupStart !== null ? ` ${this.groupStart}` : ''}\n`);
     }
     const deadline = Date.now() + this.o.startGraceMs;
     while (Date.now() < deadline && exitCode === null) await delay(50);
