@@ -33,28 +33,24 @@ function signalOk(target: number): boolean {
   }
 }
 
-/** A dead process not yet reaped by its parent still answers signal 0; /proc tells the truth (Linux). */
-function isZombie(pid: number): boolean {
+/** The fields of /proc/PID/stat after the command name (the first is field 3, the state), or null (Linux only). */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return null;
   }
 }
+
+/** A dead process not yet reaped by its parent still answers signal 0; /proc tells the truth (Linux). */
+const isZombie = (pid: number): boolean => statFields(pid)?.[0] === 'Z';
 
 /**
  * When a process started (clock ticks since boot: /proc/PID/stat field 22), or null where unknown (no
  * process, no /proc). With the PID it names one process for good: PIDs are reused, start times are not.
  */
-function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+const startTimeOf = (pid: number): string | null => statFields(pid)?.[19] ?? null;
 
 /** Whether the service's main process lives (its helpers may outlive it; they do not make it healthy). */
 const leaderAlive = (pid: number) => signalOk(pid) && !isZombie(pid);

@@ -83,10 +83,15 @@ describe.skipIf(process.platform !== 'linux')('process supervisor and reused PID
     expect(alive(pid)).toBe(true);
   });
 
-  it('a restarted supervisor still stops the group it recorded (same PID and start time)', async () => {
-    const first = supervisor(join(dir, 'same.pid'));
+  /** A service started by one supervisor, whose PID file a second (restarted) supervisor then reads. */
+  const startedBy = async (pidFile: string): Promise<number> => {
+    const first = supervisor(pidFile);
     await first.start();
-    const pid = (await first.pid())!;
+    return (await first.pid())!;
+  };
+
+  it('a restarted supervisor still stops the group it recorded (same PID and start time)', async () => {
+    const pid = await startedBy(join(dir, 'same.pid'));
     const second = supervisor(join(dir, 'same.pid'));
     expect(await second.pid()).toBe(pid);
     await second.stop();
@@ -94,9 +99,7 @@ describe.skipIf(process.platform !== 'linux')('process supervisor and reused PID
   });
 
   it('a PID file without a start time (older versions) is still honoured', async () => {
-    const first = supervisor(join(dir, 'legacy.pid'));
-    await first.start();
-    const pid = (await first.pid())!;
+    const pid = await startedBy(join(dir, 'legacy.pid'));
     writeFileSync(join(dir, 'legacy.pid'), `${pid}\n`);
     const second = supervisor(join(dir, 'legacy.pid'));
     await second.stop();
