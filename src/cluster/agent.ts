@@ -40,6 +40,11 @@ export interface RoleHooks {
   onDemote?(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void>;
   /** Planned handover: stop writes and wait until the peer has everything. Throwing aborts the handover. */
   beforeHandover?(ctx: HookContext): Promise<void>;
+  /**
+   * A handover was aborted (some data path's beforeHandover threw) and this node stays primary: undo
+   * what beforeHandover did (accept writes again). Called on every hook, in reverse order; idempotent.
+   */
+  onHandoverAborted?(ctx: HookContext): Promise<void>;
   /** On a standby, every decision cycle while a primary is known: follow it (idempotent, quick). */
   onFollow?(ctx: HookContext & { primary: string }): Promise<void>;
   /** True when this node has everything the primary has (used by switchover and fail-back checks). */
@@ -975,7 +980,15 @@ export class Agent {
     try {
       await this.runHooks('beforeHandover', (h) => h.beforeHandover?.(this.hookCtx()));
     } catch (err) {
-      // Data could not be handed over safely: stay primary.
+      // Data could not be handed over safely: stay primary, and undo what the data paths that went
+      // first did (the database stopped for the handover must accept writes again).
+      for (const h of [...(this.d.hooks ?? [])].reverse()) {
+        try {
+          await h.onHandoverAborted?.(this.hookCtx());
+        } catch (e) {
+          this.d.bus.emit({ type: 'hook_failed', severity: 'critical', message: `${h.name} onHandoverAborted failed: ${errorMessage(e)}`, details: { hook: h.name, phase: 'onHandoverAborted' } });
+        }
+      }
       this.handover = null;
       this.setRole('primary');
       if (rec) {
@@ -986,7 +999,8 @@ export class Agent {
       this.kick();
       return;
     }
-    if (this.handover?.epoch === epoch) this.handover.ready = true;
+    // The handover timeout runs from the offer: the hooks bound their own waits (catch-up, last images).
+    if (this.handover?.epoch === epoch) this.handover = { ...this.handover, ready: true, startedAt: this.d.clock.monotonicMs() };
     await this.runHooks('onDemote', (h) => h.onDemote?.({ ...this.hookCtx(), to: 'standby', rejoin: false }));
     const ownEpoch = this.epoch;
     this.leaseAcks = {};

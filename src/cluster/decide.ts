@@ -80,6 +80,7 @@ export interface View {
   /**
    * A graceful handover this node started and that has not finished. `ready` once its data paths have
    * handed everything over (writes fenced, the standby caught up): only then is the role offered.
+   * `startedAt` is the moment of the offer once ready (the handover timeout counts from there).
    */
   handover: { to: string; epoch: number; startedAt: number; ready: boolean } | null;
   request: AdminRequest | null;
@@ -311,9 +312,10 @@ function decideNonPrimary(v: View): Decision {
   }
   if (target !== v.role) actions.push({ kind: 'setRole', role: target });
 
-  // A handover we started: wait for the peer to take the role, give up after the timeout.
+  // A handover we started: wait for the peer to take the role, give up after the timeout (counted
+  // from the offer; while the data paths still hand over, their own bounds apply).
   if (v.handover) {
-    if (v.now - v.handover.startedAt > v.timings.handoverTimeoutMs) {
+    if (v.handover.ready && v.now - v.handover.startedAt > v.timings.handoverTimeoutMs) {
       actions.push({ kind: 'abandonHandover' });
       actions.push({ kind: 'emit', type: 'handover_failed', severity: 'critical', message: `handover to ${v.handover.to} did not complete within ${v.timings.handoverTimeoutMs} ms` });
       return { nextRole: target, epoch: v.epoch, actions, reason: `handover to ${v.handover.to} timed out; the cluster elects again` };

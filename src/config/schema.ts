@@ -81,7 +81,7 @@ export const timingsSchema = z
       .int()
       .min(100)
       .default(30_000)
-      .describe('how long a graceful handover may take before it is abandoned'),
+      .describe('how long the successor may take to become primary once a graceful handover offered it the role (the data paths bound their own waits before the offer); then the handover is abandoned and the cluster elects again'),
   })
   .strict()
   .transform(({ profile, ...t }) => {

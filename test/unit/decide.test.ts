@@ -170,6 +170,27 @@ const rows: Row[] = [
     reason: /^no action: primary/,
   },
   {
+    name: 'handover offered: wait for the successor within the timeout',
+    view: standbyView({ peer: peer({ role: 'standby' }), handover: { to: 'b', epoch: 6, startedAt: NOW - 29_000, ready: true } }),
+    role: 'standby',
+    actions: [],
+    reason: /^handover: waiting for b to become primary at epoch 6/,
+  },
+  {
+    name: 'handover offered and not taken within the timeout: abandoned, the cluster elects again',
+    view: standbyView({ peer: peer({ role: 'standby' }), handover: { to: 'b', epoch: 6, startedAt: NOW - 30_001, ready: true } }),
+    role: 'standby',
+    actions: ['abandonHandover', 'emit'],
+    reason: /^handover to b timed out; the cluster elects again/,
+  },
+  {
+    name: 'handover still handing data over: not abandoned however long the data paths take',
+    view: standbyView({ peer: peer({ role: 'standby' }), handover: { to: 'b', epoch: 6, startedAt: NOW - 90_000, ready: false } }),
+    role: 'standby',
+    actions: [],
+    reason: /^handover: waiting for b/,
+  },
+  {
     name: 'standby following a live primary: no action',
     view: standbyView(),
     role: 'standby',

@@ -228,6 +228,22 @@ export class DbDataPath implements RoleHooks {
     this.emit('db.handover', 'info', `writes stopped at ${final.lsn}; standby replayed it (${Math.round(this.clock.monotonicMs() - t0)} ms)`, { lsn: final.lsn });
   }
 
+  /**
+   * The handover was aborted after this path had stopped the server (a later data path failed): this
+   * node stays primary, so start it again and accept writes. No other node promoted (the role is offered
+   * only after every data path finished), so starting it as a primary cannot fork anything.
+   */
+  async onHandoverAborted(): Promise<void> {
+    if (!this.primary) return;
+    const t0 = this.clock.monotonicMs();
+    const s = await this.o.db.status().catch(() => null);
+    const restart = !s?.running;
+    if (restart) await this.o.db.start();
+    await this.o.db.unfenceWrites();
+    this.ready = true;
+    if (restart) this.emit('db.resumed', 'warning', `handover aborted: database started again and writable in ${Math.round(this.clock.monotonicMs() - t0)} ms`);
+  }
+
   /** On the standby: wait until the local replay position reaches `lsn`. */
   private async waitReplay(lsn: string, timeoutMs: number): Promise<ReplayReply> {
     let want: number;
