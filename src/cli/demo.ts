@@ -37,7 +37,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const killAt = performance.now();
     cluster.kill(first);
     await cluster.waitFor((a, b) => (second === 'a' ? a : b)?.role === 'primary', 20_000, `${second} to take over`);
-    await waitOk(cluster.vipUrl, 10_000);
+    await probe.answeredAfter(performance.now(), 10_000);
     await new Promise((r) => setTimeout(r, 300));
     const failoverGap = probe.gapAfter(killAt);
     const failEv = (await cluster.events(second, 'failover')).at(-1);
@@ -55,7 +55,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const sw = await cluster.admin(second, '/admin/switchover', { to: first });
     if (sw.status !== 202) throw new Error(`switchover not accepted: ${JSON.stringify(sw.data)}`);
     await cluster.waitFor((a, b) => (first === 'a' ? a : b)?.role === 'primary' && (second === 'a' ? a : b)?.role === 'standby', 20_000, `${first} to become primary again`);
-    await waitOk(cluster.vipUrl, 10_000);
+    await probe.answeredAfter(performance.now(), 10_000);
     await new Promise((r) => setTimeout(r, 300));
     const switchGap = probe.gapAfter(swAt);
     probe.stop();
@@ -85,20 +85,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   } finally {
     if (opts.once) await cleanup();
   }
-}
-
-async function waitOk(url: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(300) });
-      if (r.ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
 }
 
 /** The `failover` part of a demo report, from the measured gap and the new primary's failover event. */
