@@ -96,8 +96,11 @@ describe('RepoReplicator', () => {
     await until(() => rep.status().failedPasses >= 3);
     expect(rep.status().lastErrorCode).toBe('REPO_AUTH_FAILED');
     expect(bus.recent({ types: ['repo_pass_failed'] })).toHaveLength(1);
+    // Failing passes back off (interval, then doubling) instead of retrying every interval.
+    await until(() => rep.status().backoffMs >= 400);
     source = a.store;
     await until(() => rep.status().lastError === null && rep.status().last?.copied === 3);
+    expect(rep.status().backoffMs).toBe(0);
     expect(bus.recent({ types: ['repo_caught_up'] })).toHaveLength(1);
     await rep.stop();
     expect(rep.status().running).toBe(false);

@@ -19,6 +19,12 @@ import { sameHint, skipDecision, type HintBasis, type RepoChangeHint, type SkipD
 
 /** A hint change starts the next pass at once, but no sooner than this after the previous one ended. */
 const HINT_MIN_GAP_MS = 200;
+/**
+ * A pass that keeps failing (a full or unreachable repository) is retried after a growing pause: each
+ * such pass may stream whole images from the primary only to fail again. Doubles from the interval up
+ * to this; the first clean pass ends it.
+ */
+const FAILING_BACKOFF_MAX_MS = 15_000;
 
 export interface RepoReplicatorOptions {
   /** The primary's repository. */
@@ -68,6 +74,8 @@ export interface RepoStatus {
   last: Pick<SyncResult, 'copied' | 'deleted' | 'failed' | 'corrupt' | 'bytes'> | null;
   /** Incremental passes skipped because the source's change hint had not moved (no listing). */
   passesSkipped: number;
+  /** Pause before the next pass while passes keep failing (ms; 0 while they succeed). */
+  backoffMs: number;
   hint: {
     /** The source's hint as last seen (null: no hint configured or received recently). */
     source: RepoChangeHint | null;
@@ -94,7 +102,7 @@ export class RepoReplicator {
   private wasBehind = false;
   private readonly st: RepoStatus = {
     running: false, objectsBehind: 0, bytesBehind: 0, lastPassAt: null, lastPassMs: null, lastDeepPassAt: null,
-    lastError: null, lastErrorCode: null, passes: 0, failedPasses: 0, last: null, passesSkipped: 0,
+    lastError: null, lastErrorCode: null, passes: 0, failedPasses: 0, last: null, passesSkipped: 0, backoffMs: 0,
     hint: { source: null, basis: null, lastDecision: null, misses: 0, distrusted: null },
   };
   private readonly maxAgeMs: number;
@@ -198,7 +206,10 @@ export class RepoReplicator {
       this.deepPending = false;
       const r = await this.syncOnce({ deep, allowSkip: true }).catch(() => null);
       if (signal.aborted) break;
-      await this.pause(signal, r?.skippedByHint === true);
+      const failing = r === null || r.failed > 0;
+      this.st.backoffMs = failing ? Math.min(FAILING_BACKOFF_MAX_MS, this.st.backoffMs === 0 ? this.intervalMs : this.st.backoffMs * 2) : 0;
+      if (failing && this.st.backoffMs > this.intervalMs) await this.backoff(signal, this.st.backoffMs);
+      else await this.pause(signal, r?.skippedByHint === true);
     }
   }
 
@@ -227,6 +238,21 @@ export class RepoReplicator {
     const i = this.intervalMs;
     const delay = gridDelayMs(i, this.clock.nowMs() + ms - i, which === 'later' ? i : i / 2);
     return Math.max(i / 2, ms - i + delay);
+  }
+
+  /** Sleep `ms` after a failed pass; a deep pass due, a new hint or stop() end it early. */
+  private async backoff(signal: AbortSignal, ms: number): Promise<void> {
+    if (this.hintDirty || this.deepPending) return;
+    const early = new AbortController();
+    const onStop = () => early.abort();
+    signal.addEventListener('abort', onStop, { once: true });
+    this.wake = () => early.abort();
+    try {
+      await this.clock.sleep(this.onGrid(ms, 'nearest'), early.signal);
+    } finally {
+      this.wake = null;
+      signal.removeEventListener('abort', onStop);
+    }
   }
 
   /**
@@ -326,8 +352,10 @@ export class RepoReplicator {
     const message = err ? errorMessage(err) : r && r.failed > 0 ? `${r.failed} object(s) failed: ${r.errors[0]?.message ?? ''}` : null;
     const code = err instanceof HaError ? err.code : err ? 'REPO_FAILED' : r && r.failed > 0 ? (r.errors[0]?.code ?? 'REPO_FAILED') : null;
     if (message) this.st.failedPasses++;
-    // The delete guard emits its own event from the engine; a failure repeating pass after pass stays quiet.
-    if (message && message !== this.st.lastError && code !== 'REPO_DELETE_GUARD') {
+    // The delete guard emits its own event from the engine. A failure repeating pass after pass stays
+    // quiet, also when its details move (which object failed first, how many): one event when passes
+    // start failing and one when the kind of failure (its code) changes.
+    if (message && (this.st.lastError === null || code !== this.st.lastErrorCode) && code !== 'REPO_DELETE_GUARD') {
       this.opts.bus?.emit({ type: 'repo_pass_failed', severity: 'warning', message: `image repository pass failed: ${message}`, details: { code, deep } });
     }
     if (err && code === 'REPO_DELETE_GUARD' && err instanceof HaError) {
