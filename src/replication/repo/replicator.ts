@@ -141,6 +141,7 @@ export class RepoReplicator {
     const stopper = new AbortController();
     this.stopper = stopper;
     this.st.running = true;
+    this.st.backoffMs = 0;
     this.forgetBasis();
     const expr = this.opts.deepVerifyCron ?? '17 3 * * *';
     if (expr) {
