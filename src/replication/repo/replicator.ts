@@ -243,13 +243,17 @@ export class RepoReplicator {
 
   /** Sleep `ms` after a failed pass; a deep pass due, a new hint or stop() end it early. */
   private async backoff(signal: AbortSignal, ms: number): Promise<void> {
-    if (this.hintDirty || this.deepPending) return;
+    if (!this.hintDirty && !this.deepPending) await this.sleepWakeable(signal, this.onGrid(ms, 'nearest'));
+  }
+
+  /** Sleep `ms`; stop() or wake() (a new hint, a deep pass due) end it early. */
+  private async sleepWakeable(signal: AbortSignal, ms: number): Promise<void> {
     const early = new AbortController();
     const onStop = () => early.abort();
     signal.addEventListener('abort', onStop, { once: true });
     this.wake = () => early.abort();
     try {
-      await this.clock.sleep(this.onGrid(ms, 'nearest'), early.signal);
+      await this.clock.sleep(ms, early.signal);
     } finally {
       this.wake = null;
       signal.removeEventListener('abort', onStop);
@@ -263,16 +267,7 @@ export class RepoReplicator {
   private async pause(signal: AbortSignal, skipped: boolean): Promise<void> {
     const from = this.clock.monotonicMs();
     if (!this.hintDirty && !this.deepPending) {
-      const early = new AbortController();
-      const onStop = () => early.abort();
-      signal.addEventListener('abort', onStop, { once: true });
-      this.wake = () => early.abort();
-      try {
-        await this.clock.sleep(skipped ? this.onGrid(this.idlePauseMs(), 'later') : this.onGrid(this.intervalMs, 'nearest'), early.signal);
-      } finally {
-        this.wake = null;
-        signal.removeEventListener('abort', onStop);
-      }
+      await this.sleepWakeable(signal, skipped ? this.onGrid(this.idlePauseMs(), 'later') : this.onGrid(this.intervalMs, 'nearest'));
     }
     if (signal.aborted || !this.hintDirty) return;
     const left = Math.min(this.intervalMs, HINT_MIN_GAP_MS) - (this.clock.monotonicMs() - from);
