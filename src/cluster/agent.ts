@@ -145,6 +145,8 @@ export class Agent {
   private peerTimings: TimingsTriple | null = null;
   private takeoverReason: 'switchover' | 'failback' = 'switchover';
   private handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';
+  /** When a handover this node started was last aborted by a data path (monotonic ms), or null. */
+  private handoverAbortedAt: number | null = null;
   /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
   private peerReadySince: number | null = null;
   private vipHeld = false;
@@ -620,6 +622,7 @@ export class Agent {
       request: this.requests[0] ?? null,
       vipHeld: this.vipHeld,
       noPrimaryForMs: this.role === 'primary' ? 0 : now - this.lastPrimarySeenAt,
+      handoverAbortedAgoMs: this.handoverAbortedAt === null ? null : now - this.handoverAbortedAt,
       autoFailback: {
         enabled: cfg.failback.auto,
         holdDownMs: cfg.failback.holdDownMs,
@@ -990,6 +993,7 @@ export class Agent {
         }
       }
       this.handover = null;
+      this.handoverAbortedAt = this.d.clock.monotonicMs();
       this.setRole('primary');
       if (rec) {
         rec.state = 'refused';

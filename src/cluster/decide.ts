@@ -89,6 +89,8 @@ export interface View {
   autoFailback: { enabled: boolean; holdDownMs: number; peerIsPreferred: boolean; peerReadyForMs: number };
   /** ms since this node last knew of a live primary (or since start). */
   noPrimaryForMs: number;
+  /** ms since a handover this node started was aborted by a data path (null: none since start). */
+  handoverAbortedAgoMs: number | null;
   timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number };
 }
 
@@ -145,6 +147,19 @@ export function leaseRemainingMs(v: Pick<View, 'now' | 'leaseAcks' | 'timings' |
 }
 
 const keep = (v: View, reason: string, actions: Action[] = []): Decision => ({ nextRole: v.role, epoch: v.epoch, actions, reason });
+
+/**
+ * After a handover was aborted (a data path could not hand its data over; the database was started
+ * again), automatic handovers (escalation, automatic fail-back) wait this long before they try again:
+ * the peer may still look caught up for a while, and each attempt stops writes for a moment. An
+ * operator's request is not held back.
+ */
+export const AUTO_HANDOVER_RETRY_MS = 30_000;
+
+/** ms until an automatic handover may run again after an aborted one (0: now). */
+function autoHandoverHoldMs(v: View): number {
+  return v.handoverAbortedAgoMs === null ? 0 : Math.max(0, AUTO_HANDOVER_RETRY_MS - v.handoverAbortedAgoMs);
+}
 
 export function decide(v: View): Decision {
   switch (v.role) {
@@ -254,7 +269,11 @@ function decidePrimary(v: View): Decision {
       reason: `${r.kind}: handing the primary role to ${target} (${p.node}) at epoch ${v.epoch + 1}`,
     };
   }
+  const hold = autoHandoverHoldMs(v);
   if (v.escalated) {
+    if (peerReady && p && p.caughtUp && hold > 0) {
+      return keep(v, `escalation pending: the last handover was aborted ${Math.round(v.handoverAbortedAgoMs ?? 0)} ms ago; retrying in ${Math.ceil(hold)} ms`, reconcile);
+    }
     if (peerReady && p && p.caughtUp) {
       return {
         nextRole: 'standby',
@@ -271,6 +290,9 @@ function decidePrimary(v: View): Decision {
   }
   const af = v.autoFailback;
   if (af.enabled && !v.preferred && af.peerIsPreferred && peerReady && p?.caughtUp) {
+    if (af.peerReadyForMs >= af.holdDownMs && hold > 0) {
+      return keep(v, `no action: primary; automatic fail-back to ${p.node} held back for ${Math.ceil(hold)} ms after an aborted handover`, reconcile);
+    }
     if (af.peerReadyForMs >= af.holdDownMs) {
       return {
         nextRole: 'standby',

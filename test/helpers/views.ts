@@ -61,6 +61,7 @@ export function primaryView(over: Partial<View> = {}): View {
     request: null,
     vipHeld: true,
     noPrimaryForMs: 0,
+    handoverAbortedAgoMs: null,
     autoFailback: { enabled: false, holdDownMs: 300_000, peerIsPreferred: false, peerReadyForMs: 0 },
     timings: T,
     ...over,
