@@ -1,17 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, DB_PASSWORD } from '../../fixtures/cluster.js';
+import { Cluster } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const direct = (port: number) => `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${port}/postgres`;
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+import { directDb as direct, until } from '../helpers/wait.js';
 
 describe('PostgreSQL log shipping through the agent (sync mode, real embedded PostgreSQL)', () => {
   let c: Cluster;

@@ -1,0 +1,15 @@
+import { DB_PASSWORD } from '../../fixtures/cluster.js';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A cluster node's PostgreSQL, bypassing the database VIP. */
+export const directDb = (port: number) => `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${port}/postgres`;
+
+/** Poll `fn` (a throw counts as false) until it is true; fail naming `what` after `timeoutMs`. */
+export async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
