@@ -745,8 +745,10 @@ export class Agent {
     };
   }
 
-  private async runHooks(name: string, fn: (h: RoleHooks) => Promise<void> | undefined): Promise<void> {
-    for (const h of this.d.hooks ?? []) {
+  /** Run one phase on every data path (in reverse to undo); a failure is an event, and aborts only beforeHandover. */
+  private async runHooks(name: string, fn: (h: RoleHooks) => Promise<void> | undefined, order: 'forward' | 'reverse' = 'forward'): Promise<void> {
+    const hooks = this.d.hooks ?? [];
+    for (const h of order === 'reverse' ? [...hooks].reverse() : hooks) {
       try {
         await fn(h);
       } catch (err) {
@@ -985,13 +987,7 @@ export class Agent {
     } catch (err) {
       // Data could not be handed over safely: stay primary, and undo what the data paths that went
       // first did (the database stopped for the handover must accept writes again).
-      for (const h of [...(this.d.hooks ?? [])].reverse()) {
-        try {
-          await h.onHandoverAborted?.(this.hookCtx());
-        } catch (e) {
-          this.d.bus.emit({ type: 'hook_failed', severity: 'critical', message: `${h.name} onHandoverAborted failed: ${errorMessage(e)}`, details: { hook: h.name, phase: 'onHandoverAborted' } });
-        }
-      }
+      await this.runHooks('onHandoverAborted', (h) => h.onHandoverAborted?.(this.hookCtx()), 'reverse');
       this.handover = null;
       this.handoverAbortedAt = this.d.clock.monotonicMs();
       this.setRole('primary');

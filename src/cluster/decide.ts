@@ -271,10 +271,10 @@ function decidePrimary(v: View): Decision {
   }
   const hold = autoHandoverHoldMs(v);
   if (v.escalated) {
-    if (peerReady && p && p.caughtUp && hold > 0) {
-      return keep(v, `escalation pending: the last handover was aborted ${Math.round(v.handoverAbortedAgoMs ?? 0)} ms ago; retrying in ${Math.ceil(hold)} ms`, reconcile);
-    }
     if (peerReady && p && p.caughtUp) {
+      if (hold > 0) {
+        return keep(v, `escalation pending: the last handover was aborted ${Math.round(v.handoverAbortedAgoMs ?? 0)} ms ago; retrying in ${Math.ceil(hold)} ms`, reconcile);
+      }
       return {
         nextRole: 'standby',
         epoch: v.epoch,
@@ -290,10 +290,10 @@ function decidePrimary(v: View): Decision {
   }
   const af = v.autoFailback;
   if (af.enabled && !v.preferred && af.peerIsPreferred && peerReady && p?.caughtUp) {
-    if (af.peerReadyForMs >= af.holdDownMs && hold > 0) {
-      return keep(v, `no action: primary; automatic fail-back to ${p.node} held back for ${Math.ceil(hold)} ms after an aborted handover`, reconcile);
-    }
     if (af.peerReadyForMs >= af.holdDownMs) {
+      if (hold > 0) {
+        return keep(v, `no action: primary; automatic fail-back to ${p.node} held back for ${Math.ceil(hold)} ms after an aborted handover`, reconcile);
+      }
       return {
         nextRole: 'standby',
         epoch: v.epoch,

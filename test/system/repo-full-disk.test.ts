@@ -8,13 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCumulus, type CumulusHandle } from '../../fixtures/cumulus/server.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { EventBus } from '../../src/events/bus.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
 import { ACCESS, SECRET, MiB, listing, md5, putBytes, readBytes, RepoLab } from '../integration/repo-helpers.js';
+import { sleep as delay, until } from '../helpers/wait.js';
 
 function unavailable(): string | null {
   if (process.getuid?.() !== 0) return 'not root (mounting a small tmpfs needs root); run as root: npm run test:system';
@@ -27,14 +27,6 @@ function unavailable(): string | null {
 }
 const skipReason = unavailable();
 if (skipReason) console.warn(`skipping full-repository system test: ${skipReason}`);
-
-async function until(cond: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await delay(100);
-  }
-}
 
 describe.skipIf(skipReason !== null)('standby repository on a full disk (tmpfs, real s3rver)', () => {
   const lab = new RepoLab();
@@ -83,9 +75,9 @@ describe.skipIf(skipReason !== null)('standby repository on a full disk (tmpfs, 
     const bus = new EventBus('standby', () => 2);
     rep = new RepoReplicator({ source: src.store, target, bus, intervalMs: 200, deepVerifyCron: '' });
     rep.start();
-    await until(() => rep!.status().failedPasses >= 3);
+    await until('three failed passes', async () => rep!.status().failedPasses >= 3, 30_000, 100);
     // Passes that keep failing back off instead of streaming the same images every interval.
-    await until(() => rep!.status().backoffMs >= 800);
+    await until('the back-off to reach 800 ms', async () => rep!.status().backoffMs >= 800, 30_000, 100);
     const failedSoFar = rep.status().failedPasses;
     await delay(1500);
     expect(rep.status().failedPasses - failedSoFar).toBeLessThanOrEqual(2);
@@ -106,7 +98,7 @@ describe.skipIf(skipReason !== null)('standby repository on a full disk (tmpfs, 
 
     // Space freed (the operator grows the volume): the loop finishes by itself.
     execFileSync('mount', ['-o', 'remount,size=64m', mnt]);
-    await until(() => rep!.status().lastError === null && rep!.status().objectsBehind === 0, 60_000);
+    await until('the standby caught up after the volume grew', async () => rep!.status().lastError === null && rep!.status().objectsBehind === 0, 60_000, 100);
     expect(rep.status().backoffMs).toBe(0);
     const after = await listing(target);
     expect([...after.keys()].sort()).toEqual([...all.keys()].sort());
