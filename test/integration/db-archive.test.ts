@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,7 +172,10 @@ describe('WAL archive shipping over the peer API', () => {
 
   it('the running shipper does not ask the standby while nothing is archived, and ships a new file at once', async () => {
     const { transport: countingTransport, questions } = counting();
-    const archive = join(fx.root, 'alpha', 'archive');
+    // A directory only this test writes to: the running primary archives into its own archive
+    // directory on its own (archive_timeout, checkpoints), which is a real change the shipper must ship.
+    const archive = join(fx.root, 'alpha', 'archive-quiet');
+    await mkdir(archive, { recursive: true });
     const shipper = new ArchiveShipper({ archiveDir: archive, transport: countingTransport, peerUrl: () => betaUrl, recheckMs: 60_000 });
     // A backup history file: shipped like any archive file, never replayed.
     const name = '000000010000000000000003.00000028.backup';
