@@ -62,9 +62,46 @@ export const filesConfigSchema = z
       .refine((p) => posix.isAbsolute(p), 'must be an absolute path')
       .optional()
       .describe(
-        'Receiver side: before a file written locally (diverged from what the primary last sent) is overwritten ' +
-          'or deleted, it is moved to <quarantineDir>/<eventId>/<tree>/<path>. Unset: diverged files are overwritten.',
+        'Receiver side: every file sync overwrites or deletes is kept here first. A file written locally (diverged from ' +
+          'what the primary last sent) goes to <quarantineDir>/<eventId>/<tree>/<path> with an event; a copy exactly as ' +
+          'received goes to <quarantineDir>/previous/<eventId>/<tree>/<path>. Unset: <dataDir>/quarantine/files.',
       ),
+    quarantineRetentionDays: z
+      .number()
+      .min(0)
+      .default(14)
+      .describe('Quarantined and previous copies older than this many days are removed (checked at most hourly); 0 keeps them forever.'),
+    maxDeleteFraction: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe(
+        'Largest share of the standby copy of a tree that one change set, and all change sets of one deleteWindowMs together, may delete; ' +
+          'above it the deletes are held back (the standby keeps the files) and a files_delete_guard event (critical) is recorded.',
+      ),
+    deletesAlwaysAllowed: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe('Deletes allowed per change set and per window whatever maxDeleteFraction says, so small trees can lose a file (an empty source still deletes nothing).'),
+    maxDeletesPerWindow: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe('At most this many entries of a tree are deleted on the standby within one deleteWindowMs, however large the tree; a trickle of deletes cannot empty the copy.'),
+    deleteWindowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(600_000)
+      .describe('Length of the sliding window over which deletes are counted (ms); held-back deletes are tried again when it has room.'),
+    allowEmptySource: z
+      .boolean()
+      .default(false)
+      .describe('Let an empty (or unmounted) source tree delete the whole standby copy. Normally an empty source is a mistake and deletes nothing.'),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -23,6 +23,7 @@ export class FilesDataPath implements RoleHooks {
     this.receiver = new FileSyncReceiver({
       trees: opts.config.trees,
       quarantineDir: opts.config.quarantineDir ?? opts.quarantineDir,
+      quarantineRetentionDays: opts.config.quarantineRetentionDays,
       events: opts.events,
       clock: opts.clock,
       accepting: opts.isStandby,

@@ -4,7 +4,7 @@
  * before they are overwritten or deleted, so diverged data is kept, not lost.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TEMP_PREFIX } from './paths.js';
 
@@ -83,4 +83,42 @@ export async function moveToQuarantine(quarantineDir: string, id: string, tree: 
     await unlink(abs);
   }
   return dest;
+}
+
+/** Folder (under quarantineDir) of copies kept exactly as received before they were overwritten or deleted. */
+export const PREVIOUS_DIR = 'previous';
+
+/** Keep the current `abs` at `<quarantineDir>/previous/<id>/<tree>/<rel>` without moving it (hard link, else a copy). */
+export async function keepPrevious(quarantineDir: string, id: string, tree: string, rel: string, abs: string): Promise<string> {
+  const dest = join(quarantineDir, PREVIOUS_DIR, id, tree, rel);
+  await mkdir(dirname(dest), { recursive: true });
+  try {
+    await link(abs, dest);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return dest;
+    await copyFile(abs, dest);
+  }
+  return dest;
+}
+
+/** The time a quarantine id was made (ms), or null for names that are not ids. */
+export function quarantineIdTime(id: string): number | null {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-[0-9a-f]+$/.exec(id);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : null;
+}
+
+/** Remove quarantine and previous-copy folders made before `cutoffMs`; returns how many went. */
+export async function pruneQuarantine(quarantineDir: string, cutoffMs: number): Promise<number> {
+  let n = 0;
+  for (const dir of [quarantineDir, join(quarantineDir, PREVIOUS_DIR)]) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const at = quarantineIdTime(name);
+      if (at === null || at >= cutoffMs) continue;
+      await rm(join(dir, name), { recursive: true, force: true });
+      n++;
+    }
+  }
+  return n;
 }

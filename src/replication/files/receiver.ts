@@ -14,10 +14,10 @@ import { systemClock } from '../../clock.js';
 import { errorMessage, HaError } from '../../errors.js';
 import type { EventInput } from '../../events/bus.js';
 import type { FilesTreeConfig } from './config.js';
-import { ensureParent, checkExistingAncestor, lstatOrNull, syncDir, tempPathFor, writeTemp } from './fsops.js';
+import { ensureParent, checkExistingAncestor, checkRealParent, lstatOrNull, resolveLinkInTree, syncDir, tempPathFor, writeTemp } from './fsops.js';
 import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './paths.js';
 import type { ApplyResult, Batch, FileQuery, ManifestEntry } from './protocol.js';
-import { moveToQuarantine, newQuarantineId, ReceivedRecords } from './quarantine.js';
+import { keepPrevious, moveToQuarantine, newQuarantineId, pruneQuarantine, ReceivedRecords } from './quarantine.js';
 import { HashCache, scanTree, sha256File } from './scan.js';
 import { mapLimit } from './limit.js';
 
@@ -29,8 +29,10 @@ export interface EventSink {
 export interface FileSyncReceiverOptions {
   /** Trees this node accepts, by name; roots are local to this node. */
   trees: readonly FilesTreeConfig[];
-  /** Enables quarantine of diverged files (see the `quarantineDir` config field). */
+  /** Enables quarantine of diverged files and keeps previous copies (see the `quarantineDir` config field). */
   quarantineDir?: string;
+  /** Quarantined and previous copies older than this are removed (checked at most hourly). Default 14 days; 0 keeps them. */
+  quarantineRetentionDays?: number;
   /** Where last-received checksums persist across restarts; default `<quarantineDir>/.received.json`. */
   stateFile?: string;
   events?: EventSink;
@@ -47,6 +49,8 @@ export interface FileReceiverStatus {
   filesApplied: number;
   deletes: number;
   quarantined: number;
+  /** Files as received from the primary, kept under quarantineDir/previous before being overwritten or deleted. */
+  keptPrevious: number;
   refused: number;
   lastAppliedAt: string | null;
   lastQuarantineId: string | null;
@@ -64,9 +68,13 @@ interface Ctx {
   rootReal: string;
   qid?: string;
   quarantined: number;
+  /** Id of this batch's previous-copies folder, created on first use. */
+  pid?: string;
   dirs: Set<string>;
   /** Parent directories already checked in this batch. */
   verified: Map<string, Promise<string>>;
+  /** The batch created a link: every link of the tree is checked again at the end. */
+  links?: boolean;
 }
 
 const WRITE_CONCURRENCY = 8;
@@ -77,11 +85,13 @@ export class FileSyncReceiver {
   private readonly cache = new HashCache();
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
+  private prunedAt: number | null = null;
   private readonly st: FileReceiverStatus = {
     batches: 0,
     filesApplied: 0,
     deletes: 0,
     quarantined: 0,
+    keptPrevious: 0,
     refused: 0,
     lastAppliedAt: null,
     lastQuarantineId: null,
@@ -131,7 +141,7 @@ export class FileSyncReceiver {
           while (j < checked.length && checked[j].e.op === 'file') j++;
           await mapLimit(checked.slice(i, j), WRITE_CONCURRENCY, async ({ e, rel, abs, data }) => {
             if (e.op !== 'file') return;
-            const dir = await this.parentOf(ctx, abs, rel);
+            const dir = await this.guardAsync(t, rel, peer, () => this.parentOf(ctx, abs, rel));
             const tmp = await writeTemp(abs, data!);
             await this.finalizeFile(ctx, rel, abs, tmp, e.sha256, e.mode, e.mtimeMs);
             ctx.dirs.add(dir);
@@ -144,20 +154,45 @@ export class FileSyncReceiver {
         ctx.verified.clear();
         switch (e.op) {
           case 'dir':
-            await this.applyDir(ctx, rel, abs, e.mode);
+            await this.guardAsync(t, rel, peer, () => this.applyDir(ctx, rel, abs, e.mode));
             break;
           case 'link':
-            await this.applyLink(ctx, rel, abs, e.target);
+            await this.guardAsync(t, rel, peer, () => this.applyLink(ctx, rel, abs, e.target));
+            ctx.links = true;
             break;
           case 'delete':
+            await this.guardAsync(t, rel, peer, () => checkRealParent(ctx.rootReal, abs, rel));
             if (await this.remove(ctx, rel, abs)) this.st.deletes++;
             ctx.dirs.add(posix.dirname(abs));
             break;
         }
         applied++;
       }
+      if (ctx.links) await this.recheckLinks(ctx, peer);
       return this.finish(ctx, applied);
     });
+  }
+
+  /**
+   * A link created later can change where an earlier one leads (`b -> .` makes `l -> b/../x` leave the
+   * tree): after a batch that adds links, follow every link of the tree again and remove any that now
+   * leads outside it.
+   */
+  private async recheckLinks(ctx: Ctx, peer: string): Promise<void> {
+    const t = ctx.tree;
+    for (const e of await scanTree(t.root, t.excluded, this.cache)) {
+      if (e.type !== 'link') continue;
+      const abs = posix.join(t.root, e.path);
+      try {
+        await checkRealParent(ctx.rootReal, abs, e.path);
+        await resolveLinkInTree(ctx.rootReal, posix.join(ctx.rootReal, posix.dirname(e.path)), e.target, e.path);
+      } catch (err) {
+        if (!(err instanceof HaError) || err.code !== 'FILES_PATH_OUTSIDE_TREE') throw err;
+        await rm(abs, { force: true });
+        this.records.delete(t.cfg.name, e.path);
+        this.refused(t, e.path, peer, err);
+      }
+    }
   }
 
   /** A large file streamed by the primary: hashed while written to a temp file, renamed only when it matches. */
@@ -258,8 +293,21 @@ export class FileSyncReceiver {
 
   private async ctx(t: Tree): Promise<Ctx> {
     await this.records.load();
+    await this.prune();
     await mkdir(t.root, { recursive: true });
     return { tree: t, rootReal: await realpath(t.root), quarantined: 0, dirs: new Set(), verified: new Map() };
+  }
+
+  /** Drop quarantine folders past their retention, at most once an hour. */
+  private async prune(): Promise<void> {
+    const days = this.opts.quarantineRetentionDays ?? 14;
+    const qdir = this.opts.quarantineDir;
+    const now = this.clock.nowMs();
+    if (!qdir || days <= 0 || (this.prunedAt !== null && now - this.prunedAt < 3_600_000)) return;
+    this.prunedAt = now;
+    await pruneQuarantine(qdir, now - days * 86_400_000).catch((err) => {
+      this.opts.events?.emit({ type: 'files_quarantine_prune_failed', severity: 'warning', message: `Could not remove old quarantine folders under ${qdir}: ${errorMessage(err)}.`, details: {} });
+    });
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -290,7 +338,8 @@ export class FileSyncReceiver {
     const cur = await lstatOrNull(abs);
     if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
     else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, sha256);
-    await chmod(tmp, mode);
+    // setuid, setgid and sticky bits never cross: a file sync must not plant a setuid binary.
+    await chmod(tmp, mode & 0o777);
     const mtime = mtimeMs / 1000;
     await utimes(tmp, mtime, mtime);
     await rename(tmp, abs);
@@ -303,11 +352,12 @@ export class FileSyncReceiver {
     if (cur && !cur.isDirectory()) await this.remove(ctx, rel, abs);
     await ensureParent(ctx.rootReal, abs, rel);
     await mkdir(abs, { recursive: true });
-    await chmod(abs, mode);
+    await chmod(abs, mode & 0o777);
   }
 
   private async applyLink(ctx: Ctx, rel: string, abs: string, target: string): Promise<void> {
     const dir = await ensureParent(ctx.rootReal, abs, rel);
+    await resolveLinkInTree(ctx.rootReal, posix.join(ctx.rootReal, posix.dirname(rel)), target, rel);
     const cur = await lstatOrNull(abs);
     if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
     else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, null);
@@ -342,7 +392,15 @@ export class FileSyncReceiver {
     const qdir = this.opts.quarantineDir;
     if (!qdir) return;
     const local = await sha256File(abs);
-    if (local === incomingSha || local === this.records.get(ctx.tree.cfg.name, rel)) return;
+    if (local === incomingSha) return;
+    if (local === this.records.get(ctx.tree.cfg.name, rel)) {
+      // As received: kept too (a hard link, so the live file is replaced atomically), so whatever a
+      // mistake on the primary overwrites or deletes here can be restored.
+      ctx.pid ??= newQuarantineId(this.clock.nowMs());
+      await keepPrevious(qdir, ctx.pid, ctx.tree.cfg.name, rel, abs);
+      this.st.keptPrevious++;
+      return;
+    }
     ctx.qid ??= newQuarantineId(this.clock.nowMs());
     await moveToQuarantine(qdir, ctx.qid, ctx.tree.cfg.name, rel, abs);
     ctx.quarantined++;

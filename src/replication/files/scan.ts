@@ -54,11 +54,11 @@ export async function entryAt(root: string, rel: string, cache: HashCache): Prom
     throw err;
   }
   if (st.isSymbolicLink()) return { type: 'link', path: rel, target: await readlink(abs) };
-  if (st.isDirectory()) return { type: 'dir', path: rel, mode: st.mode & 0o7777 };
+  if (st.isDirectory()) return { type: 'dir', path: rel, mode: st.mode & 0o777 };
   if (st.isFile()) {
     try {
       const sha256 = await cache.hash(abs, st);
-      return { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256, mode: st.mode & 0o7777 };
+      return { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256, mode: st.mode & 0o777 };
     } catch (err) {
       if (isMissing(err)) return null;
       throw err;
@@ -82,7 +82,7 @@ export async function statEntry(root: string, rel: string): Promise<{ entry: Man
     throw err;
   }
   const sig = `${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
-  const mode = st.mode & 0o7777;
+  const mode = st.mode & 0o777;
   if (st.isSymbolicLink()) {
     try {
       return { entry: { type: 'link', path: rel, target: await readlink(abs) }, sig };

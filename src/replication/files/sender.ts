@@ -4,7 +4,7 @@
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
@@ -18,10 +18,13 @@ import { differs } from './diff.js';
 import { HashCache, listBelow, scanTree, statEntry } from './scan.js';
 import { mapLimit } from './limit.js';
 import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
+import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
+
+type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
 
 export interface FileSyncSenderOptions {
   /** The `files` config section (trees, batchMs, maxBatchMs, largeFileBytes). */
-  config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'>;
+  config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'> & Partial<GuardConfig>;
   /** Signed peer transport (PeerClient in production). */
   transport: PeerTransport;
   /** Base URL of the standby's sidecar, or null while there is no standby to ship to. */
@@ -35,6 +38,8 @@ export interface FileSyncSenderOptions {
   /** First retry delay after a failure; doubles up to retryMaxMs. Defaults 500 ms / 10 s. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** How often each tree's root is checked for being replaced, re-mounted or gone. Default 1000 ms. */
+  rootCheckMs?: number;
 }
 
 export interface FileSenderStatus {
@@ -54,6 +59,17 @@ export interface FileSenderStatus {
   bytesShipped: number;
   /** Symlinks not synced because they point outside their tree. */
   linksSkipped: number;
+  /** Deletes the delete guard holds back: the standby still has these paths. */
+  deletesHeld: number;
+  /** Why the delete guard last refused, or null. */
+  lastGuard: string | null;
+  /** Trees whose root directory is missing on this node. */
+  rootsMissing: string[];
+  /**
+   * The standby holds exactly what this node has: a full pass has run since start, nothing is pending,
+   * in flight, held back by the delete guard or failing, and every root is in place.
+   */
+  inSync: boolean;
 }
 
 interface Tree {
@@ -63,6 +79,45 @@ interface Tree {
   pending: Set<string>;
   /** Directories that appeared since the last flush; listed again at flush time (see start()). */
   newDirs: Set<string>;
+  /** What the standby's copy holds (path → type): from its manifest, kept current as changes ship. */
+  copy: Map<string, ManifestEntry['type']> | null;
+  /** Deletes the guard refused; the standby keeps these paths. */
+  held: Set<string>;
+  window: DeleteWindow;
+  /** The last guard refusal reported for this tree (one event per situation). */
+  guardKey: string | null;
+  /** dev:ino of the root directory being watched, or null when it is missing. */
+  rootId: string | null;
+  rootMissingReported: boolean;
+  watcher: FSWatcher | null;
+}
+
+async function rootIdOf(root: string): Promise<string | null> {
+  const st = await stat(root).catch(() => null);
+  return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
+}
+
+/** Whether a tree holds any file or link (not counting directories, excluded paths and temp files). */
+async function hasEntries(root: string, excluded: (rel: string) => boolean): Promise<boolean> {
+  const walk = async (rel: string): Promise<boolean> => {
+    let ents;
+    try {
+      ents = await readdir(rel ? posix.join(root, rel) : root, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (isTempName(r) || excluded(r)) continue;
+      if (!e.isDirectory()) return true;
+    }
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory() && !excluded(r) && (await walk(r))) return true;
+    }
+    return false;
+  };
+  return walk('');
 }
 
 export class FileSyncSender {
@@ -71,7 +126,12 @@ export class FileSyncSender {
   private readonly cache = new HashCache();
   private readonly shipped = new Map<string, string>();
   private readonly skippedLinks = new Set<string>();
-  private watchers: FSWatcher[] = [];
+  private rootTimer: NodeJS.Timeout | null = null;
+  private rootCheck: Promise<void> | null = null;
+  private heldTimer: NodeJS.Timeout | null = null;
+  private readonly limits: DeleteLimits;
+  private lastGuard: string | null = null;
+  private passedOnce = false;
   private peer: string | null;
   private running = false;
   private passNeeded = true;
@@ -95,7 +155,27 @@ export class FileSyncSender {
   };
 
   constructor(private readonly opts: FileSyncSenderOptions) {
-    this.trees = opts.config.trees.map((cfg) => ({ cfg, root: posix.resolve(cfg.path), excluded: makeExcluder(cfg.exclude), pending: new Set(), newDirs: new Set() }));
+    const c = opts.config;
+    this.limits = {
+      maxDeleteFraction: c.maxDeleteFraction ?? 0.1,
+      minDeletes: c.deletesAlwaysAllowed ?? 10,
+      maxDeletesPerWindow: c.maxDeletesPerWindow ?? 100,
+      allowEmptySource: c.allowEmptySource ?? false,
+    };
+    this.trees = c.trees.map((cfg) => ({
+      cfg,
+      root: posix.resolve(cfg.path),
+      excluded: makeExcluder(cfg.exclude),
+      pending: new Set(),
+      newDirs: new Set(),
+      copy: null,
+      held: new Set(),
+      window: new DeleteWindow(c.deleteWindowMs ?? 600_000),
+      guardKey: null,
+      rootId: null,
+      rootMissingReported: false,
+      watcher: null,
+    }));
     this.clock = opts.clock ?? systemClock;
     this.peer = opts.peerUrl ?? null;
     this.retryMs = opts.retryMinMs ?? 500;
@@ -103,7 +183,23 @@ export class FileSyncSender {
 
   status(): FileSenderStatus {
     const pending = this.trees.reduce((n, t) => n + t.pending.size, 0);
-    return { peer: this.peer, running: this.running, filesBehind: pending + this.inFlight, fullPassPending: this.passNeeded, ...this.st, linksSkipped: this.skippedLinks.size };
+    const held = this.trees.reduce((n, t) => n + t.held.size, 0);
+    const rootsMissing = this.trees.filter((t) => t.rootId === null).map((t) => t.cfg.name);
+    const filesBehind = pending + this.inFlight;
+    const inSync =
+      this.running && this.peer !== null && this.passedOnce && !this.passNeeded && filesBehind === 0 && held === 0 && this.st.lastError === null && rootsMissing.length === 0 && this.firstChangeAt === null;
+    return {
+      peer: this.peer,
+      running: this.running,
+      filesBehind,
+      fullPassPending: this.passNeeded,
+      ...this.st,
+      linksSkipped: this.skippedLinks.size,
+      deletesHeld: held,
+      lastGuard: this.lastGuard,
+      rootsMissing,
+      inSync,
+    };
   }
 
   /** Start watching; resolves once the watchers are ready (the first full pass then runs in the background). */
@@ -112,36 +208,10 @@ export class FileSyncSender {
     this.running = true;
     this.passNeeded = true;
     for (const t of this.trees) {
-      const w = watch(t.root, {
-        ignoreInitial: true,
-        followSymlinks: false,
-        atomic: false,
-        persistent: true,
-        ignored: (p: string) => {
-          const rel = this.relOf(t, p);
-          return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
-        },
-      });
-      w.on('all', (ev, p) => {
-        // Files created in a new directory before chokidar's watch on it is in place are never
-        // reported; listing the directory again at flush time catches them.
-        if (ev === 'addDir') {
-          const rel = this.relOf(t, p);
-          if (rel) t.newDirs.add(rel);
-        }
-        this.mark(t, p);
-      });
-      // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
-      w.on('raw', (_ev, evPath, details: unknown) => {
-        const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
-        if (!watched || typeof evPath !== 'string' || !evPath) return;
-        if (posix.basename(watched) === evPath) this.mark(t, watched);
-        this.mark(t, posix.join(watched, evPath));
-      });
-      w.on('error', (err) => this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`));
-      await new Promise<void>((resolve) => w.once('ready', () => resolve()));
-      this.watchers.push(w);
+      t.rootId = await rootIdOf(t.root);
+      if (t.rootId) await this.watchTree(t);
     }
+    this.rootTimer = setInterval(() => void this.checkRoots(), this.opts.rootCheckMs ?? 1000);
     this.kick();
   }
 
@@ -149,10 +219,97 @@ export class FileSyncSender {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.timer = this.retryTimer = null;
-    await Promise.all(this.watchers.map((w) => w.close()));
-    this.watchers = [];
+    if (this.rootTimer) clearInterval(this.rootTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
+    await this.rootCheck;
+    await Promise.all(this.trees.map((t) => this.unwatch(t)));
     await this.loop;
+  }
+
+  private async watchTree(t: Tree): Promise<void> {
+    const w = watch(t.root, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      atomic: false,
+      persistent: true,
+      ignored: (p: string) => {
+        const rel = this.relOf(t, p);
+        return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
+      },
+    });
+    t.watcher = w;
+    w.on('all', (ev, p) => {
+      if (t.watcher !== w) return;
+      // Files created in a new directory before chokidar's watch on it is in place are never
+      // reported; listing the directory again at flush time catches them.
+      if (ev === 'addDir') {
+        const rel = this.relOf(t, p);
+        if (rel) t.newDirs.add(rel);
+      }
+      // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
+      if (ev === 'unlinkDir' && posix.resolve(p) === t.root) void this.checkRoots();
+      this.mark(t, p);
+    });
+    // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
+    w.on('raw', (_ev, evPath, details: unknown) => {
+      if (t.watcher !== w) return;
+      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (!watched || typeof evPath !== 'string' || !evPath) return;
+      if (posix.basename(watched) === evPath) this.mark(t, watched);
+      this.mark(t, posix.join(watched, evPath));
+    });
+    w.on('error', (err) => {
+      if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
+    });
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  }
+
+  private async unwatch(t: Tree): Promise<void> {
+    const w = t.watcher;
+    t.watcher = null;
+    await w?.close();
+  }
+
+  /**
+   * A root that was moved aside and re-created, re-mounted or removed keeps an inotify watch on the old
+   * directory (or on nothing): chokidar would go quiet. Compare the root's dev:ino with the watched one
+   * and watch the new directory, with an event and a full pass.
+   */
+  private checkRoots(): Promise<void> {
+    this.rootCheck ??= (async () => {
+      for (const t of this.trees) {
+        if (!this.running) break;
+        const id = await rootIdOf(t.root);
+        if (id === t.rootId) continue;
+        const was = t.rootId;
+        t.rootId = id;
+        await this.unwatch(t);
+        if (id === null) {
+          if (!t.rootMissingReported) {
+            t.rootMissingReported = true;
+            this.opts.events?.emit({
+              type: 'files_root_missing',
+              severity: 'critical',
+              message: `Tree "${t.cfg.name}": its root ${t.root} is gone on this node (moved, removed or unmounted); nothing is deleted on the standby, and sync resumes when the directory is back.`,
+              details: { tree: t.cfg.name, root: t.root },
+            });
+          }
+          continue;
+        }
+        if (!this.running) break;
+        await this.watchTree(t);
+        t.rootMissingReported = false;
+        this.opts.events?.emit({
+          type: 'files_root_replaced',
+          severity: 'warning',
+          message: `Tree "${t.cfg.name}": its root ${t.root} is ${was === null ? 'back' : 'a different directory now (replaced or re-mounted)'}; watching it and comparing it with the standby's copy in a full pass.`,
+          details: { tree: t.cfg.name, root: t.root, was, now: id },
+        });
+        this.requestFullPass();
+      }
+    })().finally(() => (this.rootCheck = null));
+    return this.rootCheck;
   }
 
   /** Point the sender at a (new or reconnected) standby, or at none; a full pass follows. */
@@ -232,7 +389,13 @@ export class FileSyncSender {
       else if (this.firstChangeAt !== null) await this.flush(peer);
       if (this.failing) {
         this.failing = false;
-        this.opts.events?.emit({ type: 'files_sync_recovered', severity: 'info', message: `File sync to ${peer} works again; the standby is in sync.`, details: { peer } });
+        const s = this.status();
+        const state = s.inSync
+          ? 'the standby is in sync'
+          : s.deletesHeld > 0
+            ? `the standby keeps ${s.deletesHeld} path(s) this node no longer has (held back by the delete guard)`
+            : `${s.filesBehind} change(s) are still on their way`;
+        this.opts.events?.emit({ type: 'files_sync_recovered', severity: 'info', message: `File sync to ${peer} works again; ${state}.`, details: { peer, inSync: s.inSync, deletesHeld: s.deletesHeld } });
       }
       this.st.lastError = null;
       this.retryMs = this.opts.retryMinMs ?? 500;
@@ -283,7 +446,7 @@ export class FileSyncSender {
       const rels = [...t.pending];
       t.pending.clear();
       try {
-        const items: LocalItem[] = [];
+        let items: LocalItem[] = [];
         const sigs = new Map<string, string>();
         const states = await mapLimit(rels, 16, (rel) => statEntry(t.root, rel));
         rels.forEach((rel, i) => {
@@ -293,20 +456,133 @@ export class FileSyncSender {
           if (cur) sigs.set(abs, cur.sig);
           items.push({ rel, entry: cur ? (this.portable(t, cur.entry) ?? null) : null });
         });
+        items = await this.guardFlush(t, items);
         if (items.length === 0) continue;
-        this.inFlight += items.length;
-        const r = await shipItems(this.target(peer), { name: t.cfg.name, root: t.root }, items, (n) => (this.inFlight = Math.max(0, this.inFlight - n)));
-        this.inFlight = 0;
-        for (const i of items) if (!i.entry) this.shipped.delete(posix.join(t.root, i.rel));
-        for (const [abs, sig] of sigs) this.shipped.set(abs, sig);
-        this.record(r.entries, r.bytes);
-        total += r.entries;
+        total += await this.ship(peer, t, items, sigs);
       } catch (err) {
         for (const rel of rels) t.pending.add(rel);
         throw err;
       }
     }
     if (total > 0) this.st.lastShipMs = Math.round(this.clock.monotonicMs() - t0);
+  }
+
+  /** Ship items of one tree and keep the picture of the standby's copy current. */
+  private async ship(peer: string, t: Tree, items: LocalItem[], sigs?: Map<string, string>): Promise<number> {
+    this.inFlight += items.length;
+    const r = await shipItems(this.target(peer), { name: t.cfg.name, root: t.root }, items, (n) => (this.inFlight = Math.max(0, this.inFlight - n)));
+    this.inFlight = 0;
+    const vanished = new Set(r.vanished);
+    const deleted = items.filter((i) => !i.entry).map((i) => i.rel);
+    const removed = this.copyDeletes(t, deleted);
+    for (const rel of deleted) {
+      this.shipped.delete(posix.join(t.root, rel));
+      this.forgetCopy(t, rel);
+      t.held.delete(rel);
+    }
+    for (const i of items) {
+      if (!i.entry) continue;
+      if (vanished.has(i.rel)) {
+        // Gone between listing and reading: its removal goes through the guard like any other.
+        sigs?.delete(posix.join(t.root, i.rel));
+        t.pending.add(i.rel);
+        continue;
+      }
+      t.copy?.set(i.rel, i.entry.type);
+      t.held.delete(i.rel);
+    }
+    if (sigs) for (const [abs, sig] of sigs) this.shipped.set(abs, sig);
+    if (removed > 0) {
+      t.window.add(this.clock.monotonicMs(), removed);
+      if (t.held.size === 0) t.guardKey = null;
+    }
+    if (vanished.size > 0) this.firstChangeAt ??= this.clock.monotonicMs();
+    this.record(r.entries, r.bytes);
+    return r.entries;
+  }
+
+  /** Entries of the standby's copy (files and links) a delete of `rels` removes, directories counting by content. */
+  private copyDeletes(t: Tree, rels: readonly string[]): number {
+    if (!t.copy) return rels.length;
+    if (rels.length === 0) return 0;
+    const set = new Set(rels);
+    let n = 0;
+    for (const [p, type] of t.copy) {
+      if (type === 'dir') continue;
+      for (let q = p; ; q = posix.dirname(q)) {
+        if (set.has(q)) {
+          n++;
+          break;
+        }
+        if (!q.includes('/')) break;
+      }
+    }
+    return n;
+  }
+
+  private forgetCopy(t: Tree, rel: string): void {
+    if (!t.copy) return;
+    t.copy.delete(rel);
+    const prefix = rel + '/';
+    for (const k of t.copy.keys()) if (k.startsWith(prefix)) t.copy.delete(k);
+  }
+
+  private copyCount(t: Tree): number {
+    let n = 0;
+    for (const type of t.copy?.values() ?? []) if (type !== 'dir') n++;
+    return n;
+  }
+
+  /** The delete guard on an event-driven change set: drops the deletes it refuses (they are held). */
+  private async guardFlush(t: Tree, items: LocalItem[]): Promise<LocalItem[]> {
+    const deletes = items.filter((i) => !i.entry);
+    if (deletes.length === 0) return items;
+    const n = this.copyDeletes(t, deletes.map((i) => i.rel));
+    if (n === 0) return items;
+    let verdict: DeleteVerdict;
+    // A root that is not the directory we watch (replaced, re-mounted, gone) makes every path look deleted.
+    const id = await rootIdOf(t.root);
+    if (id === null || id !== t.rootId) {
+      void this.checkRoots();
+      verdict = { ok: false, rule: 'empty-source', allowed: 0, message: `the root ${t.root} is ${id === null ? 'missing' : 'not the directory being watched (replaced or re-mounted)'}: ${n} delete(s) are held until it has been compared with the standby's copy` };
+    } else {
+      verdict = this.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
+    }
+    if (verdict.ok) return items;
+    this.hold(t, deletes.map((i) => i.rel), n, verdict);
+    return items.filter((i) => i.entry);
+  }
+
+  private verdict(t: Tree, sourceEmpty: boolean, deletes: number): DeleteVerdict {
+    const now = this.clock.monotonicMs();
+    return checkDeletes({ sourceEmpty, copyCount: this.copyCount(t), deletes, recentDeletes: t.window.recent(now) }, this.limits, 'file');
+  }
+
+  /** Refused deletes: the standby keeps the paths; one critical event per situation; the window's refusals are retried when it has room. */
+  private hold(t: Tree, rels: readonly string[], n: number, v: Exclude<DeleteVerdict, { ok: true }>): void {
+    for (const rel of rels) t.held.add(rel);
+    const message = `Tree "${t.cfg.name}": held back ${n} delete(s) on the standby: ${v.message}.`;
+    this.lastGuard = message;
+    const key = `${v.rule}:${t.held.size}`;
+    if (t.guardKey !== key) {
+      t.guardKey = key;
+      this.opts.events?.emit({
+        type: 'files_delete_guard',
+        severity: 'critical',
+        message,
+        details: { tree: t.cfg.name, rule: v.rule, deletes: n, held: t.held.size, allowed: v.allowed, copy: this.copyCount(t), sample: [...rels].slice(0, 10) },
+      });
+    }
+    if (v.rule === 'window' && !this.heldTimer) {
+      const now = this.clock.monotonicMs();
+      const at = t.window.nextFreeAt(now);
+      if (at !== null) {
+        this.heldTimer = setTimeout(() => {
+          this.heldTimer = null;
+          this.requestFullPass();
+        }, Math.max(50, at - now));
+      }
+    }
   }
 
   /** Compare every tree with the standby's manifest and send the difference. */
@@ -324,28 +600,39 @@ export class FileSyncSender {
           throw new HaError('FILES_FAILED', `tree "${t.cfg.name}": ${t.root} is not a directory on this node; create it or fix files.trees (the standby copy is left alone)`);
         }
         const local = new Map<string, ManifestEntry>();
+        let localCount = 0;
         for (const e of await scanTree(t.root, t.excluded, this.cache)) {
+          if (e.type !== 'dir') localCount++;
           const fixed = this.portable(t, e);
           if (fixed) local.set(e.path, fixed);
         }
         const remote = await this.opts.transport.post<ManifestResponse>(peer, `${this.target(peer).basePath}/manifest`, { tree: t.cfg.name }, this.target(peer).timeoutMs);
-        const items: LocalItem[] = [];
+        let items: LocalItem[] = [];
         const remoteMap = new Map<string, ManifestEntry>();
+        t.copy = new Map();
         for (const r of remote.entries ?? []) {
           if (isTempName(r.path) || t.excluded(r.path)) continue;
           remoteMap.set(r.path, r);
+          t.copy.set(r.path, r.type);
           if (!local.has(r.path)) items.push({ rel: r.path, entry: null });
         }
         for (const [rel, e] of local) if (differs(e, remoteMap.get(rel))) items.push({ rel, entry: e });
-        this.inFlight = items.length;
-        const r = await shipItems(this.target(peer), { name: t.cfg.name, root: t.root }, items, (n) => (this.inFlight = Math.max(0, this.inFlight - n)));
-        this.inFlight = 0;
-        this.record(r.entries, r.bytes);
+        t.held.clear();
+        const deletes = items.filter((i) => !i.entry).map((i) => i.rel);
+        const n = this.copyDeletes(t, deletes);
+        const v = n > 0 ? this.verdict(t, localCount === 0, n) : ({ ok: true } as const);
+        if (!v.ok) {
+          this.hold(t, deletes, n, v);
+          items = items.filter((i) => i.entry);
+        } else t.guardKey = null;
+        await this.ship(peer, t, items);
       } catch (err) {
         this.passNeeded = true;
         throw err;
       }
     }
+    this.passedOnce = true;
+    if (this.trees.every((t) => t.held.size === 0)) this.lastGuard = null;
     this.st.passes++;
     this.st.lastPassAt = new Date(this.clock.nowMs()).toISOString();
     this.st.lastShipMs = Math.round(this.clock.monotonicMs() - t0);

@@ -34,6 +34,11 @@ export interface ShipResult {
   entries: number;
   bytes: number;
   quarantined: number;
+  /**
+   * Paths that were gone when they were read. They are not deleted here: the caller looks at them
+   * again, so their removal passes the delete guard like any other.
+   */
+  vanished: string[];
 }
 
 const READ_WINDOW = 256;
@@ -63,7 +68,7 @@ async function readSmall(abs: string, maxBytes: number): Promise<{ data: Buffer;
     // It grew since it was listed: stream it rather than inflate a JSON batch.
     if (st.size > maxBytes) return 'large';
     const data = await fh.readFile();
-    return { data, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+    return { data, mode: st.mode & 0o777, mtimeMs: st.mtimeMs };
   } catch (err) {
     if (isMissing(err)) return null;
     throw err;
@@ -82,7 +87,7 @@ export async function shipItems(
   const dirs = items.filter((i) => i.entry?.type === 'dir').sort((a, b) => depth(a.rel) - depth(b.rel));
   const rest = items.filter((i) => i.entry && i.entry.type !== 'dir');
   const large: { rel: string }[] = [];
-  const out: ShipResult = { entries: 0, bytes: 0, quarantined: 0 };
+  const out: ShipResult = { entries: 0, bytes: 0, quarantined: 0, vanished: [] };
 
   let batch: BatchEntry[] = [];
   let batchBytes = 0;
@@ -116,7 +121,7 @@ export async function shipItems(
       const f = reads[k];
       if (e.type === 'link') await add({ op: 'link', path: i.rel, target: e.target });
       else if (f === 'large') large.push({ rel: i.rel });
-      else if (!f) await add({ op: 'delete', path: i.rel });
+      else if (!f) out.vanished.push(i.rel);
       else {
         const sha256 = createHash('sha256').update(f.data).digest('hex');
         await add({ op: 'file', path: i.rel, mode: f.mode, mtimeMs: f.mtimeMs, sha256, data: f.data.toString('base64') }, f.data.length);
@@ -132,8 +137,7 @@ export async function shipItems(
       fh = await open(abs, 'r');
     } catch (err) {
       if (!isMissing(err)) throw err;
-      await add({ op: 'delete', path: rel });
-      await flush();
+      out.vanished.push(rel);
       continue;
     }
     try {
@@ -143,7 +147,7 @@ export async function shipItems(
         `tree=${encodeQueryValue(tree.name)}`,
         `path=${encodeQueryValue(rel)}`,
         `sha256=${sha256}`,
-        `mode=${st.mode & 0o7777}`,
+        `mode=${st.mode & 0o777}`,
         `mtime=${st.mtimeMs}`,
       ].join('&');
       const body = createReadStream('', { fd: fh, autoClose: false, start: 0 });

@@ -84,6 +84,20 @@ export const repoConfigSchema = z
       .max(1)
       .default(0.1)
       .describe('Largest share of the target a pass may delete; a pass that would delete more refuses (REPO_DELETE_GUARD).'),
+    maxDeletesPerWindow: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe('At most this many objects are deleted on this node within one deleteWindowMs, however large the repository.'),
+    deleteWindowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(3_600_000)
+      .describe(
+        'Sliding window of the delete guard (ms): all passes within it together may delete at most maxDeleteFraction of the target (as it was before the window\'s deletes) and at most maxDeletesPerWindow objects, so a trickle of deletes cannot empty the standby pass by pass; a pass over the limit deletes nothing (REPO_DELETE_GUARD) and the next passes try again.',
+      ),
     allowEmptySource: z
       .boolean()
       .default(false)

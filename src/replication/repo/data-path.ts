@@ -51,6 +51,8 @@ export class RepoDataPath implements RoleHooks {
       clock: opts.clock,
       intervalMs: c.intervalMs,
       deepVerifyCron: c.deepVerifyCron,
+      deleteWindowMs: c.deleteWindowMs,
+      maxDeletesPerWindow: c.maxDeletesPerWindow,
       sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy, verify: c.verify },
     });
     this.router = Router();

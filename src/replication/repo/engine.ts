@@ -12,6 +12,7 @@ import { diffListings, isMultipartEtag, totalBytes, type CopyItem, type RepoDiff
 import { contentMd5, copyObject, copyWithin, type VerifyMode } from './copy.js';
 import { runPool } from './pool.js';
 import { QUARANTINE_PREFIX } from './types.js';
+import { checkDeletes, type DeleteWindow } from '../files/delete-guard.js';
 
 export type ConflictPolicy = 'source-wins' | 'quarantine';
 
@@ -50,6 +51,12 @@ export interface SyncOptions {
   /** Receives repo_* events (wire to EventBus.emit). */
   emit?: (e: EventInput) => void;
   metadataCache?: MetadataCache;
+  /**
+   * Deletes of earlier passes (kept by the replicator across passes): all deletes within the window
+   * together stay within maxDeleteFraction of the target and at most maxDeletesPerWindow, so a trickle
+   * of deletes cannot empty the target pass by pass.
+   */
+  deleteWindow?: { window: DeleteWindow; maxDeletesPerWindow: number; nowMs: () => number };
 }
 
 export interface SyncResult {
@@ -175,7 +182,16 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
 
   result.planned = { copy: diff.copy.length, delete: diff.delete.length, bytes: totalBytes(diff.copy) };
   result.skipped = diff.unchanged.length - result.corrupt;
-  const guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
+  const dw = opts.deleteWindow;
+  let guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
+  if (!guard && dw && src.length > 0) {
+    const v = checkDeletes(
+      { sourceEmpty: false, copyCount: result.targetObjects, deletes: diff.delete.length, recentDeletes: dw.window.recent(dw.nowMs()) },
+      { maxDeleteFraction, minDeletes: 0, maxDeletesPerWindow: dw.maxDeletesPerWindow, allowEmptySource: false },
+      'object',
+    );
+    if (!v.ok) guard = v.message;
+  }
   if (opts.dryRun) {
     if (guard) result.errors.push({ key: '', message: guard, code: 'REPO_DELETE_GUARD' });
     return finish();
@@ -215,6 +231,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
       }
       await target.delete(t.key);
       result.deleted++;
+      dw?.window.add(dw.nowMs(), 1);
     } catch (err) {
       if (!signal?.aborted) fail(t.key, err);
     }

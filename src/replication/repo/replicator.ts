@@ -15,6 +15,7 @@ import type { EventBus } from '../../events/bus.js';
 import { systemClock } from '../../clock.js';
 import { gridDelayMs } from '../../util/cadence.js';
 import { syncRepo, type MetadataCache, type SyncOptions, type SyncResult } from './engine.js';
+import { DeleteWindow } from '../files/delete-guard.js';
 import { sameHint, skipDecision, type HintBasis, type RepoChangeHint, type SkipDecision } from './hint.js';
 
 /** A hint change starts the next pass at once, but no sooner than this after the previous one ended. */
@@ -39,6 +40,9 @@ export interface RepoReplicatorOptions {
   deepVerifyCron?: string;
   /** Options handed to every pass. */
   sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify'>;
+  /** The delete guard's sliding window across passes. Default 1 h and 1,000 objects. */
+  deleteWindowMs?: number;
+  maxDeletesPerWindow?: number;
   /**
    * The source's current change hint, or null when there is none (or it is too old to trust). Without
    * this option every pass lists both sides. Call hintChanged() when it may have changed.
@@ -113,11 +117,14 @@ export class RepoReplicator {
   private hintDirty = false;
   private lastHintKey = '';
   private wake: (() => void) | null = null;
+  private readonly deleteWindow: DeleteWindow;
+  private lastGuardMessage: string | null = null;
 
   constructor(private readonly opts: RepoReplicatorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.maxAgeMs = opts.fullPassMaxAgeMs ?? 30_000;
+    this.deleteWindow = new DeleteWindow(opts.deleteWindowMs ?? 3_600_000);
   }
 
   status(): RepoStatus {
@@ -296,8 +303,19 @@ export class RepoReplicator {
         deep,
         signal,
         metadataCache: this.cache,
-        emit: this.opts.bus ? (e) => this.opts.bus!.emit(e) : undefined,
+        deleteWindow: { window: this.deleteWindow, maxDeletesPerWindow: this.opts.maxDeletesPerWindow ?? 1000, nowMs: () => this.clock.monotonicMs() },
+        // The guard refusing pass after pass for the same reason is one situation, one event.
+        emit: this.opts.bus
+          ? (e) => {
+              if (e.type === 'repo_delete_guard') {
+                if (e.message === this.lastGuardMessage) return;
+                this.lastGuardMessage = e.message;
+              }
+              this.opts.bus!.emit(e);
+            }
+          : undefined,
       });
+      this.lastGuardMessage = null;
       if (this.cache.size > 200_000) this.cache.clear();
       this.record(t0, deep, r, null);
       this.afterPass(t0, r, basis, unchanged);
