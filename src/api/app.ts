@@ -4,7 +4,10 @@ import type { Registry } from 'prom-client';
 import type { Agent } from '../cluster/agent.js';
 import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { EventBus } from '../events/bus.js';
-import { captureRawBody, requirePeerAuth } from '../peer/auth.js';
+import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest } from '../peer/auth.js';
+import { ReplayGuard } from '../peer/replay.js';
+import { AuthFailures } from './auth-failures.js';
+import { jsonErrorHandler, notFoundHandler } from './json-errors.js';
 
 export interface ApiDeps {
   agent: Agent;
@@ -16,7 +19,19 @@ export interface ApiDeps {
   peerRouters?: Record<string, Router>;
   /** Feature routers that accept streamed (unsigned-body) requests, checked by content hash. */
   streamPeerRouters?: Record<string, Router>;
+  /** This node's name: signs peer replies; a request claiming it is refused as a reflection. */
+  node?: string;
+  /** Refuses peer requests signed before this process started (shared with the UDP receiver). */
+  replay?: ReplayGuard;
+  /** Called with an unexpected error (answered 500 without details). */
+  onInternalError?: (err: unknown, req: Request) => void;
 }
+
+/**
+ * Body limits of the feature routes (hashed JSON bodies; streamed ones are checked by their routes).
+ * File batches carry small files inline; everything else is a short request.
+ */
+const DATA_BODY_BYTES: Record<string, number> = { files: 64 * 1024 * 1024, default: 1024 * 1024 };
 
 function tokenOk(header: string | undefined, token: string): boolean {
   if (!header?.startsWith('Bearer ')) return false;
@@ -79,12 +94,18 @@ export function createApp(d: ApiDeps): express.Express {
     res.json({ events: d.bus.recent({ limit, types }) });
   });
 
-  // -- admin: bearer token; 401 changes nothing --
+  // -- admin: bearer token, checked before any body is read; 401 changes nothing --
+  const failures = new AuthFailures((e) => d.bus.emit(e));
+  const source = (req: Request) => req.socket.remoteAddress ?? 'unknown';
   const admin = express.Router();
   admin.use((req: Request, res: Response, next: NextFunction) => {
     if (!tokenOk(req.headers.authorization, d.adminToken)) {
-      d.bus.emit({ type: 'admin_auth_failed', severity: 'warning', message: `rejected ${req.method} ${req.originalUrl} from ${req.ip}: missing or wrong bearer token` });
-      res.status(401).set('www-authenticate', 'Bearer').json({ error: 'ADMIN_AUTH_FAILED', message: 'missing or wrong bearer token (see adminToken / NHA_ADMIN_TOKEN)' });
+      failures.record('admin', source(req), 'missing or wrong bearer token', `${req.method} ${req.originalUrl}`);
+      if (failures.limited('admin', source(req))) {
+        refuse(req, res, 429, 'AUTH_RATE_LIMITED', 'too many failed admin requests from this address; wait a minute', { 'retry-after': '60' });
+      } else {
+        refuse(req, res, 401, 'ADMIN_AUTH_FAILED', 'missing or wrong bearer token (see adminToken / NHA_ADMIN_TOKEN)', { 'www-authenticate': 'Bearer' });
+      }
       return;
     }
     next();
@@ -112,44 +133,68 @@ export function createApp(d: ApiDeps): express.Express {
   });
   app.use('/admin', admin);
 
-  // -- peer: HMAC only --
-  const onReject = (reason: string, req: Request) =>
-    d.bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected ${req.method} ${req.originalUrl} from ${req.ip}: ${reason}` });
+  // -- peer: HMAC, checked before any body is read; each route reads at most its own limit --
+  const nonces = new NonceCache();
+  const replay = d.replay ?? new ReplayGuard(null);
+  const peerAuth = (o: { allowStream?: boolean; maxBodyBytes?: number } = {}) =>
+    requirePeerAuth(d.secret, {
+      ...o,
+      nonces,
+      replay,
+      self: d.node ?? null,
+      onReject: (reason, req) => failures.record('peer', source(req), reason, `${req.method} ${req.originalUrl}`),
+      limited: (req) => failures.limited('peer', source(req)),
+    });
+  const small = peerAuth({ maxBodyBytes: SMALL_BODY_BYTES });
   for (const [name, router] of Object.entries(d.streamPeerRouters ?? {})) {
-    // JSON bodies are parsed (and hashed) as usual; octet-stream bodies stay streams for the router.
-    app.use(`/peer/${name}`, express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { allowStream: true, onReject }), router);
+    // Hashed JSON bodies are read after the signature check; octet-stream bodies stay streams for the router.
+    app.use(`/peer/${name}`, peerAuth({ allowStream: true, maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default }), router);
   }
   const peer = express.Router();
-  peer.use(express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(d.secret, { onReject }));
-  peer.post('/heartbeat', (req, res) => {
+  peer.post('/heartbeat', small, (req: PeerRequest, res) => {
     const msg: unknown = req.body;
     if (!isHeartbeatMessage(msg)) {
       res.status(400).json({ error: 'USAGE', message: 'malformed heartbeat' });
       return;
     }
+    // The signed sender must be the node the heartbeat speaks for (as over UDP).
+    if (msg.node !== req.peerNode) {
+      failures.record('peer', source(req), `heartbeat for node ${msg.node} signed by ${req.peerNode}`, `${req.method} ${req.originalUrl}`);
+      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `heartbeat speaks for ${msg.node} but is signed by ${req.peerNode}` });
+      return;
+    }
     res.json(d.agent.receiveHeartbeat(msg));
   });
-  peer.post('/vote', (req, res) => {
+  peer.post('/vote', small, (req: PeerRequest, res) => {
     const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
     if (typeof node !== 'string' || !Number.isInteger(epoch)) {
       res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
       return;
     }
+    if (node !== req.peerNode) {
+      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `vote request for ${node} signed by ${req.peerNode}` });
+      return;
+    }
     res.json(d.agent.receiveVote(node, epoch as number));
   });
-  peer.post('/takeover', (req, res) => {
+  peer.post('/takeover', small, (req: PeerRequest, res) => {
     const { node, epoch, reason } = req.body as { node?: unknown; epoch?: unknown; reason?: unknown };
     if (typeof node !== 'string' || !Number.isInteger(epoch)) {
       res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
       return;
     }
+    if (node !== req.peerNode) {
+      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `takeover offer from ${node} signed by ${req.peerNode}` });
+      return;
+    }
     res.json(d.agent.receiveTakeover(node, epoch as number, typeof reason === 'string' ? reason : 'switchover'));
   });
-  for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, router);
+  for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, peerAuth({ maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default }), router);
+  // Anything else under /peer is authenticated first, then answered 404 or 405 below.
+  peer.use(small);
   app.use('/peer', peer);
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: 'NOT_FOUND', message: 'no such route (see docs/openapi.yaml)' });
-  });
+  app.use(notFoundHandler(app));
+  app.use(jsonErrorHandler(d.onInternalError));
   return app;
 }

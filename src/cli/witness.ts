@@ -1,8 +1,31 @@
 import pino from 'pino';
 import { systemClock } from '../clock.js';
 import { WitnessState, createWitnessApp, witnessHandlers } from '../cluster/witness.js';
+import { dirname } from 'node:path';
 import { UdpServer } from '../peer/udp.js';
+import { ReplayGuard } from '../peer/replay.js';
+import { readSecretFile, secretProblem } from '../config/secrets.js';
 import { HaError } from '../errors.js';
+
+/**
+ * The witness's key: from a file (mode 0600, owned by the running user) or the NHA_SECRET environment
+ * variable, never from the command line (visible to every user in `ps`). Held to the nodes' rules.
+ */
+export function witnessSecret(file: string | undefined, env: string | undefined): string {
+  let secret: string;
+  if (file) {
+    const r = readSecretFile(file);
+    if ('problem' in r) throw new HaError('CONFIG_INVALID', `--secret-file: ${r.problem}`);
+    secret = r.value;
+  } else if (env) {
+    secret = env;
+  } else {
+    throw new HaError('CONFIG_INVALID', 'the witness needs the cluster secret: export NHA_SECRET or pass --secret-file FILE (mode 0600); it is never taken from the command line');
+  }
+  const problem = secretProblem(secret);
+  if (problem) throw new HaError('CONFIG_INVALID', `the witness secret ${problem}`);
+  return secret;
+}
 
 /** Run the witness process until SIGTERM/SIGINT. */
 export async function runWitness(opts: { listen: string; file: string; secret: string; maxLeaseMs: number }): Promise<void> {
@@ -10,7 +33,9 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
   if (!m) throw new HaError('USAGE', `--listen must be host:port, got ${opts.listen}`);
   const log = pino({ base: { role: 'witness' } }, pino.destination(2));
   const state = new WitnessState(systemClock, opts.file, opts.maxLeaseMs);
-  const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`));
+  // Nothing signed before this start, nor before a node's last accepted request, is accepted (HTTP and UDP).
+  const replay = new ReplayGuard(`${dirname(opts.file)}/replay-marks.json`);
+  const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay });
   const server = app.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -20,7 +45,7 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
   // Lease calls also arrive as signed datagrams on the same port number (witness.transport: udp).
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
-  const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`));
+  const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`), replay);
   try {
     await udp.listen(m[1].replace(/^\[|\]$/g, ''), port);
   } catch (err) {
@@ -30,6 +55,7 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
   log.info({ listen: opts.listen, ...state.read() }, 'witness listening (HTTP and UDP)');
   const stop = () => {
     udp.close();
+    replay.close();
     server.close(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

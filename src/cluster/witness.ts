@@ -117,19 +117,38 @@ export function witnessHandlers(state: WitnessState): Record<string, (body: unkn
   };
 }
 
-/** HTTP face of the witness: HMAC-authenticated lease calls plus an open, read-only /health. */
-export function createWitnessApp(state: WitnessState, secret: string, onReject?: (reason: string) => void): express.Express {
+/**
+ * HTTP face of the witness: HMAC-authenticated lease calls plus an open, read-only /health. Lease calls
+ * are authenticated before their body is read (16 KB at most), their replies are signed (a `granted`
+ * counts only when it verifies), and every error is the JSON `Error`. `replay` refuses requests signed
+ * before this process started or before a sender's last mark.
+ */
+export function createWitnessApp(
+  state: WitnessState,
+  secret: string,
+  onReject?: (reason: string) => void,
+  opts: { replay?: import('../peer/replay.js').ReplayGuard } = {},
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
   app.get('/health', (_req, res) => {
     res.json({ ok: true, ...state.read() });
   });
-  app.use('/witness', express.json({ verify: captureRawBody, limit: '16kb' }), requirePeerAuth(secret, { onReject: (r) => onReject?.(r) }));
+  app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, onReject: (r) => onReject?.(r) }));
   for (const [path, handler] of Object.entries(witnessHandlers(state))) {
     app.post(path, (req, res) => {
       const out = handler(req.body);
       res.status(out.status).json(out.body);
     });
   }
+  app.use((_req: express.Request, res: express.Response) => {
+    res.status(404).json({ error: 'NOT_FOUND', message: 'no such witness route' });
+  });
+  app.use((err: { status?: number }, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (!req.complete) res.set('connection', 'close');
+    res.status(status).json({ error: status === 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status === 500 ? 'internal error' : 'the request could not be read' });
+  });
   return app;
 }

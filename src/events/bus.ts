@@ -7,11 +7,47 @@ export type EventInput = Omit<HaEvent, 'node' | 'epoch' | 'time'> & { epoch?: nu
 type Listener = (e: HaEvent) => void;
 
 /**
+ * Events about roles and epochs: kept in a ring of their own, so no amount of other events (refused
+ * requests, path flaps) pushes them out of /events. Critical events are kept there too.
+ */
+export const IMPORTANT_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'agent_started',
+  'role_changed',
+  'promoted',
+  'failover',
+  'switchover',
+  'failback',
+  'demoted',
+  'fenced',
+  'rejoined',
+  'peer_dead',
+  'peer_alive',
+  'vote_granted',
+  'takeover_offered',
+  'handover_started',
+  'handover_aborted',
+  'handover_failed',
+  'escalation_handover',
+  'maintenance_on',
+  'maintenance_off',
+  'request_done',
+  'request_refused',
+]);
+
+export function isImportantEvent(e: Pick<HaEvent, 'type' | 'severity'>): boolean {
+  return IMPORTANT_EVENT_TYPES.has(e.type) || e.severity === 'critical';
+}
+
+/**
  * The event bus: every event goes to the JSONL history file (append, in order), a bounded in-memory
  * ring for /events, listeners (metrics, logs), and the notifier queue (in order, one at a time).
  */
 export class EventBus {
-  private readonly ring: HaEvent[] = [];
+  /** Other events (bounded by ringSize). */
+  private readonly ring: { seq: number; e: HaEvent }[] = [];
+  /** Role and epoch events (also bounded by ringSize, never displaced by the others). */
+  private readonly importantRing: { seq: number; e: HaEvent }[] = [];
+  private seq = 0;
   private readonly listeners: Listener[] = [];
   private writeChain: Promise<void> = Promise.resolve();
   private notifyChain: Promise<void> = Promise.resolve();
@@ -45,9 +81,10 @@ export class EventBus {
       message: input.message,
       ...(input.details ? { details: input.details } : {}),
     };
-    this.ring.push(event);
+    const ring = isImportantEvent(event) ? this.importantRing : this.ring;
+    ring.push({ seq: this.seq++, e: event });
     const max = this.opts.ringSize ?? 500;
-    if (this.ring.length > max) this.ring.splice(0, this.ring.length - max);
+    if (ring.length > max) ring.splice(0, ring.length - max);
     for (const l of this.listeners) {
       try {
         l(event);
@@ -82,11 +119,16 @@ export class EventBus {
     return event;
   }
 
-  /** Most recent events, oldest first, optionally only those after a given ISO time or of some types. */
+  /** Most recent events, oldest first, optionally only those of some types. */
   recent(opts: { limit?: number; types?: string[] } = {}): HaEvent[] {
-    let list = this.ring;
-    if (opts.types?.length) list = list.filter((e) => opts.types!.includes(e.type));
-    return list.slice(-(opts.limit ?? 100));
+    const limit = opts.limit ?? 100;
+    const pick = (ring: { seq: number; e: HaEvent }[]) => {
+      const list = opts.types?.length ? ring.filter((x) => opts.types!.includes(x.e.type)) : ring;
+      return list.slice(-limit);
+    };
+    // Merge the two rings' newest `limit` entries in emission order.
+    const merged = [...pick(this.ring), ...pick(this.importantRing)].sort((a, b) => a.seq - b.seq);
+    return merged.slice(-limit).map((x) => x.e);
   }
 
   /** Resolves when the history file and notifier queue have caught up. */

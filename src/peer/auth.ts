@@ -1,11 +1,19 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import { ReplayGuard } from './replay.js';
 
 /**
  * HMAC-SHA256 authentication of sidecar-to-sidecar (and sidecar-to-witness) requests.
- * The signature covers method, path with query, timestamp, nonce, sender and the body's SHA-256, so a
- * captured request cannot be replayed (nonce + 30 s window) nor altered. Streamed bodies are marked
- * `STREAM` and are accepted only by routes that verify content checksums carried in the signed path.
+ * The signature covers method, path with query, timestamp, nonce, sender and the body's SHA-256 (sent in
+ * a header), so the receiver checks it *before* reading the body: an unsigned or wrongly signed request
+ * is refused without its body ever being buffered. The body is then read up to the route's limit and
+ * must hash to the signed value before it is parsed. A captured request cannot be replayed (nonce + 30 s
+ * window + nothing signed before the receiver started) nor altered. Streamed bodies are marked `STREAM`
+ * and are accepted only by routes that verify content checksums carried in the signed path.
+ *
+ * Replies are signed too (over the request's nonce, the status and the reply body's SHA-256), so a
+ * client can trust an `ack` or a `granted` only when it comes from a holder of the secret.
  */
 export const HEADER = {
   node: 'x-nha-node',
@@ -13,11 +21,16 @@ export const HEADER = {
   nonce: 'x-nha-nonce',
   bodyHash: 'x-nha-content-sha256',
   signature: 'x-nha-signature',
+  replyNode: 'x-nha-reply-node',
+  replyBodyHash: 'x-nha-reply-content-sha256',
+  replySignature: 'x-nha-reply-signature',
 } as const;
 
 export const STREAM_BODY = 'STREAM';
 /** How far a signed request's timestamp may be from the receiver's clock. */
 export const MAX_SKEW_MS = 30_000;
+/** Default body limit of a signed JSON request (heartbeat, vote, takeover, witness calls). */
+export const SMALL_BODY_BYTES = 16 * 1024;
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -25,6 +38,10 @@ export function sha256Hex(data: Buffer | string): string {
 
 function canonical(method: string, path: string, ts: string, nonce: string, bodyHash: string, node: string): string {
   return `${method.toUpperCase()}\n${path}\n${ts}\n${nonce}\n${bodyHash}\n${node}`;
+}
+
+function replyCanonical(nonce: string, status: number, bodyHash: string, node: string): string {
+  return `reply\n${nonce}\n${status}\n${bodyHash}\n${node}`;
 }
 
 /** Headers for a signed request. `body` is the exact bytes sent (or STREAM_BODY for a streamed body). */
@@ -49,7 +66,43 @@ export function signRequest(
   };
 }
 
-export type VerifyResult = { ok: true; node: string } | { ok: false; reason: string };
+/** Reply headers: binds status and body to the request's nonce. */
+export function signReply(secret: string, node: string, requestNonce: string, status: number, body: Buffer | string | typeof STREAM_BODY): Record<string, string> {
+  const bodyHash = body === STREAM_BODY ? STREAM_BODY : sha256Hex(body);
+  return {
+    [HEADER.replyNode]: node,
+    [HEADER.replyBodyHash]: bodyHash,
+    [HEADER.replySignature]: createHmac('sha256', secret).update(replyCanonical(requestNonce, status, bodyHash, node)).digest('hex'),
+  };
+}
+
+/**
+ * Null when the reply to the request sent with `requestNonce` is signed with the secret over this status
+ * and body (`STREAM_BODY`: a streamed reply, only its status and headers are covered); else the reason.
+ */
+export function verifyReply(
+  secret: string,
+  headers: IncomingHttpHeaders,
+  requestNonce: string,
+  status: number,
+  body: Buffer | typeof STREAM_BODY,
+): string | null {
+  const h = (k: string) => {
+    const v = headers[k];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const node = h(HEADER.replyNode);
+  const bodyHash = h(HEADER.replyBodyHash);
+  const sig = h(HEADER.replySignature);
+  if (!node || !bodyHash || !sig) return 'reply is not signed';
+  if (body === STREAM_BODY ? bodyHash !== STREAM_BODY : bodyHash !== sha256Hex(body)) return 'reply body does not match its signed hash';
+  const expected = createHmac('sha256', secret).update(replyCanonical(requestNonce, status, bodyHash, node)).digest();
+  const given = Buffer.from(sig, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'bad reply signature (wrong shared secret, or altered on the way)';
+  return null;
+}
+
+export type VerifyResult = { ok: true; node: string; nonce: string; ts: number; bodyHash: string } | { ok: false; reason: string };
 
 /** Remembers recent nonces (bounded) to refuse replays inside the skew window. */
 export class NonceCache {
@@ -69,14 +122,21 @@ export class NonceCache {
   }
 }
 
-export function verifyRequest(
-  secret: string,
-  headers: Record<string, string | string[] | undefined>,
-  method: string,
-  path: string,
-  rawBody: Buffer | undefined,
-  opts: { allowStream?: boolean; nonces?: NonceCache; nowMs?: number } = {},
-): VerifyResult {
+interface VerifyOpts {
+  allowStream?: boolean;
+  nonces?: NonceCache;
+  replay?: ReplayGuard;
+  /** This receiver's node name: a request claiming it is a reflection and refused. */
+  self?: string | null;
+  nowMs?: number;
+}
+
+/**
+ * Check a request's signature headers without its body: the signature covers the body hash the sender
+ * claims, so a request that passes is authentic except for its body, which `bodyMatches` then checks.
+ * The nonce is used up only by a request that passes.
+ */
+export function verifyHeaders(secret: string, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, method: string, path: string, opts: VerifyOpts = {}): VerifyResult {
   const h = (k: string) => {
     const v = headers[k];
     return Array.isArray(v) ? v[0] : v;
@@ -94,48 +154,183 @@ export function verifyRequest(
   }
   if (bodyHash === STREAM_BODY) {
     if (!opts.allowStream) return { ok: false, reason: 'streamed body not accepted on this route' };
-  } else if (sha256Hex(rawBody ?? Buffer.alloc(0)) !== bodyHash) {
-    return { ok: false, reason: 'body hash mismatch' };
+  } else if (!/^[0-9a-f]{64}$/.test(bodyHash)) {
+    return { ok: false, reason: 'malformed body hash' };
   }
   const expected = createHmac('sha256', secret).update(canonical(method, path, ts, nonce, bodyHash, node)).digest();
   const given = Buffer.from(sig, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, reason: 'bad signature (wrong shared secret?)' };
   }
+  if (opts.self != null && node === opts.self) return { ok: false, reason: 'request claims to come from this node (reflected?)' };
+  const stale = opts.replay?.check(node, tsNum);
+  if (stale) return { ok: false, reason: stale };
   if (opts.nonces && !opts.nonces.use(nonce, now)) return { ok: false, reason: 'replayed request' };
-  return { ok: true, node };
+  return { ok: true, node, nonce, ts: tsNum, bodyHash };
 }
 
-/** Request with the raw body captured by the JSON parser, and the authenticated sender. */
+/** Full check of a request whose body is already at hand (tests, tools). */
+export function verifyRequest(
+  secret: string,
+  headers: Record<string, string | string[] | undefined>,
+  method: string,
+  path: string,
+  rawBody: Buffer | undefined,
+  opts: VerifyOpts = {},
+): VerifyResult {
+  const r = verifyHeaders(secret, headers, method, path, opts);
+  if (r.ok && r.bodyHash !== STREAM_BODY && sha256Hex(rawBody ?? Buffer.alloc(0)) !== r.bodyHash) return { ok: false, reason: 'body hash mismatch' };
+  return r;
+}
+
+/** Request with the verified raw body, and the authenticated sender. */
 export interface PeerRequest extends Request {
   rawBody?: Buffer;
   peerNode?: string;
 }
 
-/**
- * Express middleware: 401 with a JSON error unless the request carries a valid HMAC signature.
- * Mount after `express.json({ verify: captureRawBody })`.
- */
-export function requirePeerAuth(
-  secret: string,
-  opts: { allowStream?: boolean; onReject?: (reason: string, req: Request) => void } = {},
-) {
-  const nonces = new NonceCache();
-  return (req: PeerRequest, res: Response, next: NextFunction) => {
-    const r = verifyRequest(secret, req.headers, req.method, req.originalUrl, req.rawBody, {
-      allowStream: opts.allowStream,
-      nonces,
-    });
-    if (!r.ok) {
-      opts.onReject?.(r.reason, req);
-      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `peer authentication failed: ${r.reason}` });
-      return;
+/** Answer a refused request; a body not read yet is not read at all (the connection is closed after the answer). */
+export function refuse(req: Request, res: Response, status: number, error: string, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (!req.complete) res.set('connection', 'close');
+  res.status(status).set(headers).json({ error, message });
+}
+
+class BodyTooLarge extends Error {}
+
+/** Read the request body up to `limit` bytes; refuses early on a Content-Length over the limit. */
+function readBody(req: Request, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+/** Sign every reply of an authenticated request (JSON bodies by content, streamed bodies by status). */
+function signReplies(res: Response, secret: string, self: string, nonce: string): void {
+  const send = res.send.bind(res);
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  res.send = ((body?: unknown) => {
+    if (!res.headersSent && (typeof body === 'string' || Buffer.isBuffer(body))) {
+      res.set(signReply(secret, self, nonce, res.statusCode, Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8')));
     }
-    req.peerNode = r.node;
-    next();
+    return send(body as never);
+  }) as Response['send'];
+  res.writeHead = ((...args: unknown[]) => {
+    if (!res.getHeader(HEADER.replySignature)) {
+      const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+      for (const [k, v] of Object.entries(signReply(secret, self, nonce, status, STREAM_BODY))) res.setHeader(k, v);
+    }
+    return writeHead(...args);
+  }) as Response['writeHead'];
+}
+
+export interface PeerAuthOptions {
+  /** Accept `STREAM` bodies (left unread for the route, which must check a checksum in the signed path). */
+  allowStream?: boolean;
+  /** Largest body read for a hashed request (default 16 KB). */
+  maxBodyBytes?: number;
+  /** Shared nonce cache (one per receiver, so a request is not accepted twice on different routes). */
+  nonces?: NonceCache;
+  /** Refuses requests signed before this receiver started (shared with the UDP receiver). */
+  replay?: ReplayGuard;
+  /** This receiver's node name: signs replies, and requests claiming it are refused as reflections. */
+  self?: string | null;
+  /** Called with every refused request (rate limiting, coalesced events). */
+  onReject?: (reason: string, req: Request) => void;
+  /** Answer for a refused request from a source over its failure budget (429 instead of 401). */
+  limited?: (req: Request) => boolean;
+}
+
+/**
+ * Express middleware: checks the signature headers first and refuses (401, JSON) before reading any
+ * body; then reads the body up to the limit (413 beyond), checks its hash and parses JSON (400 when
+ * malformed) into `req.body`. Streamed bodies are left to the route. Replies are signed.
+ *
+ * Mounted behind `express.json({ verify: captureRawBody })` (older wiring) it checks the captured body.
+ */
+export function requirePeerAuth(secret: string, opts: PeerAuthOptions = {}) {
+  const nonces = opts.nonces ?? new NonceCache();
+  const replay = opts.replay ?? new ReplayGuard(null);
+  const limit = opts.maxBodyBytes ?? SMALL_BODY_BYTES;
+  return (req: PeerRequest, res: Response, next: NextFunction) => {
+    // Already authenticated further up (a feature router that did not answer falls through to /peer).
+    if (req.peerNode !== undefined) return next();
+    const reject = (reason: string) => {
+      opts.onReject?.(reason, req);
+      if (opts.limited?.(req)) refuse(req, res, 429, 'AUTH_RATE_LIMITED', `peer authentication failed too often from this address; wait a minute (${reason})`, { 'retry-after': '60' });
+      else refuse(req, res, 401, 'PEER_AUTH_FAILED', `peer authentication failed: ${reason}`);
+    };
+    const r = verifyHeaders(secret, req.headers, req.method, req.originalUrl, { allowStream: opts.allowStream, nonces, replay, self: opts.self ?? null });
+    if (!r.ok) return reject(r.reason);
+    const accept = () => {
+      replay.accepted(r.node, r.ts);
+      req.peerNode = r.node;
+      signReplies(res, secret, opts.self ?? 'peer', r.nonce);
+      next();
+    };
+    if (r.bodyHash === STREAM_BODY) return accept();
+    const parsedUpstream = (req as unknown as { _body?: boolean })._body === true;
+    const body: Promise<Buffer> = parsedUpstream ? Promise.resolve(req.rawBody ?? Buffer.alloc(0)) : readBody(req, limit);
+    body.then(
+      (buf) => {
+        if (sha256Hex(buf) !== r.bodyHash) return reject('body hash mismatch');
+        req.rawBody = buf;
+        if (!parsedUpstream) {
+          let parsed: unknown = {};
+          if (buf.length) {
+            try {
+              parsed = JSON.parse(buf.toString('utf8'));
+            } catch {
+              return refuse(req, res, 400, 'BAD_JSON', 'the request body is not valid JSON');
+            }
+          }
+          req.body = parsed;
+          // Body parsers further down (express.json() in a feature router) see the body as read.
+          (req as unknown as { _body: boolean })._body = true;
+        }
+        accept();
+      },
+      (err: unknown) => {
+        if (err instanceof BodyTooLarge) refuse(req, res, 413, 'BODY_TOO_LARGE', `the request body is larger than this route accepts (${limit} bytes)`);
+        else refuse(req, res, 400, 'BAD_REQUEST', 'the request body could not be read');
+      },
+    );
   };
 }
 
+/** `express.json({ verify: captureRawBody })`: keeps the raw bytes for the hash check (older wiring). */
 export function captureRawBody(req: Request, _res: Response, buf: Buffer): void {
   (req as PeerRequest).rawBody = buf;
 }

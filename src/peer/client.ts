@@ -3,11 +3,12 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { PeerTransport } from '../ports.js';
 import { HaError, type ErrorCode } from '../errors.js';
-import { signRequest, STREAM_BODY } from './auth.js';
+import { HEADER, signRequest, STREAM_BODY, verifyReply } from './auth.js';
 import { UdpClient } from './udp.js';
 
 interface RawResponse {
   status: number;
+  headers: http.IncomingHttpHeaders;
   body: Buffer;
 }
 
@@ -15,6 +16,10 @@ interface RawResponse {
  * Signed HTTP client for peer and witness requests (udp:// targets go over signed datagrams instead). It sits on node:http directly (no client library)
  * with keep-alive, because heartbeats are the sidecar's hot path: one small request on an open
  * connection per path and interval.
+ *
+ * A successful reply counts only when it is signed with the secret over this request's nonce, its
+ * status and its body (a heartbeat `ack` is a lease vote, a witness `granted` an epoch): anything else
+ * fails with PEER_AUTH_FAILED. Error replies need no signature, since they can only make a call fail.
  */
 export class PeerClient implements PeerTransport {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
@@ -42,7 +47,7 @@ export class PeerClient implements PeerTransport {
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
       });
       if (typeof body === 'string') req.end(body);
@@ -53,7 +58,15 @@ export class PeerClient implements PeerTransport {
     });
   }
 
-  private fail(baseUrl: string, path: string, res: RawResponse): never {
+  /** The body of a successful, verified reply; throws for an error or an unverified reply. */
+  private accept<T>(baseUrl: string, path: string, nonce: string, res: RawResponse): T {
+    if (res.status >= 400) this.fail(baseUrl, path, res);
+    const bad = verifyReply(this.secret, res.headers, nonce, res.status, res.body);
+    if (bad) throw new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`);
+    return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
+  }
+
+  private fail(baseUrl: string, path: string, res: Pick<RawResponse, 'status' | 'body'>): never {
     if (res.status === 401) {
       throw new HaError('PEER_AUTH_FAILED', `${baseUrl} refused our signature: check that both nodes use the same secret`);
     }
@@ -74,14 +87,13 @@ export class PeerClient implements PeerTransport {
       return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs, signal);
     }
     const data = JSON.stringify(body ?? {});
-    const headers = {
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(data)),
       ...signRequest(this.secret, this.node, 'POST', path, data),
     };
     const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
-    if (res.status >= 400) this.fail(baseUrl, path, res);
-    return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
+    return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
   }
 
   /** GET a streamed response (e.g. a base backup) from the peer. */
@@ -92,7 +104,11 @@ export class PeerClient implements PeerTransport {
       req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
       req.on('response', (res) => {
         if ((res.statusCode ?? 0) < 400) {
-          resolve(res);
+          const bad = verifyReply(this.secret, res.headers, headers[HEADER.nonce], res.statusCode ?? 0, STREAM_BODY);
+          if (bad) {
+            res.destroy();
+            reject(new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`));
+          } else resolve(res);
           return;
         }
         const chunks: Buffer[] = [];
@@ -111,14 +127,13 @@ export class PeerClient implements PeerTransport {
 
   /** PUT a streamed body; the route must accept STREAM bodies and check a checksum in the signed path. */
   async putStream<T>(baseUrl: string, path: string, body: Readable, size: number, timeoutMs: number): Promise<T> {
-    const headers = {
+    const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
       'content-length': String(size),
       ...signRequest(this.secret, this.node, 'PUT', path, STREAM_BODY),
     };
     const res = await this.send('PUT', baseUrl, path, headers, body, timeoutMs);
-    if (res.status >= 400) this.fail(baseUrl, path, res);
-    return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
+    return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
   }
 
   close(): void {

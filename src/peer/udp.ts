@@ -3,6 +3,7 @@ import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObje
 import { isIP } from 'node:net';
 import { HaError, type ErrorCode } from '../errors.js';
 import { MAX_SKEW_MS, NonceCache } from './auth.js';
+import { ReplayGuard } from './replay.js';
 
 /**
  * Signed request/reply datagrams for the sidecar's hot path: heartbeats between the nodes and lease
@@ -13,7 +14,8 @@ import { MAX_SKEW_MS, NonceCache } from './auth.js';
  *   request  json = { k: "q", id, n: sender node, ts: wall ms, p: path, b: body }
  *   reply    json = { k: "r", re: request id, n: sender node, ts, s: status, b: body }
  *
- * Requests are accepted within the same 30 s clock window as HTTP peer requests and never twice (the
+ * Requests are accepted within the same 30 s clock window as HTTP peer requests, never when signed
+ * before the receiver started (ReplayGuard, which also survives restarts) and never twice (the
  * random id is the nonce); a reply is accepted only for a request still waiting, so neither can be
  * replayed. A receiver that cannot verify a request answers with an unsigned refusal; the sender notes it
  * for the error message but never trusts it to end the wait early (anyone can forge an unsigned packet).
@@ -133,6 +135,8 @@ export class UdpServer {
     private readonly routes: Record<string, UdpHandler>,
     /** Called for rejected datagrams, at most once per reason and 10 s (with the count suppressed). */
     private readonly onReject?: (reason: string, from: string) => void,
+    /** Refuses requests signed before this receiver started (share it with the HTTP receiver). */
+    private readonly replay: ReplayGuard = new ReplayGuard(null),
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
@@ -185,7 +189,10 @@ export class UdpServer {
     const now = Date.now();
     if (Math.abs(now - f.ts) > MAX_SKEW_MS) return this.reject(socket, msg, rinfo, 'timestamp outside the allowed window (check clocks)');
     if (this.self !== null && f.n === this.self) return this.reject(socket, msg, rinfo, 'request claims to come from this node (reflected?)');
+    const stale = this.replay.check(f.n, f.ts);
+    if (stale) return this.reject(socket, msg, rinfo, stale);
     if (typeof f.id !== 'string' || !this.nonces.use(f.id, now)) return this.reject(socket, msg, rinfo, 'replayed request');
+    this.replay.accepted(f.n, f.ts);
     const handler = typeof f.p === 'string' && Object.hasOwn(this.routes, f.p) ? this.routes[f.p] : undefined;
     let out: { status: number; body: unknown };
     try {
