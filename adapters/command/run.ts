@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { childEnv } from '../../src/util/child-env.js';
 
 export interface CommandResult {
   code: number | null;
@@ -17,7 +18,7 @@ export function runCommand(command: string, opts: { timeoutMs: number; env?: Nod
     const child = spawn('/bin/sh', ['-c', command], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
+      env: childEnv(opts.env),
       cwd: opts.cwd,
     });
     let stdout = '';

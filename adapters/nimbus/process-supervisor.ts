@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HaError } from '../../src/errors.js';
+import { childEnv } from '../../src/util/child-env.js';
 
 export interface ProcessSupervisorOptions {
   /** argv of the service, e.g. `["node", "dist/fixtures/nimbus-vm-service/main.js", "--home", "/opt/nimbus"]`. */
@@ -131,7 +132,7 @@ export class ProcessSupervisor {
       fd = openSync(this.o.logFile, 'a');
     }
     const [file, ...args] = this.o.command;
-    const child = spawn(file, args, { cwd: this.o.cwd, env: this.o.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(file, args, { cwd: this.o.cwd, env: this.o.env ?? childEnv(), detached: true, stdio: ['ignore', fd, fd] });
     if (typeof fd === 'number') closeSync(fd);
     this.groupId = child.pid ?? null;
     this.groupStart = child.pid !== undefined ? startTimeOf(child.pid) : null;

@@ -7,6 +7,7 @@ import { chown, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { HaError } from '../../src/errors.js';
+import { childEnv } from '../../src/util/child-env.js';
 
 export interface OsUser {
   uid: number;
@@ -72,7 +73,7 @@ export function run(
       uid: opts.user?.uid,
       gid: opts.user?.gid,
       cwd: opts.cwd ?? '/',
-      env: { ...process.env, LC_ALL: 'C', ...opts.env },
+      env: childEnv({ LC_ALL: 'C', ...opts.env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { childEnv } from '../../src/util/child-env.js';
 
 /** What a finished command left behind. `code` is null when the process was killed (timeout). */
 export interface CommandResult {
@@ -18,7 +19,7 @@ export function runCommand(file: string, args: readonly string[], timeoutMs: num
     execFile(
       file,
       [...args],
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' },
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024, encoding: 'utf8', env: childEnv() },
       (err, stdout, stderr) => {
         if (!err) {
           resolve({ code: 0, stdout, stderr });

@@ -3,6 +3,7 @@
  * harness's demo service), the witness in w, clients in c. Shared by the VIP benchmark and the root-only
  * failover system test. Every process is started through the topology, so cleanup kills it by PID.
  */
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -13,8 +14,8 @@ import { startService } from './harness.js';
 
 export const AGENT_PORT = 8700;
 export const WITNESS_PORT = 8790;
-export const SECRET = 'netns-cluster-secret-0123456789abcdef';
-export const ADMIN_TOKEN = 'netns-admin-token-0123456789';
+export const SECRET = randomBytes(32).toString('base64url');
+export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 
 export type PairNode = 'a' | 'b';
 
@@ -99,11 +100,11 @@ export class NetnsCluster {
     }
   }
 
-  private spawnLogged(node: string, logName: string, args: string[]): ChildProcess {
+  private spawnLogged(node: string, logName: string, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
     const log = openSync(join(this.o.dir, `${logName}.log`), 'a');
     try {
       // NHA_SECRET/NHA_ADMIN_TOKEN of the caller's environment would override the configs.
-      const env = { ...process.env, NHA_SECRET: '', NHA_ADMIN_TOKEN: '' };
+      const env = { ...process.env, NHA_SECRET: '', NHA_ADMIN_TOKEN: '', ...extraEnv };
       return this.o.topo.spawn(node, process.execPath, args, { stdio: ['ignore', log, log], env });
     } finally {
       closeSync(log);
@@ -112,7 +113,7 @@ export class NetnsCluster {
 
   startWitness(): void {
     const addr = `${this.o.topo.node('w').address}:${WITNESS_PORT}`;
-    this.witness = this.spawnLogged('w', 'witness', [this.o.cliPath, 'witness', '--listen', addr, '--data-dir', join(this.o.dir, 'data-w'), '--secret', SECRET]);
+    this.witness = this.spawnLogged('w', 'witness', [this.o.cliPath, 'witness', '--listen', addr, '--data-dir', join(this.o.dir, 'data-w')], { NHA_SECRET: SECRET });
   }
 
   startService(node: PairNode): void {

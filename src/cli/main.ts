@@ -10,6 +10,7 @@ import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
 import { configReferenceMarkdown } from '../config/reference.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
+import { scrubOwnEnv } from '../util/child-env.js';
 
 // Under Node 20 the AWS SDK warns on every start that its releases after January 2027 need Node 22.
 // package-lock.json pins the SDK, so there is nothing for an operator to act on; set
@@ -38,6 +39,8 @@ program
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (opts: { config: string }) => {
     const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    // The credentials are in the config now; libraries that start processes themselves must not pass them on.
+    scrubOwnEnv();
     const { startNode } = await import('./node.js');
     const node = await startNode(cfg);
     let stopping = false;
@@ -54,15 +57,18 @@ program
 
 program
   .command('witness')
-  .description('run the witness: the third vote of a two-node cluster')
+  .description('run the witness: the third vote of a two-node cluster (key from NHA_SECRET or --secret-file, never the command line)')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8790')
   .requiredOption('--data-dir <dir>', 'where the witness persists its epoch and lease holder')
-  .addOption(new Option('--secret <secret>', 'shared HMAC secret of the cluster').env('NHA_SECRET'))
+  .option('--secret-file <file>', 'file holding the cluster secret (mode 0600, owned by this user); default: env NHA_SECRET')
   .option('--max-lease-ms <ms>', 'upper bound of any lease', '10000')
-  .action(async (opts: { listen: string; dataDir: string; secret?: string; maxLeaseMs: string }) => {
-    if (!opts.secret || opts.secret.length < 16) throw new HaError('USAGE', 'the witness needs the cluster secret (at least 16 characters): --secret or NHA_SECRET');
+  .action(async (opts: { listen: string; dataDir: string; secretFile?: string; maxLeaseMs: string }) => {
+    const { witnessSecret } = await import('./witness.js');
+    const secret = witnessSecret(opts.secretFile, process.env.NHA_SECRET);
+    // Children of the witness (none today) must not see the key either.
+    delete process.env.NHA_SECRET;
     const { runWitness } = await import('./witness.js');
-    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret: opts.secret, maxLeaseMs: Number(opts.maxLeaseMs) });
+    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret, maxLeaseMs: Number(opts.maxLeaseMs) });
   });
 
 program

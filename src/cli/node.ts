@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
 import type { Notifier, ObjectStore, Vip } from '../ports.js';
-import { HaError } from '../errors.js';
+import { HaError, errorMessage } from '../errors.js';
+import { ReplayGuard } from '../peer/replay.js';
+import { childEnv } from '../util/child-env.js';
 import { buildServices, probePeriods } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
 import { systemClock } from '../clock.js';
@@ -99,7 +101,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     onNotifyError: (name, event, err) => log.warn({ code: 'NOTIFY_FAILED', notifier: name, event: event.type }, (err as Error).message),
   });
   const nimbus = cfg.nimbus
-    ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus', env: { ...process.env, ...cfg.nimbus.env } as Record<string, string> })
+    ? new (await import('../../adapters/nimbus/controller.js')).NimbusServiceController({ ...cfg.nimbus, name: 'nimbus', env: childEnv(cfg.nimbus.env) })
     : null;
   const periods = probePeriods(cfg);
   const services = buildServices(
@@ -173,6 +175,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     dataPaths.push(files);
   }
   const metrics = createMetrics(agent, bus, extras.metrics);
+  // One replay guard for HTTP and UDP: nothing signed before this start, nor before a sender's last mark.
+  const replay = new ReplayGuard(join(cfg.dataDir, 'replay-marks.json'));
   const app = createApp({
     agent,
     bus,
@@ -181,6 +185,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     adminToken: cfg.adminToken,
     peerRouters,
     streamPeerRouters: streamRouters,
+    node: cfg.node,
+    replay,
+    onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.listen.port, cfg.listen.host, () => resolve(s));
@@ -201,6 +208,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       },
     },
     (reason, from) => bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected heartbeat datagram from ${from}: ${reason}` }),
+    replay,
   );
   try {
     await udp.listen(cfg.listen.host, port);
@@ -218,6 +226,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     async stop() {
       await agent.stop();
       udp.close();
+      replay.close();
       await services.stop();
       for (const p of dataPaths) await p.close();
       await extras.onStop?.();

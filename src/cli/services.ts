@@ -6,6 +6,7 @@ import { ServiceMonitor, type MonitoredService } from '../monitor/monitor.js';
 import { monitoredService } from '../monitor/from-config.js';
 import { CommandService } from '../../adapters/command/service.js';
 import { ProcessService } from '../../adapters/command/process.js';
+import { childEnv } from '../util/child-env.js';
 
 /** Longest wait for a service started on promotion to answer its probe. */
 const START_GRACE_MS = 15_000;
@@ -29,7 +30,7 @@ export function makeController(s: ServiceConfig): ServiceController {
       return new ProcessService(s.name, {
         command: c.command,
         cwd: c.cwd,
-        env: { ...process.env, ...c.env },
+        env: childEnv(c.env),
         logFile: c.logFile,
         pidFile: c.pidFile,
         stopTimeoutMs: c.stopTimeoutMs,

@@ -17,6 +17,15 @@ export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
   if (cfg.peers.some((peer) => peer.node === cfg.node)) {
     p.push({ key: 'peers', problem: `lists this node ${cfg.node} itself (expected the other node)` });
   }
+  if (cfg.secret === cfg.adminToken) {
+    p.push({ key: 'adminToken', problem: 'is the same as secret (expected a different random value: the admin token must not also sign peer traffic)' });
+  }
+  if (cfg.peers.length === 0 && !cfg.quorum.allowSingleNode) {
+    p.push({
+      key: 'peers',
+      problem: 'is empty: this node has no standby (expected the other node as peers: [{ node, urls }], or quorum.allowSingleNode: true to run one node without failover)',
+    });
+  }
   if (cfg.peers.length === 1 && !cfg.witness && !cfg.quorum.allowTwoNodeWithoutWitness) {
     p.push({
       key: 'witness',

@@ -1,20 +1,23 @@
 /** A commented, valid example config (`nimbus-ha config example`). Kept in step by a unit test. */
 export const EXAMPLE_CONFIG = `# nimbus-ha node configuration (one file per node).
 # Every key is documented in docs/configuration.md. \${VAR} and \${VAR:-default} read the environment;
-# NHA_SECRET and NHA_ADMIN_TOKEN override secret and adminToken.
+# NHA_SECRET and NHA_ADMIN_TOKEN override secret and adminToken. There are no default secrets: export
+# both (two different values, e.g. from \`openssl rand -base64 32\`) or use secretFile / adminTokenFile
+# (mode 0600, owned by the user running nimbus-ha). docs/security.md says how to rotate them.
 
 # This node's name, as its peer and the witness know it.
 node: a
 # HTTP API: health (/health, /primary, /standby), /status, /metrics, /events, /admin/*, /peer/*.
 listen: { host: 127.0.0.1, port: 8701 }
-# Shared HMAC secret of the cluster (peer and witness requests are signed with it).
-secret: \${NHA_SECRET:-change-me-to-a-long-random-secret}
-# Bearer token for /admin/* (switchover, failback, maintenance).
-adminToken: \${NHA_ADMIN_TOKEN:-change-me-admin-token}
+# Shared HMAC secret of the cluster (peer and witness requests and their replies are signed with it).
+secret: \${NHA_SECRET}
+# Bearer token for /admin/* (switchover, failback, maintenance); not the same value as secret.
+adminToken: \${NHA_ADMIN_TOKEN}
 # Epoch store, event history.
 dataDir: /var/lib/nimbus-ha/a
 
 # The other node; one URL per redundant network path. The peer is dead only when every path is silent.
+# (A node without peers is refused unless quorum.allowSingleNode: true says it runs alone, without failover.)
 peers:
   - node: b
     urls: [ "http://127.0.0.1:8702", "http://127.0.0.2:8702" ]
@@ -52,9 +55,14 @@ commented, valid file. Strings may use \`\${VAR}\` and \`\${VAR:-default}\` to r
 \`NHA_SECRET\`, \`NHA_ADMIN_TOKEN\`, \`NHA_DB_PASSWORD\`, \`NHA_DB_REPL_PASSWORD\`, \`NHA_REPO_ACCESS_KEY_ID\` and
 \`NHA_REPO_SECRET_ACCESS_KEY\` override the matching secrets so they need not be written in the file.
 
+\`secret\` and \`adminToken\` have no defaults: each must be set (inline, by its variable, or by
+\`secretFile\` / \`adminTokenFile\`, a file of mode 0600 owned by the user running nimbus-ha), random (at
+least 24 characters, not a placeholder, enough entropy) and different from the other.
+
 Cross-field rules checked at start: \`timings.deadAfterMs\` > 2 × \`timings.heartbeatMs\`,
 \`timings.leaseMs\` > \`timings.deadAfterMs\`, \`timings.requestTimeoutMs\` < \`timings.leaseMs\`, a two-node
-cluster has a \`witness\` unless \`quorum.allowTwoNodeWithoutWitness\` is true, \`preferredPrimary\` names a
+cluster has a \`witness\` unless \`quorum.allowTwoNodeWithoutWitness\` is true, a node has a peer unless
+\`quorum.allowSingleNode\` is true, \`adminToken\` differs from \`secret\`, \`preferredPrimary\` names a
 node of the cluster, service names are unique.
 
 This table is generated from the schema (\`nimbus-ha config reference\`); a test keeps it in step.

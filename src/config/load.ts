@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { HaError } from '../errors.js';
+import { readSecretFile } from './secrets.js';
 
 /** One problem found in a config file, already phrased as `key: problem (expected …)`. */
 export interface ConfigProblem {
@@ -37,6 +38,29 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
     return out;
   }
   return value;
+}
+
+/** Secrets that may come from a file instead: value key, file key, environment variable. */
+const SECRET_KEYS: [string, string, string][] = [
+  ['secret', 'secretFile', 'NHA_SECRET'],
+  ['adminToken', 'adminTokenFile', 'NHA_ADMIN_TOKEN'],
+];
+
+/** `secretFile` / `adminTokenFile`: read when the value is not given inline or by its variable. */
+function resolveSecretFiles(raw: Record<string, unknown>, problems: ConfigProblem[], given: Set<string>): void {
+  for (const [key, fileKey] of SECRET_KEYS) {
+    const file = raw[fileKey];
+    if (file === undefined) continue;
+    if (typeof file !== 'string' || !file) continue; // the schema reports the type
+    if (given.has(key)) {
+      problems.push({ key: fileKey, problem: `is set together with ${key} (expected one of them)` });
+      continue;
+    }
+    if (raw[key] !== undefined) continue; // the environment variable overrides the file
+    const r = readSecretFile(file);
+    if ('problem' in r) problems.push({ key: fileKey, problem: r.problem });
+    else raw[key] = r.value;
+  }
 }
 
 function applyOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
@@ -120,12 +144,30 @@ export function parseConfigText<S extends z.ZodTypeAny>(
   }
   const problems: ConfigProblem[] = [];
   const interpolated = interpolateEnv(raw, env, [], problems) as Record<string, unknown>;
+  const given = new Set(SECRET_KEYS.map(([k]) => k).filter((k) => interpolated[k] !== undefined));
   applyOverrides(interpolated, env);
+  resolveSecretFiles(interpolated, problems, given);
+  for (const [key, fileKey, variable] of SECRET_KEYS) {
+    const p = problems.find((x) => x.key === key && x.problem.startsWith('environment variable'));
+    if (p) p.problem = `${p.problem.replace(/ \(expected.*$/, '')} (expected a random value of at least 24 characters: export ${variable}=$(openssl rand -base64 32), or ${fileKey}: FILE with mode 0600)`;
+    if (interpolated[key] === undefined && interpolated[fileKey] === undefined && isObjectSchemaWith(schema, key)) {
+      problems.push({ key, problem: `is not set (expected \${${variable}} with ${variable} exported, or ${fileKey}: FILE with mode 0600)` });
+    }
+  }
   const parsed = schema.safeParse(interpolated);
-  if (!parsed.success) return { problems: [...problems, ...describeIssues(parsed.error)] };
+  if (!parsed.success) {
+    // One problem per key: an unset variable or unreadable file already says what is wrong with it.
+    const seen = new Set(problems.map((p) => p.key));
+    for (const [key, fileKey] of SECRET_KEYS) if (seen.has(fileKey)) seen.add(key);
+    return { problems: [...problems, ...describeIssues(parsed.error).filter((p) => !seen.has(p.key))] };
+  }
   for (const check of opts.crossChecks ?? []) problems.push(...check(parsed.data));
   if (problems.length) return { problems };
   return { config: deepFreeze(parsed.data), problems: [] };
+}
+
+function isObjectSchemaWith(schema: z.ZodTypeAny, key: string): boolean {
+  return schema instanceof z.ZodObject && key in (schema.shape as Record<string, unknown>);
 }
 
 export function loadConfigFile<S extends z.ZodTypeAny>(

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 import { nimbusConfigSchema } from './nimbus.js';
+import { MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
 import { dbConfigSchema } from '../replication/db/config.js';
@@ -15,6 +16,12 @@ const hostPort = z
   .strict();
 
 const url = z.string().url();
+
+/** A secret or token: refused when short, low in entropy or a placeholder (src/config/secrets.ts). */
+const secretString = z.string().superRefine((v, ctx) => {
+  const problem = secretProblem(v);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
 
 export const peerSchema = z
   .object({
@@ -173,14 +180,20 @@ export const clusterConfigSchema = z
   .object({
     node: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only').describe('this node\'s name'),
     listen: hostPort.describe('address of the HTTP API (health, status, admin, peer)'),
-    secret: z
+    secret: secretString.describe(
+      `shared HMAC secret of the cluster: random, at least ${MIN_SECRET_LENGTH} characters, not a placeholder, not the adminToken (env NHA_SECRET overrides; or secretFile)`,
+    ),
+    secretFile: z
       .string()
-      .min(16, 'at least 16 characters')
-      .describe('shared HMAC secret of the cluster (env NHA_SECRET overrides)'),
-    adminToken: z
+      .optional()
+      .describe('file holding the secret instead of `secret` (owned by the user running nimbus-ha, mode 0600)'),
+    adminToken: secretString.describe(
+      `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile)`,
+    ),
+    adminTokenFile: z
       .string()
-      .min(16, 'at least 16 characters')
-      .describe('bearer token for /admin/* (env NHA_ADMIN_TOKEN overrides)'),
+      .optional()
+      .describe('file holding the adminToken instead of `adminToken` (owned by the user running nimbus-ha, mode 0600)'),
     dataDir: z.string().min(1).describe('directory for the epoch store and history'),
     peers: z.array(peerSchema).max(1, 'one peer: nimbus-ha runs active/standby pairs').default([]),
     preferredPrimary: z
@@ -204,6 +217,10 @@ export const clusterConfigSchema = z
           .boolean()
           .default(false)
           .describe('run a two-node cluster without a witness: the standby promotes on peer silence alone (split-brain risk on partitions)'),
+        allowSingleNode: z
+          .boolean()
+          .default(false)
+          .describe('run one node without a peer (no standby: nothing takes over when it fails); without it `peers` must name the other node'),
       })
       .strict()
       .default({}),

@@ -11,6 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { assertNever, type ProbeResult } from '../ports.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeSpec } from './config.js';
+import { childEnv } from '../util/child-env.js';
 
 export type Probe = (timeoutMs: number) => Promise<ProbeResult>;
 
@@ -216,7 +217,7 @@ export function commandProbe(o: { command: string; cwd?: string; env?: NodeJS.Pr
         new Promise<string>((resolve, reject) => {
           const child = spawn('/bin/sh', ['-c', o.command], {
             cwd: o.cwd,
-            env: o.env ?? process.env,
+            env: o.env ?? childEnv(),
             detached: true,
             stdio: ['ignore', 'pipe', 'pipe'],
           });

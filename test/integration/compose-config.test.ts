@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +40,8 @@ describe('compose stack', () => {
   it.skipIf(!compose)('docker-compose.yml is valid (config -q)', async () => {
     const [file, ...pre] = compose as string[];
     const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(file, [...pre, '-f', composeFile, 'config', '-q'], { timeout: 60_000 }, (err, _out, stderr) =>
+      const env = { ...process.env, NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url') };
+      execFile(file, [...pre, '-f', composeFile, 'config', '-q'], { timeout: 60_000, env }, (err, _out, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
       );
     });
@@ -50,7 +52,7 @@ describe('compose stack', () => {
   it.each(['a', 'b'])('node %s config passes the nimbus-ha schema and cross-checks', (node) => {
     const text = readFileSync(join(root, 'compose', 'config', `${node}.yaml`), 'utf8');
     const r = parseConfigText(text, clusterConfigSchema, {
-      env: { NHA_SECRET: 'compose-test-secret-0123456789', NHA_ADMIN_TOKEN: 'compose-test-token-0123456789' },
+      env: { NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url') },
       crossChecks: [clusterCrossChecks],
     });
     expect(r.problems).toEqual([]);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,8 +85,8 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
   const config = clusterConfigSchema.parse({
     node: 'b',
     listen: { host: '127.0.0.1', port: 1 },
-    secret: 'unit-test-secret-0123456789',
-    adminToken: 'unit-test-admin-0123456789',
+    secret: randomBytes(24).toString('base64url'),
+    adminToken: randomBytes(24).toString('base64url'),
     dataDir: dir,
     peers: [{ node: 'a', urls: ['http://127.0.0.1:9'], heartbeat: 'http' }],
     preferredPrimary: 'a',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { clusterConfigSchema } from '../../src/config/schema.js';
@@ -8,11 +9,13 @@ import { probePeriods } from '../../src/cli/services.js';
 
 const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
 
+const SECRET = randomBytes(24).toString('base64url');
+const TOKEN = randomBytes(24).toString('base64url');
 const valid = `
 node: a
 listen: { host: 127.0.0.1, port: 8701 }
-secret: 0123456789abcdef0123
-adminToken: admin-token-0123456789
+secret: ${SECRET}
+adminToken: ${TOKEN}
 dataDir: /tmp/x
 peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
 witness: { url: "http://127.0.0.1:8790" }
@@ -20,7 +23,7 @@ witness: { url: "http://127.0.0.1:8790" }
 
 describe('config', () => {
   it('the example config is valid', () => {
-    const r = check(EXAMPLE_CONFIG);
+    const r = check(EXAMPLE_CONFIG, { NHA_SECRET: SECRET, NHA_ADMIN_TOKEN: TOKEN });
     expect(r.problems).toEqual([]);
     expect(r.config?.node).toBe('a');
   });
@@ -48,7 +51,7 @@ vip: { kind: floating }
     expect(r.config).toBeUndefined();
     expect(keys).toEqual(expect.arrayContaining(['node', 'listen.port', 'secret', 'adminToken', 'peers.0.urls.0', 'timings.bogus', 'vip.kind']));
     for (const p of r.problems) expect(p.problem).toMatch(/\(expected .+\)$/);
-    expect(r.problems.find((p) => p.key === 'adminToken')?.problem).toBe('is required (expected string)');
+    expect(r.problems.find((p) => p.key === 'adminToken')?.problem).toMatch(/^is not set \(expected \$\{NHA_ADMIN_TOKEN\}/);
     expect(r.problems.find((p) => p.key === 'vip.kind')?.problem).toContain('"bind-proxy"');
   });
 
@@ -100,10 +103,12 @@ vip: { kind: floating }
   });
 
   it('interpolates the environment and lets NHA_SECRET / NHA_ADMIN_TOKEN override', () => {
-    const text = valid.replace('secret: 0123456789abcdef0123', 'secret: ${MY_SECRET}');
+    const text = valid.replace(`secret: ${SECRET}`, 'secret: ${MY_SECRET}');
     expect(check(text).problems[0]).toEqual({ key: 'secret', problem: expect.stringContaining('MY_SECRET is not set') });
-    expect(check(text, { MY_SECRET: 'from-env-0123456789' }).config?.secret).toBe('from-env-0123456789');
-    expect(check(valid, { NHA_ADMIN_TOKEN: 'override-token-0123456' }).config?.adminToken).toBe('override-token-0123456');
+    const fromEnv = randomBytes(24).toString('base64url');
+    expect(check(text, { MY_SECRET: fromEnv }).config?.secret).toBe(fromEnv);
+    const override = randomBytes(24).toString('base64url');
+    expect(check(valid, { NHA_ADMIN_TOKEN: override }).config?.adminToken).toBe(override);
   });
 
   it('refuses a non-mapping or invalid YAML with a clear problem', () => {
