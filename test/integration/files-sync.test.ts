@@ -102,7 +102,7 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 1
 }
 
 /** Quarantine event directories (the hidden state file is not one). */
-const quarantined = async (qdir: string) => (await readdir(qdir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+const quarantined = async (qdir: string) => (await readdir(qdir).catch(() => [] as string[])).filter((n) => !n.startsWith('.') && n !== 'previous');
 const content = (p: string) => readFile(p, 'utf8').catch(() => null);
 const exists = (p: string) => lstat(p).then(() => true, () => false);
 
@@ -226,8 +226,13 @@ describe('file-tree sync, primary to standby', () => {
     expect(await r.sender.drain(10_000)).toBe(true);
     expect(r.sender.status()).toMatchObject({ lastError: null, filesBehind: 0 });
     expect(r.events.some((e) => e.type === 'files_sync_recovered')).toBe(true);
-    // The deleted file had been received from the primary, so it is not quarantined.
+    // The deleted file had been received from the primary, so it is not quarantined, but its last
+    // copy is kept among the previous copies.
     expect(await quarantined(r.qdir)).toEqual([]);
+    const prev = await readdir(join(r.qdir, 'previous'));
+    expect(prev).toHaveLength(1);
+    expect(await content(join(r.qdir, 'previous', prev[0], 'etc', 'goes.conf'))).toBe('bye\n');
+    expect(r.receiver.status().keptPrevious).toBeGreaterThanOrEqual(1);
   });
 
   it('streams a large file with its checksum and keeps mode and mtime', async () => {

@@ -559,7 +559,9 @@ export class FileSyncSender {
   }
 
   /** Refused deletes: the standby keeps the paths; one critical event per situation; the window's refusals are retried when it has room. */
-  private hold(t: Tree, rels: readonly string[], n: number, v: Exclude<DeleteVerdict, { ok: true }>): void {
+  private hold(t: Tree, all: readonly string[], n: number, v: Exclude<DeleteVerdict, { ok: true }>): void {
+    // Only paths the standby has count (raw watcher events also name paths that never existed).
+    const rels = all.filter((rel) => t.copy?.has(rel) ?? true);
     for (const rel of rels) t.held.add(rel);
     const message = `Tree "${t.cfg.name}": held back ${n} delete(s) on the standby: ${v.message}.`;
     this.lastGuard = message;
