@@ -26,6 +26,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'nimbus',
+          include: ['test/nimbus/**/*.test.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 240_000,
+          pool: 'forks',
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'system',
           include: ['test/system/**/*.test.ts'],
           testTimeout: 300_000,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the root-only system tests, the Compose validation and the VIP
-# benchmark need. Idempotent: packages already installed are skipped, and apt is not touched at all
+# Installs the Debian packages the root-only system tests, the Compose validation, the VIP
+# benchmark and the Nimbus state tests need. Idempotent: packages already installed are skipped, and apt is not touched at all
 # when nothing is missing. Must run as root (CI runs it as root before `npm run test:system`).
 set -euo pipefail
 
 # Command -> package that provides it. `arping` is satisfied by either iputils-arping (preferred,
 # supports -D duplicate detection and -U/-A) or Habets' arping package.
-PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl)
+# derby-tools, libderby-java, a JDK and sqlite3: the real-Derby / real-sqlite tests of the Nimbus
+# head-node state (npm run test:nimbus).
+PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl derby-tools libderby-java openjdk-17-jdk-headless sqlite3)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system-deps: must run as root (apt-get install); skipping" >&2
