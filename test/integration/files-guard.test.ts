@@ -116,13 +116,13 @@ describe('config-tree delete guard', () => {
     const p = await pair({ src: 50 });
     await p.sender.start();
     await waitFor('initial copy', async () => (await files(p.dst)).length === 50);
-    await waitFor('in sync', () => p.sender.status().inSync);
+    expect(await p.sender.drain(10_000)).toBe(true);
 
     for (const name of await readdir(p.src)) await rm(join(p.src, name), { recursive: true, force: true });
-    await waitFor('guard event', () => guardEvents(p).length > 0, 10_000);
     // Several batch windows later the standby still has every file.
-    await sleep(1500);
+    await sleep(2500);
     expect(await files(p.dst)).toHaveLength(50);
+    await waitFor('guard event', () => guardEvents(p).length > 0, 10_000);
     expect(guardEvents(p)[0]).toMatchObject({ severity: 'critical', details: { rule: 'empty-source' } });
     const st = p.sender.status();
     expect(st.deletesHeld).toBeGreaterThanOrEqual(50);
@@ -159,9 +159,9 @@ describe('config-tree delete guard', () => {
     const p = await pair({ src: 0, dst: 50 });
     await p.sender.start();
     await waitFor('full pass', () => p.sender.status().passes >= 1);
-    await waitFor('guard event', () => guardEvents(p).length > 0);
     await sleep(500);
     expect(await files(p.dst)).toHaveLength(50);
+    await waitFor('guard event', () => guardEvents(p).length > 0);
     expect(guardEvents(p)[0]).toMatchObject({ severity: 'critical', details: { rule: 'empty-source' } });
     const st = p.sender.status();
     expect(st.inSync).toBe(false);
@@ -174,7 +174,7 @@ describe('config-tree delete guard', () => {
     const p = await pair({ src: 100 }, { maxDeleteFraction: 0.1, deletesAlwaysAllowed: 0, maxDeletesPerWindow: 100, deleteWindowMs: 600_000 });
     await p.sender.start();
     await waitFor('initial copy', async () => (await files(p.dst)).length === 100);
-    await waitFor('in sync', () => p.sender.status().inSync);
+    expect(await p.sender.drain(10_000)).toBe(true);
 
     const all = await files(p.src);
     // 5 files every 0.6 s: each change set alone is within 10 % of the copy.
@@ -182,11 +182,11 @@ describe('config-tree delete guard', () => {
       for (const f of all.slice(round * 5, round * 5 + 5)) await unlink(join(p.src, f));
       await sleep(600);
     }
-    await waitFor('guard event', () => guardEvents(p).length > 0);
-    await sleep(800);
+    await sleep(1500);
     const left = (await files(p.dst)).length;
     expect(left).toBeGreaterThanOrEqual(90);
     expect(left).toBeLessThan(100);
+    await waitFor('guard event', () => guardEvents(p).length > 0);
     expect(guardEvents(p)[0]).toMatchObject({ severity: 'critical', details: { rule: 'window' } });
     expect(p.sender.status().deletesHeld).toBe(30 - (100 - left));
   });
