@@ -60,7 +60,9 @@ describe('replays across restarts are refused', () => {
     const file = join(tempDir(), 'replay-marks.json');
     const raw = dgram.createSocket('udp4');
     await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
-    cleanups.push(() => raw.close());
+    cleanups.push(() => {
+      raw.close();
+    });
     const start = async () => {
       const calls: unknown[] = [];
       const rejects: string[] = [];
