@@ -549,8 +549,26 @@ export class FileSyncSender {
       verdict = this.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
     }
     if (verdict.ok) return items;
-    this.hold(t, deletes.map((i) => i.rel), n, verdict);
-    return items.filter((i) => i.entry);
+    const { go, held } = this.windowShare(t, deletes.map((i) => i.rel), verdict);
+    this.hold(t, held, n - this.copyDeletes(t, go), verdict);
+    const keep = new Set(go);
+    return items.filter((i) => i.entry || keep.has(i.rel));
+  }
+
+  /** A window refusal still lets through the deletes that fit in the room the window has left. */
+  private windowShare(t: Tree, rels: readonly string[], v: Exclude<DeleteVerdict, { ok: true }>): { go: string[]; held: string[] } {
+    if (v.rule !== 'window' || v.allowed <= 0) return { go: [], held: [...rels] };
+    const go: string[] = [];
+    const held: string[] = [];
+    let room = v.allowed;
+    for (const rel of rels) {
+      const n = this.copyDeletes(t, [rel]);
+      if (n <= room) {
+        go.push(rel);
+        room -= n;
+      } else held.push(rel);
+    }
+    return { go, held };
   }
 
   private verdict(t: Tree, sourceEmpty: boolean, deletes: number): DeleteVerdict {
@@ -624,8 +642,10 @@ export class FileSyncSender {
         const n = this.copyDeletes(t, deletes);
         const v = n > 0 ? this.verdict(t, localCount === 0, n) : ({ ok: true } as const);
         if (!v.ok) {
-          this.hold(t, deletes, n, v);
-          items = items.filter((i) => i.entry);
+          const { go, held } = this.windowShare(t, deletes, v);
+          this.hold(t, held, n - this.copyDeletes(t, go), v);
+          const keep = new Set(go);
+          items = items.filter((i) => i.entry || keep.has(i.rel));
         } else t.guardKey = null;
         await this.ship(peer, t, items);
       } catch (err) {
