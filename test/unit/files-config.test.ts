@@ -3,7 +3,18 @@ import { filesConfigSchema } from '../../src/replication/files/config.js';
 
 describe('filesConfigSchema', () => {
   it('fills defaults', () => {
-    expect(filesConfigSchema.parse({})).toEqual({ trees: [], batchMs: 200, maxBatchMs: 500, largeFileBytes: 1024 * 1024 });
+    expect(filesConfigSchema.parse({})).toEqual({
+      trees: [],
+      batchMs: 200,
+      maxBatchMs: 500,
+      largeFileBytes: 1024 * 1024,
+      quarantineRetentionDays: 14,
+      maxDeleteFraction: 0.1,
+      deletesAlwaysAllowed: 10,
+      maxDeletesPerWindow: 100,
+      deleteWindowMs: 600_000,
+      allowEmptySource: false,
+    });
     expect(filesConfigSchema.parse({ trees: [{ name: 'etc', path: '/etc/nimbus' }] }).trees[0].exclude).toEqual([]);
   });
 
@@ -18,6 +29,8 @@ describe('filesConfigSchema', () => {
     [{ batchMs: 600, maxBatchMs: 500 }, 'maxBatchMs'],
     [{ trees: [{ name: 'x', path: '/a' }], quarantineDir: '/a/q' }, 'quarantineDir'],
     [{ quarantineDir: 'q' }, 'quarantineDir'],
+    [{ maxDeleteFraction: 1.5 }, 'maxDeleteFraction'],
+    [{ deleteWindowMs: 10 }, 'deleteWindowMs'],
     [{ largeFileBytes: 10 }, 'largeFileBytes'],
   ])('rejects %j at %s', (input, path) => {
     const r = filesConfigSchema.safeParse(input);
