@@ -191,3 +191,26 @@ describe('config-tree delete guard', () => {
     expect(p.sender.status().deletesHeld).toBe(30 - (100 - left));
   });
 });
+
+describe('quarantine retention on the receiver', () => {
+  it('removes quarantine and previous-copy folders past the retention, keeps recent ones and foreign names', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'nha-files-retention-'));
+    try {
+      const root = join(base, 'etc');
+      const qdir = join(base, 'quarantine');
+      const id = (msAgo: number) => `${new Date(Date.now() - msAgo).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-abcdef`;
+      const old = id(20 * 86_400_000);
+      const recent = id(2 * 86_400_000);
+      for (const d of [join(qdir, old, 'etc'), join(qdir, recent, 'etc'), join(qdir, 'previous', old, 'etc'), join(qdir, 'previous', recent, 'etc'), join(qdir, 'operator-notes')]) {
+        await mkdir(d, { recursive: true });
+        await writeFile(join(d, 'x.conf'), 'kept?\n');
+      }
+      const receiver = new FileSyncReceiver({ trees: [{ name: 'etc', path: root, exclude: [] }], quarantineDir: qdir, quarantineRetentionDays: 14 });
+      await receiver.applyBatch({ tree: 'etc', entries: [{ op: 'dir', path: 'd', mode: 0o755 }] });
+      expect((await readdir(qdir)).sort()).toEqual([recent, 'operator-notes', 'previous'].sort());
+      expect(await readdir(join(qdir, 'previous'))).toEqual([recent]);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+});
