@@ -1,0 +1,80 @@
+/**
+ * The NimbusStateEngine of a real head node: Derby through a frozen point-in-time copy and a boot check
+ * (NimbusDerbyTool), sqlite through the sqlite3 shell's online backup.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NimbusStateEngine } from '../../src/replication/nimbus-state/types.js';
+import { DerbyTool } from './derby-tool.js';
+import { freezeCopy, newFreezeCopyState, type FreezeCopyState } from './freeze-copy.js';
+import { SqliteTool } from './sqlite.js';
+
+/** The PID in a PID file (first number in it), when that process exists. */
+export async function pidFromFile(file: string): Promise<number | null> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  const pid = text === null ? NaN : Number(/\d+/.exec(text)?.[0]);
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
+/** Directories under `root` (depth ≤ 3) that are Derby databases (they hold service.properties). */
+export async function findDerbyDatabases(root: string, depth = 3): Promise<string[]> {
+  if (existsSync(join(root, 'service.properties'))) return [root];
+  if (depth === 0) return [];
+  const out: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (e.isDirectory()) out.push(...(await findDerbyDatabases(join(root, e.name), depth - 1)));
+  }
+  return out.sort();
+}
+
+export class NimbusStateAdapter implements NimbusStateEngine {
+  private readonly states = new Map<string, FreezeCopyState>();
+
+  constructor(
+    readonly derby: DerbyTool,
+    readonly sqlite: SqliteTool,
+    private readonly pid: (pidFile: string | undefined) => Promise<number | null> = async (f) => (f ? pidFromFile(f) : null),
+  ) {}
+
+  async derbyCopy(o: { name: string; source: string; target: string; pidFile?: string; maxPauseMs: number }) {
+    let state = this.states.get(o.name);
+    if (!state) {
+      // No records of what the target holds: start it afresh.
+      await rm(o.target, { recursive: true, force: true });
+      state = newFreezeCopyState();
+      this.states.set(o.name, state);
+    }
+    const r = await freezeCopy({ source: o.source, target: o.target, state, pid: () => this.pid(o.pidFile), maxPauseMs: o.maxPauseMs });
+    return { takenAt: r.takenAt, pauseMs: r.pauseMs, frozen: r.frozen };
+  }
+
+  async derbyVerify(dir: string) {
+    const dbs = await findDerbyDatabases(dir);
+    if (!dbs.length) throw new Error(`no Derby database (service.properties) under ${dir}`);
+    const r = await this.derby.check(dbs);
+    if (!r.ok) throw new Error(r.error ?? 'check failed');
+    const rows: Record<string, number> = {};
+    for (const d of r.databases ?? []) for (const [t, n] of Object.entries(d.rows)) rows[`${d.path.slice(dir.length + 1)}:${t}`] = n;
+    return { databases: dbs.length, rows };
+  }
+
+  sqliteBackup(src: string, dst: string) {
+    return this.sqlite.backup(src, dst);
+  }
+  sqliteCheck(db: string) {
+    return this.sqlite.integrityCheck(db);
+  }
+  sqliteDataKeys(db: string) {
+    return this.sqlite.dataKeys(db);
+  }
+  sqliteRebase(db: string, from: string, to: string) {
+    return this.sqlite.rebase(db, from, to);
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * The standby's side: receives files into a pristine mirror (Derby units, as shipped), object files
+ * straight into posixdata (immutable once indexed), and sqlite snapshots into an incoming area; a commit
+ * checks every file against the sender's manifest, verifies the copy (Derby: boot a copy and check every
+ * table; sqlite: integrity_check, data_key rewrite, every indexed file present) and installs it with a
+ * rename. Only a verified, installed copy counts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { NimbusStateEngine } from './types.js';
+import { NimbusStateError } from './types.js';
+import { HashCache, safeRelative, walkFiles, type Entry } from './tree.js';
+
+export interface ResolvedDerbyItem {
+  kind: 'derby';
+  name: string;
+  path: string;
+  pidFile?: string;
+  maxPauseMs: number;
+  boundMs: number;
+}
+export interface ResolvedSqliteItem {
+  kind: 'sqlite';
+  name: string;
+  path: string;
+  posixdata: string;
+  boundMs: number;
+}
+export type ResolvedItem = ResolvedDerbyItem | ResolvedSqliteItem;
+
+/** The last verified, installed copy of an item on this standby. */
+export interface InstalledCopy {
+  snapshotId: string;
+  /** Primary's wall clock at the copy point. */
+  takenAt: number;
+  /** This node's wall clock when it was installed. */
+  installedAt: string;
+  /** Monotonic ms (performance.now) when installed: freshness on this node's own clock. */
+  installedMono: number;
+  verifyMs: number;
+  detail: string;
+}
+
+export type FileArea = 'mirror' | 'posixdata' | 'incoming';
+
+const DERBY_EXCLUDE = (rel: string) => /(^|\/)(db\.lck|dbex\.lck)$/.test(rel);
+
+export class NimbusStateReceiver {
+  private readonly items: Map<string, ResolvedItem>;
+  private readonly hashes = new HashCache();
+  readonly installed = new Map<string, InstalledCopy>();
+  private lastError: { item: string; message: string; at: string } | null = null;
+  /** One commit per item at a time. */
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly o: { items: ResolvedItem[]; stagingDir: string; engine: NimbusStateEngine; accepting: () => boolean },
+  ) {
+    this.items = new Map(o.items.map((i) => [i.name, i]));
+  }
+
+  private item(name: string): ResolvedItem {
+    const i = this.items.get(name);
+    if (!i) throw new NimbusStateError(`no nimbus-state item ${JSON.stringify(name)} is configured on this node (configure the same items on both nodes)`, 404);
+    return i;
+  }
+
+  private guard(): void {
+    if (!this.o.accepting()) throw new NimbusStateError('this node is not a standby: it accepts no nimbus state', 409);
+  }
+
+  private dir(name: string, area: 'mirror' | 'incoming'): string {
+    return join(this.o.stagingDir, name, area);
+  }
+
+  /** Puts back a unit left aside by an install that was cut off between its two renames. */
+  async recover(): Promise<void> {
+    for (const i of this.items.values()) {
+      const aside = `${i.path}.nimbus-ha-old`;
+      if (!existsSync(i.path) && existsSync(aside)) await rename(aside, i.path);
+      const rec = await readFile(join(this.o.stagingDir, i.name, 'installed.json'), 'utf8').catch(() => null);
+      // Restored copies count as verified but not fresh: only the next commit makes them current.
+      if (rec) this.installed.set(i.name, { ...(JSON.parse(rec) as InstalledCopy), installedMono: -Infinity });
+    }
+  }
+
+  async manifest(name: string, area: 'mirror' | 'posixdata'): Promise<{ root: string; entries: Entry[] }> {
+    const i = this.item(name);
+    if (area === 'mirror') {
+      if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
+      return { root: this.dir(name, 'mirror'), entries: await this.hashes.manifest(this.dir(name, 'mirror')) };
+    }
+    if (i.kind !== 'sqlite') throw new NimbusStateError(`${name} has no posixdata`, 400);
+    return { root: i.posixdata, entries: await walkFiles(i.posixdata) };
+  }
+
+  async receiveFile(q: { item: string; area: FileArea; path: string; sha256: string; size: number; mtimeMs?: number }, body: Readable): Promise<{ bytes: number }> {
+    this.guard();
+    const i = this.item(q.item);
+    const rel = safeRelative(q.path);
+    let root: string;
+    if (q.area === 'posixdata' && i.kind === 'sqlite') root = i.posixdata;
+    else if (q.area === 'mirror' && i.kind === 'derby') root = this.dir(i.name, 'mirror');
+    else if (q.area === 'incoming' && i.kind === 'sqlite') root = this.dir(i.name, 'incoming');
+    else throw new NimbusStateError(`area ${q.area} does not belong to ${i.kind} item ${i.name}`, 400);
+    const dst = join(root, rel);
+    await mkdir(dirname(dst), { recursive: true });
+    const tmp = join(dirname(dst), `.${basename(dst)}.${randomBytes(6).toString('hex')}.nha-tmp`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const fh = await open(tmp, 'wx', 0o640);
+    try {
+      for await (const chunk of body) {
+        const b = chunk as Buffer;
+        hash.update(b);
+        bytes += b.length;
+        await fh.write(b);
+      }
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const got = hash.digest('hex');
+    if (got !== q.sha256 || bytes !== q.size) {
+      await rm(tmp, { force: true });
+      throw new NimbusStateError(`checksum or size mismatch for ${q.item}:${rel}: resend`, 400);
+    }
+    if (q.mtimeMs !== undefined) await utimes(tmp, new Date(), new Date(q.mtimeMs));
+    await rename(tmp, dst);
+    return { bytes };
+  }
+
+  private async record(name: string, copy: InstalledCopy): Promise<void> {
+    this.installed.set(name, copy);
+    await mkdir(join(this.o.stagingDir, name), { recursive: true });
+    await writeFile(join(this.o.stagingDir, name, 'installed.json'), JSON.stringify({ ...copy, installedMono: 0 }));
+  }
+
+  private async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(name)) throw new NimbusStateError(`a commit of ${name} is already running`, 409);
+    this.busy.add(name);
+    try {
+      return await fn();
+    } catch (err) {
+      this.lastError = { item: name, message: (err as Error).message, at: new Date().toISOString() };
+      throw err;
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  /** Replaces `target` by `fresh` (both in one directory): rename the old aside, the new in, drop the old. */
+  private static async swapIn(fresh: string, target: string): Promise<void> {
+    const aside = `${target}.nimbus-ha-old`;
+    await rm(aside, { recursive: true, force: true });
+    if (existsSync(target)) await rename(target, aside);
+    await rename(fresh, target);
+    await rm(aside, { recursive: true, force: true });
+  }
+
+  async commitDerby(name: string, c: { snapshotId: string; takenAt: number; entries: Entry[] }): Promise<InstalledCopy> {
+    this.guard();
+    const i = this.item(name);
+    if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
+    return this.exclusive(name, async () => {
+      const mirror = this.dir(name, 'mirror');
+      const want = new Map(c.entries.map((e) => [safeRelative(e.path), e]));
+      const have = await this.hashes.manifest(mirror);
+      for (const h of have) if (!want.has(h.path)) await rm(join(mirror, h.path), { force: true });
+      const got = new Map(have.map((h) => [h.path, h]));
+      const bad = [...want.values()].filter((e) => got.get(e.path)?.sha256 !== e.sha256).map((e) => e.path);
+      if (bad.length) throw new NimbusStateError(`${name}: ${bad.length} file(s) missing or different (${bad.slice(0, 3).join(', ')}): resend`, 409);
+      // Booting runs Derby's recovery, which rewrites files: verify a copy, keep the mirror as shipped.
+      const fresh = join(dirname(i.path), `.${basename(i.path)}.nimbus-ha-new`);
+      await rm(fresh, { recursive: true, force: true });
+      await cp(mirror, fresh, { recursive: true, filter: (src) => !DERBY_EXCLUDE(src) });
+      const t0 = performance.now();
+      let verified: { databases: number; rows: Record<string, number> };
+      try {
+        verified = await this.o.engine.derbyVerify(fresh);
+      } catch (err) {
+        await rm(fresh, { recursive: true, force: true });
+        throw new NimbusStateError(`${name}: the copy did not boot or failed its table check: ${(err as Error).message}`, 422);
+      }
+      const verifyMs = performance.now() - t0;
+      await NimbusStateReceiver.swapIn(fresh, i.path);
+      const copy: InstalledCopy = {
+        snapshotId: c.snapshotId,
+        takenAt: c.takenAt,
+        installedAt: new Date().toISOString(),
+        installedMono: performance.now(),
+        verifyMs: Math.round(verifyMs),
+        detail: `${verified.databases} Derby database(s) booted and checked`,
+      };
+      await this.record(name, copy);
+      return copy;
+    });
+  }
+
+  async commitSqlite(name: string, c: { snapshotId: string; takenAt: number; sha256: string; root: string }): Promise<InstalledCopy & { rebased: number }> {
+    this.guard();
+    const i = this.item(name);
+    if (i.kind !== 'sqlite') throw new NimbusStateError(`${name} is not a sqlite item`, 400);
+    return this.exclusive(name, async () => {
+      const incoming = join(this.dir(name, 'incoming'), 'snapshot.db');
+      const got = await this.hashes.hash(incoming).catch(() => null);
+      if (!got || got.sha256 !== c.sha256) throw new NimbusStateError(`${name}: the snapshot file is missing or different: resend`, 409);
+      const fresh = join(dirname(i.path), `.${basename(i.path)}.nimbus-ha-new`);
+      await rm(fresh, { force: true });
+      await cp(incoming, fresh);
+      const t0 = performance.now();
+      let rebased = 0;
+      try {
+        await this.o.engine.sqliteCheck(fresh);
+        if (c.root.replace(/\/+$/, '') !== i.posixdata.replace(/\/+$/, '')) rebased = await this.o.engine.sqliteRebase(fresh, c.root, i.posixdata);
+        const keys = await this.o.engine.sqliteDataKeys(fresh);
+        const missing = keys.filter((k) => !existsSync(k));
+        if (missing.length) throw new Error(`${missing.length} indexed object file(s) are not here yet (${missing.slice(0, 2).join(', ')})`);
+      } catch (err) {
+        await rm(fresh, { force: true });
+        throw new NimbusStateError(`${name}: the snapshot failed verification: ${(err as Error).message}`, 422);
+      }
+      // A journal beside the target belongs to the old file; left there it would be rolled into the new one.
+      for (const suffix of ['-journal', '-wal', '-shm']) await rm(`${i.path}${suffix}`, { force: true });
+      await rename(fresh, i.path);
+      const copy: InstalledCopy = {
+        snapshotId: c.snapshotId,
+        takenAt: c.takenAt,
+        installedAt: new Date().toISOString(),
+        installedMono: performance.now(),
+        verifyMs: Math.round(performance.now() - t0),
+        detail: `integrity ok${rebased ? `, ${rebased} data_key(s) rebased` : ''}`,
+      };
+      await this.record(name, copy);
+      return { ...copy, rebased };
+    });
+  }
+
+  /** Deletes object files the primary no longer has, never one the installed index still references. */
+  async deletePosix(name: string, paths: string[]): Promise<{ deleted: number; kept: number }> {
+    this.guard();
+    const i = this.item(name);
+    if (i.kind !== 'sqlite') throw new NimbusStateError(`${name} has no posixdata`, 400);
+    return this.exclusive(name, async () => {
+      const referenced = new Set(existsSync(i.path) ? await this.o.engine.sqliteDataKeys(i.path) : []);
+      let deleted = 0;
+      let kept = 0;
+      for (const p of paths) {
+        const abs = join(i.posixdata, safeRelative(p));
+        if (referenced.has(abs) || referenced.has(abs.replace(/\.meta$/, ''))) kept++;
+        else {
+          await rm(abs, { force: true });
+          deleted++;
+        }
+      }
+      return { deleted, kept };
+    });
+  }
+
+  status(): Record<string, unknown> {
+    const now = performance.now();
+    return {
+      items: Object.fromEntries(
+        [...this.items.values()].map((i) => {
+          const c = this.installed.get(i.name);
+          return [i.name, c ? { snapshotId: c.snapshotId, takenAt: new Date(c.takenAt).toISOString(), installedAt: c.installedAt, ageMs: Number.isFinite(c.installedMono) ? Math.round(now - c.installedMono) : null, verifyMs: c.verifyMs, detail: c.detail } : null];
+        }),
+      ),
+      lastError: this.lastError,
+    };
+  }
+
+  /** Every item has a verified copy installed within its bound (on this node's clock). */
+  caughtUp(): boolean {
+    const now = performance.now();
+    return [...this.items.values()].every((i) => {
+      const c = this.installed.get(i.name);
+      return c !== undefined && now - c.installedMono <= i.boundMs;
+    });
+  }
+}
