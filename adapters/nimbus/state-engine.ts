@@ -78,3 +78,8 @@ export class NimbusStateAdapter implements NimbusStateEngine {
     return this.sqlite.rebase(db, from, to);
   }
 }
+
+/** The engine for a `nimbusState` config section (Derby jar, java, sqlite3 from the config). */
+export function nimbusStateEngine(cfg: { derbyClasspath: string; java: string; javac: string; sqlite3: string }, cacheDir?: string): NimbusStateAdapter {
+  return new NimbusStateAdapter(new DerbyTool({ classpath: cfg.derbyClasspath, java: cfg.java, javac: cfg.javac, cacheDir }), new SqliteTool({ sqlite3: cfg.sqlite3 }));
+}

@@ -174,6 +174,22 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     streamRouters.files = files.router;
     dataPaths.push(files);
   }
+  if (cfg.nimbusState) {
+    const { NimbusStateDataPath } = await import('../replication/nimbus-state/data-path.js');
+    const { nimbusStateEngine } = await import('../../adapters/nimbus/state-engine.js');
+    const nimbusState = new NimbusStateDataPath({
+      config: cfg.nimbusState,
+      stagingDir: join(cfg.dataDir, 'nimbus-state'),
+      engine: nimbusStateEngine(cfg.nimbusState),
+      transport,
+      events: bus,
+      isStandby: () => agent.role === 'standby',
+    });
+    await nimbusState.start();
+    hooks.push(nimbusState);
+    streamRouters['nimbus-state'] = nimbusState.router;
+    dataPaths.push(nimbusState);
+  }
   const metrics = createMetrics(agent, bus, extras.metrics);
   // One replay guard for HTTP and UDP: nothing signed before this start, nor before a sender's last mark.
   const replay = new ReplayGuard(join(cfg.dataDir, 'replay-marks.json'));

@@ -3,6 +3,7 @@ import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 import { nimbusConfigSchema } from './nimbus.js';
 import { MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
 import { filesConfigSchema } from '../replication/files/config.js';
+import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
 import { dbConfigSchema } from '../replication/db/config.js';
 import { notifyConfigSchema, policyFieldsSchema, probeSpecSchema } from '../monitor/config.js';
@@ -238,6 +239,9 @@ export const clusterConfigSchema = z
     db: dbConfigSchema.optional().describe('the local PostgreSQL under HA control (log shipping to the standby)'),
     repo: repoConfigSchema.optional().describe('image repository (Cumulus / S3) replicated to the standby'),
     files: filesConfigSchema.optional().describe('config-file trees replicated from the primary to the standby'),
+    nimbusState: nimbusStateConfigSchema
+      .optional()
+      .describe('a real Nimbus head node\'s own state: Derby databases (frozen point-in-time copies) and Cumulus\'s authz.db with posixdata, verified on the standby (docs/nimbus.md)'),
     history: z
       .object({
         file: z.string().optional().describe('JSON-lines event history (default <dataDir>/events.jsonl)'),
