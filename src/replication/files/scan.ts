@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ManifestEntry } from './protocol.js';
 import { isTempName } from './paths.js';
@@ -143,4 +143,33 @@ export async function listBelow(root: string, dir: string, excluded: (rel: strin
   };
   await walk(dir);
   return out;
+}
+
+/** dev:ino of a directory (null when it is missing or not a directory): tells a replaced or re-mounted root apart. */
+export async function rootIdOf(root: string): Promise<string | null> {
+  const st = await stat(root).catch(() => null);
+  return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
+}
+
+/** Whether a tree holds any file or link (not counting directories, excluded paths and temp files). */
+export async function hasEntries(root: string, excluded: (rel: string) => boolean): Promise<boolean> {
+  const walk = async (rel: string): Promise<boolean> => {
+    let ents;
+    try {
+      ents = await readdir(rel ? posix.join(root, rel) : root, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (isTempName(r) || excluded(r)) continue;
+      if (!e.isDirectory()) return true;
+    }
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory() && !excluded(r) && (await walk(r))) return true;
+    }
+    return false;
+  };
+  return walk('');
 }

@@ -4,7 +4,7 @@
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
@@ -15,9 +15,10 @@ import { isInside, isTempName, makeExcluder, relativizeLinkTarget } from './path
 import type { ManifestEntry, ManifestResponse } from './protocol.js';
 import type { EventSink } from './receiver.js';
 import { differs } from './diff.js';
-import { HashCache, listBelow, scanTree, statEntry } from './scan.js';
+import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from './scan.js';
 import { mapLimit } from './limit.js';
 import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
+import { CopyPicture } from './copy-picture.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
 type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
@@ -80,7 +81,7 @@ interface Tree {
   /** Directories that appeared since the last flush; listed again at flush time (see start()). */
   newDirs: Set<string>;
   /** What the standby's copy holds (path → type): from its manifest, kept current as changes ship. */
-  copy: Map<string, ManifestEntry['type']> | null;
+  copy: CopyPicture | null;
   /** Deletes the guard refused; the standby keeps these paths. */
   held: Set<string>;
   window: DeleteWindow;
@@ -90,34 +91,6 @@ interface Tree {
   rootId: string | null;
   rootMissingReported: boolean;
   watcher: FSWatcher | null;
-}
-
-async function rootIdOf(root: string): Promise<string | null> {
-  const st = await stat(root).catch(() => null);
-  return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
-}
-
-/** Whether a tree holds any file or link (not counting directories, excluded paths and temp files). */
-async function hasEntries(root: string, excluded: (rel: string) => boolean): Promise<boolean> {
-  const walk = async (rel: string): Promise<boolean> => {
-    let ents;
-    try {
-      ents = await readdir(rel ? posix.join(root, rel) : root, { withFileTypes: true });
-    } catch {
-      return false;
-    }
-    for (const e of ents) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (isTempName(r) || excluded(r)) continue;
-      if (!e.isDirectory()) return true;
-    }
-    for (const e of ents) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory() && !excluded(r) && (await walk(r))) return true;
-    }
-    return false;
-  };
-  return walk('');
 }
 
 export class FileSyncSender {
@@ -475,9 +448,9 @@ export class FileSyncSender {
     const vanished = new Set(r.vanished);
     const deleted = items.filter((i) => !i.entry).map((i) => i.rel);
     const removed = this.copyDeletes(t, deleted);
+    t.copy?.forget(deleted);
     for (const rel of deleted) {
       this.shipped.delete(posix.join(t.root, rel));
-      this.forgetCopy(t, rel);
       t.held.delete(rel);
     }
     for (const i of items) {
@@ -503,34 +476,11 @@ export class FileSyncSender {
 
   /** Entries of the standby's copy (files and links) a delete of `rels` removes, directories counting by content. */
   private copyDeletes(t: Tree, rels: readonly string[]): number {
-    if (!t.copy) return rels.length;
-    if (rels.length === 0) return 0;
-    const set = new Set(rels);
-    let n = 0;
-    for (const [p, type] of t.copy) {
-      if (type === 'dir') continue;
-      for (let q = p; ; q = posix.dirname(q)) {
-        if (set.has(q)) {
-          n++;
-          break;
-        }
-        if (!q.includes('/')) break;
-      }
-    }
-    return n;
-  }
-
-  private forgetCopy(t: Tree, rel: string): void {
-    if (!t.copy) return;
-    t.copy.delete(rel);
-    const prefix = rel + '/';
-    for (const k of t.copy.keys()) if (k.startsWith(prefix)) t.copy.delete(k);
+    return t.copy ? t.copy.removes(rels) : rels.length;
   }
 
   private copyCount(t: Tree): number {
-    let n = 0;
-    for (const type of t.copy?.values() ?? []) if (type !== 'dir') n++;
-    return n;
+    return t.copy?.count() ?? 0;
   }
 
   /** The delete guard on an event-driven change set: drops the deletes it refuses (they are held). */
@@ -561,8 +511,9 @@ export class FileSyncSender {
     const go: string[] = [];
     const held: string[] = [];
     let room = v.allowed;
+    const by = t.copy?.deletesBy(rels);
     for (const rel of rels) {
-      const n = this.copyDeletes(t, [rel]);
+      const n = by ? by.get(rel)! : 1;
       if (n <= room) {
         go.push(rel);
         room -= n;
@@ -629,7 +580,7 @@ export class FileSyncSender {
         const remote = await this.opts.transport.post<ManifestResponse>(peer, `${this.target(peer).basePath}/manifest`, { tree: t.cfg.name }, this.target(peer).timeoutMs);
         let items: LocalItem[] = [];
         const remoteMap = new Map<string, ManifestEntry>();
-        t.copy = new Map();
+        t.copy = new CopyPicture();
         for (const r of remote.entries ?? []) {
           if (isTempName(r.path) || t.excluded(r.path)) continue;
           remoteMap.set(r.path, r);
