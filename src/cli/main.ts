@@ -8,6 +8,8 @@ import { clusterCrossChecks } from '../config/checks.js';
 import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
 import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
 import { configReferenceMarkdown } from '../config/reference.js';
+import { nimbusStateWarnings } from '../replication/nimbus-state/coverage.js';
+import { fromNimbus } from '../../adapters/nimbus/from-nimbus.js';
 import { apiRequest } from './http.js';
 import { formatStatus } from './status-format.js';
 import { scrubOwnEnv } from '../util/child-env.js';
@@ -179,6 +181,14 @@ config
       return;
     }
     console.log(`${file}: ok (node ${r.config.node}, ${r.config.peers.length} peer(s), witness ${r.config.witness ? 'yes' : 'no'}, vip ${r.config.vip.kind})`);
+    for (const w of nimbusStateWarnings(r.config)) console.log(`warning: ${w}`);
+  });
+config
+  .command('from-nimbus')
+  .argument('<home>', 'NIMBUS_HOME of a real Nimbus install')
+  .description('print commented config sections covering every durable item of a Nimbus head node (Derby, authz.db, posixdata, config trees) with probes on its ports')
+  .action((home: string) => {
+    process.stdout.write(fromNimbus(home));
   });
 config
   .command('reference')
