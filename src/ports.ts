@@ -70,6 +70,21 @@ export interface LeaseAnswer {
   holder: string | null;
   /** Remaining lease time as the coordinator sees it, in ms (0 when none). */
   remainingMs: number;
+  /**
+   * The data-holder record: nodes known to hold every acknowledged write (null: none kept, no data path
+   * is synchronous). Absent from coordinators that do not keep one.
+   */
+  holders?: string[] | null;
+  /** Why a request was refused: an older or equal epoch, another node's live lease, not in the record... */
+  reason?: 'stale-epoch' | 'lease-held' | 'not-a-holder' | 'not-the-primary' | 'primary-not-in-record';
+}
+
+/** Options of Coordinator.acquire for a new epoch. */
+export interface CoordinatorAcquireOptions {
+  /** The cluster keeps the data-holder record: a grant makes the candidate its only member. */
+  holderRecord?: boolean;
+  /** The operator accepted data loss: grant to a node outside the record (never over a live lease). */
+  force?: boolean;
 }
 
 /**
@@ -79,7 +94,12 @@ export interface LeaseAnswer {
 export interface Coordinator {
   describe(): string;
   /** Acquire (epoch > coordinator's) or renew (same epoch, same holder) the lease for leaseMs. */
-  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal): Promise<LeaseAnswer>;
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal, opts?: CoordinatorAcquireOptions): Promise<LeaseAnswer>;
+  /**
+   * Set the data-holder record (the lease holder at `epoch` only; it must name itself). Resolves with the
+   * answer; `granted: false` means the record was not changed.
+   */
+  setHolders(node: string, epoch: number, holders: string[] | null, timeoutMs: number): Promise<LeaseAnswer>;
   /** Give the lease up early (graceful handover) so a successor does not wait for expiry. */
   release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer>;
   /** Read the coordinator's state. */

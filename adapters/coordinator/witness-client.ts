@@ -1,4 +1,4 @@
-import type { Coordinator, LeaseAnswer, PeerTransport } from '../../src/ports.js';
+import type { Coordinator, CoordinatorAcquireOptions, LeaseAnswer, PeerTransport } from '../../src/ports.js';
 
 /** Coordinator port over the `nimbus-ha witness` HTTP API (HMAC-signed through the peer transport). */
 export class WitnessCoordinator implements Coordinator {
@@ -11,8 +11,15 @@ export class WitnessCoordinator implements Coordinator {
     return `witness ${this.url}`;
   }
 
-  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal): Promise<LeaseAnswer> {
-    return this.transport.post<LeaseAnswer>(this.url, '/witness/acquire', { node, epoch, leaseMs }, timeoutMs, signal);
+  acquire(node: string, epoch: number, leaseMs: number, timeoutMs: number, signal?: AbortSignal, opts: CoordinatorAcquireOptions = {}): Promise<LeaseAnswer> {
+    const body: Record<string, unknown> = { node, epoch, leaseMs };
+    if (opts.holderRecord) body.holderRecord = true;
+    if (opts.force) body.force = true;
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/acquire', body, timeoutMs, signal);
+  }
+
+  setHolders(node: string, epoch: number, holders: string[] | null, timeoutMs: number): Promise<LeaseAnswer> {
+    return this.transport.post<LeaseAnswer>(this.url, '/witness/holders', { node, epoch, holders }, timeoutMs);
   }
 
   release(node: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer> {

@@ -3,14 +3,14 @@
  * (embedded mode: nimbus-ha runs initdb, owns pg_hba.conf) or an installed server (external mode: given
  * pg_ctl and a connection string). Standbys stream from a physical slot and restore from the WAL archive.
  */
-import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { HaError } from '../../src/errors.js';
 import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
 import type { DbConfig } from '../../src/replication/db/config.js';
-import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from '../../src/replication/db/lsn.js';
+import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory, type TimelineFork } from '../../src/replication/db/lsn.js';
 import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
 import { slotNameFor } from '../../src/replication/db/wal-names.js';
 import { extractBackup } from './backup-format.js';
@@ -373,11 +373,26 @@ export class PostgresNode implements ManagedDatabase {
     }
   }
 
+  /** The forks that led to local timeline `timeline` (its history file in pg_wal), null when missing. */
+  private async localHistory(timeline: number): Promise<TimelineFork[] | null> {
+    if (timeline <= 1) return [];
+    const name = `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+    // pg_wal only: the archive may hold another history's file under the same name.
+    try {
+      return parseTimelineHistory(await readFile(join(this.cfg.dataDir, 'pg_wal', name), 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return null;
+    }
+  }
+
   async follow(primary: DbEndpoint): Promise<void> {
-    if (await this.isRunning()) await this.stop('fast');
+    // Immediate: a fast shutdown would write a shutdown checkpoint past the new primary's fork point.
+    if (await this.isRunning()) await this.stop('immediate');
     const ident = await this.identifyPrimary(primary);
     const end = await this.localWalEnd();
-    const verdict = canFollow({ timeline: end.timeline, endBytes: end.bytes }, ident);
+    const history = await this.localHistory(end.timeline);
+    const verdict = canFollow({ timeline: end.timeline, endBytes: end.bytes, history }, ident);
     if (!verdict.ok) {
       throw new HaError('TIMELINE_DIVERGED', `cannot follow ${primary.host}:${primary.port}: ${verdict.reason}; re-clone this node (its data directory is kept aside)`, {
         divergedFromLsn: bytesToLsn(verdict.divergedFrom),
@@ -422,7 +437,7 @@ export class PostgresNode implements ManagedDatabase {
    * `force`; then it is moved to `<dataDir>.old-<time>` and restored if anything fails, removed once the
    * new standby streams (kept when `keepOld`).
    */
-  async clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean }): Promise<CloneResult> {
+  async clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean; archiveAside?: boolean }): Promise<CloneResult> {
     const t0 = Date.now();
     const dir = this.cfg.dataDir;
     const nonEmpty = await this.hasData();
@@ -440,8 +455,15 @@ export class PostgresNode implements ManagedDatabase {
     const user = await this.osUser();
     await this.ensureDirs();
     if (nonEmpty && (await this.isRunning())) await this.stop('fast');
-    const oldDir = nonEmpty ? `${dir}.old-${new Date().toISOString().replace(/[:.]/g, '-')}` : null;
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const oldDir = nonEmpty ? `${dir}.old-${stamp}` : null;
     if (oldDir) await rename(dir, oldDir);
+    let keptArchive: string | null = null;
+    if (opts.archiveAside && (await readdir(this.cfg.archiveDir).catch(() => [] as string[])).length > 0) {
+      keptArchive = `${this.cfg.archiveDir.replace(/\/+$/, '')}.old-${stamp}`;
+      await rename(this.cfg.archiveDir, keptArchive);
+      await this.ensureDirs();
+    }
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await chownFor(dir, user);
@@ -449,12 +471,16 @@ export class PostgresNode implements ManagedDatabase {
       await this.becomeStandbyOf(primary);
       await this.waitStreaming(this.cfg.cloneTimeoutMs);
       if (oldDir && !opts.keepOld) await rm(oldDir, { recursive: true, force: true });
-      return { keptDir: opts.keepOld ? oldDir : null, bytes: counts.bytes, files: counts.files, durationMs: Date.now() - t0 };
+      return { keptDir: opts.keepOld ? oldDir : null, keptArchive, bytes: counts.bytes, files: counts.files, durationMs: Date.now() - t0 };
     } catch (err) {
       backup.destroy();
       await this.stop('immediate').catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
       if (oldDir) await rename(oldDir, dir);
+      if (keptArchive) {
+        await rm(this.cfg.archiveDir, { recursive: true, force: true });
+        await rename(keptArchive, this.cfg.archiveDir);
+      }
       if (err instanceof HaError) throw err;
       throw new HaError('CLONE_FAILED', `clone from ${primary.host}:${primary.port} failed, previous data directory restored: ${redact((err as Error).message, this.secrets)}`);
     }

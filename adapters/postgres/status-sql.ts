@@ -67,8 +67,8 @@ export async function queryStatus(c: pg.ClientBase): Promise<DbStatus> {
 }
 
 export async function queryReplicas(c: pg.ClientBase): Promise<ReplicaInfo[]> {
-  const r = await c.query<{ application_name: string; state: string; sync_state: string; sent: string | null; replay: string | null; lag_ms: number | null }>(
-    `select application_name, state, sync_state, sent_lsn::text as sent, replay_lsn::text as replay,
+  const r = await c.query<{ application_name: string; state: string; sync_state: string; sent: string | null; flush: string | null; replay: string | null; lag_ms: number | null }>(
+    `select application_name, state, sync_state, sent_lsn::text as sent, flush_lsn::text as flush, replay_lsn::text as replay,
        extract(epoch from replay_lag) * 1000 as lag_ms from pg_stat_replication order by application_name`,
   );
   return r.rows.map((x) => {
@@ -80,6 +80,7 @@ export async function queryReplicas(c: pg.ClientBase): Promise<ReplicaInfo[]> {
       state: x.state,
       syncState: x.sync_state,
       sentBytes: sent,
+      flushBytes: b(x.flush),
       replayBytes: replay,
       replayLagMs: caughtUp ? 0 : x.lag_ms === null ? null : Math.round(Number(x.lag_ms)),
     };

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock, Coordinator, PeerTransport, Role, Vip } from '../ports.js';
+import type { Clock, Coordinator, LeaseAnswer, PeerTransport, Role, Vip } from '../ports.js';
 import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { ClusterConfig } from '../config/schema.js';
-import { decide, decideVote, leaseRemainingMs, validLeaseVotes, type Action, type AdminRequest, type Decision, type View } from './decide.js';
+import { decide, decideVote, leaseRemainingMs, notAHolder, validLeaseVotes, type Action, type AdminRequest, type Decision, type View } from './decide.js';
 import type { EpochStore } from './epoch-store.js';
 import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
 import { everyOnGrid, type GridTimer } from '../util/cadence.js';
@@ -18,6 +18,21 @@ export interface HealthSource {
   setRole?(role: Role): void;
 }
 
+/**
+ * How a data path tells the coordinator's data-holder record whether the standby holds every write
+ * acknowledged on it (safety invariant 2). The record names the primary plus the standby only while every
+ * synchronous data path says the standby holds everything.
+ */
+export interface HolderControl {
+  /**
+   * `peerHolds: false` before this path acknowledges anything the standby may lack (sync degraded);
+   * `true` once commits wait for the standby and it has everything acknowledged before. Resolves true
+   * when the record says so (or no record is kept: no coordinator), false when the coordinator could not
+   * be told: a path must then not acknowledge alone.
+   */
+  claim(path: string, peerHolds: boolean): Promise<boolean>;
+}
+
 /** Context handed to data-path hooks. */
 export interface HookContext {
   node: string;
@@ -26,6 +41,10 @@ export interface HookContext {
   takeover?: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
   peer: { node: string; urls: string[] } | null;
   transport: PeerTransport;
+  /** The data-holder record (see HolderControl). */
+  holders: HolderControl;
+  /** The record names the peer: it holds every acknowledged write (e.g. hand over although the local database died). */
+  peerIsHolder: boolean;
 }
 
 /**
@@ -53,6 +72,15 @@ export interface RoleHooks {
   peerCaughtUp?(): boolean;
   /** Summary for /status and metrics. */
   status?(): Record<string, unknown>;
+  /**
+   * This path acknowledges writes only once the standby holds them (synchronous mode): the cluster then
+   * keeps the data-holder record, and only a holder may be promoted.
+   */
+  syncMode?(): boolean;
+  /** False while this path's local service is down on the primary (counts against the node's health). */
+  healthy?(): boolean;
+  /** The path gave up repairing its local service: hand the primary role over. */
+  escalated?(): boolean;
   /**
    * What the peer needs from this data path, carried in every heartbeat (and shown under the peer in
    * /status). Keep it to a few fields: a heartbeat must stay one small, unfragmented datagram, and it is
@@ -129,6 +157,17 @@ export class Agent {
   private readonly peerCfg: ClusterConfig['peers'][number] | null;
   private leaseAcks: Record<string, number> = {};
   private witnessEpoch: number | null = null;
+  /** The data-holder record as the coordinator last reported it (null: unknown, or none kept). */
+  private holders: string[] | null = null;
+  /** Per synchronous data path: whether it says the standby holds every acknowledged write. */
+  private holderClaims = new Map<string, boolean>();
+  /** The record publication in flight, so claims are sent one after the other. */
+  private holderPublish: Promise<unknown> = Promise.resolve();
+  /** Since when (monotonic) the coordinator has not answered (null: it answers). */
+  private witnessFailingSince: number | null = null;
+  private witnessUnreachableReported = false;
+  /** A `not-a-holder` refusal was reported (event) for this record. */
+  private notHolderReported: string | null = null;
   private witnessLast: { at: number; answer: unknown; error: string | null } | null = null;
   /** The lease renewal waiting for the witness's answer, if any. */
   private witnessReq: { ctrl: AbortController; sentAt: number } | null = null;
@@ -205,6 +244,106 @@ export class Agent {
   get maintenance(): boolean {
     return this.d.store.get().maintenance;
   }
+
+  /** Local health: the service monitor and every data path's own service (the database...). */
+  private localHealthy(): boolean {
+    return this.d.health.healthy() && (this.d.hooks ?? []).every((h) => h.healthy?.() !== false);
+  }
+
+  private localEscalated(): boolean {
+    return this.d.health.escalated() || (this.d.hooks ?? []).some((h) => h.escalated?.() === true);
+  }
+
+  /** The data-holder record is in force: a coordinator keeps it and some data path is synchronous. */
+  holderRecordKept(): boolean {
+    return !!this.d.coordinator && (this.d.hooks ?? []).some((h) => h.syncMode?.() === true);
+  }
+
+  /** The record as last reported by the coordinator (null: unknown or none). */
+  dataHolders(): string[] | null {
+    return this.holders ? [...this.holders] : null;
+  }
+
+  /** Every coordinator answer carries the record and proves the coordinator answers. */
+  private noteCoordinatorAnswer(a: LeaseAnswer): void {
+    if (a.holders !== undefined) this.holders = a.holders ? [...a.holders] : null;
+    if (this.witnessFailingSince !== null && this.witnessUnreachableReported) {
+      this.d.bus.emit({ type: 'witness_reachable', severity: 'info', message: `${this.d.coordinator?.describe() ?? 'the coordinator'} answers again`, details: {} });
+    }
+    this.witnessFailingSince = null;
+    this.witnessUnreachableReported = false;
+  }
+
+  private noteCoordinatorFailure(err: unknown): void {
+    const now = this.d.clock.monotonicMs();
+    this.witnessFailingSince ??= now;
+    const silentMs = now - this.witnessFailingSince;
+    if (!this.witnessUnreachableReported && silentMs >= 3 * this.timings.leaseMs) {
+      this.witnessUnreachableReported = true;
+      this.d.bus.emit({
+        type: 'witness_unreachable',
+        severity: 'warning',
+        message: `${this.d.coordinator?.describe() ?? 'the coordinator'} has not answered for ${Math.round(silentMs)} ms (${errorMessage(err)}): a failover now needs it back; the primary keeps its lease while the peer renews it`,
+        details: { silentMs: Math.round(silentMs) },
+      });
+      this.d.log?.warn({ code: 'WITNESS_UNREACHABLE', witness: this.d.coordinator?.describe() }, errorMessage(err));
+    }
+  }
+
+  /** Whether the coordinator has failed to answer for more than three lease times. */
+  witnessUnreachable(): boolean {
+    return this.witnessUnreachableReported;
+  }
+
+  /** The record this primary should publish: itself, plus the peer when every synchronous path says it holds everything. */
+  private desiredHolders(): string[] {
+    const self = this.d.config.node;
+    const peer = this.peerCfg?.node;
+    const sync = (this.d.hooks ?? []).filter((h) => h.syncMode?.() === true);
+    const all = !!peer && sync.length > 0 && sync.every((h) => this.holderClaims.get(h.name) === true);
+    return all && peer ? [self, peer].sort() : [self];
+  }
+
+  /** Publish the record (one request at a time); true once the coordinator's record is `want`. */
+  private publishHolders(want: string[] | null): Promise<boolean> {
+    const c = this.d.coordinator;
+    if (!c) return Promise.resolve(true);
+    const run = async (): Promise<boolean> => {
+      if (this.role !== 'primary' && !this.handingDataOver() && !this.handover) return false;
+      const wanted = want ?? null;
+      if (JSON.stringify(this.holders) === JSON.stringify(wanted)) return true;
+      const before = this.holders;
+      try {
+        const a = await c.setHolders(this.d.config.node, this.epoch, wanted, Math.max(this.timings.requestTimeoutMs, 2 * this.timings.heartbeatMs));
+        this.noteCoordinatorAnswer(a);
+        if (!a.granted) return false;
+        this.d.bus.emit({
+          type: 'holders_changed',
+          severity: wanted && wanted.length === 1 ? 'warning' : 'info',
+          message: wanted === null ? 'data-holder record cleared: no data path is synchronous' : `data-holder record: ${wanted.join(', ')} hold every acknowledged write`,
+          details: { before, after: wanted },
+        });
+        return true;
+      } catch (err) {
+        this.noteCoordinatorFailure(err);
+        return false;
+      }
+    };
+    const p = this.holderPublish.then(run, run);
+    this.holderPublish = p.catch(() => undefined);
+    return p;
+  }
+
+  /** HolderControl.claim for the data paths. */
+  private readonly claimHolders = async (path: string, peerHolds: boolean): Promise<boolean> => {
+    this.holderClaims.set(path, peerHolds);
+    if (!this.d.coordinator) return true;
+    if (this.role !== 'primary') return false;
+    const want = this.desiredHolders();
+    const ok = await this.publishHolders(want);
+    // Another path may still keep the peer out: this path's claim is recorded either way.
+    return ok && (!peerHolds || want.length > 1 || JSON.stringify(this.holders) === JSON.stringify(want));
+  };
 
   private get timings() {
     return this.d.config.timings;
@@ -332,8 +471,7 @@ export class Agent {
    * catch-up and offer; which paths are fresh. Cheap enough for every tick.
    */
   private inputSignature(): string {
-    const h = this.d.health;
-    let s = `${this.role}|${this.epoch}|${this.maintenance}|${this.vipHeld}|${this.witnessEpoch}|${h.healthy()}|${h.escalated()}`;
+    let s = `${this.role}|${this.epoch}|${this.maintenance}|${this.vipHeld}|${this.witnessEpoch}|${this.localHealthy()}|${this.localEscalated()}|${this.holders?.join(',')}`;
     const link = this.peerLink;
     if (link) {
       const now = this.d.clock.monotonicMs();
@@ -364,7 +502,7 @@ export class Agent {
   }
 
   /** The peer asks for our vote for `epoch`. */
-  receiveVote(candidate: string, epoch: number): { granted: boolean; reason: string; epoch: number } {
+  receiveVote(candidate: string, epoch: number): { granted: boolean; reason: string; epoch: number; handover?: boolean } {
     const st = this.d.store.get();
     const r = decideVote(
       {
@@ -400,7 +538,7 @@ export class Agent {
   }
 
   /** Queue an admin request; the next cycle decides it. */
-  request(kind: 'switchover' | 'failback', to: string | null = null): RequestRecord {
+  request(kind: 'switchover' | 'failback' | 'promote', to: string | null = null): RequestRecord {
     const id = randomUUID();
     const req: AdminRequest = kind === 'switchover' ? { id, kind, to } : { id, kind };
     this.requests.push(req);
@@ -556,8 +694,14 @@ export class Agent {
     c.acquire(this.d.config.node, epoch, this.timings.leaseMs, backstopMs, req.ctrl.signal)
       .then((a) => {
         this.witnessLast = { at: this.d.clock.monotonicMs(), answer: a, error: null };
+        this.noteCoordinatorAnswer(a);
         if (a.granted && epoch === this.epoch && this.role === 'primary') {
           this.leaseAcks.witness = Math.max(this.leaseAcks.witness ?? 0, sentAt);
+          // Keep the record in step with the configuration: kept (sync) clusters always have one; a
+          // cluster with no synchronous path any more clears the one an earlier configuration left.
+          const kept = this.holderRecordKept();
+          if (kept && a.holders === null) void this.publishHolders(this.desiredHolders());
+          else if (!kept && a.holders) void this.publishHolders(null);
         } else if (a.epoch > this.epoch) {
           this.witnessEpoch = a.epoch;
           this.kick();
@@ -566,6 +710,7 @@ export class Agent {
       .catch((err) => {
         if (req.ctrl.signal.aborted) return; // given up above (or the node stopped)
         this.witnessLast = { at: this.d.clock.monotonicMs(), answer: null, error: errorMessage(err) };
+        this.noteCoordinatorFailure(err);
       })
       .finally(() => {
         if (this.witnessReq === req) this.witnessReq = null;
@@ -591,6 +736,7 @@ export class Agent {
         caughtUp: (st?.caughtUp ?? false) && (this.d.hooks ?? []).every((h) => !h.peerCaughtUp || h.peerCaughtUp()),
         lastSeenAgeMs: link.lastHeardAt === null ? null : now - link.lastHeardAt,
         takeoverOffer: this.takeoverOffer,
+        holder: !!this.holders?.includes(this.peerCfg.node),
       };
       if (alive && st?.role === 'primary') this.lastPrimarySeenAt = now;
     }
@@ -604,8 +750,8 @@ export class Agent {
       role: this.role,
       epoch: this.epoch,
       maintenance: this.maintenance,
-      healthy: this.d.health.healthy(),
-      escalated: this.d.health.escalated(),
+      healthy: this.localHealthy(),
+      escalated: this.localEscalated(),
       preferred,
       uptimeMs: now - this.startedAt,
       peer,
@@ -623,6 +769,7 @@ export class Agent {
       vipHeld: this.vipHeld,
       noPrimaryForMs: this.role === 'primary' ? 0 : now - this.lastPrimarySeenAt,
       handoverAbortedAgoMs: this.handoverAbortedAt === null ? null : now - this.handoverAbortedAt,
+      holderRecord: { kept: this.holderRecordKept(), holders: this.holders ? [...this.holders] : null },
       autoFailback: {
         enabled: cfg.failback.auto,
         holdDownMs: cfg.failback.holdDownMs,
@@ -641,10 +788,11 @@ export class Agent {
     this.observe(view);
     const decision = decide(view);
     this.lastDecision = decision;
-    if (decision.reason !== this.lastReasonLogged && !decision.reason.startsWith('no action')) {
-      this.d.log?.info({ role: this.role, epoch: this.epoch }, decision.reason);
+    // Log what was decided when it changes; the pauses between election attempts are not news.
+    if (decision.reason !== this.lastReasonLogged && !decision.reason.startsWith('no action') && !decision.reason.includes('next election attempt')) {
+      this.d.log?.info({ role: this.role, epoch: this.epoch, ...(this.witnessFailingSince !== null ? { witness: this.d.coordinator?.describe(), witnessSilentMs: Math.round(view.now - this.witnessFailingSince) } : {}) }, decision.reason);
+      this.lastReasonLogged = decision.reason;
     }
-    this.lastReasonLogged = decision.reason;
     for (const action of decision.actions) {
       if (this.stopped) break;
       await this.execute(action, view);
@@ -742,6 +890,8 @@ export class Agent {
       epoch: this.epoch,
       peer: this.peerCfg ? { node: this.peerCfg.node, urls: this.peerCfg.urls } : null,
       transport: this.d.transport,
+      holders: { claim: this.claimHolders },
+      peerIsHolder: !!this.peerCfg && !!this.holders?.includes(this.peerCfg.node),
     };
   }
 
@@ -792,7 +942,7 @@ export class Agent {
         this.vipHeld = false;
         return;
       case 'campaign':
-        await this.campaign(a.epoch, view);
+        await this.campaign(a.epoch, view, a.force === true);
         return;
       case 'promote':
         await this.promote(a.epoch, view);
@@ -847,11 +997,11 @@ export class Agent {
     await this.runHooks('onFollow', (h) => h.onFollow?.({ ...this.hookCtx(), primary: st.node }));
   }
 
-  private async campaign(epoch: number, view: View): Promise<void> {
+  private async campaign(epoch: number, view: View, force = false): Promise<void> {
     const cfg = this.d.config;
     const st = this.d.store.get();
     if (st.votedFor && st.votedFor.epoch >= epoch && st.votedFor.node !== cfg.node) {
-      this.election = { epoch, granted: [], refused: ['self'] };
+      this.election = { epoch, granted: [], refused: ['self'], forced: force, witnessRefusal: null };
       this.lastCampaignAt = this.d.clock.monotonicMs();
       return;
     }
@@ -869,16 +1019,33 @@ export class Agent {
     const refused: string[] = [];
     const asks: Promise<void>[] = [];
     const timeout = this.timings.requestTimeoutMs;
+    let witnessRefusal: string | null = null;
+    let handoverGrant = false;
     if (this.d.coordinator) {
+      const kept = this.holderRecordKept();
       asks.push(
         this.d.coordinator
-          .acquire(cfg.node, epoch, this.timings.leaseMs, timeout)
+          .acquire(cfg.node, epoch, this.timings.leaseMs, timeout, undefined, { holderRecord: kept, force })
           .then((a) => {
+            this.noteCoordinatorAnswer(a);
             if (a.granted) {
               granted.push('witness');
               this.leaseAcks.witness = startedAt;
             } else {
               refused.push('witness');
+              witnessRefusal = a.reason ?? (a.holder ? 'lease-held' : 'stale-epoch');
+              if (a.reason === 'not-a-holder') {
+                const key = JSON.stringify(a.holders ?? null);
+                if (this.notHolderReported !== key) {
+                  this.notHolderReported = key;
+                  this.d.bus.emit({
+                    type: 'promotion_blocked',
+                    severity: 'critical',
+                    message: `not promoting: the data-holder record names ${(a.holders ?? []).join(', ')}, not ${cfg.node}; this node may lack acknowledged writes. It waits for a holder to return; \`nimbus-ha promote --accept-data-loss\` overrides (the writes it lacks are lost)`,
+                    details: { holders: a.holders ?? null },
+                  });
+                }
+              }
               if (a.epoch >= epoch) this.witnessEpoch = a.epoch;
               // Refused for another node's live lease: retry the moment it runs out (the witness counts
               // from its answer, so from the arrival of the answer is never early) instead of waiting
@@ -892,19 +1059,22 @@ export class Agent {
               }
             }
           })
-          .catch(() => {
+          .catch((err) => {
             refused.push('witness');
+            witnessRefusal = `unreachable: ${errorMessage(err)}`;
+            this.noteCoordinatorFailure(err);
           }),
       );
     }
     if (this.peerCfg && view.peer?.alive) {
       const peer = this.peerCfg;
       asks.push(
-        Promise.any(peer.urls.map((u) => this.d.transport.post<{ granted: boolean }>(u, '/peer/vote', { node: cfg.node, epoch }, timeout)))
+        Promise.any(peer.urls.map((u) => this.d.transport.post<{ granted: boolean; handover?: boolean }>(u, '/peer/vote', { node: cfg.node, epoch }, timeout)))
           .then((r) => {
             if (r.granted) {
               granted.push(peer.node);
               this.leaseAcks[peer.node] = startedAt;
+              if (r.handover === true) handoverGrant = true;
             } else refused.push(peer.node);
           })
           .catch(() => {
@@ -913,13 +1083,27 @@ export class Agent {
       );
     }
     await Promise.all(asks);
-    this.election = { epoch, granted, refused };
+    this.election = { epoch, granted, refused, handoverGrant, forced: force, witnessRefusal };
     if (granted.length + 1 >= this.majority) this.kick();
   }
 
   private async promote(epoch: number, view: View): Promise<void> {
     const t0 = this.d.clock.monotonicMs();
     const before = this.epoch;
+    const forced = this.election?.forced === true;
+    // A new primary starts as the only holder (the coordinator's grant said so); its synchronous paths
+    // add the standby back once it holds everything.
+    this.holderClaims.clear();
+    this.notHolderReported = null;
+    if (forced) {
+      this.d.bus.emit({
+        type: 'forced_promotion',
+        severity: 'critical',
+        epoch,
+        message: `promoted at epoch ${epoch} on an operator's request that accepted data loss: writes acknowledged by ${(view.holderRecord.holders ?? []).join(', ') || 'the last holder'} and not received here are lost`,
+        details: { holdersBefore: view.holderRecord.holders, epochBefore: before },
+      });
+    }
     this.d.store.update({ epoch, votedFor: { epoch, node: this.d.config.node } });
     this.election = null;
     this.takeoverOffer = null;
@@ -999,6 +1183,12 @@ export class Agent {
       this.kick();
       return;
     }
+    // Every data path handed its data over: the successor holds every acknowledged write, so the record
+    // may name it (the coordinator then grants it the epoch). Best effort: the handover vote proves it too.
+    if (this.holderRecordKept()) {
+      for (const h of this.d.hooks ?? []) if (h.syncMode?.()) this.holderClaims.set(h.name, true);
+      await this.publishHolders(this.desiredHolders());
+    }
     // The handover timeout runs from the offer: the hooks bound their own waits (catch-up, last images).
     if (this.handover?.epoch === epoch) this.handover = { ...this.handover, ready: true, startedAt: this.d.clock.monotonicMs() };
     await this.runHooks('onDemote', (h) => h.onDemote?.({ ...this.hookCtx(), to: 'standby', rejoin: false }));
@@ -1069,6 +1259,8 @@ export class Agent {
             age_ms: this.witnessLast ? Math.round(now - this.witnessLast.at) : null,
           }
         : null,
+      data_holders: { kept: this.holderRecordKept(), holders: this.holders, not_a_holder: notAHolder({ node: this.d.config.node, holderRecord: { kept: this.holderRecordKept(), holders: this.holders } }) },
+      witness_unreachable: this.witnessUnreachableReported,
       services: this.d.health.status(),
       replication: Object.fromEntries((this.d.hooks ?? []).filter((h) => h.status).map((h) => [h.name, h.status!()])),
       requests: this.requestLog.slice(-10),

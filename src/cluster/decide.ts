@@ -27,16 +27,38 @@ export interface PeerView {
   lastSeenAgeMs: number | null;
   /** The peer asked us to take over (graceful handover) at this epoch. */
   takeoverOffer: number | null;
+  /** The data-holder record names the peer: it holds every acknowledged write. */
+  holder: boolean;
 }
 
 export type AdminRequest =
   | { id: string; kind: 'switchover'; to: string | null }
-  | { id: string; kind: 'failback' };
+  | { id: string; kind: 'failback' }
+  /** `nimbus-ha promote --accept-data-loss`: become primary although the record does not name this node. */
+  | { id: string; kind: 'promote' };
 
 export interface ElectionView {
   epoch: number;
   granted: string[];
   refused: string[];
+  /** The peer granted its vote because it is handing the role to this node (its data is handed over). */
+  handoverGrant?: boolean;
+  /** The campaign asked the witness to override the data-holder record (operator accepted data loss). */
+  forced?: boolean;
+  /** Why the witness refused, when it did (e.g. 'not-a-holder', 'lease-held'). */
+  witnessRefusal?: string | null;
+}
+
+/** What this node knows of the durable data-holder record (safety invariant 2 in docs/architecture.md). */
+export interface HolderView {
+  /**
+   * The record is in force for this cluster: some data path is synchronous and a coordinator keeps it.
+   * Then a promotion needs the coordinator's grant (it grants only to a holder), unless the old primary
+   * handed the role over after handing its data over.
+   */
+  kept: boolean;
+  /** The record's members as the coordinator last reported them (null: not known yet, or none kept). */
+  holders: string[] | null;
 }
 
 export interface View {
@@ -91,12 +113,14 @@ export interface View {
   noPrimaryForMs: number;
   /** ms since a handover this node started was aborted by a data path (null: none since start). */
   handoverAbortedAgoMs: number | null;
+  /** The data-holder record (zero acknowledged loss across double faults). */
+  holderRecord: HolderView;
   timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number };
 }
 
 export type Action =
   | { kind: 'adoptEpoch'; epoch: number }
-  | { kind: 'campaign'; epoch: number }
+  | { kind: 'campaign'; epoch: number; force?: boolean }
   | { kind: 'promote'; epoch: number }
   | { kind: 'demote'; to: 'standby' | 'fenced'; rejoin: boolean }
   | { kind: 'acquireVip' }
@@ -159,6 +183,18 @@ export const AUTO_HANDOVER_RETRY_MS = 30_000;
 /** ms until an automatic handover may run again after an aborted one (0: now). */
 function autoHandoverHoldMs(v: View): number {
   return v.handoverAbortedAgoMs === null ? 0 : Math.max(0, AUTO_HANDOVER_RETRY_MS - v.handoverAbortedAgoMs);
+}
+
+/** Whether this node may not promote by itself: the record is kept, known, and does not name it. */
+export function notAHolder(v: Pick<View, 'node' | 'holderRecord'>): boolean {
+  const r = v.holderRecord;
+  return r.kept && r.holders !== null && !r.holders.includes(v.node);
+}
+
+/** The sentence an operator reads when a node that may lack acknowledged writes holds back. */
+export function notAHolderReason(v: Pick<View, 'node' | 'holderRecord'>): string {
+  const names = (v.holderRecord.holders ?? []).join(', ') || '(none)';
+  return `not promoting: the data-holder record names ${names}, not ${v.node}, so this node may lack acknowledged writes; waiting for ${names} to return, or accept the loss with \`nimbus-ha promote --accept-data-loss\``;
 }
 
 export function decide(v: View): Decision {
@@ -252,9 +288,10 @@ function decidePrimary(v: View): Decision {
 
   if (v.request) {
     const r = v.request;
-    const target = r.kind === 'failback' ? 'the preferred node' : r.to ?? p?.node ?? 'the peer';
+    const target = r.kind === 'switchover' ? r.to ?? p?.node ?? 'the peer' : r.kind === 'failback' ? 'the preferred node' : 'this node';
     const refusal = (msg: string): Decision =>
       keep(v, `${r.kind} refused: ${msg}`, [...reconcile, { kind: 'completeRequest', id: r.id, ok: false, message: `${r.kind} refused: ${msg}` }]);
+    if (r.kind === 'promote') return refusal('this node is already primary');
     if (!p) return refusal('no peer is configured');
     if (r.kind === 'switchover' && r.to && r.to !== p.node) return refusal(`unknown node ${r.to} (expected ${p.node})`);
     if (r.kind === 'failback' && v.preferred) return refusal('this node is already the preferred primary');
@@ -271,7 +308,9 @@ function decidePrimary(v: View): Decision {
   }
   const hold = autoHandoverHoldMs(v);
   if (v.escalated) {
-    if (peerReady && p && p.caughtUp) {
+    // A standby named in the data-holder record has every acknowledged write even when it cannot look
+    // caught up (the local database died, so nothing streams to it).
+    if (peerReady && p && (p.caughtUp || (v.holderRecord.kept && p.holder))) {
       if (hold > 0) {
         return keep(v, `escalation pending: the last handover was aborted ${Math.round(v.handoverAbortedAgoMs ?? 0)} ms ago; retrying in ${Math.ceil(hold)} ms`, reconcile);
       }
@@ -310,7 +349,8 @@ function decideNonPrimary(v: View): Decision {
   const p = v.peer;
   const actions: Action[] = [];
   if (v.vipHeld) actions.push({ kind: 'releaseVip' });
-  if (v.request) {
+  const forcing = v.request?.kind === 'promote' ? v.request : null;
+  if (v.request && !forcing) {
     actions.push({ kind: 'completeRequest', id: v.request.id, ok: false, message: `${v.request.kind} refused: send it to the primary (this node is ${v.role})` });
   }
   // A node that paused automation stays put (its VIP was released above if it is not primary).
@@ -318,6 +358,7 @@ function decideNonPrimary(v: View): Decision {
   const target: Role = v.maintenance ? 'maintenance' : baseRole;
 
   if (p?.alive && p.role === 'primary' && p.epoch >= v.epoch) {
+    if (forcing) actions.push({ kind: 'completeRequest', id: forcing.id, ok: false, message: `promote refused: peer ${p.node} is primary at epoch ${p.epoch}; nothing is lost by waiting` });
     if (p.epoch > v.epoch) actions.push({ kind: 'adoptEpoch', epoch: p.epoch });
     if (v.role === 'fenced') {
       actions.push({ kind: 'demote', to: 'standby', rejoin: true });
@@ -328,6 +369,7 @@ function decideNonPrimary(v: View): Decision {
     if (next !== v.role) actions.push({ kind: 'setRole', role: next });
     return { nextRole: next, epoch: p.epoch, actions, reason: `no action: standby of ${p.node}, primary at epoch ${p.epoch}` };
   }
+  if (forcing && v.maintenance) actions.push({ kind: 'completeRequest', id: forcing.id, ok: false, message: 'promote refused: maintenance mode is on (turn it off first)' });
   if (v.maintenance) {
     if (v.role !== 'maintenance') actions.push({ kind: 'setRole', role: 'maintenance' });
     return { nextRole: 'maintenance', epoch: v.epoch, actions, reason: 'maintenance: automation paused, no promotion' };
@@ -347,10 +389,22 @@ function decideNonPrimary(v: View): Decision {
 
   // An election we ran has a majority: take the role.
   const e = v.election;
-  if (e && e.epoch > v.epoch && e.granted.length + 1 >= v.majority && e.granted.length >= 0) {
-    if (!v.healthy) {
+  if (forcing && e?.forced && e.epoch > v.epoch && !e.granted.includes('witness')) {
+    // The operator's request ends with the witness's answer: it alone can change the record.
+    actions.push({ kind: 'completeRequest', id: forcing.id, ok: false, message: `promote refused: the witness did not grant epoch ${e.epoch} (${e.witnessRefusal ?? 'unreachable'})` });
+    return { nextRole: target, epoch: v.epoch, actions, reason: `forced promotion at epoch ${e.epoch} refused by the witness (${e.witnessRefusal ?? 'unreachable'})` };
+  }
+  if (e && e.epoch > v.epoch && e.granted.length + 1 >= v.majority) {
+    // Zero acknowledged loss: with the record kept, only the coordinator's grant (given to holders only)
+    // or the old primary's handover proves this node has every acknowledged write.
+    if (v.holderRecord.kept && !e.granted.includes('witness') && !e.handoverGrant) {
+      const why = e.witnessRefusal === 'not-a-holder' ? notAHolderReason(v) : `not promoting at epoch ${e.epoch}: the witness did not confirm that this node holds every acknowledged write (${e.witnessRefusal ?? 'unreachable'})`;
+      return { nextRole: target, epoch: v.epoch, actions, reason: why };
+    }
+    if (!v.healthy && !e.forced) {
       return { nextRole: target, epoch: v.epoch, actions, reason: `not promoting at epoch ${e.epoch}: local services are unhealthy` };
     }
+    if (forcing && e.forced) actions.push({ kind: 'completeRequest', id: forcing.id, ok: true, message: `promoted at epoch ${e.epoch}, accepting the loss of any write this node lacked` });
     actions.push({ kind: 'promote', epoch: e.epoch });
     return {
       nextRole: 'primary',
@@ -360,10 +414,17 @@ function decideNonPrimary(v: View): Decision {
     };
   }
 
+  // A node outside the record asks again only about once a lease (the record changes rarely).
+  const blocked = notAHolder(v) && !forcing && !(p && p.takeoverOffer !== null && p.alive);
+  const pace = blocked ? Math.max(v.timings.heartbeatMs, v.timings.leaseMs) : v.timings.heartbeatMs;
   const campaignDue =
-    v.lastCampaignAt === null || v.now - v.lastCampaignAt >= v.timings.heartbeatMs || (v.campaignRetryAt !== null && v.now >= v.campaignRetryAt);
-  const campaign = (why: string): Decision => {
-    if (!campaignDue) {
+    v.lastCampaignAt === null || v.now - v.lastCampaignAt >= pace || (!blocked && v.campaignRetryAt !== null && v.now >= v.campaignRetryAt);
+  const campaign = (why: string, force = false): Decision => {
+    if (blocked) {
+      if (campaignDue) actions.push({ kind: 'campaign', epoch: Math.max(v.epoch, v.witnessEpoch ?? 0, v.votedFor && v.votedFor.node !== v.node ? v.votedFor.epoch : 0) + 1 });
+      return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; ${notAHolderReason(v)}` };
+    }
+    if (!campaignDue && !force) {
       const early = v.campaignRetryAt !== null && v.lastCampaignAt !== null && v.campaignRetryAt < v.lastCampaignAt + v.timings.heartbeatMs;
       const next = early ? 'when the witness said it could be granted' : `after ${v.timings.heartbeatMs} ms`;
       return { nextRole: target, epoch: v.epoch, actions, reason: `${why}; next election attempt ${next}` };
@@ -372,9 +433,17 @@ function decideNonPrimary(v: View): Decision {
     // An epoch this node gave its vote to someone else for is spent for it as well.
     const votedAway = v.votedFor && v.votedFor.node !== v.node ? v.votedFor.epoch : 0;
     const epoch = Math.max(v.epoch, v.witnessEpoch ?? 0, votedAway) + 1;
-    actions.push({ kind: 'campaign', epoch });
+    actions.push(force ? { kind: 'campaign', epoch, force: true } : { kind: 'campaign', epoch });
     return { nextRole: target, epoch: v.epoch, actions, reason: `${why}: asking for epoch ${epoch}` };
   };
+
+  if (forcing) {
+    if (p?.alive && p.takeoverOffer === null && v.promiseUntil > v.now) {
+      actions.push({ kind: 'completeRequest', id: forcing.id, ok: false, message: `promote refused: primary ${p.node} was heard ${Math.ceil(v.promiseUntil - v.now)} ms before its lease ends` });
+      return { nextRole: target, epoch: v.epoch, actions, reason: 'forced promotion refused: the primary still holds its lease' };
+    }
+    return campaign('operator accepted data loss (promote --accept-data-loss)', true);
+  }
 
   if (!v.healthy) return { nextRole: target, epoch: v.epoch, actions, reason: 'no promotion: local services are unhealthy' };
 
@@ -425,13 +494,13 @@ export interface VoteState {
 }
 
 /** Whether to grant `candidate` the epoch it asks for. Pure; the caller persists a granted vote. */
-export function decideVote(s: VoteState, candidate: string, epoch: number): { granted: boolean; reason: string } {
+export function decideVote(s: VoteState, candidate: string, epoch: number): { granted: boolean; reason: string; handover?: boolean } {
   if (epoch <= s.epoch) return { granted: false, reason: `epoch ${epoch} is not above ours (${s.epoch})` };
   if (s.votedFor && s.votedFor.epoch >= epoch && s.votedFor.node !== candidate) {
     return { granted: false, reason: `already voted for ${s.votedFor.node} at epoch ${s.votedFor.epoch}` };
   }
   if (s.handoverPending) return { granted: false, reason: 'handing over: the data is not on the standby yet' };
-  if (s.handoverTo === candidate) return { granted: true, reason: `handing over to ${candidate}` };
+  if (s.handoverTo === candidate) return { granted: true, reason: `handing over to ${candidate}`, handover: true };
   if (s.role === 'primary') return { granted: false, reason: 'this node is primary with a valid lease' };
   if (s.promise && s.promise.until > s.now && s.promise.node !== candidate) {
     return { granted: false, reason: `primary ${s.promise.node} was heard ${Math.round(s.promise.until - s.now)} ms before its lease ends` };

@@ -18,6 +18,7 @@ export function peer(over: Partial<PeerView> = {}): PeerView {
     caughtUp: true,
     lastSeenAgeMs: 50,
     takeoverOffer: null,
+    holder: false,
     ...over,
   };
 }
@@ -62,6 +63,7 @@ export function primaryView(over: Partial<View> = {}): View {
     vipHeld: true,
     noPrimaryForMs: 0,
     handoverAbortedAgoMs: null,
+    holderRecord: { kept: false, holders: null },
     autoFailback: { enabled: false, holdDownMs: 300_000, peerIsPreferred: false, peerReadyForMs: 0 },
     timings: T,
     ...over,

@@ -71,6 +71,9 @@ class ScriptedWitness implements Coordinator {
     this.asks.push({ at: now, granted: false });
     return { granted: false, epoch: 1, holder: 'a', remainingMs: this.leaseEnd - now };
   }
+  async setHolders(): Promise<LeaseAnswer> {
+    return { granted: false, epoch: 1, holder: null, remainingMs: 0 };
+  }
   async release(): Promise<LeaseAnswer> {
     return { granted: true, epoch: 1, holder: null, remainingMs: 0 };
   }
@@ -193,6 +196,9 @@ class AheadWitness implements Coordinator {
     const granted = node === 'a' || epoch > 2;
     this.asks.push({ at: Date.now(), epoch, granted });
     return granted ? { granted, epoch, holder: node, remainingMs: 1000 } : { granted, epoch: 2, holder: null, remainingMs: 0 };
+  }
+  async setHolders(): Promise<LeaseAnswer> {
+    return { granted: false, epoch: 1, holder: null, remainingMs: 0 };
   }
   async release(): Promise<LeaseAnswer> {
     return { granted: true, epoch: 2, holder: null, remainingMs: 0 };

@@ -64,7 +64,10 @@ export async function rejoinAsStandby(
 ): Promise<RejoinResult> {
   const clock = deps.clock ?? systemClock;
   const t0 = clock.monotonicMs();
-  if (await oldPrimary.isRunning()) await oldPrimary.stop('fast');
+  // Immediate, not fast: a fast shutdown of a former primary writes a shutdown checkpoint (and, with
+  // archiving on, a segment switch) after the new primary's fork point, which alone would force a
+  // re-clone although no client wrote anything there. Crash recovery finds the real end of its WAL.
+  if (await oldPrimary.isRunning()) await oldPrimary.stop('immediate');
   try {
     await oldPrimary.follow(newPrimary);
     const durationMs = Math.round(clock.monotonicMs() - t0);
@@ -80,7 +83,9 @@ export async function rejoinAsStandby(
       message: `former primary wrote WAL ${diverged.fromLsn}..${diverged.toLsn} (${diverged.bytes} bytes) after the new primary forked; re-cloning and keeping the old data directory aside`,
       details: { ...d, reason: err.message },
     });
-    const r = await oldPrimary.clone(await fetchBackup(), newPrimary, { force: true, keepOld: true });
+    // Its archive may hold WAL of the forked history under the same file names as the new primary's:
+    // restoring from it would replay the wrong past. It is kept aside with the old data directory.
+    const r = await oldPrimary.clone(await fetchBackup(), newPrimary, { force: true, keepOld: true, archiveAside: true });
     const durationMs = Math.round(clock.monotonicMs() - t0);
     deps.emit?.({
       type: 'db.rejoined',

@@ -50,6 +50,14 @@ export const dbConfigSchema = z
     archiveTimeoutS: z.number().int().min(0).default(60).describe('archive_timeout: a partly filled segment is archived after this many seconds.'),
     catchUpTimeoutMs: z.number().int().min(100).default(30_000).describe('Switchover: how long to wait for the standby to replay the fenced primary\'s last position.'),
     cloneTimeoutMs: z.number().int().min(1000).default(600_000).describe('Longest a clone may take until the new standby streams.'),
+    restart: z
+      .object({
+        maxRestarts: z.number().int().min(0).default(4).describe('Restarts of a dead server on the primary allowed within windowMs; one more failure hands the role over.'),
+        windowMs: z.number().int().min(1000).default(600_000).describe('Sliding window in which restarts are counted.'),
+      })
+      .strict()
+      .default({})
+      .describe('The local server as a monitored service: a primary restarts a dead server (back-off 1 s doubling to 10 s), then escalates to a handover; a standby restarts its own by following again.'),
     settings: z.record(z.string()).default({}).describe('Extra postgresql.conf settings (name → value), e.g. shared_buffers.'),
   })
   .strict()

@@ -16,6 +16,8 @@ import { SyncGuard } from './sync-guard.js';
 import { dbPeerRouter } from './router.js';
 import { lsnToBytes } from './lsn.js';
 import { slotNameFor } from './wal-names.js';
+import { evaluateProbe, initialPolicyState, type PolicyState } from '../../monitor/policy.js';
+import type { PolicyConfig } from '../../monitor/config.js';
 
 /** The local server: the port's operations plus initialisation and slots. */
 export type LocalDatabase = ManagedDatabase & {
@@ -71,6 +73,13 @@ export class DbDataPath implements RoleHooks {
   private ready = false;
   private retryAt = 0;
   private readonly clock: Clock;
+  /** The local server as a monitored service (restart on the primary, then escalate). */
+  private monitor: PolicyState = initialPolicyState();
+  private readonly policy: PolicyConfig;
+  private restarting = false;
+  /** A standby whose server died was seen (event once per incident). */
+  private standbyDownReported = false;
+  private holders: HookContext['holders'] | null = null;
 
   constructor(
     private readonly o: {
@@ -85,6 +94,13 @@ export class DbDataPath implements RoleHooks {
     },
   ) {
     this.clock = o.clock ?? systemClock;
+    this.policy = {
+      failuresBeforeAction: 2,
+      maxRestarts: o.config.restart.maxRestarts,
+      windowMs: o.config.restart.windowMs,
+      backoff: { baseMs: 1000, maxMs: 10_000 },
+      recoverAfter: 2,
+    };
     const inner = dbPeerRouter({
       archiveDir: o.config.archiveDir,
       baseBackup: (opts) => {
@@ -145,9 +161,26 @@ export class DbDataPath implements RoleHooks {
     return existsSync(join(this.o.config.dataDir, 'PG_VERSION'));
   }
 
+  /** Commits wait for the standby: the cluster keeps the data-holder record for this path. */
+  syncMode(): boolean {
+    return this.o.config.sync === 'sync';
+  }
+
+  /** False while the primary's server is down (restarting, or given up on). */
+  healthy(): boolean {
+    return !(this.primary && this.ready && !this.monitor.healthy);
+  }
+
+  /** The primary's server could not be restarted within the policy: hand over. */
+  escalated(): boolean {
+    return this.primary && this.ready && this.monitor.escalated;
+  }
+
   async onPromote(ctx?: HookContext): Promise<void> {
     this.primary = true;
     this.followed = null;
+    this.monitor = initialPolicyState();
+    if (ctx) this.holders = ctx.holders;
     await this.busy; // a clone or rejoin in flight must finish before we decide what to promote
     const t0 = this.clock.monotonicMs();
     const s = await this.o.db.status().catch(() => null);
@@ -170,6 +203,8 @@ export class DbDataPath implements RoleHooks {
         standbyName: this.o.peerNode,
         onStandbyLoss: this.o.config.onStandbyLoss,
         degradeAfterMs: this.o.config.degradeAfterMs,
+        position: async () => (await this.o.db.status()).position?.bytes ?? null,
+        claim: (peerHolds) => this.holders?.claim(this.name, peerHolds) ?? Promise.resolve(true),
         // After a failover there is nobody to wait for: do not block commits first.
         ...(ctx?.takeover === 'failover' ? { standbyGoneSince: this.clock.monotonicMs() - this.o.config.degradeAfterMs } : {}),
         clock: this.clock,
@@ -205,8 +240,20 @@ export class DbDataPath implements RoleHooks {
 
   async beforeHandover(ctx: HookContext): Promise<void> {
     this.remember(ctx);
-    this.ready = false;
     const t0 = this.clock.monotonicMs();
+    const s = await this.o.db.status().catch(() => null);
+    if (!s?.running) {
+      // The server died and could not be restarted: nothing can be written here any more. The standby
+      // has every acknowledged commit when the data-holder record names it (or, asynchronously, what
+      // reached it is all there is).
+      if (!ctx.peerIsHolder && this.syncMode()) {
+        throw new HaError('SWITCHOVER_REFUSED', 'the local database is down and the standby is not named in the data-holder record: it may lack acknowledged commits');
+      }
+      this.ready = false;
+      this.emit('db.handover', 'warning', `database down: handing over without a final position (${ctx.peerIsHolder ? 'the standby holds every acknowledged commit' : 'asynchronous replication: what reached the standby is kept'})`);
+      return;
+    }
+    this.ready = false;
     const final = await this.o.db.fenceWrites();
     const peer = ctx.peer;
     if (!peer) return;
@@ -293,13 +340,59 @@ export class DbDataPath implements RoleHooks {
     } catch {
       this.cached = null;
     }
+    this.watchServer();
     if (this.primary) {
-      await this.guard?.tick().catch(() => undefined);
+      await this.guard?.tick(this.cached?.position?.bytes ?? null).catch(() => undefined);
       const now = this.clock.monotonicMs();
       if (now - this.slotsCheckedAt >= SLOT_CHECK_MS) {
         this.slotsCheckedAt = now;
         await this.o.db.repairSlots().catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * The local server as a monitored service. On the primary a dead server is restarted under the
+   * restart policy (N restarts within a window, with back-off); when that fails the path escalates and
+   * the agent hands over. A standby's dead server is started again by following the primary anew.
+   */
+  private watchServer(): void {
+    const s = this.cached;
+    const up = !!s?.running;
+    if (this.primary) {
+      if (!this.ready || this.restarting) return;
+      const ok = up && s?.mode === 'primary';
+      const { state, decision } = evaluateProbe(this.monitor, ok, this.clock.monotonicMs(), this.policy, 'active');
+      this.monitor = state;
+      if (decision.incidentOpened) this.emit('db.down', 'critical', `database on the primary is not running: ${decision.reason}`);
+      if (decision.action === 'restart') {
+        this.restarting = true;
+        const t0 = this.clock.monotonicMs();
+        this.background('restart', async () => {
+          try {
+            await this.o.db.start();
+            this.emit('db.restarted', 'warning', `database restarted on the primary in ${Math.round(this.clock.monotonicMs() - t0)} ms (${decision.reason})`);
+          } finally {
+            this.restarting = false;
+          }
+        });
+      } else if (decision.action === 'escalate') {
+        this.emit('db.escalated', 'critical', `database on the primary could not be restarted: ${decision.reason}`);
+      } else if (decision.action === 'recovered') {
+        this.emit('db.recovered', 'info', `database on the primary serves again: ${decision.reason}`);
+      }
+      return;
+    }
+    // Standby: a server that died after following is brought back by following again.
+    if (!up && this.followed !== null && this.pending === 0 && this.hasData()) {
+      if (!this.standbyDownReported) {
+        this.standbyDownReported = true;
+        this.emit('db.down', 'warning', 'database on the standby is not running: starting it again as a standby of the primary');
+      }
+      this.followed = null;
+    } else if (up && this.standbyDownReported && s?.mode === 'standby') {
+      this.standbyDownReported = false;
+      this.emit('db.recovered', 'info', 'database on the standby runs again');
     }
   }
 
@@ -321,6 +414,8 @@ export class DbDataPath implements RoleHooks {
       lag_bytes: s?.lagBytes ?? null,
       lag_ms: this.primary ? null : s?.lagMs ?? null,
       sync: this.guard?.state ?? this.o.config.sync,
+      standby_holds: this.guard?.standbyHolds ?? null,
+      server: this.primary ? (this.monitor.escalated ? 'escalated' : this.monitor.healthy ? 'ok' : 'down') : s?.running ? 'ok' : 'down',
       busy: this.pending > 0,
       last_error: this.lastError,
     };

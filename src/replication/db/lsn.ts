@@ -58,9 +58,13 @@ export type FollowVerdict =
  * i.e. it ends no later than the point where its own timeline ended in the primary's history.
  */
 export function canFollow(
-  local: { timeline: number; endBytes: number },
+  local: { timeline: number; endBytes: number; history?: TimelineFork[] | null },
   primary: { timeline: number; history: TimelineFork[] },
 ): FollowVerdict {
+  // Timelines are compared by their history (each fork's parent timeline and switch point), never by
+  // number alone: two nodes promoted apart can both be on "timeline 2" with different pasts.
+  const forked = historyMismatch(local, primary);
+  if (forked) return forked;
   if (local.timeline === primary.timeline) {
     return { ok: true, reason: `same timeline ${local.timeline}: the local server is behind or level with the primary` };
   }
@@ -85,4 +89,48 @@ export function canFollow(
     divergedFrom: fork.switchBytes,
     divergedTo: local.endBytes,
   };
+}
+
+/**
+ * Where the local history (the forks that led to the local timeline) disagrees with the primary's, or
+ * null when every local fork is also in the primary's history at the same switch point (and, on the same
+ * timeline, the primary has no fork the local node lacks). A local node on a timeline above 1 whose
+ * history is unknown (`null`) cannot be checked and counts as forked.
+ */
+export function historyMismatch(
+  local: { timeline: number; endBytes: number; history?: TimelineFork[] | null },
+  primary: { timeline: number; history: TimelineFork[] },
+): Extract<FollowVerdict, { ok: false }> | null {
+  if (local.history === undefined) return null;
+  if (local.history === null) {
+    if (local.timeline <= 1) return null;
+    return { ok: false, reason: `the history of local timeline ${local.timeline} is missing: it cannot be checked against the primary's`, divergedFrom: 0, divergedTo: local.endBytes };
+  }
+  const theirs = new Map(primary.history.map((f) => [f.timeline, f.switchBytes]));
+  for (const f of local.history) {
+    const at = theirs.get(f.timeline);
+    if (at === undefined || at !== f.switchBytes) {
+      const from = at === undefined ? f.switchBytes : Math.min(at, f.switchBytes);
+      return {
+        ok: false,
+        reason: at === undefined
+          ? `local timeline ${f.timeline} ended at ${f.switchLsn}, but timeline ${f.timeline} does not end in the primary's history: the histories forked`
+          : `timeline ${f.timeline} ended at ${f.switchLsn} here but at ${bytesToLsn(at)} on the primary: the histories forked`,
+        divergedFrom: from,
+        divergedTo: Math.max(local.endBytes, from),
+      };
+    }
+  }
+  if (local.timeline === primary.timeline && primary.history.length !== local.history.length) {
+    const mine = new Set(local.history.map((f) => f.timeline));
+    const extra = primary.history.find((f) => !mine.has(f.timeline));
+    const from = extra?.switchBytes ?? 0;
+    return {
+      ok: false,
+      reason: `both are on timeline ${local.timeline}, but the primary's reached it through a fork of timeline ${extra?.timeline ?? '?'} that this node never saw: the histories forked`,
+      divergedFrom: from,
+      divergedTo: Math.max(local.endBytes, from),
+    };
+  }
+  return null;
 }

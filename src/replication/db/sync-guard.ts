@@ -1,13 +1,22 @@
 /**
  * Keeps synchronous replication configured as the operator asked. In sync mode commits wait for the
- * named standby; when it is gone, `block` keeps them waiting (no acknowledged commit is ever lost) and
+ * named standby; when it is gone — disconnected, or connected but hung (its flush position does not move
+ * while the primary is ahead) — `block` keeps them waiting (no acknowledged commit is ever lost) and
  * `degrade` clears synchronous_standby_names after `degradeAfterMs` (writes continue, an event says the
  * cluster is now exposed to loss) and restores it once the standby streams again. Call tick() each cycle.
+ *
+ * The data-holder record moves with it, always before the fact: before commits stop waiting for the
+ * standby the record must name the primary alone (a guard that cannot tell the coordinator keeps
+ * commits waiting), and the standby is named again only once commits wait for it and it has flushed
+ * everything written before that moment.
  */
 import { systemClock } from '../../clock.js';
 import type { EventInput } from '../../events/bus.js';
 import type { Clock } from '../../ports.js';
 import type { ReplicaInfo, SyncStandbyControl } from './types.js';
+
+/** Largest flush lag (bytes) at which a degraded guard turns synchronous replication back on. */
+const RESTORE_MAX_LAG_BYTES = 1024 * 1024;
 
 export interface SyncGuardDb extends SyncStandbyControl {
   replicas(): Promise<ReplicaInfo[]>;
@@ -24,12 +33,19 @@ export interface SyncGuardOptions {
    * so a 'degrade' policy does not first block commits for degradeAfterMs with nobody to wait for.
    */
   standbyGoneSince?: number;
+  /** The primary's current WAL position in bytes (read after synchronous replication was switched on). */
+  position?: () => Promise<number | null>;
+  /**
+   * Tell the data-holder record whether the standby holds every acknowledged commit; resolves true once
+   * the coordinator's record says so. Without it no record is kept.
+   */
+  claim?: (peerHolds: boolean) => Promise<boolean>;
   clock?: Clock;
   emit?: (e: EventInput) => void;
 }
 
 /** async: not configured; sync: commits wait for a streaming standby; waiting: sync configured but the
- * standby is gone (commits block); degraded: sync configured but temporarily switched off. */
+ * standby is gone or hung (commits block); degraded: sync configured but temporarily switched off. */
 export type SyncGuardState = 'async' | 'sync' | 'waiting' | 'degraded';
 
 export class SyncGuard {
@@ -37,6 +53,14 @@ export class SyncGuard {
   private applied: string | null | undefined;
   private lostSince: number | null = null;
   private current: SyncGuardState;
+  /** The standby's flush position at the last tick and since when it has not moved while behind. */
+  private lastFlush: number | null = null;
+  private stalledSince: number | null = null;
+  /** WAL position at which commits started waiting for the standby again (it must flush up to here). */
+  private syncFrom: number | null = null;
+  /** The record names the standby (as far as this guard told it). */
+  private peerNamed = false;
+  private blockedReported = false;
 
   constructor(
     private readonly db: SyncGuardDb,
@@ -50,13 +74,27 @@ export class SyncGuard {
     return this.current;
   }
 
+  /** Whether the guard has told the record that the standby holds every acknowledged commit. */
+  get standbyHolds(): boolean {
+    return this.peerNamed;
+  }
+
   private async apply(name: string | null): Promise<void> {
     if (this.applied === name) return;
     await this.db.setSynchronousStandby(name);
     this.applied = name;
+    if (name !== null) this.syncFrom = null; // sampled again below, after the setting took effect
   }
 
-  async tick(): Promise<SyncGuardState> {
+  private async claim(peerHolds: boolean): Promise<boolean> {
+    const c = this.opts.claim;
+    const ok = c ? await c(peerHolds).catch(() => false) : true;
+    if (ok) this.peerNamed = peerHolds;
+    return ok;
+  }
+
+  /** `primaryBytes`: the primary's WAL position read just before (hung-standby detection). */
+  async tick(primaryBytes: number | null = null): Promise<SyncGuardState> {
     const o = this.opts;
     if (o.mode === 'async') {
       await this.apply(null);
@@ -64,26 +102,57 @@ export class SyncGuard {
     }
     const clock = o.clock ?? systemClock;
     const now = clock.monotonicMs();
-    const streaming = (await this.db.replicas()).some((r) => r.name === o.standbyName && r.state === 'streaming');
-    if (streaming) {
+    const r = (await this.db.replicas()).find((x) => x.name === o.standbyName && x.state === 'streaming');
+    // Hung: connected, behind the primary, and its flush position has not moved for degradeAfterMs.
+    const flush = r?.flushBytes ?? null;
+    if (r && flush !== null && primaryBytes !== null && flush < primaryBytes) {
+      if (this.stalledSince === null || flush !== this.lastFlush) this.stalledSince = now;
+    } else {
+      this.stalledSince = null;
+    }
+    this.lastFlush = flush;
+    const stalled = this.stalledSince !== null && now - this.stalledSince >= o.degradeAfterMs;
+
+    // Back from degraded only once nearly level: a standby far behind would hold every commit while it
+    // catches up.
+    const level = flush === null || primaryBytes === null || primaryBytes - flush <= RESTORE_MAX_LAG_BYTES;
+    if (r && !stalled && (this.current !== 'degraded' || level)) {
       const wasDegraded = this.current === 'degraded';
       this.lostSince = null;
+      this.blockedReported = false;
       await this.apply(o.standbyName);
+      if (this.syncFrom === null) this.syncFrom = (await o.position?.().catch(() => null)) ?? primaryBytes;
+      // Named again only once commits wait for it and it has everything acknowledged before that.
+      if (!this.peerNamed && flush !== null && this.syncFrom !== null && flush >= this.syncFrom) await this.claim(true);
       if (wasDegraded) {
         o.emit?.({ type: 'db.sync.restored', severity: 'info', message: `standby ${o.standbyName} streams again: commits wait for it again (synchronous replication restored)`, details: { standby: o.standbyName } });
       }
       return (this.current = 'sync');
     }
-    this.lostSince ??= now;
+    this.lostSince ??= stalled && this.stalledSince !== null ? this.stalledSince : now;
     const goneMs = now - this.lostSince;
     if (o.onStandbyLoss === 'degrade' && goneMs >= o.degradeAfterMs) {
       if (this.current !== 'degraded') {
+        // Before commits stop waiting, the record must name this node alone.
+        if (!(await this.claim(false))) {
+          if (!this.blockedReported) {
+            this.blockedReported = true;
+            o.emit?.({
+              type: 'db.sync.degrade_blocked',
+              severity: 'critical',
+              message: `standby ${o.standbyName} ${stalled ? 'is hung' : 'is gone'} but the data-holder record could not be updated (coordinator unreachable): commits keep waiting rather than risk acknowledged writes`,
+              details: { standby: o.standbyName, goneMs: Math.round(goneMs) },
+            });
+          }
+          await this.apply(o.standbyName);
+          return (this.current = 'waiting');
+        }
         await this.apply(null);
         o.emit?.({
           type: 'db.sync.degraded',
           severity: 'warning',
-          message: `standby ${o.standbyName} gone for ${Math.round(goneMs)} ms: synchronous replication switched off, commits no longer wait (data written now may be lost on failover)`,
-          details: { standby: o.standbyName, goneMs: Math.round(goneMs), degradeAfterMs: o.degradeAfterMs },
+          message: `standby ${o.standbyName} ${stalled ? 'hung (flush position not advancing)' : 'gone'} for ${Math.round(goneMs)} ms: synchronous replication switched off, commits no longer wait (data written now may be lost on failover)`,
+          details: { standby: o.standbyName, goneMs: Math.round(goneMs), degradeAfterMs: o.degradeAfterMs, hung: stalled },
         });
       }
       return (this.current = 'degraded');

@@ -21,6 +21,8 @@ export interface ReplicaInfo {
   /** 'sync', 'async', 'potential', 'quorum'. */
   syncState: string;
   sentBytes: number | null;
+  /** Position the standby reports flushed to its disk (what synchronous commits wait for). */
+  flushBytes?: number | null;
   replayBytes: number | null;
   /** Replay lag reported by the primary; 0 when the standby has replayed everything sent. */
   replayLagMs: number | null;
@@ -48,6 +50,8 @@ export interface PrimaryIdentity {
 export interface CloneResult {
   /** The previous data directory, moved aside and kept (only with `keepOld`). */
   keptDir: string | null;
+  /** The previous WAL archive, moved aside (only with `archiveAside` and a non-empty archive). */
+  keptArchive?: string | null;
   bytes: number;
   files: number;
   durationMs: number;
@@ -62,7 +66,7 @@ export interface ManagedDatabase extends Database, SyncStandbyControl {
   /** Base backup that first creates `slot` (reserving WAL from now on) when given. */
   baseBackup(opts?: { slot?: string }): Promise<Readable>;
   /** cloneFrom with a result; `keepOld` keeps the replaced data directory (diverged data) for inspection. */
-  clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean }): Promise<CloneResult>;
+  clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean; archiveAside?: boolean }): Promise<CloneResult>;
   /** Standbys connected to this primary. */
   replicas(): Promise<ReplicaInfo[]>;
   slots(): Promise<SlotInfo[]>;
