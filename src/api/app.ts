@@ -118,6 +118,15 @@ export function createApp(d: ApiDeps): express.Express {
   admin.post('/failback', (_req, res) => {
     res.status(202).json(d.agent.request('failback'));
   });
+  // Promote this node although the data-holder record does not name it: whatever the holders
+  // acknowledged and this node lacks is lost. The body must say so explicitly.
+  admin.post('/promote', (req, res) => {
+    if (req.body?.acceptDataLoss !== true) {
+      res.status(400).json({ error: 'USAGE', message: 'expected a JSON body {"acceptDataLoss": true}: a forced promotion loses every acknowledged write this node lacks' });
+      return;
+    }
+    res.status(202).json(d.agent.request('promote'));
+  });
   admin.post('/maintenance', (req, res) => {
     const on = req.body?.on;
     if (typeof on !== 'boolean') {

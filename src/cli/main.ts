@@ -126,6 +126,24 @@ program
   .action((opts) => adminAction('failback', opts));
 
 program
+  .command('promote')
+  .description('promote this node although the data-holder record does not name it (loses the writes it lacks)')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .option('--accept-data-loss', 'required: writes acknowledged by the recorded holders and missing here are lost')
+  .option('--wait <ms>', 'how long to wait for the outcome', '30000')
+  .action(async (opts: { url: string; token?: string; acceptDataLoss?: boolean; wait: string }) => {
+    if (!opts.acceptDataLoss) {
+      throw new HaError('USAGE', 'promote needs --accept-data-loss: the node may lack writes the data-holder record says only its peer has; prefer bringing that peer back');
+    }
+    const { status, data } = await apiRequest<{ id: string; message: string }>('POST', opts.url, '/admin/promote', { token: opts.token, body: { acceptDataLoss: true } });
+    if (status !== 202) throw new HaError('USAGE', `promote not accepted (HTTP ${status}): ${data.message ?? JSON.stringify(data)}`);
+    const r = await waitRequest(opts.url, opts.token, data.id, Number(opts.wait));
+    console.log(`promote: ${r.state}: ${r.message}`);
+    if (r.state === 'refused') process.exitCode = 1;
+  });
+
+program
   .command('maintenance')
   .description('pause (on) or resume (off) automatic promotion, handover and restarts')
   .argument('<state>', 'on or off')
