@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, CUMULUS_KEY, CUMULUS_SECRET } from '../../fixtures/cluster.js';
+import { ADMIN_TOKEN, Cluster, CUMULUS_KEY, CUMULUS_SECRET } from '../../fixtures/cluster.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,7 +96,7 @@ describe('head-node data paths through the agent: repository and config files', 
     const refused = await c.admin('b', '/admin/failback');
     expect(refused.status).toBe(202);
     const r1 = await until('failback refused', async () => {
-      const res = await fetch(`${c.nodes.b.url}/admin/requests/${refused.data.id}`, { headers: { authorization: 'Bearer demo-admin-token-0123456789' } });
+      const res = await fetch(`${c.nodes.b.url}/admin/requests/${refused.data.id}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       const body = await res.json();
       return body.state === 'refused' ? body : null;
     });
