@@ -1,6 +1,6 @@
 import type { Clock, Role, ServiceController } from '../ports.js';
 import type { EventBus } from '../events/bus.js';
-import type { HealthSource, RoleHooks } from '../cluster/agent.js';
+import type { HealthSource, RoleHooks } from '../ports.js';
 import type { ClusterConfig, ServiceConfig } from '../config/schema.js';
 import { ServiceMonitor, type MonitoredService } from '../monitor/monitor.js';
 import { monitoredService } from '../monitor/from-config.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock, Coordinator, LeaseAnswer, PeerTransport, Role, Vip } from '../ports.js';
+import type { Clock, Coordinator, HealthSource, HookContext, LeaseAnswer, PeerTransport, Role, RoleHooks, Vip } from '../ports.js';
 import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { ClusterConfig } from '../config/schema.js';
@@ -7,92 +7,6 @@ import { decide, decideVote, leaseRemainingMs, notAHolder, validLeaseVotes, type
 import type { EpochStore } from './epoch-store.js';
 import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from './heartbeat.js';
 import { everyOnGrid, type GridTimer } from '../util/cadence.js';
-
-/** Where local service health comes from (the service monitor, or a fixed answer). */
-export interface HealthSource {
-  healthy(): boolean;
-  /** A service failed beyond its restart budget: hand the primary role over. */
-  escalated(): boolean;
-  status(): unknown;
-  /** Role changes tell the monitor whether to restart/escalate (primary) or only watch. */
-  setRole?(role: Role): void;
-}
-
-/**
- * How a data path tells the coordinator's data-holder record whether the standby holds every write
- * acknowledged on it (safety invariant 2). The record names the primary plus the standby only while every
- * synchronous data path says the standby holds everything.
- */
-export interface HolderControl {
-  /**
-   * `peerHolds: false` before this path acknowledges anything the standby may lack (sync degraded);
-   * `true` once commits wait for the standby and it has everything acknowledged before. Resolves true
-   * when the record says so (or no record is kept: no coordinator), false when the coordinator could not
-   * be told: a path must then not acknowledge alone.
-   */
-  claim(path: string, peerHolds: boolean): Promise<boolean>;
-}
-
-/** Context handed to data-path hooks. */
-export interface HookContext {
-  node: string;
-  epoch: number;
-  /** On promotion: why (a failover means the old primary is gone, not about to rejoin). */
-  takeover?: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
-  peer: { node: string; urls: string[] } | null;
-  transport: PeerTransport;
-  /** The data-holder record (see HolderControl). */
-  holders: HolderControl;
-  /** The record names the peer: it holds every acknowledged write (e.g. hand over although the local database died). */
-  peerIsHolder: boolean;
-}
-
-/**
- * A data path (database, repository, files, services started only on the primary) plugs into role
- * changes here. Hooks must be quick or run their long work in the background.
- */
-export interface RoleHooks {
-  readonly name: string;
-  /** After the promotion was granted, before the VIP moves: make this node writable. */
-  onPromote?(ctx: HookContext): Promise<void>;
-  /** After the VIP was released: stop writes (fenced) or become a standby (rejoin = follow the peer). */
-  onDemote?(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void>;
-  /** Planned handover: stop writes and wait until the peer has everything. Throwing aborts the handover. */
-  beforeHandover?(ctx: HookContext): Promise<void>;
-  /**
-   * A handover was aborted (some data path's beforeHandover threw) and this node stays primary: undo
-   * what beforeHandover did (accept writes again). Called on every hook, in reverse order; idempotent.
-   */
-  onHandoverAborted?(ctx: HookContext): Promise<void>;
-  /** On a standby, every decision cycle while a primary is known: follow it (idempotent, quick). */
-  onFollow?(ctx: HookContext & { primary: string }): Promise<void>;
-  /** True when this node has everything the primary has (used by switchover and fail-back checks). */
-  caughtUp?(): boolean;
-  /** On the primary: true when the standby has everything this node has on this data path. */
-  peerCaughtUp?(): boolean;
-  /** Summary for /status and metrics. */
-  status?(): Record<string, unknown>;
-  /**
-   * This path acknowledges writes only once the standby holds them (synchronous mode): the cluster then
-   * keeps the data-holder record, and only a holder may be promoted.
-   */
-  syncMode?(): boolean;
-  /** False while this path's local service is down on the primary (counts against the node's health). */
-  healthy?(): boolean;
-  /** The path gave up repairing its local service: hand the primary role over. */
-  escalated?(): boolean;
-  /**
-   * What the peer needs from this data path, carried in every heartbeat (and shown under the peer in
-   * /status). Keep it to a few fields: a heartbeat must stay one small, unfragmented datagram, and it is
-   * built, signed and parsed many times a second. A data path without it sends nothing.
-   */
-  peerStatus?(): Record<string, unknown>;
-  /**
-   * The peer's peerStatus() for this data path, from every heartbeat that arrives (request or reply,
-   * both authenticated). Called often: keep it cheap and non-throwing.
-   */
-  onPeerStatus?(status: Record<string, unknown> | undefined, info: { heartbeatMs: number }): void;
-}
 
 export interface RequestRecord {
   id: string;

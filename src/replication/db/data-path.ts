@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import express, { Router } from 'express';
 import type { Readable } from 'node:stream';
 import type { Clock, DbEndpoint, DbStatus } from '../../ports.js';
-import type { HookContext, RoleHooks } from '../../cluster/agent.js';
+import type { HookContext, RoleHooks } from '../../ports.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { systemClock } from '../../clock.js';

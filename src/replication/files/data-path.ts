@@ -1,6 +1,6 @@
 import type { Router } from 'express';
 import type { Clock, PeerTransport } from '../../ports.js';
-import type { RoleHooks, HookContext } from '../../cluster/agent.js';
+import type { HookContext, RoleHooks } from '../../ports.js';
 import type { EventSink } from './receiver.js';
 import type { FilesConfig } from './config.js';
 import { FileSyncSender } from './sender.js';

@@ -6,7 +6,7 @@
 import { isAbsolute, join } from 'node:path';
 import type { Router } from 'express';
 import type { PeerTransport } from '../../ports.js';
-import type { HookContext, RoleHooks } from '../../cluster/agent.js';
+import type { HookContext, RoleHooks } from '../../ports.js';
 import type { NimbusStateConfig } from './config.js';
 import type { NimbusStateEngine } from './types.js';
 import { NimbusStateReceiver, type ResolvedItem } from './receiver.js';

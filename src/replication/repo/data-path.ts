@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import type { Clock, ObjectStore } from '../../ports.js';
-import type { HookContext, RoleHooks } from '../../cluster/agent.js';
+import type { HookContext, RoleHooks } from '../../ports.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
 import { systemClock } from '../../clock.js';
