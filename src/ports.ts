@@ -43,7 +43,14 @@ export interface VipContext {
   node: string;
   epoch: number;
   role: Role;
+  /** Why the address moves, in words (for logs and user scripts: NHA_REASON). Adapters must not parse it. */
   reason: string;
+  /**
+   * The address is taken over from another node that held it until just now (failover, switchover,
+   * fail-back): its predecessor has fenced or died, so a duplicate-address probe must not block the move.
+   * False or absent: no known predecessor (bootstrap, reconciliation).
+   */
+  takeover?: boolean;
 }
 
 /** The advertised address of the service. All operations are idempotent. */

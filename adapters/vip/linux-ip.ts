@@ -24,9 +24,6 @@ interface IpAddrJson {
  * The advertised address as a secondary IPv4 address on a Linux interface (iproute2), announced with
  * gratuitous ARP so switches and neighbours move it to this host at once. Needs CAP_NET_ADMIN.
  */
-/** VipContext reasons of a promotion that follows another primary (the agent's takeover kinds). */
-const TAKEOVER_REASONS = new Set(['failover', 'switchover', 'failback']);
-
 /** How long acquire waits for the first gratuitous ARP before letting it finish in the background. */
 const ANNOUNCE_SETTLE_MS = 100;
 
@@ -77,7 +74,7 @@ export class LinuxIpVip implements Vip {
     // On a takeover the previous holder has fenced (released) or died; a dead sidecar's host may still
     // answer ARP for the address, which must not block the takeover. Probe only when taking the address
     // without a known predecessor (bootstrap, reconciliation).
-    const takeover = TAKEOVER_REASONS.has(ctx.reason);
+    const takeover = ctx.takeover === true;
     if (this.config.dad && !takeover && (await this.arping.isInUse(this.config.dadTimeoutMs))) {
       if (!this.config.allowDuplicate) {
         throw new HaError(

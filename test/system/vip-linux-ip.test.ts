@@ -112,6 +112,16 @@ describe.skipIf(skipReason !== null)('LinuxIpVip in network namespaces', () => {
       expect(await forced.held()).toBe(true);
       expect(warnings.join('\n')).toContain('allowDuplicate');
       await forced.release(ctx);
+
+      // A takeover (typed flag, not the reason's words) skips the probe: the predecessor fenced or died.
+      const taking = vipOn('a');
+      await taking.acquire({ ...ctx, reason: 'failover', takeover: false }).then(
+        () => expect.fail('a reason alone must not skip the probe'),
+        (e: Error) => expect(e.message).toContain(vipAddr),
+      );
+      await taking.acquire({ ...ctx, reason: 'anything', takeover: true });
+      expect(await taking.held()).toBe(true);
+      await taking.release(ctx);
     } finally {
       await topo.exec('b', 'ip', ['addr', 'del', vipCidr, 'dev', 'eth0']);
     }

@@ -153,8 +153,9 @@ export class Executor {
     let vipOk = true;
     if (c.d.vip) {
       try {
-        // The reason tells the VIP whether a predecessor held the address (failover, switchover...).
-        await c.d.vip.acquire(vipCtx(c, s.timing?.kind ?? 'promoted'));
+        // A predecessor held the address (failover, switchover, fail-back): the VIP skips its duplicate probe.
+        const kind = s.timing?.kind;
+        await c.d.vip.acquire({ ...vipCtx(c, kind ?? 'promoted'), takeover: kind === 'failover' || kind === 'switchover' || kind === 'failback' });
       } catch (err) {
         vipOk = false;
         c.d.bus.emit({ type: 'vip_failed', severity: 'critical', message: `could not take ${c.d.vip.describe()}: ${errorMessage(err)}` });
