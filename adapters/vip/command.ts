@@ -13,7 +13,7 @@ export class CommandVip implements Vip {
   }
 
   private env(ctx: VipContext, action: string): NodeJS.ProcessEnv {
-    return { NHA_ACTION: action, NHA_NODE: ctx.node, NHA_EPOCH: String(ctx.epoch), NHA_ROLE: ctx.role, NHA_REASON: ctx.reason };
+    return { NHA_ACTION: action, NHA_NODE: ctx.node, NHA_EPOCH: String(ctx.epoch), NHA_ROLE: ctx.role, NHA_REASON: ctx.reason, NHA_TAKEOVER: ctx.takeover ? '1' : '0' };
   }
 
   private async run(cmd: string, ctx: VipContext, action: string): Promise<void> {
