@@ -7,31 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
 import { directDb as direct, sleep, until } from '../helpers/wait.js';
-
-/** Polls both nodes' /primary every 15 ms and counts samples where both answered 200. */
-function doublePrimaryPoller(c: Cluster) {
-  let stop = false;
-  let both = 0;
-  let samples = 0;
-  const url = (n: 'a' | 'b') => `http://127.0.0.1:${c.nodes[n].apiPort}/primary`;
-  const ask = (n: 'a' | 'b') => fetch(url(n), { signal: AbortSignal.timeout(300) }).then((r) => r.status === 200, () => false);
-  const loop = (async () => {
-    const end = Date.now() + 240_000;
-    while (!stop && Date.now() < end) {
-      const [a, b] = await Promise.all([ask('a'), ask('b')]);
-      samples++;
-      if (a && b) both++;
-      await sleep(15);
-    }
-  })();
-  return {
-    async done() {
-      stop = true;
-      await loop;
-      return { both, samples };
-    },
-  };
-}
+import { doublePrimaryPoller } from '../helpers/double-primary.js';
 
 describe('zero acknowledged loss (sync mode, data-holder record)', () => {
   let c: Cluster;
