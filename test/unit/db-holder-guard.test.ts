@@ -17,7 +17,7 @@ class Db {
   }
 }
 
-function setup(claimOk: () => boolean = () => true) {
+function setup(claimOk: () => boolean = () => true, jitterMs?: number) {
   const db = new Db();
   const c = { t: 0, nowMs: () => c.t, monotonicMs: () => c.t, sleep: async () => undefined } as Clock & { t: number };
   const events: EventInput[] = [];
@@ -28,6 +28,7 @@ function setup(claimOk: () => boolean = () => true) {
     standbyName: 'b',
     onStandbyLoss: 'degrade',
     degradeAfterMs: 1000,
+    ...(jitterMs !== undefined ? { jitterMs } : {}),
     clock: c,
     emit: (e) => events.push(e),
     position: async () => primary,
@@ -50,6 +51,19 @@ describe('SyncGuard and the data-holder record', () => {
     await s.g.tick(100);
     expect(s.claims).toEqual([true]);
     expect(s.g.standbyHolds).toBe(true);
+  });
+
+  it('reads on a grid that come a few ms early still degrade on time (jitterMs), not a whole tick later', async () => {
+    const s = setup(() => true, 50);
+    await s.g.tick(100);
+    s.db.flush = 100;
+    s.c.t = 100;
+    expect(await s.g.tick(150)).toBe('sync');
+    s.c.t = 1040; // 940 ms stalled: more than the jitter short
+    expect(await s.g.tick(160)).toBe('sync');
+    s.c.t = 1097; // 997 ms: the read that should have been at 1100 came 3 ms early
+    expect(await s.g.tick(170)).toBe('degraded');
+    expect(s.claims.at(-1)).toBe(false);
   });
 
   it('a hung standby (flush not moving while the primary is ahead) degrades after degradeAfterMs, record first', async () => {

@@ -29,6 +29,12 @@ export interface SyncGuardOptions {
   onStandbyLoss: 'block' | 'degrade';
   degradeAfterMs: number;
   /**
+   * Timer jitter forgiven when comparing a loss or stall with degradeAfterMs (default 0). Ticks on a
+   * fixed grid arrive a few ms early or late: without it a stall of degradeAfterMs - 2 ms would wait a
+   * whole further tick before degrading.
+   */
+  jitterMs?: number;
+  /**
    * Monotonic time since which the standby is known to be gone (a failover: the old primary is dead),
    * so a 'degrade' policy does not first block commits for degradeAfterMs with nobody to wait for.
    */
@@ -111,7 +117,9 @@ export class SyncGuard {
       this.stalledSince = null;
     }
     this.lastFlush = flush;
-    const stalled = this.stalledSince !== null && now - this.stalledSince >= o.degradeAfterMs;
+    // stalledSince is the last read that saw the flush position move, so the stall is at least this old;
+    // jitterMs keeps timer jitter between two reads on the same grid from costing a whole period.
+    const stalled = this.stalledSince !== null && now - this.stalledSince >= o.degradeAfterMs - (o.jitterMs ?? 0);
 
     // Back from degraded only once nearly level: a standby far behind would hold every commit while it
     // catches up.
@@ -131,7 +139,7 @@ export class SyncGuard {
     }
     this.lostSince ??= stalled && this.stalledSince !== null ? this.stalledSince : now;
     const goneMs = now - this.lostSince;
-    if (o.onStandbyLoss === 'degrade' && goneMs >= o.degradeAfterMs) {
+    if (o.onStandbyLoss === 'degrade' && goneMs >= o.degradeAfterMs - (o.jitterMs ?? 0)) {
       if (this.current !== 'degraded') {
         // Before commits stop waiting, the record must name this node alone.
         if (!(await this.claim(false))) {
