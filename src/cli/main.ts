@@ -248,6 +248,9 @@ if (first === undefined || first === 'help' || first.startsWith('-') || first ==
 if (first === undefined || first === 'help' || first.startsWith('-') || first === 'repo') {
   (await import('./repo.js')).registerRepoCommands(program);
 }
+if (first === undefined || first === 'help' || first.startsWith('-') || first === 'chaos') {
+  (await import('./chaos/run.js')).registerChaosCommand(program);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HaError) {

@@ -1,0 +1,443 @@
+/**
+ * `nimbus-ha chaos`: the demo's full head-node stack under continuous load, faults from a seeded random
+ * schedule (or named scenarios), and an independent checker that compares what clients were told with
+ * what the nodes hold. See docs/reliability.md ("Chaos harness").
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import pg from 'pg';
+import { Cluster, DB_PASSWORD } from '../../../fixtures/cluster.js';
+import { DbWriter } from '../../../fixtures/db-writer.js';
+import { createUser } from '../../../fixtures/nimbus-vm-service/new-user.js';
+import { percentile } from '../../util/stats.js';
+import { catalogue, other, SCENARIOS, type FaultCtx, type Node } from './faults.js';
+import { Ec2Client, FileWriter, Uploader, listTree, sleep, store } from './load.js';
+import { cycleSeed, Rng } from './rng.js';
+import { RoleWatch } from './watch.js';
+
+export interface ChaosOptions {
+  cycles: number;
+  seed: number;
+  scenarios: string[];
+  profile: 'fast' | 'frugal';
+  json: boolean;
+  /** Upper bound for a cycle to converge after its fault was undone (ms). */
+  convergeMs?: number;
+  /** Print progress lines (default: unless json). */
+  quiet?: boolean;
+}
+
+export interface PathCount {
+  acked: number;
+  lost: number;
+  ambiguous: number;
+  /** Acknowledged, on the primary, but not (yet) on the caught-up standby. */
+  standby_missing: number;
+  /** Not on the primary but kept aside (quarantined) on a node: preserved, not lost. */
+  quarantined?: number;
+}
+
+export interface CycleReport {
+  cycle: number;
+  seed: number;
+  scenario: string;
+  fault: string;
+  primary_before: Node | null;
+  primary_after: Node | null;
+  epoch_after: number | null;
+  detect_ms: number | null;
+  promote_ms: number | null;
+  client_gap_ms: { sql: number; s3: number; ec2: number };
+  rows: PathCount;
+  images: PathCount;
+  files: PathCount;
+  double_primary_samples: number;
+  epoch_regressions: number;
+  panics: number;
+  converged: boolean;
+  converge_ms: number | null;
+  violations: string[];
+  notes: Record<string, unknown>;
+  ok: boolean;
+}
+
+export const DEFAULT_KINDS = Object.keys(catalogue(3000));
+
+function countPanics(dir: string): number {
+  let n = 0;
+  const walk = (d: string, depth: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) {
+        if (depth < 8 && name !== 'cumulus' && name !== 'base' && name !== 'pg_wal' && name !== 'wal-archive') walk(p, depth + 1);
+      } else if (name.endsWith('.log') && st.size < 200 * 1024 * 1024) {
+        n += (readFileSync(p, 'utf8').match(/PANIC:/g) ?? []).length;
+      }
+    }
+  };
+  walk(dir, 0);
+  return n;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleReport[]; summary: Record<string, unknown>; dir: string | null }> {
+  const say = (m: string) => {
+    if (!opts.json && !opts.quiet) console.log(m);
+  };
+  const leaseMs = opts.profile === 'frugal' ? 3500 : 700;
+  const degradeAfterMs = 3000;
+  const convergeMs = opts.convergeMs ?? (opts.profile === 'frugal' ? 240_000 : 180_000);
+  const kinds = catalogue(degradeAfterMs);
+  for (const s of opts.scenarios) if (!kinds[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(kinds).join(', ')}`);
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-ha-chaos-'));
+  const c = new Cluster({ dir, db: { sync: 'sync', degradeAfterMs }, repo: true, nimbus: true, timings: opts.profile === 'frugal' ? { profile: 'frugal' } : undefined });
+  const cleanup = c.stopOnSignals();
+  const cycles: CycleReport[] = [];
+  let keep = false;
+  let writer: DbWriter | null = null;
+  let uploader: Uploader | null = null;
+  let files: FileWriter | null = null;
+  let ec2c: Ec2Client | null = null;
+  let watch: RoleWatch | null = null;
+  try {
+    say(`nimbus-ha chaos: seed ${opts.seed}, ${opts.cycles} cycles, profile ${opts.profile}${opts.scenarios.length ? `, scenarios ${opts.scenarios.join(' ')}` : ''}; stack in ${dir}`);
+    await c.start();
+    await c.waitFor((a, b) => (a?.role === 'primary' && b?.role === 'standby') || (b?.role === 'primary' && a?.role === 'standby'), 120_000, 'a primary and a standby');
+
+    const status = (n: Node) => c.status(n, 1500);
+    const primary = async (ms = 0): Promise<Node | null> => {
+      const end = Date.now() + ms;
+      for (;;) {
+        const p = await c.primary();
+        if (p || Date.now() >= end) return p;
+        await sleep(100);
+      }
+    };
+    const converged = async (): Promise<Node | null> => {
+      const [a, b] = await Promise.all([status('a'), status('b')]);
+      if (!a || !b) return null;
+      const roles = [a.role, b.role];
+      if (roles.filter((r) => r === 'primary').length !== 1 || !roles.includes('standby')) return null;
+      const [p, s] = a.role === 'primary' ? [a, b] : [b, a];
+      if (s.replication?.db?.streaming !== true) return null;
+      if (p.peers?.[0]?.caught_up !== true) return null;
+      return a.role === 'primary' ? 'a' : 'b';
+    };
+    const waitConverged = async (ms: number): Promise<Node | null> => {
+      const end = Date.now() + ms;
+      const base = writer?.acked.length ?? 0;
+      while (Date.now() < end) {
+        const p = await converged();
+        // and the database VIP takes writes again
+        if (p && (!writer || writer.acked.length > base)) return p;
+        await sleep(250);
+      }
+      return null;
+    };
+
+    const p0 = await waitConverged(180_000);
+    if (!p0) throw new Error('the stack did not converge at start (one primary, standby streaming and caught up)');
+    const pool = new pg.Pool({ connectionString: c.dbUrl, max: 1 });
+    const user = await createUser(pool, `chaos${Date.now() % 100000}`);
+    await pool.end();
+    const vipStore = store(c.repoUrl);
+    const base = Buffer.alloc(64 * 1024, 7);
+    await vipStore.put('VMS/common/chaos-base.img', Readable.from([base]), base.length);
+
+    writer = new DbWriter(c.dbUrl, { table: 'chaos_rows', everyMs: 20 });
+    await writer.prepare();
+    writer.start();
+    uploader = new Uploader(vipStore, 'VMS/chaos/', 300);
+    uploader.start();
+    files = new FileWriter((['a', 'b'] as const).map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 500);
+    files.start();
+    ec2c = new Ec2Client(c.vipUrl, user, 500);
+    ec2c.start();
+    watch = new RoleWatch({ a: c.nodes.a.url, b: c.nodes.b.url }, 10);
+    watch.start();
+    await sleep(2000);
+    say(`stack up: ${p0} primary; load running (SQL ${c.dbUrl.replace(DB_PASSWORD, '***')}, S3 ${c.repoUrl}, EC2 ${c.vipUrl})`);
+
+    const w = writer;
+    const ctx: FaultCtx = {
+      c,
+      rng: new Rng(1),
+      leaseMs,
+      rows: { count: () => w.acked.length },
+      log: say,
+      primary,
+      waitPrimary: async (n, ms) => {
+        const end = Date.now() + ms;
+        while (Date.now() < end) {
+          if ((await status(n))?.role === 'primary') return true;
+          await sleep(50);
+        }
+        return false;
+      },
+      restoreAll: () => {
+        if (!c.witness || c.witness.exitCode !== null || c.witness.signalCode) c.startWitness();
+        for (const n of ['a', 'b'] as const) {
+          const s = c.nodes[n];
+          if (!s.cumulus || s.cumulus.exitCode !== null || s.cumulus.signalCode) c.startCumulus(n);
+          if (!s.proc || s.proc.exitCode !== null || s.proc.signalCode) c.startNode(n);
+          for (const pp of s.inbound) {
+            pp.up();
+            pp.setLoss(0);
+          }
+          s.witnessLink?.up();
+        }
+      },
+    };
+
+    const rowsDsn = (n: Node) => `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${c.nodes[n].pgPort}/postgres`;
+    const rowsOn = async (n: Node): Promise<Set<number> | null> => {
+      const cl = new pg.Client({ connectionString: rowsDsn(n), connectionTimeoutMillis: 3000, query_timeout: 20_000 });
+      try {
+        await cl.connect();
+        const r = await cl.query<{ id: string }>('select id::text from chaos_rows');
+        return new Set(r.rows.map((x) => Number(x.id)));
+      } catch {
+        return null;
+      } finally {
+        await cl.end().catch(() => undefined);
+      }
+    };
+    const objectsOn = async (n: Node, prefix: string): Promise<Map<string, string> | null> => {
+      const s = store(`http://127.0.0.1:${c.nodes[n].cumulusPort}`);
+      try {
+        const out = new Map<string, string>();
+        for await (const o of s.list(prefix)) out.set(o.key, o.etag);
+        return out;
+      } catch {
+        return null;
+      } finally {
+        s.close();
+      }
+    };
+
+    /** Compare the load generators' records with what primary `p` and standby hold. */
+    const checkData = async (p: Node, ambiguousRows: number, ambiguousImages: number, ambiguousFiles: number) => {
+      const s = other(p);
+      // rows
+      const acked = w.acked.slice();
+      const onP = await rowsOn(p);
+      let onS: Set<number> | null = null;
+      let sMissing = acked.length;
+      for (let i = 0; i < 20; i++) {
+        onS = await rowsOn(s);
+        sMissing = onS ? acked.filter((id) => !onS!.has(id)).length : acked.length;
+        if (sMissing === 0) break;
+        await sleep(250);
+      }
+      const rows: PathCount = { acked: acked.length, lost: onP ? acked.filter((id) => !onP.has(id)).length : -1, ambiguous: ambiguousRows, standby_missing: sMissing };
+      // images (ETag = MD5 of a single-part upload)
+      const imgAcked = [...uploader!.acked];
+      const pObj = await objectsOn(p, 'VMS/chaos/');
+      const quarantine = new Set<string>();
+      for (const n of ['a', 'b'] as const) for (const v of (await objectsOn(n, 'nha-quarantine/'))?.values() ?? []) quarantine.add(v);
+      let sObj = await objectsOn(s, 'VMS/chaos/');
+      let imgSMissing = 0;
+      for (let i = 0; i < 20; i++) {
+        imgSMissing = imgAcked.filter(([k, m]) => pObj?.get(k) === m && sObj?.get(k) !== m).length;
+        if (imgSMissing === 0) break;
+        await sleep(250);
+        sObj = await objectsOn(s, 'VMS/chaos/');
+      }
+      let imgLost = 0;
+      let imgQ = 0;
+      for (const [k, m] of imgAcked) {
+        if (pObj?.get(k) === m) continue;
+        if (quarantine.has(m)) imgQ++;
+        else imgLost++;
+      }
+      const images: PathCount = { acked: imgAcked.length, lost: pObj ? imgLost : -1, ambiguous: ambiguousImages, standby_missing: imgSMissing, quarantined: imgQ };
+      // config files
+      const fAcked = [...files!.acked];
+      const pTree = listTree(c.nodes[p].etcDir);
+      const fq = new Set<string>();
+      for (const n of ['a', 'b'] as const) for (const v of listTree(join(c.nodes[n].dataDir, 'quarantine')).values()) fq.add(v);
+      let fSMissing = 0;
+      for (let i = 0; i < 20; i++) {
+        const sTree = listTree(c.nodes[s].etcDir);
+        fSMissing = fAcked.filter(([k, m]) => pTree.get(k) === m && sTree.get(k) !== m).length;
+        if (fSMissing === 0) break;
+        await sleep(250);
+      }
+      let fLost = 0;
+      let fQ = 0;
+      for (const [k, m] of fAcked) {
+        if (pTree.get(k) === m) continue;
+        if (fq.has(m)) fQ++;
+        else fLost++;
+      }
+      const filesC: PathCount = { acked: fAcked.length, lost: fLost, ambiguous: ambiguousFiles, standby_missing: fSMissing, quarantined: fQ };
+      return { rows, images, files: filesC };
+    };
+
+    let panicsSeen = countPanics(dir);
+    const all = Object.keys(kinds);
+    for (let i = 1; i <= opts.cycles; i++) {
+      const seed = cycleSeed(opts.seed, i);
+      ctx.rng = new Rng(seed);
+      const scenario = opts.scenarios.length ? opts.scenarios[(i - 1) % opts.scenarios.length] : ctx.rng.pick(all);
+      const before = await primary(10_000);
+      const dpBefore = watch.doublePrimary;
+      const regBefore = watch.epochRegressions.length;
+      const errBefore = { rows: w.errors, images: uploader.failed, files: files.ambiguous };
+      const t0 = Date.now();
+      let result;
+      try {
+        result = await kinds[scenario](ctx, before ?? 'a');
+      } catch (err) {
+        result = { fault: `${scenario} (injection failed: ${(err as Error).message})`, violations: [`injection failed: ${(err as Error).message}`], at: t0, notes: {} };
+        ctx.restoreAll();
+      }
+      const at = result.at ?? t0;
+      const healed = Date.now();
+      const p = await waitConverged(convergeMs);
+      const convergedAt = Date.now();
+      const data = p ? await checkData(p, w.errors - errBefore.rows, uploader.failed - errBefore.images, files.ambiguous - errBefore.files) : null;
+      const st = p ? await status(p) : null;
+      // detection and promotion as the new primary reported them (for information only)
+      let detect: number | null = null;
+      let promote: number | null = null;
+      if (p) {
+        const evs = (await c.events(p, 'failover').catch(() => [])).filter((e: any) => Date.parse(e.time) >= at);
+        const d = evs.at(-1)?.details;
+        if (d) {
+          detect = d.detect_ms ?? null;
+          promote = d.promote_ms ?? null;
+        }
+      }
+      const panics = countPanics(dir);
+      const zero: PathCount = { acked: 0, lost: 0, ambiguous: 0, standby_missing: 0 };
+      const r: CycleReport = {
+        cycle: i,
+        seed,
+        scenario,
+        fault: result.fault,
+        primary_before: before,
+        primary_after: p,
+        epoch_after: (st?.epoch as number | undefined) ?? null,
+        detect_ms: detect,
+        promote_ms: promote,
+        client_gap_ms: { sql: gapOf(w.ackedAt, at, convergedAt), s3: uploader.times.gapBetween(at, convergedAt), ec2: ec2c.times.gapBetween(at, convergedAt) },
+        rows: data?.rows ?? zero,
+        images: data?.images ?? zero,
+        files: data?.files ?? zero,
+        double_primary_samples: watch.doublePrimary - dpBefore,
+        epoch_regressions: watch.epochRegressions.length - regBefore,
+        panics: panics - panicsSeen,
+        converged: p !== null,
+        converge_ms: p ? convergedAt - healed : null,
+        violations: result.violations,
+        notes: result.notes,
+        ok: true,
+      };
+      panicsSeen = panics;
+      if (!r.converged) r.violations.push(`did not converge within ${convergeMs} ms (one primary, standby streaming and caught up, writes through the VIP)`);
+      if (r.rows.lost !== 0) r.violations.push(`${r.rows.lost} acknowledged rows missing on the primary`);
+      if (r.images.lost !== 0) r.violations.push(`${r.images.lost} acknowledged images missing on the primary and not kept aside`);
+      if (r.files.lost !== 0) r.violations.push(`${r.files.lost} acknowledged config files missing on the primary and not kept aside`);
+      if (r.double_primary_samples) r.violations.push(`${r.double_primary_samples} samples with two primaries`);
+      if (r.epoch_regressions) r.violations.push(`epoch went backwards: ${JSON.stringify(watch.epochRegressions.slice(regBefore))}`);
+      if (r.panics) r.violations.push(`${r.panics} PostgreSQL PANIC lines in node logs`);
+      r.ok = r.violations.length === 0;
+      cycles.push(r);
+      say(formatCycle(r));
+      if (!r.ok) {
+        keep = true;
+        say(`   FAILED: ${r.violations.join('; ')}\n   replay: nimbus-ha chaos --seed ${opts.seed} --cycles ${i}${opts.scenarios.length ? ` --scenario ${opts.scenarios.join(' ')}` : ''}${opts.profile !== 'fast' ? ` --profile ${opts.profile}` : ''}   (cycle seed ${seed}; logs kept in ${dir})`);
+      }
+      if (!r.converged) break; // the next fault would hit a stack in an unknown state
+    }
+  } finally {
+    await ec2c?.stop();
+    await files?.stop();
+    await uploader?.stop();
+    await writer?.stop();
+    await watch?.stop();
+    await cleanup();
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+  const conv = cycles.filter((x) => x.converge_ms !== null).map((x) => x.converge_ms!) ;
+  const summary = {
+    cycles: cycles.length,
+    seed: opts.seed,
+    profile: opts.profile,
+    lost: { rows: sum(cycles.map((x) => Math.max(0, x.rows.lost))), images: sum(cycles.map((x) => Math.max(0, x.images.lost))), files: sum(cycles.map((x) => Math.max(0, x.files.lost))) },
+    double_primary_samples: sum(cycles.map((x) => x.double_primary_samples)),
+    double_primary_polls: watch?.samples ?? 0,
+    epoch_regressions: sum(cycles.map((x) => x.epoch_regressions)),
+    unconverged: cycles.filter((x) => !x.converged).length,
+    panics: sum(cycles.map((x) => x.panics)),
+    failed_cycles: cycles.filter((x) => !x.ok).map((x) => ({ cycle: x.cycle, seed: x.seed, scenario: x.scenario })),
+    converge_ms: { p50: percentile(conv, 50), p99: percentile(conv, 99), max: conv.length ? Math.max(...conv) : null },
+    acked: { rows: cycles.at(-1)?.rows.acked ?? 0, images: cycles.at(-1)?.images.acked ?? 0, files: cycles.at(-1)?.files.acked ?? 0, instances: ec2c?.launched.length ?? 0 },
+    kept_dir: keep ? dir : null,
+  };
+  if (opts.json) console.log(JSON.stringify({ cycles, summary }));
+  else if (!opts.quiet) {
+    console.log(`\nsummary: ${summary.cycles} cycles (seed ${opts.seed}, ${opts.profile}); lost rows ${summary.lost.rows}, images ${summary.lost.images}, files ${summary.lost.files}; double-primary samples ${summary.double_primary_samples} of ${summary.double_primary_polls}; unconverged ${summary.unconverged}; PANICs ${summary.panics}; converge p50 ${summary.converge_ms.p50} ms, p99 ${summary.converge_ms.p99} ms`);
+    if (keep) console.log(`failing cycles kept their logs in ${dir}`);
+  }
+  return { cycles, summary, dir: keep ? dir : null };
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+function gapOf(ackedAt: number[], since: number, until: number): number {
+  let last = since;
+  let worst = 0;
+  for (const t of ackedAt) {
+    if (t < since) continue;
+    if (t > until) break;
+    worst = Math.max(worst, t - last);
+    last = t;
+  }
+  return Math.max(worst, until - last);
+}
+
+export function formatCycle(r: CycleReport): string {
+  const pc = (x: PathCount) => `${x.acked}/${x.lost}/${x.ambiguous}${x.standby_missing ? ` (standby missing ${x.standby_missing})` : ''}${x.quarantined ? ` (kept aside ${x.quarantined})` : ''}`;
+  return [
+    `${r.ok ? 'ok  ' : 'FAIL'} cycle ${r.cycle} [${r.scenario}] seed ${r.seed}: ${r.fault}`,
+    `     primary ${r.primary_before ?? '-'} -> ${r.primary_after ?? '-'} (epoch ${r.epoch_after ?? '-'}); detect ${r.detect_ms ?? '-'} ms, promote ${r.promote_ms ?? '-'} ms; client gap sql ${r.client_gap_ms.sql} / s3 ${r.client_gap_ms.s3} / ec2 ${r.client_gap_ms.ec2} ms`,
+    `     acked/lost/ambiguous: rows ${pc(r.rows)}, images ${pc(r.images)}, files ${pc(r.files)}; double-primary ${r.double_primary_samples}; panics ${r.panics}; converged ${r.converged ? `in ${r.converge_ms} ms` : 'NO'}`,
+  ].join('\n');
+}
+
+export function registerChaosCommand(program: import('commander').Command): void {
+  program
+    .command('chaos')
+    .description('fault-injection harness: the demo stack under load, seeded random faults, an independent checker of acknowledged data and primaries')
+    .option('--cycles <n>', 'fault cycles', (v) => Number(v), 10)
+    .option('--seed <s>', 'schedule seed (a failing cycle prints the seed and --cycles that replay it)', (v) => Number(v))
+    .option('--scenario <name...>', `run these faults in turn instead of a random schedule (${SCENARIOS.join(', ')}, or any fault kind)`)
+    .option('--profile <p>', 'timing profile: fast | frugal', 'fast')
+    .option('--json', 'the last line is one JSON object {cycles, summary}')
+    .action(async (o: { cycles: number; seed?: number; scenario?: string[]; profile: string; json?: boolean }) => {
+      if (o.profile !== 'fast' && o.profile !== 'frugal') throw new Error('--profile must be fast or frugal');
+      if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new Error('--cycles must be a positive integer');
+      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const res = await runChaos({ cycles: o.cycles, seed, scenarios: o.scenario ?? [], profile: o.profile, json: !!o.json });
+      const s = res.summary as { lost: { rows: number; images: number; files: number }; double_primary_samples: number; unconverged: number; panics: number; failed_cycles: unknown[] };
+      if (s.lost.rows || s.lost.images || s.lost.files || s.double_primary_samples || s.unconverged || s.panics || s.failed_cycles.length) process.exitCode = 1;
+    });
+}
+
