@@ -1,4 +1,4 @@
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { HaEvent, Notifier } from '../ports.js';
 import { errorMessage } from '../errors.js';
@@ -52,12 +52,18 @@ export class EventBus {
   private writeChain: Promise<void> = Promise.resolve();
   private notifyChain: Promise<void> = Promise.resolve();
   private pendingNotifications = 0;
+  /** Bytes of the current history file (read once, then counted), or null before the first write. */
+  private historyBytes: number | null = null;
 
   constructor(
     private readonly node: string,
     private readonly epochOf: () => number,
     private readonly opts: {
       historyFile?: string;
+      /** Rotate the history file when it would grow past this many bytes (0 or unset: never). */
+      historyMaxBytes?: number;
+      /** Rotated files kept besides the current one (`<file>.1` newest … `<file>.N` oldest). Default 5. */
+      historyFiles?: number;
       ringSize?: number;
       notifiers?: Notifier[];
       /** Which event types reach notifiers (all when undefined). */
@@ -98,7 +104,9 @@ export class EventBus {
       this.writeChain = this.writeChain
         .then(async () => {
           await mkdir(dirname(file), { recursive: true });
+          await this.rotateIfFull(file, Buffer.byteLength(line));
           await appendFile(file, line);
+          this.historyBytes = (this.historyBytes ?? 0) + Buffer.byteLength(line);
         })
         .catch(() => undefined);
     }
@@ -117,6 +125,45 @@ export class EventBus {
       });
     }
     return event;
+  }
+
+  /**
+   * Before an append of `adding` bytes: when the file would pass historyMaxBytes, shift `<file>.i` to
+   * `<file>.i+1` (the oldest beyond historyFiles is removed) and start a new file.
+   */
+  private async rotateIfFull(file: string, adding: number): Promise<void> {
+    const max = this.opts.historyMaxBytes ?? 0;
+    if (max <= 0) return;
+    this.historyBytes ??= await stat(file).then((s) => s.size, () => 0);
+    if (this.historyBytes === 0 || this.historyBytes + adding <= max) return;
+    const keep = this.opts.historyFiles ?? 5;
+    await rm(`${file}.${keep}`, { force: true });
+    for (let i = keep - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => undefined);
+    if (keep >= 1) await rename(file, `${file}.1`).catch(() => undefined);
+    else await rm(file, { force: true });
+    this.historyBytes = 0;
+  }
+
+  /**
+   * Fills the in-memory rings from the history (rotated files included), e.g. at start, so /events
+   * shows what happened before a restart. Events emitted since are kept after them.
+   */
+  async loadHistory(): Promise<number> {
+    const file = this.opts.historyFile;
+    if (!file) return 0;
+    const max = this.opts.ringSize ?? 500;
+    const events = await readHistory(file, { files: this.opts.historyFiles ?? 5, limit: 2 * max });
+    const earlier = events.map((e) => ({ seq: 0, e }));
+    const important = earlier.filter((x) => isImportantEvent(x.e)).slice(-max);
+    const others = earlier.filter((x) => !isImportantEvent(x.e)).slice(-max);
+    // Sequence numbers below every live event, in file order.
+    let seq = -earlier.length;
+    for (const x of earlier) x.seq = seq++;
+    this.importantRing.unshift(...important);
+    this.ring.unshift(...others);
+    if (this.importantRing.length > max) this.importantRing.splice(0, this.importantRing.length - max);
+    if (this.ring.length > max) this.ring.splice(0, this.ring.length - max);
+    return events.length;
   }
 
   /** Most recent events, oldest first, optionally only those of some types. */
@@ -143,3 +190,27 @@ export class EventBus {
 }
 
 export { errorMessage };
+
+/**
+ * Reads an event history written by EventBus, rotated files included (`<file>.N` oldest … `<file>.1`,
+ * then `<file>`), oldest first; at most the `limit` newest events. Lines that do not parse (a line cut
+ * by a crash) are skipped.
+ */
+export async function readHistory(file: string, opts: { files?: number; limit?: number } = {}): Promise<HaEvent[]> {
+  const keep = opts.files ?? 5;
+  const paths = [...Array.from({ length: keep }, (_, i) => `${file}.${keep - i}`), file];
+  const out: HaEvent[] = [];
+  for (const p of paths) {
+    const text = await readFile(p, 'utf8').catch(() => null);
+    if (text === null) continue;
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as HaEvent);
+      } catch {
+        /* a torn last line */
+      }
+    }
+  }
+  return opts.limit !== undefined ? out.slice(-opts.limit) : out;
+}
