@@ -3,7 +3,7 @@
  * `Authorization: AWS <accessKeyId>:<base64 HMAC-SHA1(secret, StringToSign)>`.
  * Used as the SDK client's `signer`, replacing SigV4 for the whole client.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
 type SignerOption = NonNullable<S3ClientConfig['signer']>;
@@ -45,8 +45,8 @@ export interface V2Request {
 }
 
 /**
- * The version 2 string to sign. The Date line is left empty because the signer always sends x-amz-date
- * (which S3 then signs among the x-amz-* headers); that is what both S3 and Cumulus accept.
+ * The version 2 string to sign. The Date line is empty when the request carries x-amz-date (which S3 then
+ * signs among the x-amz-* headers; the signer below always sends it), else the Date header's value.
  */
 export function stringToSignV2(req: V2Request): string {
   const amz = Object.entries(req.headers)
@@ -67,7 +67,8 @@ export function stringToSignV2(req: V2Request): string {
     req.method.toUpperCase(),
     header(req.headers, 'content-md5'),
     header(req.headers, 'content-type'),
-    '',
+    // x-amz-date replaces the Date line (signed among the x-amz-* headers); else the Date header counts.
+    header(req.headers, 'x-amz-date') ? '' : header(req.headers, 'date'),
     ...amz,
     sub.length ? `${resource}?${sub.join('&')}` : resource,
   ].join('\n');
@@ -99,4 +100,34 @@ export class SignatureV2Signer implements RequestSigner {
     headers['authorization'] = `AWS ${this.accessKeyId}:${signV2(sts, this.secretAccessKey)}`;
     return request;
   }
+}
+
+/** What a v2 verification found: ok, or why not (the request is then refused before its body is read). */
+export type V2Verdict = { ok: true; accessKeyId: string } | { ok: false; status: 401 | 403; code: string; message: string };
+
+/**
+ * Verify a request's version 2 signature against one key pair. `query` as parsed from the request URL,
+ * `headers` lower-cased (Node's IncomingMessage.headers). Constant-time comparison of the signature.
+ */
+export function verifyV2(
+  req: { method: string; path: string; query: Record<string, string | string[] | null | undefined>; headers: Record<string, string | string[] | undefined> },
+  key: { accessKeyId: string; secretAccessKey: string },
+  opts: { nowMs: number; maxSkewMs: number },
+): V2Verdict {
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) flat[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  const auth = flat['authorization'];
+  if (!auth) return { ok: false, status: 403, code: 'AccessDenied', message: 'anonymous requests are refused: sign with the repository credentials (signature version 2)' };
+  const m = /^AWS ([^:\s]+):(\S+)$/.exec(auth.trim());
+  if (!m) return { ok: false, status: 403, code: 'AccessDenied', message: 'only signature version 2 (Authorization: AWS id:signature) is accepted' };
+  const id = m[1]!;
+  const sig = m[2]!;
+  if (id !== key.accessKeyId) return { ok: false, status: 403, code: 'InvalidAccessKeyId', message: 'unknown access key' };
+  const dateText = flat['x-amz-date'] ?? flat['date'];
+  const date = dateText ? Date.parse(dateText) : NaN;
+  if (!Number.isFinite(date) || Math.abs(opts.nowMs - date) > opts.maxSkewMs) return { ok: false, status: 403, code: 'RequestTimeTooSkewed', message: 'request date missing or too far from the server clock' };
+  const want = Buffer.from(signV2(stringToSignV2({ method: req.method, path: req.path, query: req.query, headers: flat }), key.secretAccessKey));
+  const got = Buffer.from(sig);
+  if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'the request signature does not match' };
+  return { ok: true, accessKeyId: id };
 }

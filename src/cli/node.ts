@@ -139,7 +139,24 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const peerRouters: Record<string, Router> = { ...(extras.peerRouters ?? {}) };
   if (cfg.repo && cfg.repo.enabled && cfg.repo.peer) {
     const { RepoDataPath } = await import('../replication/repo/data-path.js');
-    const repo = new RepoDataPath({ config: cfg.repo, local: await makeStore(cfg.repo.local), peer: await makeStore(cfg.repo.peer), bus, clock: systemClock });
+    const repoCfg = cfg.repo;
+    const frontCfg = repoCfg.mode === 'sync' ? repoCfg.front : undefined;
+    const { RepoFront } = await import('../../adapters/cumulus/front.js');
+    const backend = (c: RepoStoreConfig) => ({ endpoint: c.endpoint, accessKeyId: c.accessKeyId ?? '', secretAccessKey: c.secretAccessKey ?? '' });
+    const repo = new RepoDataPath({
+      config: repoCfg,
+      local: await makeStore(repoCfg.local),
+      peer: await makeStore(cfg.repo.peer),
+      bus,
+      clock: systemClock,
+      ...(frontCfg
+        ? {
+            front: (guard) =>
+              new RepoFront({ host: frontCfg.listen.host, port: frontCfg.listen.port, local: backend(repoCfg.local), peer: backend(repoCfg.peer!), guard, maxClockSkewMs: frontCfg.maxClockSkewMs }),
+          }
+        : {}),
+    });
+    await repo.start();
     hooks.push(repo);
     peerRouters.repo = repo.router;
     dataPaths.push(repo);

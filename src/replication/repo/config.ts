@@ -112,10 +112,45 @@ export const repoConfigSchema = z
       .enum(['source-wins', 'quarantine'])
       .default('quarantine')
       .describe('Fail-back: quarantine keeps target objects under nha-quarantine/<eventId>/ before overwriting or deleting them.'),
+    mode: z
+      .enum(['async', 'sync'])
+      .default('async')
+      .describe(
+        "sync: writes go through the write-through front (front.listen), which acknowledges an upload or delete only when both nodes' repositories answered (or, after degradeAfterMs without the standby, when the data-holder record names this node alone); async: the standby pulls in passes and an acknowledged upload may be missing on it after a failover.",
+      ),
+    front: z
+      .object({
+        listen: z
+          .object({
+            host: z.string().min(1).default('127.0.0.1').describe('Address the front listens on.'),
+            port: z.number().int().min(0).max(65535).describe('TCP port of the front (the repository VIP forwards to it).'),
+          })
+          .strict()
+          .describe('Address of the S3 write-through front; the repository VIP points at it (mode sync).'),
+        degradeAfterMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(5000)
+          .describe('The standby repository unreachable this long: the front acknowledges writes alone (after the data-holder record names this node alone; an event says so).'),
+        probeMs: z.number().int().min(50).default(500).describe("How often the front checks the standby's repository (ms)."),
+        maxClockSkewMs: z
+          .number()
+          .int()
+          .min(1000)
+          .default(900_000)
+          .describe('Signed requests whose date is further than this from the clock are refused (replays).'),
+      })
+      .strict()
+      .optional()
+      .describe('Write-through S3 front of mode sync; clients sign with the local repository\'s v2 credentials, the front verifies and re-signs toward both repositories.'),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.enabled && !c.peer) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['peer'], message: 'repo.peer is required when repo.enabled is true' });
+    if (c.mode === 'sync' && !c.front) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['front'], message: 'repo.mode sync needs repo.front (the write-through front the repository VIP points at)' });
+    if (c.mode === 'sync' && (!c.local.accessKeyId || !c.local.secretAccessKey))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['local', 'accessKeyId'], message: 'repo.mode sync verifies client signatures with the local credentials: give accessKeyId and secretAccessKey' });
   });
 
 export type RepoStoreConfig = z.infer<typeof repoStoreSchema>;

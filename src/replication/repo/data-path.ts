@@ -8,6 +8,15 @@ import type { RepoConfig } from './config.js';
 import { RepoReplicator } from './replicator.js';
 import { RepoChangeWatch } from './change-watch.js';
 import { parseHint, type RepoChangeHint } from './hint.js';
+import { FrontGuard } from './front-guard.js';
+
+/** The write-through front of mode sync (adapters/cumulus/front.ts), built by the composition root. */
+export interface RepoFrontServer {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  readonly url: string;
+  readonly stats: Record<string, number>;
+}
 
 interface SyncNowReply {
   ok: boolean;
@@ -37,7 +46,25 @@ export class RepoDataPath implements RoleHooks {
   private readonly clock: Clock;
   private peerHint: { hint: RepoChangeHint; at: number; freshMs: number } | null = null;
 
-  constructor(private readonly opts: { config: RepoConfig; local: ObjectStore; peer: ObjectStore; bus: EventBus; clock?: Clock; watch?: RepoChangeWatch }) {
+  /** Mode sync: the primary's guard (null while not primary), the front and its probe of the standby's repository. */
+  private guard: FrontGuard | null = null;
+  readonly front: RepoFrontServer | null;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probing = false;
+  private peerPuller: { passes: number; objectsBehind: number; ok: boolean } | null = null;
+
+  constructor(
+    private readonly opts: {
+      config: RepoConfig;
+      local: ObjectStore;
+      peer: ObjectStore;
+      bus: EventBus;
+      clock?: Clock;
+      watch?: RepoChangeWatch;
+      /** Mode sync: builds the front around the current guard (null: not primary, writes refused). */
+      front?: (guard: () => FrontGuard | null) => RepoFrontServer;
+    },
+  ) {
     const c = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.watch = opts.watch ?? (c.watchDir ? new RepoChangeWatch(c.watchDir) : null);
@@ -55,6 +82,7 @@ export class RepoDataPath implements RoleHooks {
       maxDeletesPerWindow: c.maxDeletesPerWindow,
       sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy, verify: c.verify },
     });
+    this.front = c.mode === 'sync' && opts.front ? opts.front(() => this.guard) : null;
     this.router = Router();
     this.router.post('/sync-now', express.json(), async (_req, res) => {
       if (!this.standby) {
@@ -84,14 +112,67 @@ export class RepoDataPath implements RoleHooks {
     this.replicator.start();
   }
 
-  async onPromote(): Promise<void> {
+  /** Mode sync: uploads are acknowledged only when the standby's repository has them too (or the record names this node alone). */
+  syncMode(): boolean {
+    return this.opts.config.mode === 'sync' && this.front !== null;
+  }
+
+  /** Start the front's listener (it refuses writes until this node is primary). */
+  async start(): Promise<void> {
+    await this.front?.start();
+  }
+
+  async onPromote(ctx?: HookContext): Promise<void> {
     this.standby = false;
     await this.replicator.stop();
+    if (this.syncMode() && ctx) this.startGuard(ctx);
     // Not awaited: promotion must not wait for a walk of the tree; the hint reads "not ok" until it is done.
     void this.watch?.start();
   }
 
+  private startGuard(ctx: HookContext): void {
+    this.stopGuard();
+    const front = this.opts.config.front!;
+    const now = () => this.clock.monotonicMs();
+    this.guard = new FrontGuard({
+      degradeAfterMs: front.degradeAfterMs,
+      // After a failover the old primary is gone: do not refuse uploads for degradeAfterMs first.
+      ...(ctx.takeover === 'failover' || !ctx.peer ? { standbyGoneSince: now() - front.degradeAfterMs } : {}),
+      claim: (peerHolds) => ctx.holders.claim(this.name, peerHolds),
+      emit: (e) => this.opts.bus.emit(e),
+      now,
+    });
+    this.guard.peerPuller(this.peerPuller);
+    const probe = async () => {
+      const g = this.guard;
+      if (!g || this.probing) return;
+      this.probing = true;
+      try {
+        let up = false;
+        try {
+          await withTimeout(this.opts.peer.head('nha-front-probe'), Math.max(2 * front.probeMs, 1000));
+          up = true;
+        } catch {
+          up = false;
+        }
+        if (this.guard === g) await g.tick(up);
+      } finally {
+        this.probing = false;
+      }
+    };
+    void probe();
+    this.probeTimer = setInterval(() => void probe(), front.probeMs);
+    this.probeTimer.unref();
+  }
+
+  private stopGuard(): void {
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.probeTimer = null;
+    this.guard = null;
+  }
+
   async onDemote(ctx: HookContext & { to: 'standby' | 'fenced' }): Promise<void> {
+    this.stopGuard();
     await this.watch?.stop();
     if (ctx.to === 'standby') this.startPulling();
   }
@@ -103,6 +184,12 @@ export class RepoDataPath implements RoleHooks {
     // Datagrams on different paths may arrive out of order: an older generation is old news.
     if (hint && prev && prev.instance === hint.instance && hint.generation < prev.generation) return;
     this.peerHint = hint ? { hint, at: this.clock.monotonicMs(), freshMs: Math.max(3 * info.heartbeatMs, 50) } : null;
+    // The standby's puller: the front's guard names it in the record once it passed cleanly.
+    const passes = status?.passes;
+    if (typeof passes === 'number' && typeof status?.objectsBehind === 'number') {
+      this.peerPuller = { passes, objectsBehind: status.objectsBehind, ok: status.ok === true && status.role === 'pulling' };
+      this.guard?.peerPuller(this.peerPuller);
+    }
     this.replicator.hintChanged();
   }
 
@@ -128,7 +215,8 @@ export class RepoDataPath implements RoleHooks {
 
   status(): Record<string, unknown> {
     const s = this.replicator.status();
-    return { role: this.standby ? 'pulling' : 'idle', ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null };
+    const front = this.front ? { url: this.front.url, state: this.guard?.state ?? 'off', standbyHolds: this.guard?.standbyHolds ?? false, ...this.front.stats } : null;
+    return { role: this.standby ? 'pulling' : 'idle', mode: this.opts.config.mode, ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null, front };
   }
 
   /** For the peer: the change hint its standby side reads, and how far behind this side is. */
@@ -137,11 +225,18 @@ export class RepoDataPath implements RoleHooks {
     const hint = this.watch ? this.watch.hint() : null;
     // The watcher's error can quote a long path: keep the datagram small.
     const changeHint = hint && hint.error && hint.error.length > 120 ? { ...hint, error: `${hint.error.slice(0, 117)}...` } : hint;
-    return { role: this.standby ? 'pulling' : 'idle', objectsBehind: s.objectsBehind, ok: s.lastError === null, changeHint };
+    return { role: this.standby ? 'pulling' : 'idle', objectsBehind: s.objectsBehind, passes: s.passes, ok: s.lastError === null, changeHint };
   }
 
   async close(): Promise<void> {
+    this.stopGuard();
+    await this.front?.close();
     await this.watch?.stop();
     await this.replicator.stop();
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms); })]).finally(() => clearTimeout(t));
 }

@@ -1,0 +1,266 @@
+/**
+ * The write-through S3 front of `repo.mode: sync`, on the primary; the repository VIP points at it.
+ *
+ * Signatures: a client signs with the local repository's credentials (signature version 2, as Cumulus
+ * expects). The front verifies the signature before reading any of the body (anonymous, unknown-key,
+ * wrong-signature and stale requests get 403 and change nothing) and re-signs the request toward each
+ * repository with that repository's own credentials.
+ *
+ * Writes (PUT, POST — multipart initiate and complete — and DELETE) stream to the local repository and,
+ * while the guard says so, to the standby's at once: every chunk goes to both, reading pauses while
+ * either is slow, nothing is buffered whole. Content-MD5 travels to both, so each checks the body. The
+ * client gets the local answer only when both answered 2xx with the same ETag (a multipart ETag is not an
+ * MD5 but is the same on both for the same parts); otherwise 503 and nothing is acknowledged. Multipart
+ * upload ids differ between the repositories: the front maps the local id to the standby's.
+ * Reads and listings go to the local repository only.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
+import type { FrontGuard } from '../../src/replication/repo/front-guard.js';
+
+export interface FrontBackend {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface RepoFrontOptions {
+  host: string;
+  port: number;
+  local: FrontBackend;
+  peer: FrontBackend;
+  /** The primary's guard; null while this node is not the primary (writes are then refused). */
+  guard: () => FrontGuard | null;
+  maxClockSkewMs?: number;
+}
+
+/** Headers passed on to the repositories (the rest — hop-by-hop, authorization, host — are not). */
+function forwardHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const l = k.toLowerCase();
+    const keep =
+      l === 'content-type' || l === 'content-md5' || l === 'content-length' || l === 'cache-control' || l === 'content-disposition' ||
+      l === 'content-encoding' || l === 'expires' || l === 'range' || l === 'if-match' || l === 'if-none-match' || l === 'if-modified-since' ||
+      l === 'if-unmodified-since' || l === 'transfer-encoding' || (l.startsWith('x-amz-') && l !== 'x-amz-date' && l !== 'x-amz-content-sha256');
+    if (keep) out[l] = Array.isArray(v) ? v.join(',') : v;
+  }
+  return out;
+}
+
+function signFor(b: FrontBackend, method: string, path: string, query: Record<string, string | string[]>, headers: Record<string, string>): Record<string, string> {
+  const h = { ...headers, 'x-amz-date': new Date().toUTCString() };
+  const sts = stringToSignV2({ method, path, query, headers: h });
+  return { ...h, authorization: `AWS ${b.accessKeyId}:${signV2(sts, b.secretAccessKey)}` };
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function s3Error(res: http.ServerResponse, status: number, code: string, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message.replace(/[<&>]/g, ' ')}</Message></Error>`;
+  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...(status === 503 ? { 'retry-after': '1' } : {}) });
+  res.end(body);
+}
+
+const etagOf = (a: Answer) => String(a.headers.etag ?? '').replace(/"/g, '');
+
+export class RepoFront {
+  private server: http.Server | null = null;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  /** Local multipart upload id → the standby's. */
+  private readonly uploads = new Map<string, string>();
+  readonly stats = { writes: 0, both: 0, alone: 0, refused: 0, authFailures: 0 };
+
+  constructor(private readonly o: RepoFrontOptions) {}
+
+  get url(): string {
+    const a = this.server?.address() as AddressInfo | null;
+    return `http://${this.o.host}:${a?.port ?? this.o.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = http.createServer((req, res) => void this.handle(req, res).catch((err) => s3Error(res, 500, 'InternalError', String(err))));
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port, this.o.host, () => resolve());
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
+    this.agent.destroy();
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://front');
+    const query: Record<string, string | string[]> = {};
+    for (const [k, v] of url.searchParams) {
+      const prev = query[k];
+      query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    // Authenticate before a byte of the body is read.
+    const verdict = verifyV2({ method, path: url.pathname, query, headers: req.headers }, this.o.local, { nowMs: Date.now(), maxSkewMs: this.o.maxClockSkewMs ?? 900_000 });
+    if (!verdict.ok) {
+      this.stats.authFailures++;
+      s3Error(res, verdict.status, verdict.code, verdict.message);
+      req.resume();
+      return;
+    }
+    const headers = forwardHeaders(req.headers);
+    const path = url.pathname + url.search;
+    if (method === 'GET' || method === 'HEAD') {
+      const up = this.send(this.o.local, method, path, url.pathname, query, headers);
+      up.on('response', (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', (err) => s3Error(res, 502, 'BadGateway', `local repository: ${err.message}`));
+      up.end();
+      return;
+    }
+    const guard = this.o.guard();
+    if (!guard) {
+      this.stats.refused++;
+      s3Error(res, 503, 'ServiceUnavailable', 'this node is not the primary');
+      req.resume();
+      return;
+    }
+    this.stats.writes++;
+    const tee = guard.teeToPeer();
+    if (!tee && !guard.mayAckAlone()) {
+      this.stats.refused++;
+      s3Error(res, 503, 'ServiceUnavailable', "the standby's repository is unreachable and this node may not acknowledge alone yet");
+      req.resume();
+      return;
+    }
+    // The standby's upload id for a multipart request.
+    let peerPath = path;
+    let peerQuery = query;
+    const uploadId = url.searchParams.get('uploadId');
+    let peerOk = tee;
+    if (tee && uploadId !== null) {
+      const mapped = this.uploads.get(uploadId);
+      if (mapped === undefined) peerOk = false;
+      else {
+        const u = new URL(url.href);
+        u.searchParams.set('uploadId', mapped);
+        peerPath = u.pathname + u.search;
+        peerQuery = { ...query, uploadId: mapped };
+      }
+    }
+    if (tee && !peerOk && !guard.mayAckAlone()) {
+      this.stats.refused++;
+      s3Error(res, 503, 'ServiceUnavailable', 'multipart upload started while the standby was away: start it again');
+      req.resume();
+      return;
+    }
+    const local = this.send(this.o.local, method, path, url.pathname, query, headers);
+    const peer = peerOk ? this.send(this.o.peer, method, peerPath, url.pathname, peerQuery, headers) : null;
+    const localAnswer = answer(local);
+    const peerAnswer = peer ? answer(peer) : null;
+    // Both sides must see every byte; a side that stops reading holds the client back (no buffering).
+    const sinks = peer ? [local, peer] : [local];
+    req.on('data', (chunk: Buffer) => {
+      let waiting = 0;
+      for (const s of sinks) {
+        if (s.destroyed) continue;
+        if (!s.write(chunk)) {
+          waiting++;
+          s.once('drain', () => {
+            if (--waiting === 0) req.resume();
+          });
+        }
+      }
+      if (waiting) req.pause();
+    });
+    req.on('end', () => sinks.forEach((s) => s.end()));
+    req.on('aborted', () => sinks.forEach((s) => s.destroy()));
+    req.on('error', () => sinks.forEach((s) => s.destroy()));
+    // A failed standby must not stall the local side: drop it from the sinks.
+    peer?.on('error', () => {
+      const i = sinks.indexOf(peer);
+      if (i >= 0) sinks.splice(i, 1);
+      if (req.isPaused() && sinks.every((s) => !s.writableNeedDrain)) req.resume();
+    });
+    const [l, p] = await Promise.all([localAnswer, peerAnswer ?? Promise.resolve(null)]);
+    if (l instanceof Error) {
+      s3Error(res, 502, 'BadGateway', `local repository: ${l.message}`);
+      return;
+    }
+    const localOk = l.status >= 200 && l.status < 300;
+    const peerAgrees =
+      p !== null && !(p instanceof Error) && p.status >= 200 && p.status < 300 && (method === 'DELETE' || etagOf(p) === etagOf(l));
+    if (localOk && peer && p !== null && !(p instanceof Error) && !peerAgrees && p.status >= 200 && p.status < 300) {
+      // Both stored something, but not the same thing: never acknowledge that.
+      this.stats.refused++;
+      s3Error(res, 502, 'BadDigest', `the repositories disagree on the content (ETag ${etagOf(l)} vs ${etagOf(p)})`);
+      return;
+    }
+    if (localOk && !peerAgrees) {
+      if (peer) guard.peerFailed();
+      if (!guard.mayAckAlone()) {
+        this.stats.refused++;
+        const why = p instanceof Error ? p.message : p ? `HTTP ${p.status}` : 'not reachable';
+        s3Error(res, 503, 'ServiceUnavailable', `the standby's repository did not take the write (${why}); not acknowledged`);
+        return;
+      }
+      guard.ackedAlone();
+      this.stats.alone++;
+    } else if (localOk) {
+      this.stats.both++;
+    }
+    // Multipart initiate: remember the standby's id for the local one.
+    if (localOk && method === 'POST' && url.searchParams.has('uploads') && p && !(p instanceof Error)) {
+      const li = /<UploadId>([^<]+)<\/UploadId>/.exec(l.body.toString())?.[1];
+      const pi = /<UploadId>([^<]+)<\/UploadId>/.exec(p.body.toString())?.[1];
+      if (li && pi) this.uploads.set(li, pi);
+    }
+    if (localOk && uploadId !== null && (method === 'DELETE' || (method === 'POST' && !url.searchParams.has('partNumber')))) this.uploads.delete(uploadId);
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(l.headers)) if (v !== undefined && k !== 'connection' && k !== 'transfer-encoding' && k !== 'keep-alive') out[k] = v;
+    out['content-length'] = String(l.body.length);
+    res.writeHead(l.status, out);
+    res.end(l.body);
+  }
+
+  private send(b: FrontBackend, method: string, path: string, pathname: string, query: Record<string, string | string[]>, headers: Record<string, string>): http.ClientRequest {
+    const u = new URL(b.endpoint);
+    return http.request({
+      host: u.hostname,
+      port: u.port || 80,
+      method,
+      path,
+      agent: this.agent,
+      headers: signFor(b, method, pathname, query, headers),
+    });
+  }
+}
+
+/** The whole (small) answer of a write, or the error that prevented it. */
+function answer(r: http.ClientRequest): Promise<Answer | Error> {
+  return new Promise((resolve) => {
+    r.once('error', (err) => resolve(err));
+    r.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', (err) => resolve(err));
+    });
+  });
+}
