@@ -94,8 +94,11 @@ function countPanics(dir: string): number {
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleReport[]; summary: Record<string, unknown>; dir: string | null }> {
+  // With --json, progress goes to stderr so that stdout ends with the one JSON object.
   const say = (m: string) => {
-    if (!opts.json && !opts.quiet) console.log(m);
+    if (opts.quiet) return;
+    if (opts.json) console.error(m);
+    else console.log(m);
   };
   const leaseMs = opts.profile === 'frugal' ? 3500 : 700;
   const degradeAfterMs = 3000;
@@ -150,12 +153,29 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
 
     const p0 = await waitConverged(180_000);
     if (!p0) throw new Error('the stack did not converge at start (one primary, standby streaming and caught up)');
-    const pool = new pg.Pool({ connectionString: c.dbUrl, max: 1 });
-    const user = await createUser(pool, `chaos${Date.now() % 100000}`);
-    await pool.end();
+    // The VIPs bind a moment after the role is taken: retry the setup calls for a while.
+    const retry = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      const end = Date.now() + 60_000;
+      for (;;) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (Date.now() > end) throw new Error(`${what}: ${(err as Error).message}`);
+          await sleep(500);
+        }
+      }
+    };
+    const user = await retry('creating the cloud user', async () => {
+      const pool = new pg.Pool({ connectionString: c.dbUrl, max: 1 });
+      try {
+        return await createUser(pool, `chaos${Date.now() % 100000}`);
+      } finally {
+        await pool.end();
+      }
+    });
     const vipStore = store(c.repoUrl);
     const base = Buffer.alloc(64 * 1024, 7);
-    await vipStore.put('VMS/common/chaos-base.img', Readable.from([base]), base.length);
+    await retry('uploading the base image', () => vipStore.put('VMS/common/chaos-base.img', Readable.from([base]), base.length));
 
     writer = new DbWriter(c.dbUrl, { table: 'chaos_rows', everyMs: 20 });
     await writer.prepare();

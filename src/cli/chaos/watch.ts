@@ -21,6 +21,7 @@ export class RoleWatch {
   /** Last time (Date.now) each node answered /primary 200. */
   readonly lastPrimaryAt: Record<'a' | 'b', number> = { a: 0, b: 0 };
   private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
   private loops: Promise<void>[] = [];
 
   constructor(private readonly urls: Record<'a' | 'b', string>, private readonly everyMs = 10) {}
@@ -30,21 +31,25 @@ export class RoleWatch {
   }
 
   start(): void {
-    this.loops.push(
-      (async () => {
-        while (!this.stopped) {
-          const t0 = Date.now();
-          const [a, b] = await Promise.all([this.ask('a'), this.ask('b')]);
-          this.samples++;
-          if (a) this.lastPrimaryAt.a = Date.now();
-          if (b) this.lastPrimaryAt.b = Date.now();
-          if (a && b) {
-            this.doublePrimary++;
-            this.doubleAt.push(t0);
-          }
-          await sleep(Math.max(0, this.everyMs - (Date.now() - t0)));
+    // A sample starts every `everyMs` whatever the previous ones are doing (up to 4 in flight), so a
+    // slow answer does not stretch the sampling interval.
+    let inFlight = 0;
+    this.timer = setInterval(() => {
+      if (inFlight >= 4) return;
+      inFlight++;
+      const t0 = Date.now();
+      void Promise.all([this.ask('a'), this.ask('b')]).then(([a, b]) => {
+        inFlight--;
+        this.samples++;
+        if (a) this.lastPrimaryAt.a = Date.now();
+        if (b) this.lastPrimaryAt.b = Date.now();
+        if (a && b) {
+          this.doublePrimary++;
+          this.doubleAt.push(t0);
         }
-      })(),
+      });
+    }, this.everyMs);
+    this.loops.push(
       (async () => {
         while (!this.stopped) {
           for (const n of ['a', 'b'] as const) {
@@ -67,6 +72,7 @@ export class RoleWatch {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
     await Promise.all(this.loops);
   }
 }
