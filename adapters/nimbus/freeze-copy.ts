@@ -7,8 +7,9 @@
  * recovery turns it into a consistent database. The pause is bounded: past `maxPauseMs` the service is
  * resumed and the round is abandoned (the next one starts from what was copied).
  */
-import { copyFile, lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { walkFiles } from '../../src/replication/nimbus-state/tree.js';
 
 /** What a file looked like when it was last copied. */
 export interface CopyRecord {
@@ -68,28 +69,7 @@ const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n + (process.hrtime.bi
 
 const DEFAULT_EXCLUDE = (rel: string) => /(^|\/)(db\.lck|dbex\.lck)$/.test(rel);
 
-async function walk(root: string, exclude: (rel: string) => boolean): Promise<string[]> {
-  const out: string[] = [];
-  const visit = async (rel: string) => {
-    let names: string[];
-    try {
-      names = await readdir(join(root, rel));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    for (const name of names) {
-      const r = rel ? `${rel}/${name}` : name;
-      if (exclude(r)) continue;
-      const st = await lstat(join(root, r)).catch(() => null);
-      if (!st) continue;
-      if (st.isDirectory()) await visit(r);
-      else if (st.isFile()) out.push(r);
-    }
-  };
-  await visit('');
-  return out.sort();
-}
+const walk = async (root: string, exclude: (rel: string) => boolean): Promise<string[]> => (await walkFiles(root, exclude)).map((e) => e.path);
 
 function needsCopy(rec: CopyRecord | undefined, st: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: number }): boolean {
   if (!rec) return true;

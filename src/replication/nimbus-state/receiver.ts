@@ -5,14 +5,14 @@
  * table; sqlite: integrity_check, data_key rewrite, every indexed file present) and installs it with a
  * rename. Only a verified, installed copy counts.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { NimbusStateEngine } from './types.js';
 import { NimbusStateError } from './types.js';
 import { HashCache, safeRelative, walkFiles, type Entry } from './tree.js';
+import { receiveVerified } from '../../util/verified-receive.js';
 
 export interface ResolvedDerbyItem {
   kind: 'derby';
@@ -106,34 +106,14 @@ export class NimbusStateReceiver {
     else if (q.area === 'mirror' && i.kind === 'derby') root = this.dir(i.name, 'mirror');
     else if (q.area === 'incoming' && i.kind === 'sqlite') root = this.dir(i.name, 'incoming');
     else throw new NimbusStateError(`area ${q.area} does not belong to ${i.kind} item ${i.name}`, 400);
-    const dst = join(root, rel);
-    await mkdir(dirname(dst), { recursive: true });
-    const tmp = join(dirname(dst), `.${basename(dst)}.${randomBytes(6).toString('hex')}.nha-tmp`);
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const fh = await open(tmp, 'wx', 0o640);
-    try {
-      for await (const chunk of body) {
-        const b = chunk as Buffer;
-        hash.update(b);
-        bytes += b.length;
-        await fh.write(b);
-      }
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    const got = hash.digest('hex');
-    if (got !== q.sha256 || bytes !== q.size) {
-      await rm(tmp, { force: true });
-      throw new NimbusStateError(`checksum or size mismatch for ${q.item}:${rel}: resend`, 400);
-    }
-    if (q.mtimeMs !== undefined) await utimes(tmp, new Date(), new Date(q.mtimeMs));
-    await rename(tmp, dst);
-    return { bytes };
+    return receiveVerified(body, {
+      target: join(root, rel),
+      sha256: q.sha256,
+      size: q.size,
+      tmpSuffix: '.nha-tmp',
+      mismatch: () => new NimbusStateError(`checksum or size mismatch for ${q.item}:${rel}: resend`, 400),
+      beforeRename: q.mtimeMs === undefined ? undefined : (tmp) => utimes(tmp, new Date(), new Date(q.mtimeMs!)),
+    });
   }
 
   private async record(name: string, copy: InstalledCopy): Promise<void> {
