@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
 import type { Notifier, ObjectStore, Vip } from '../ports.js';
@@ -10,6 +10,7 @@ import { buildServices, probePeriods } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
 import { systemClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
+import { DiskWatch } from '../monitor/disk.js';
 import { EpochStore } from '../cluster/epoch-store.js';
 import { Agent } from '../cluster/agent.js';
 import type { HealthSource, RoleHooks } from '../ports.js';
@@ -94,8 +95,11 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     cfg.notify.webhook || cfg.notify.email
       ? (await import('../../adapters/notify/index.js')).createNotifiers(cfg.notify)
       : { notifiers: [], notifyTypes: undefined, close: () => undefined };
+  const historyFile = cfg.history.file ?? join(cfg.dataDir, 'events.jsonl');
   const bus = new EventBus(cfg.node, () => store.get().epoch, {
-    historyFile: cfg.history.file ?? join(cfg.dataDir, 'events.jsonl'),
+    historyFile,
+    historyMaxBytes: cfg.history.maxBytes,
+    historyFiles: cfg.history.files,
     ringSize: cfg.history.keep,
     notifiers: notify.notifiers,
     notifyTypes: notify.notifyTypes,
@@ -208,7 +212,20 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     streamRouters['nimbus-state'] = nimbusState.router;
     dataPaths.push(nimbusState);
   }
-  const metrics = createMetrics(agent, bus, extras.metrics);
+  await bus.loadHistory().catch(() => 0);
+  const disk = new DiskWatch({
+    volumes: [
+      { name: 'data', path: cfg.dataDir },
+      { name: 'history', path: dirname(historyFile) },
+      { name: 'quarantine', path: cfg.files?.quarantineDir ?? join(cfg.dataDir, 'quarantine') },
+      ...(cfg.db ? [{ name: 'db', path: cfg.db.dataDir }, { name: 'archive', path: cfg.db.archiveDir }] : []),
+    ],
+    warnPercent: cfg.disk.warnPercent,
+    criticalPercent: cfg.disk.criticalPercent,
+    emit: (e) => bus.emit(e),
+  });
+  disk.start(cfg.disk.intervalMs);
+  const metrics = createMetrics(agent, bus, [...(extras.metrics ?? []), disk.metrics()]);
   // One replay guard for HTTP and UDP: nothing signed before this start, nor before a sender's last mark.
   const replay = new ReplayGuard(join(cfg.dataDir, 'replay-marks.json'));
   const app = createApp({
@@ -259,6 +276,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     url,
     async stop() {
       await agent.stop();
+      disk.stop();
       udp.close();
       replay.close();
       await services.stop();

@@ -246,9 +246,20 @@ export const clusterConfigSchema = z
       .object({
         file: z.string().optional().describe('JSON-lines event history (default <dataDir>/events.jsonl)'),
         keep: z.number().int().min(10).default(500).describe('events kept in memory for /events'),
+        maxBytes: z.number().int().min(0).default(64 * 1024 * 1024).describe('the history file is rotated when it would grow past this many bytes (0: never); /events and `nimbus-ha status` read the rotated files too'),
+        files: z.number().int().min(0).max(100).default(5).describe('rotated history files kept (<file>.1 newest … <file>.N oldest); older ones are removed'),
       })
       .strict()
       .default({}),
+    disk: z
+      .object({
+        warnPercent: z.number().min(1).max(100).default(80).describe('a volume the sidecar writes (data, database, WAL archive, quarantine, history) used to this percent raises a disk.warning event'),
+        criticalPercent: z.number().min(1).max(100).default(90).describe('used to this percent: a disk.critical event'),
+        intervalMs: z.number().int().min(1000).default(60_000).describe('how often the volumes are measured besides each /metrics scrape'),
+      })
+      .strict()
+      .default({})
+      .describe('disk watermarks: free bytes and percent of each volume as metrics (nimbus_ha_disk_free_bytes, nimbus_ha_disk_free_percent) and events'),
     failback: z
       .object({
         auto: z.boolean().default(false).describe('fail back to preferredPrimary automatically once caught up'),

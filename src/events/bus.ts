@@ -198,19 +198,27 @@ export { errorMessage };
  */
 export async function readHistory(file: string, opts: { files?: number; limit?: number } = {}): Promise<HaEvent[]> {
   const keep = opts.files ?? 5;
-  const paths = [...Array.from({ length: keep }, (_, i) => `${file}.${keep - i}`), file];
-  const out: HaEvent[] = [];
+  const limit = opts.limit ?? Infinity;
+  // Newest file first, so a limit reads only as many files as it needs.
+  const paths = [file, ...Array.from({ length: keep }, (_, i) => `${file}.${i + 1}`)];
+  const chunks: HaEvent[][] = [];
+  let count = 0;
   for (const p of paths) {
+    if (count >= limit) break;
     const text = await readFile(p, 'utf8').catch(() => null);
     if (text === null) continue;
+    const events: HaEvent[] = [];
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {
-        out.push(JSON.parse(line) as HaEvent);
+        events.push(JSON.parse(line) as HaEvent);
       } catch {
         /* a torn last line */
       }
     }
+    chunks.unshift(events);
+    count += events.length;
   }
-  return opts.limit !== undefined ? out.slice(-opts.limit) : out;
+  const out = chunks.flat();
+  return Number.isFinite(limit) ? out.slice(-limit) : out;
 }

@@ -37,6 +37,20 @@ export const dbConfigSchema = z
     replicationPassword: z.string().min(1).describe('Replication role password (env NHA_DB_REPL_PASSWORD). Never logged.'),
     allowCidrs: z.array(z.string().min(1)).default([]).describe('Extra client networks allowed in pg_hba.conf (replication and clients, scram-sha-256); loopback is always allowed.'),
     archiveDir: absPath.describe('WAL archive directory: the primary archives into it, the standby restores from it (kept in sync by the archive shipper).'),
+    archiveRetention: z
+      .object({
+        maxAgeHours: z.number().min(0).default(24).describe('Archived WAL younger than this is kept even when no standby needs it.'),
+        keepMb: z.number().int().min(0).default(2048).describe('The newest archived WAL up to this many MiB is kept even when no standby needs it (age or size: whichever keeps more).'),
+      })
+      .strict()
+      .default({})
+      .describe('WAL archive retention on both nodes: a file goes only when every standby and slot restarts past it (as pg_archivecleanup) and it is outside this window. Timeline history files are never removed.'),
+    archiveMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(16 * 1024 ** 3)
+      .describe('Hard cap on the WAL archive (bytes, 0 = none): past it the oldest files go even if an absent standby needs them; that standby is then marked for re-clone (critical event db.archive.reclone_needed).'),
     sync: z.enum(['async', 'sync']).default('async').describe('async: commits do not wait for the standby; sync: commits wait until the standby flushed them.'),
     onStandbyLoss: z
       .enum(['block', 'degrade'])

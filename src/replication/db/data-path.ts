@@ -16,6 +16,8 @@ import { SyncGuard } from './sync-guard.js';
 import { dbPeerRouter } from './router.js';
 import { lsnToBytes } from './lsn.js';
 import { slotNameFor } from './wal-names.js';
+import { ArchiveRetention, pruneOldCopies, readRecloneMarks, restartPointOf, writeRecloneMarks } from './archive-retention-runner.js';
+import type { ArchiveReader } from './archive-retention.js';
 import { evaluateProbe, initialPolicyState, type PolicyState } from '../../monitor/policy.js';
 import type { PolicyConfig } from '../../monitor/config.js';
 
@@ -34,8 +36,8 @@ export type LocalDatabase = ManagedDatabase & {
 const SLOT_CHECK_MS = 10_000;
 /** How often the local server's status is read (for /status, the standby's catch-up and the sync guard). */
 const STATUS_TICK_MS = 1000;
-/** How early or late a status read may come against its grid point (forgiven by the sync guard). */
-const STATUS_JITTER_MS = 50;
+/** How often the WAL archive retention runs (both roles). */
+const RETENTION_MS = 30_000;
 /** Pause before asking a primary that answered "not ready yet" (503) for its base backup again. */
 const NOT_READY_RETRY_MS = 500;
 
@@ -82,6 +84,9 @@ export class DbDataPath implements RoleHooks {
   /** A standby whose server died was seen (event once per incident). */
   private standbyDownReported = false;
   private holders: HookContext['holders'] | null = null;
+  /** WAL archive retention (archive-retention-runner.ts), and when it last ran. */
+  readonly retention: ArchiveRetention;
+  private retentionAt = -Infinity;
 
   constructor(
     private readonly o: {
@@ -119,7 +124,22 @@ export class DbDataPath implements RoleHooks {
       const timeoutMs = Math.min(Number(req.body?.timeoutMs ?? 30_000), 120_000);
       res.json(await this.waitReplay(lsn, timeoutMs));
     });
+    // Which standbys the hard cap of this primary's WAL archive marked for re-clone.
+    this.router.post('/reclone', async (_req, res) => {
+      res.json({ readers: this.primary ? await readRecloneMarks(o.config.archiveDir) : [] });
+    });
     this.router.use(inner);
+    this.retention = new ArchiveRetention({
+      archiveDir: o.config.archiveDir,
+      policy: {
+        maxAgeMs: o.config.archiveRetention.maxAgeHours * 3_600_000,
+        keepBytes: o.config.archiveRetention.keepMb * 1024 * 1024,
+        maxBytes: o.config.archiveMaxBytes,
+        segmentBytes: o.config.walSegmentSizeMb * 1024 * 1024,
+      },
+      readers: () => this.archiveReaders(),
+      emit: (e) => o.bus.emit(e),
+    });
     // On the 1 s wall-clock grid, so the status read shares the heartbeat tick's wake-up.
     this.tickTimer = everyOnGrid(STATUS_TICK_MS, () => void this.tick(), { unref: true });
   }
@@ -205,7 +225,6 @@ export class DbDataPath implements RoleHooks {
         standbyName: this.o.peerNode,
         onStandbyLoss: this.o.config.onStandbyLoss,
         degradeAfterMs: this.o.config.degradeAfterMs,
-        jitterMs: STATUS_JITTER_MS,
         position: async () => (await this.o.db.status()).position?.bytes ?? null,
         claim: (peerHolds) => this.holders?.claim(this.name, peerHolds) ?? Promise.resolve(true),
         // After a failover there is nobody to wait for: do not block commits first.
@@ -333,8 +352,57 @@ export class DbDataPath implements RoleHooks {
       }
       const now = await this.o.db.status().catch(() => null);
       if (now?.mode === 'standby' && now.streaming) return; // already following
+      if (await this.markedForReclone(ctx)) {
+        // The primary's archive hard cap removed WAL this standby needed: following would wait forever.
+        const t0 = this.clock.monotonicMs();
+        const r = await this.o.db.clone(await fetchBackup(), peer, { force: true });
+        this.emit('db.cloned', 'warning', `standby re-cloned from ${ctx.primary} in ${Math.round(this.clock.monotonicMs() - t0)} ms: the primary's WAL archive no longer held what it needed`, { bytes: r.bytes, reason: 'archive_cap' });
+        return;
+      }
       await rejoinAsStandby(this.o.db, peer, fetchBackup, { clock: this.clock, emit: (e) => this.o.bus.emit(e) });
     });
+  }
+
+  /** Whether the primary marked this node for re-clone (its archive hard cap removed WAL we needed). */
+  private async markedForReclone(ctx: { transport: HookContext['transport']; peer?: HookContext['peer'] }): Promise<boolean> {
+    if (!ctx.peer) return false;
+    try {
+      const r = await Promise.any(ctx.peer.urls.map((u) => ctx.transport.post<{ readers: string[] }>(u, '/peer/db/reclone', {}, 5000)));
+      return r.readers.includes(this.o.node);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Who still reads the local WAL archive. Primary: every slot from its restart_lsn (the peer's slot
+   * under the peer's name; a lost slot or a missing one: unknown), except standbys already marked for
+   * re-clone (a base backup needs no archive); a marked standby that streams again is unmarked.
+   * Standby: its own server from its last restart point (pg_control), unknown without data.
+   */
+  private async archiveReaders(): Promise<ArchiveReader[]> {
+    const dir = this.o.config.archiveDir;
+    if (!this.primary) {
+      return [{ name: this.o.node, restartBytes: this.hasData() ? await restartPointOf(this.o.config.dataDir) : null }];
+    }
+    const peer = this.o.peerNode;
+    const peerSlot = peer ? slotNameFor(peer) : null;
+    let marks = await readRecloneMarks(dir);
+    if (marks.length) {
+      const streaming = new Set((await this.o.db.replicas()).filter((r) => r.state === 'streaming').map((r) => r.name));
+      const still = marks.filter((m) => !streaming.has(m));
+      if (still.length !== marks.length) {
+        await writeRecloneMarks(dir, still);
+        this.emit('db.archive.reclone_done', 'info', `standby ${marks.filter((m) => streaming.has(m)).join(', ')} streams again: no longer marked for re-clone`);
+        marks = still;
+      }
+    }
+    const out: ArchiveReader[] = (await this.o.db.slots()).map((sl) => ({
+      name: sl.name === peerSlot && peer ? peer : sl.name,
+      restartBytes: sl.walStatus === 'lost' || !sl.restartLsn ? null : lsnToBytes(sl.restartLsn),
+    }));
+    if (peer && !out.some((r) => r.name === peer)) out.push({ name: peer, restartBytes: null });
+    return out.filter((r) => !marks.includes(r.name));
   }
 
   private async tick(): Promise<void> {
@@ -344,6 +412,15 @@ export class DbDataPath implements RoleHooks {
       this.cached = null;
     }
     this.watchServer();
+    const at = this.clock.monotonicMs();
+    if (at - this.retentionAt >= RETENTION_MS && (this.primary ? this.ready : this.cached?.running)) {
+      this.retentionAt = at;
+      await this.retention.runOnce();
+      if (!this.primary && this.cached?.streaming) await pruneOldCopies(this.o.config.dataDir, 1).catch(() => undefined);
+      if (!this.primary && this.cached?.running && !this.cached.streaming && this.transport && this.peerUrl && this.pending === 0) {
+        if (await this.markedForReclone({ transport: this.transport, peer: { urls: [this.peerUrl] } as HookContext['peer'] })) this.followed = null;
+      }
+    }
     if (this.primary) {
       await this.guard?.tick(this.cached?.position?.bytes ?? null).catch(() => undefined);
       const now = this.clock.monotonicMs();
@@ -420,6 +497,7 @@ export class DbDataPath implements RoleHooks {
       standby_holds: this.guard?.standbyHolds ?? null,
       server: this.primary ? (this.monitor.escalated ? 'escalated' : this.monitor.healthy ? 'ok' : 'down') : s?.running ? 'ok' : 'down',
       busy: this.pending > 0,
+      archive_bytes: this.retention.lastBytes,
       last_error: this.lastError,
     };
   }
