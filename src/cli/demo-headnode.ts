@@ -24,6 +24,8 @@ export interface HeadnodeDemoOptions {
   json?: boolean;
   dir?: string;
   sync?: 'sync' | 'async';
+  /** Repository mode (default sync: uploads through the repository VIP go through the write-through front). */
+  repoMode?: 'sync' | 'async';
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,7 +41,8 @@ async function until(what: string, fn: () => Promise<unknown>, timeoutMs: number
 }
 
 function store(url: string): S3Store {
-  return new S3Store({ endpoint: url, bucket: 'Repo', accessKeyId: CUMULUS_KEY, secretAccessKey: CUMULUS_SECRET, forcePathStyle: true, maxAttempts: 1 });
+  // Signature version 2, as Cumulus clients sign (the repository front verifies v2 only).
+  return new S3Store({ endpoint: url, bucket: 'Repo', accessKeyId: CUMULUS_KEY, secretAccessKey: CUMULUS_SECRET, forcePathStyle: true, signatureVersion: 'v2', maxAttempts: 1 });
 }
 
 async function objectMd5(s: S3Store, key: string): Promise<string | null> {
@@ -123,7 +126,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     if (!opts.json) console.log(msg);
   };
   const mode = opts.sync ?? 'sync';
-  const cluster = new Cluster({ dir: opts.dir, db: { sync: mode }, repo: true, nimbus: true });
+  const cluster = new Cluster({ dir: opts.dir, db: { sync: mode }, repo: true, repoMode: opts.repoMode ?? 'sync', nimbus: true });
   const cleanup = cluster.stopOnSignals();
   const t = { start: Date.now() };
   try {
@@ -301,6 +304,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
       split_brain_observed: checker.observed > 0,
       db: { mode, acked: writer.acked.length, lost: lostRowsAtFailover, lag_ms_p99: percentile(lagSamples, 99), rejoin: rejoin?.details?.path ?? 'clone' },
       images: {
+        mode: opts.repoMode ?? 'sync',
         uploaded: images.size + uploader.acked.size,
         missing_on_standby: imagesMissingOnB,
         mismatched: imagesMismatched,
