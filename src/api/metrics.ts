@@ -46,6 +46,27 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     },
   });
   new Gauge({
+    name: 'nimbus_ha_witness_unreachable',
+    help: '1 while the witness (coordinator) has not answered for more than three lease times: a failover now needs it back',
+    registers: [registry],
+    collect() {
+      this.set(agent.witnessUnreachable() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_data_holder',
+    help: 'the data-holder record as the coordinator last reported it: 1 for each node named (it holds every acknowledged write); no series while no record is kept',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const record = agent.holderRecordKept() ? agent.dataHolders() : null;
+      if (!record) return;
+      const nodes = new Set([agent.d.config.node, ...agent.d.config.peers.map((p) => p.node)]);
+      for (const n of nodes) this.set({ node: n }, record.includes(n) ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'nimbus_ha_heartbeat_age_seconds',
     help: 'time since the last successful heartbeat round trip, per peer path',
     labelNames: ['peer', 'path'],

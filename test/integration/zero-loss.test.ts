@@ -22,6 +22,13 @@ describe('zero acknowledged loss (sync mode, data-holder record)', () => {
     await c?.stop();
   });
 
+  it('the record is on /metrics: nimbus_ha_data_holder per node, the witness answers', async () => {
+    const text = await (await fetch(`${c.nodes.a.url}/metrics`)).text();
+    expect(text).toMatch(/^nimbus_ha_data_holder\{node="a"\} 1$/m);
+    expect(text).toMatch(/^nimbus_ha_data_holder\{node="b"\} 1$/m);
+    expect(text).toMatch(/^nimbus_ha_witness_unreachable 0$/m);
+  });
+
   it('kill -9 of the primary PostgreSQL alone: it is found and restarted, writes resume, nothing acknowledged is lost', async () => {
     const w = new DbWriter(c.dbUrl, { table: 'zl_dead_db' });
     await w.prepare();
