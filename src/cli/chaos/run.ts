@@ -139,19 +139,15 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       if (p.peers?.[0]?.caught_up !== true) return null;
       return a.role === 'primary' ? 'a' : 'b';
     };
-    const waitConverged = async (ms: number): Promise<Node | null> => {
-      const end = Date.now() + ms;
-      const base = writer?.acked.length ?? 0;
+    const p0 = await (async () => {
+      const end = Date.now() + 180_000;
       while (Date.now() < end) {
         const p = await converged();
-        // and the database VIP takes writes again
-        if (p && (!writer || writer.acked.length > base)) return p;
+        if (p) return p;
         await sleep(250);
       }
       return null;
-    };
-
-    const p0 = await waitConverged(180_000);
+    })();
     if (!p0) throw new Error('the stack did not converge at start (one primary, standby streaming and caught up)');
     // The VIPs bind a moment after the role is taken: retry the setup calls for a while.
     const retry = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -254,28 +250,16 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       // rows
       const acked = w.acked.slice();
       const onP = await rowsOn(p);
-      let onS: Set<number> | null = null;
-      let sMissing = acked.length;
-      for (let i = 0; i < 20; i++) {
-        onS = await rowsOn(s);
-        sMissing = onS ? acked.filter((id) => !onS!.has(id)).length : acked.length;
-        if (sMissing === 0) break;
-        await sleep(250);
-      }
+      const onS = await rowsOn(s);
+      const sMissing = onS ? acked.filter((id) => !onS.has(id)).length : acked.length;
       const rows: PathCount = { acked: acked.length, lost: onP ? acked.filter((id) => !onP.has(id)).length : -1, ambiguous: ambiguousRows, standby_missing: sMissing };
       // images (ETag = MD5 of a single-part upload)
       const imgAcked = [...uploader!.acked];
       const pObj = await objectsOn(p, 'VMS/chaos/');
       const quarantine = new Set<string>();
       for (const n of ['a', 'b'] as const) for (const v of (await objectsOn(n, 'nha-quarantine/'))?.values() ?? []) quarantine.add(v);
-      let sObj = await objectsOn(s, 'VMS/chaos/');
-      let imgSMissing = 0;
-      for (let i = 0; i < 20; i++) {
-        imgSMissing = imgAcked.filter(([k, m]) => pObj?.get(k) === m && sObj?.get(k) !== m).length;
-        if (imgSMissing === 0) break;
-        await sleep(250);
-        sObj = await objectsOn(s, 'VMS/chaos/');
-      }
+      const sObj = await objectsOn(s, 'VMS/chaos/');
+      const imgSMissing = imgAcked.filter(([k, m]) => pObj?.get(k) === m && sObj?.get(k) !== m).length;
       let imgLost = 0;
       let imgQ = 0;
       for (const [k, m] of imgAcked) {
@@ -289,13 +273,8 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       const pTree = listTree(c.nodes[p].etcDir);
       const fq = new Set<string>();
       for (const n of ['a', 'b'] as const) for (const v of listTree(join(c.nodes[n].dataDir, 'quarantine')).values()) fq.add(v);
-      let fSMissing = 0;
-      for (let i = 0; i < 20; i++) {
-        const sTree = listTree(c.nodes[s].etcDir);
-        fSMissing = fAcked.filter(([k, m]) => pTree.get(k) === m && sTree.get(k) !== m).length;
-        if (fSMissing === 0) break;
-        await sleep(250);
-      }
+      const sTree = listTree(c.nodes[s].etcDir);
+      const fSMissing = fAcked.filter(([k, m]) => pTree.get(k) === m && sTree.get(k) !== m).length;
       let fLost = 0;
       let fQ = 0;
       for (const [k, m] of fAcked) {
@@ -304,7 +283,37 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
         else fLost++;
       }
       const filesC: PathCount = { acked: fAcked.length, lost: fLost, ambiguous: ambiguousFiles, standby_missing: fSMissing, quarantined: fQ };
-      return { rows, images, files: filesC };
+      const complete = onP !== null && pObj !== null && sMissing === 0 && imgSMissing === 0 && fSMissing === 0;
+      return { rows, images, files: filesC, complete };
+    };
+
+    /**
+     * Converged: one primary and one standby streaming (as the nodes say), writes through the database VIP
+     * acknowledged again, and, checked by the harness itself, the standby holding every row, image and
+     * file acknowledged so far. Returns the primary and the last data check.
+     */
+    const waitConverged = async (ms: number, amb: () => [number, number, number]) => {
+      const end = Date.now() + ms;
+      const base = w.acked.length;
+      let last: Awaited<ReturnType<typeof checkData>> | null = null;
+      let lastP: Node | null = null;
+      while (Date.now() < end) {
+        const p = await converged();
+        if (p && w.acked.length > base) {
+          lastP = p;
+          last = await checkData(p, ...amb());
+          if (last.complete) return { p, data: last, ok: true };
+        }
+        await sleep(250);
+      }
+      if (!last) {
+        const p = await primary();
+        if (p) {
+          lastP = p;
+          last = await checkData(p, ...amb());
+        }
+      }
+      return { p: lastP, data: last, ok: false };
     };
 
     let panicsSeen = countPanics(dir);
@@ -327,15 +336,18 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       }
       const at = result.at ?? t0;
       const healed = Date.now();
-      const p = await waitConverged(convergeMs);
+      const up = uploader;
+      const fw = files;
+      const conv = await waitConverged(convergeMs, () => [w.errors - errBefore.rows, up.failed - errBefore.images, fw.ambiguous - errBefore.files]);
       const convergedAt = Date.now();
-      const data = p ? await checkData(p, w.errors - errBefore.rows, uploader.failed - errBefore.images, files.ambiguous - errBefore.files) : null;
+      const p = conv.ok ? conv.p : null;
+      const data = conv.data;
       const st = p ? await status(p) : null;
       // detection and promotion as the new primary reported them (for information only)
       let detect: number | null = null;
       let promote: number | null = null;
-      if (p) {
-        const evs = (await c.events(p, 'failover').catch(() => [])).filter((e: any) => Date.parse(e.time) >= at);
+      if (conv.p) {
+        const evs = (await c.events(conv.p, 'failover').catch(() => [])).filter((e: any) => Date.parse(e.time) >= at);
         const d = evs.at(-1)?.details;
         if (d) {
           detect = d.detect_ms ?? null;
@@ -350,7 +362,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
         scenario,
         fault: result.fault,
         primary_before: before,
-        primary_after: p,
+        primary_after: conv.p,
         epoch_after: (st?.epoch as number | undefined) ?? null,
         detect_ms: detect,
         promote_ms: promote,
@@ -368,7 +380,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
         ok: true,
       };
       panicsSeen = panics;
-      if (!r.converged) r.violations.push(`did not converge within ${convergeMs} ms (one primary, standby streaming and caught up, writes through the VIP)`);
+      if (!r.converged) r.violations.push(`did not converge within ${convergeMs} ms (one primary, standby streaming, writes through the VIP, every acknowledged row, image and file on the standby)`);
       if (r.rows.lost !== 0) r.violations.push(`${r.rows.lost} acknowledged rows missing on the primary`);
       if (r.images.lost !== 0) r.violations.push(`${r.images.lost} acknowledged images missing on the primary and not kept aside`);
       if (r.files.lost !== 0) r.violations.push(`${r.files.lost} acknowledged config files missing on the primary and not kept aside`);
