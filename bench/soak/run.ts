@@ -1,0 +1,211 @@
+/**
+ * bench:soak — the head-node pair (fixtures/cluster.ts: two sidecars with embedded PostgreSQL, Cumulus
+ * stand-ins, file sync, witness, VIPs) under steady load for N minutes: synchronous commits through the
+ * database VIP (4 writers, up to 200 commits/s), an image upload and a config edit every few seconds, and
+ * a planned switchover every 5 minutes. Every 10 s it samples each sidecar's RSS, heap, open file
+ * descriptors and active resources (its own /metrics: prom-client's process and Node.js gauges, the
+ * latter from process.getActiveResourcesInfo()) and the bytes of every directory the node writes.
+ * The last line is JSON: { minutes, lost_rows, lost_images, nodes: { a: {...}, b: {...} } }.
+ *
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256]
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { Cluster } from '../../fixtures/cluster.js';
+import { DbWriter } from '../../fixtures/db-writer.js';
+import { FileWriter, Uploader, objectMd5, sleep, store } from '../../src/cli/chaos/load.js';
+
+type Node = 'a' | 'b';
+const NODES: Node[] = ['a', 'b'];
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+const minutes = arg('minutes', 10);
+const archiveMaxMb = arg('archive-max-mb', 256);
+const warmupMs = arg('warmup-s', 120) * 1000;
+const switchoverMs = arg('switchover-s', 300) * 1000;
+const json = process.argv.includes('--json');
+const say = (m: string) => (json ? console.error(m) : console.log(m));
+
+interface Sample {
+  t: number;
+  rss: number | null;
+  heap: number | null;
+  fds: number | null;
+  handles: number | null;
+  dirs: Record<string, number>;
+}
+
+async function scrape(url: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+    for (const line of text.split('\n')) {
+      const m = /^nimbus_ha_(process_resident_memory_bytes|nodejs_heap_size_used_bytes|process_open_fds|nodejs_active_resources_total) ([0-9.e+]+)$/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+  } catch {
+    /* a node restarting: no sample */
+  }
+  return out;
+}
+
+function duBytes(path: string): number {
+  try {
+    return Number(execFileSync('du', ['-sb', path], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\t')[0]);
+  } catch {
+    return 0;
+  }
+}
+
+function dirsOf(dataDir: string): Record<string, number> {
+  const history = ['events.jsonl', ...[1, 2, 3, 4, 5].map((i) => `events.jsonl.${i}`)].reduce((s, f) => s + duBytes(join(dataDir, f)), 0);
+  return {
+    archive: duBytes(join(dataDir, 'wal-archive')),
+    pg: duBytes(join(dataDir, 'pg')),
+    quarantine: duBytes(join(dataDir, 'quarantine')),
+    cumulus: duBytes(join(dataDir, 'cumulus')),
+    history,
+    total: duBytes(dataDir),
+  };
+}
+
+async function main(): Promise<void> {
+  const archiveLimit = archiveMaxMb * 1024 * 1024;
+  const c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 3000 }, repo: true, files: true });
+  // Small limits so retention and rotation are exercised within minutes.
+  const prepare = c.prepare.bind(c);
+  c.prepare = async () => {
+    await prepare();
+    for (const n of NODES) {
+      const cfg = parse(readFileSync(c.nodes[n].configFile, 'utf8')) as Record<string, any>;
+      cfg.db.archiveMaxBytes = archiveLimit;
+      cfg.db.archiveRetention = { maxAgeHours: 0.05, keepMb: Math.min(64, Math.floor(archiveMaxMb / 4)) };
+      cfg.history = { ...(cfg.history ?? {}), maxBytes: 1024 * 1024, files: 3 };
+      writeFileSync(c.nodes[n].configFile, stringify(cfg));
+    }
+  };
+  const cleanup = c.stopOnSignals();
+  const writers: DbWriter[] = [];
+  let uploader: Uploader | null = null;
+  let files: FileWriter | null = null;
+  const samples: Record<Node, Sample[]> = { a: [], b: [] };
+  const switchovers: { at: number; from: string; ok: boolean }[] = [];
+  let archiveOverLimit = 0;
+  try {
+    say(`soak: ${minutes} min, archive cap ${archiveMaxMb} MiB; stack in ${c.dir}`);
+    await c.start();
+    await c.waitFor((a, b) => (a?.role === 'primary' && b?.role === 'standby' && b?.replication?.db?.streaming === true) || (b?.role === 'primary' && a?.role === 'standby' && a?.replication?.db?.streaming === true), 180_000, 'a primary and a streaming standby');
+    const vipStore = store(c.repoUrl);
+    for (let i = 0; i < 4; i++) {
+      const w = new DbWriter(c.dbUrl, { table: `soak_rows_${i}`, everyMs: 20 });
+      for (let k = 0; ; k++) {
+        try {
+          await w.prepare();
+          break;
+        } catch (err) {
+          if (k > 60) throw err;
+          await sleep(500);
+        }
+      }
+      w.start();
+      writers.push(w);
+    }
+    uploader = new Uploader(vipStore, 'VMS/soak/', 3000);
+    uploader.start();
+    files = new FileWriter(NODES.map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 3000);
+    files.start();
+    const t0 = Date.now();
+    const end = t0 + minutes * 60_000;
+    let nextSwitch = t0 + switchoverMs;
+    let nextSample = t0;
+    while (Date.now() < end) {
+      if (Date.now() >= nextSample) {
+        nextSample += 10_000;
+        for (const n of NODES) {
+          const m = await scrape(c.nodes[n].url);
+          const dirs = dirsOf(c.nodes[n].dataDir);
+          if (dirs.archive > archiveLimit) archiveOverLimit++;
+          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources_total ?? null, dirs });
+        }
+        const rows = writers.reduce((s, w) => s + w.acked.length, 0);
+        const la = samples.a.at(-1)!;
+        const lb = samples.b.at(-1)!;
+        say(`t=${Math.round((Date.now() - t0) / 1000)}s rows=${rows} images=${uploader.acked.size} a: rss=${((la.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${la.fds} res=${la.handles} archive=${(la.dirs.archive / 2 ** 20).toFixed(0)}MiB  b: rss=${((lb.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${lb.fds} res=${lb.handles} archive=${(lb.dirs.archive / 2 ** 20).toFixed(0)}MiB`);
+      }
+      if (Date.now() >= nextSwitch) {
+        nextSwitch += switchoverMs;
+        const p = await c.primary();
+        if (p) {
+          const r = await c.admin(p, '/admin/switchover', {}).catch(() => ({ status: 0, data: null }));
+          switchovers.push({ at: Date.now() - t0, from: p, ok: r.status === 202 });
+          say(`switchover from ${p}: ${r.status}`);
+        }
+      }
+      await sleep(250);
+    }
+    for (const w of writers) await w.stop();
+    await uploader.stop();
+    await files.stop();
+    await c.waitFor((a, b) => (a?.role === 'primary' && b?.role === 'standby') || (b?.role === 'primary' && a?.role === 'standby'), 60_000, 'a primary and a standby');
+    await sleep(3000);
+    let lostRows = 0;
+    for (const w of writers) lostRows += (await w.missing(c.dbUrl)).length;
+    const p = (await c.primary()) ?? 'a';
+    const primaryStore = store(`http://127.0.0.1:${c.nodes[p].cumulusPort}`);
+    let lostImages = 0;
+    for (const [key, md5] of uploader.acked) if ((await objectMd5(primaryStore, key)) !== md5) lostImages++;
+    const nodes: Record<string, unknown> = {};
+    for (const n of NODES) {
+      const s = samples[n];
+      const afterWarm = s.find((x) => x.t >= warmupMs && x.rss !== null) ?? s.find((x) => x.rss !== null);
+      const last = [...s].reverse().find((x) => x.rss !== null);
+      const mib = (b: number | null | undefined) => (b == null ? null : Math.round((b / 2 ** 20) * 10) / 10);
+      const hours = last && afterWarm && last.t > afterWarm.t ? (last.t - afterWarm.t) / 3_600_000 : null;
+      nodes[n] = {
+        rss_mib: { start: mib(afterWarm?.rss), end: mib(last?.rss), max: mib(Math.max(...s.map((x) => x.rss ?? 0))) },
+        rss_growth_pct: afterWarm?.rss && last?.rss ? Math.round(((last.rss - afterWarm.rss) / afterWarm.rss) * 1000) / 10 : null,
+        heap_mib: { start: mib(afterWarm?.heap), end: mib(last?.heap) },
+        fds: { start: afterWarm?.fds ?? null, end: last?.fds ?? null, min: Math.min(...s.map((x) => x.fds ?? Infinity)), max: Math.max(...s.map((x) => x.fds ?? 0)) },
+        handles: { start: afterWarm?.handles ?? null, end: last?.handles ?? null, min: Math.min(...s.map((x) => x.handles ?? Infinity)), max: Math.max(...s.map((x) => x.handles ?? 0)) },
+        archive_bytes: last?.dirs.archive ?? null,
+        archive_bytes_max: Math.max(...s.map((x) => x.dirs.archive)),
+        archive_limit_bytes: archiveLimit,
+        history_bytes: last?.dirs.history ?? null,
+        dirs_mib_end: last ? Object.fromEntries(Object.entries(last.dirs).map(([k, v]) => [k, mib(v)])) : null,
+        disk_growth_mib_per_hour: hours && last && afterWarm ? Math.round(((last.dirs.total - afterWarm.dirs.total) / 2 ** 20 / hours) * 10) / 10 : null,
+      };
+    }
+    const rows = writers.reduce((s, w) => s + w.acked.length, 0);
+    const result = {
+      minutes,
+      rows_acked: rows,
+      commits_per_s: Math.round(rows / (minutes * 60)),
+      images_acked: uploader.acked.size,
+      files_acked: files.acked.size,
+      lost_rows: lostRows,
+      lost_images: lostImages,
+      switchovers,
+      archive_over_limit_samples: archiveOverLimit,
+      nodes,
+    };
+    console.log(JSON.stringify(result));
+  } finally {
+    for (const w of writers) await w.stop().catch(() => undefined);
+    await uploader?.stop().catch(() => undefined);
+    await files?.stop().catch(() => undefined);
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
