@@ -9,7 +9,7 @@ import { HaError } from '../../src/errors.js';
 import { s3Probe, type Probe } from '../../src/monitor/probes.js';
 import { describeFailure, runCommand } from '../vip/run-command.js';
 import { nimbusConfigSchema, type NimbusConfig, type NimbusConfigInput } from '../../src/config/nimbus.js';
-import { ec2Probe } from './ec2-probe.js';
+import { ec2Probe, httpsReachableProbe } from './ec2-probe.js';
 import { ProcessSupervisor } from './process-supervisor.js';
 
 /** The config section (defaults may be omitted) plus programmatic extras. */
@@ -33,6 +33,7 @@ export class NimbusServiceController implements ServiceController {
   private readonly supervisor: ProcessSupervisor | null;
   private readonly ec2: Probe;
   private readonly cumulus: Probe | null;
+  private readonly wsrf: Probe | null;
   private readonly o: Omit<NimbusConfig, 'env'> & { env?: NodeJS.ProcessEnv };
 
   constructor(options: NimbusControllerOptions) {
@@ -57,7 +58,8 @@ export class NimbusServiceController implements ServiceController {
             startGraceMs: o.startGraceMs,
           })
         : null;
-    this.ec2 = ec2Probe({ url: o.ec2.url, credentials: o.ec2.credentials, signatureMethod: o.ec2.signatureMethod });
+    this.ec2 = ec2Probe({ url: o.ec2.url, credentials: o.ec2.credentials, signatureMethod: o.ec2.signatureMethod, tls: { caFile: o.ec2.caFile, serverName: o.ec2.serverName } });
+    this.wsrf = o.wsrf ? httpsReachableProbe({ url: o.wsrf.url, tls: { caFile: o.wsrf.caFile, serverName: o.wsrf.serverName } }) : null;
     this.cumulus = o.cumulus
       ? s3Probe({
           endpoint: o.cumulus.url,
@@ -120,13 +122,17 @@ export class NimbusServiceController implements ServiceController {
     return { running: r.code === 0, detail: `nimbusctl: ${line}` };
   }
 
-  /** EC2 DescribeAvailabilityZones (signed), then HeadBucket on the repository, within timeoutMs. */
+  /** EC2 DescribeAvailabilityZones (signed), the WSRF frontend when configured, then HeadBucket on the repository, within timeoutMs. */
   async probe(timeoutMs: number): Promise<ProbeResult> {
     const started = performance.now();
     if (this.supervisor && (await this.supervisor.pid()) === null) {
       return { ok: false, latencyMs: 0, detail: `${this.name}: process not running` };
     }
-    const ec2 = await this.ec2(timeoutMs);
+    let ec2 = await this.ec2(timeoutMs);
+    if (ec2.ok && this.wsrf) {
+      const w = await this.wsrf(Math.max(1, timeoutMs - (performance.now() - started)));
+      ec2 = w.ok ? { ...ec2, detail: `${ec2.detail}; WSRF ${w.detail}` } : { ...w, detail: `EC2 ok but WSRF failed: ${w.detail}` };
+    }
     if (!ec2.ok || !this.cumulus) return ec2;
     const left = Math.max(1, timeoutMs - (performance.now() - started));
     const s3 = await this.cumulus(left);

@@ -4,7 +4,7 @@
  * Derby databases and authz.db as nimbusState items; the rest as file trees), with probes on the real
  * ports. Every value found is printed with where it came from; what was not found is said so.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** key → value of an INI-ish file (`key = value` or `key: value`), sections as `section.key`. */
@@ -45,8 +45,18 @@ export function fromNimbus(home: string): string {
   L.push(`  home: ${home}`);
   L.push('  nimbusctlTarget: all');
   L.push('  ec2:');
-  L.push(`    url: https://${host ?? '127.0.0.1'}:${queryPort}/   # query.conf https.port; real Nimbus serves HTTPS with a certificate from its own CA`);
+  const caDir = join(home, 'var/ca/ca-certs');
+  const caPem = existsSync(caDir) ? readdirSync(caDir).filter((f) => f.endsWith('.pem')).sort()[0] : undefined;
+  const caLine = `    caFile: ${caPem ? join(caDir, caPem) : join(caDir, '<hash>.pem')}${caPem ? '' : '   # NOT FOUND on this node'}   # Nimbus's own CA issued the host certificate`;
+  const nameLine = `    serverName: ${host ?? '<head node hostname>'}   # the certificate is for the hostname; the probe connects to this node's address`;
+  L.push(`    url: https://127.0.0.1:${queryPort}/   # query.conf https.port; this node, not the VIP`);
+  L.push(caLine);
+  L.push(nameLine);
   L.push('    credentials: { accessKeyId: "${NIMBUS_PROBE_ACCESS_ID}", secretAccessKey: "${NIMBUS_PROBE_SECRET}" }   # a Nimbus user (nimbus-new-user) for the probe');
+  L.push('  wsrf:');
+  L.push('    url: https://127.0.0.1:8443/   # WSRF services (container port in nimbus-setup.conf)');
+  L.push(caLine);
+  L.push(nameLine);
   L.push('  cumulus:');
   L.push(`    url: http://${host ?? '127.0.0.1'}:${cumulusPort}   # cumulus.ini [cb] port`);
   L.push('    bucket: Repo');

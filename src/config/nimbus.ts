@@ -57,8 +57,19 @@ export const nimbusConfigSchema = z
         url: z.string().url().describe('EC2 Query endpoint of the local VM service'),
         credentials,
         signatureMethod: z.enum(['HmacSHA256', 'HmacSHA1']).default('HmacSHA256').describe('v2 signature method'),
+        caFile: z.string().min(1).optional().describe('PEM of the CA that issued the frontend certificate (a real head node: Nimbus\'s own CA under var/ca); trusted instead of the system store'),
+        serverName: z.string().min(1).optional().describe('hostname the frontend certificate must carry (the head node\'s hostname) when url holds an address; sent as SNI'),
       })
       .strict(),
+    wsrf: z
+      .object({
+        url: z.string().url().describe('WSRF services endpoint of this node (a real head node: https://…:8443/)'),
+        caFile: z.string().min(1).optional().describe('PEM of the CA that issued the frontend certificate (a real head node: Nimbus\'s own CA under var/ca); trusted instead of the system store'),
+        serverName: z.string().min(1).optional().describe('hostname the frontend certificate must carry (the head node\'s hostname) when url holds an address; sent as SNI'),
+      })
+      .strict()
+      .optional()
+      .describe('probe the WSRF frontend too: a TLS connection with the expected certificate and any HTTP answer'),
     cumulus: z
       .object({
         /** Cumulus (S3) endpoint of this node; the probe runs HeadBucket on `bucket`. */
