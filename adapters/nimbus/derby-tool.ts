@@ -128,6 +128,23 @@ public class NimbusDerbyTool {
     return 0;
   }
 
+  // Updates ROWS random rows (SEQ 1..MAXSEQ) of TABLE per transaction, pausing PAUSE_MS between
+  // transactions, and prints "committed N" after each: pages changing in place all over the table.
+  static int churn(long pauseMs, int rows, long maxSeq, String db, String table) throws Exception {
+    Connection c = DriverManager.getConnection("jdbc:derby:" + db);
+    c.setAutoCommit(false);
+    PreparedStatement ps = c.prepareStatement("UPDATE \"" + table + "\" SET PAYLOAD = ? WHERE SEQ = ?");
+    Random rnd = new Random();
+    String pad = "y".repeat(180);
+    for (long n = 1; ; n++) {
+      for (int i = 0; i < rows; i++) { ps.setString(1, pad + n + ":" + i); ps.setLong(2, 1 + (long) (rnd.nextDouble() * maxSeq)); ps.executeUpdate(); }
+      c.commit();
+      System.out.println("committed " + n);
+      System.out.flush();
+      if (pauseMs > 0) Thread.sleep(pauseMs);
+    }
+  }
+
   public static void main(String[] a) throws Exception {
     int rc;
     switch (a[0]) {
@@ -135,7 +152,8 @@ public class NimbusDerbyTool {
       case "script": rc = script(a[1], a[2]); break;
       case "query": rc = query(a[1], a[2]); break;
       case "writer": rc = writer(Long.parseLong(a[1]), Long.parseLong(a[2]), Arrays.copyOfRange(a, 3, a.length)); break;
-      default: System.err.println("usage: check DB... | script DB FILE | query DB SQL | writer PAUSE_MS MAX DB T1,T2 [DB T3...]"); rc = 64;
+      case "churn": rc = churn(Long.parseLong(a[1]), Integer.parseInt(a[2]), Long.parseLong(a[3]), a[4], a[5]); break;
+      default: System.err.println("usage: check DB... | script DB FILE | query DB SQL | writer PAUSE_MS MAX DB T1,T2 [DB T3...] | churn PAUSE_MS ROWS MAXSEQ DB TABLE"); rc = 64;
     }
     System.exit(rc);
   }
