@@ -16,6 +16,13 @@ export interface Clock {
   nowMs(): number;
   monotonicMs(): number;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Call `fn` once after `ms`; the returned function cancels it (idempotent). */
+  timeout(ms: number, fn: () => void): () => void;
+  /**
+   * Call `fn` every `periodMs` on the process's wall-clock grid (util/cadence.ts), with how late it
+   * fired; the returned function stops it. The first call comes at the next grid point, not at once.
+   */
+  every(periodMs: number, fn: (lateMs: number) => void, opts?: { unref?: boolean }): () => void;
 }
 
 /** Outcome of one probe of a service. */

@@ -2,7 +2,6 @@ import type { HeartbeatMessage, HeartbeatReply } from './heartbeat.js';
 import { PeerLink, heartbeatUrls } from './heartbeat.js';
 import { errorMessage } from '../errors.js';
 import { decide, leaseRemainingMs, type View } from './decide.js';
-import { everyOnGrid, type GridTimer } from '../util/cadence.js';
 import { AdminInbox } from './agent/admin-inbox.js';
 import { receiveVote } from './agent/election.js';
 import { Executor } from './agent/execute.js';
@@ -45,9 +44,9 @@ export class Agent implements AgentCore {
   readonly observer: Observer;
   private readonly peers: PeerExchange;
   private readonly executor: Executor;
-  private loopTimer: GridTimer | null = null;
+  private stopLoop: (() => void) | null = null;
   private vipChecking = false;
-  private deadlineTimer: NodeJS.Timeout | null = null;
+  private cancelDeadline: (() => void) | null = null;
   /**
    * The clock reading the last decision cycle decided on. A deadline after it has not been acted on yet,
    * even when it has passed by the time the cycle schedules its next wake-up (see scheduleDeadline).
@@ -157,18 +156,18 @@ export class Agent implements AgentCore {
       else this.scheduleDeadline();
       ticks++;
     };
-    // The tick runs on the wall-clock grid of the heartbeat interval (util/cadence.ts), so the node's
+    // The tick runs on the wall-clock grid of the heartbeat interval (Clock.every), so the node's
     // other periodic work (database status, probes, archive shipping) wakes up with it.
-    this.loopTimer = everyOnGrid(this.timings.heartbeatMs, tick);
+    this.stopLoop = this.d.clock.every(this.timings.heartbeatMs, tick);
     tick();
   }
 
   async stop(opts: { releaseVip?: boolean } = {}): Promise<void> {
     this.s.stopped = true;
-    this.loopTimer?.stop();
+    this.stopLoop?.();
     this.peerLink?.stop();
     this.witness.abort();
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.cancelDeadline?.();
     while (this.cycling) await this.d.clock.sleep(5);
     if (opts.releaseVip !== false && this.d.vip) {
       await this.d.vip.release(vipCtx(this, 'shutdown')).catch(() => undefined);
@@ -338,14 +337,11 @@ export class Agent implements AgentCore {
     }
     // Ticks call this every interval, so only a deadline before the next tick needs a timer.
     if (!Number.isFinite(next) || next - now >= t.heartbeatMs) return;
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(
-      () => {
-        this.deadlineTimer = null;
-        this.kick();
-      },
-      Math.max(0, Math.ceil(next - now)),
-    );
+    this.cancelDeadline?.();
+    this.cancelDeadline = this.d.clock.timeout(Math.max(0, Math.ceil(next - now)), () => {
+      this.cancelDeadline = null;
+      this.kick();
+    });
   }
 
   // ---- status --------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import { EpochStore } from '../../src/cluster/epoch-store.js';
 import { EventBus } from '../../src/events/bus.js';
 import { clusterConfigSchema } from '../../src/config/schema.js';
 import { systemClock } from '../../src/clock.js';
-import type { Coordinator, LeaseAnswer, PeerTransport, Vip } from '../../src/ports.js';
+import type { Clock, Coordinator, LeaseAnswer, PeerTransport, Vip } from '../../src/ports.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 /** The peer as a scripted primary: answers heartbeats with `peer` while `answering`, else times out. */
 class ScriptedPrimary implements PeerTransport {
@@ -83,7 +84,7 @@ class ScriptedWitness implements Coordinator {
   }
 }
 
-function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null, vip: Vip | null = null) {
+function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null, vip: Vip | null = null, clock: Clock = systemClock) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
   dirs.push(dir);
   const config = clusterConfigSchema.parse({
@@ -109,7 +110,7 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
   const trace: string[] = [];
   const note = (o: object, m?: string) => void trace.push(`${Date.now()} ${m ?? ''} ${JSON.stringify(o)}`);
   const log = { info: note, warn: note, error: note };
-  const agent = new Agent({ config, clock: systemClock, store, bus, transport, coordinator, vip, health, hooks, log });
+  const agent = new Agent({ config, clock, store, bus, transport, coordinator, vip, health, hooks, log });
   agents.push(agent);
   return { agent, transport, events, trace, setHealthy: (h: boolean) => (healthy = h) };
 }
@@ -149,6 +150,40 @@ describe('agent decision cycles', () => {
     const c2 = agent.stats.cycles;
     setHealthy(false);
     await until('a cycle after local health changed', () => agent.stats.cycles > c2, 4 * hb);
+  });
+
+  it('on a manual clock (no real waiting): ticks come from Clock.every, a settled standby decides once a second of ticks, and a silent primary is dead at dead-after', async () => {
+    const hb = 20;
+    let t = 0;
+    const clock = manualClock(() => t);
+    const { agent, transport, events } = standbyAgent(hb, [], null, null, clock);
+    // Let the agent's promises (transport answers, cycles) run between ticks.
+    const settle = async () => {
+      for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+    };
+    const advance = async (ms: number) => {
+      for (let step = 0; step < ms; step += hb / 4) {
+        t += hb / 4;
+        clock.runDue();
+        await settle();
+      }
+    };
+    await agent.start();
+    await settle();
+    expect(clock.pending()).toBeGreaterThan(0); // the loop is a clock timer, nothing else
+    await advance(10 * hb);
+    expect(agent.role).toBe('standby');
+    const c0 = agent.stats.cycles;
+    await advance(50 * hb); // 50 ticks, one simulated second
+    expect(agent.stats.cycles - c0).toBeGreaterThanOrEqual(1);
+    expect(agent.stats.cycles - c0).toBeLessThanOrEqual(2);
+    transport.answering = false;
+    const silentAt = t;
+    for (let i = 0; i < 40 && !events.includes('peer_dead'); i++) await advance(hb / 4);
+    expect(events).toContain('peer_dead');
+    // Dead-after is 5 heartbeats; the last answered request was up to one tick before the silence.
+    expect(t - silentAt).toBeGreaterThanOrEqual(4 * hb);
+    expect(t - silentAt).toBeLessThanOrEqual(6 * hb + hb / 4);
   });
 
   it('a settled standby still notices its primary going silent on time (deadline, not the settled pace)', async () => {

@@ -7,10 +7,11 @@ import { WitnessState } from '../../src/cluster/witness.js';
 import { decide, notAHolder } from '../../src/cluster/decide.js';
 import type { Clock } from '../../src/ports.js';
 import { NOW, T, peer, silentPeer, standbyView, primaryView } from '../helpers/views.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 function fakeClock() {
   let t = 1000;
-  const clock: Clock = { nowMs: () => t, monotonicMs: () => t, sleep: async () => undefined };
+  const clock: Clock = manualClock(() => t);
   return { clock, advance: (ms: number) => (t += ms) };
 }
 

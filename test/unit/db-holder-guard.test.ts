@@ -4,6 +4,7 @@ import type { Clock } from '../../src/ports.js';
 import { SyncGuard } from '../../src/replication/db/sync-guard.js';
 import { canFollow, parseTimelineHistory } from '../../src/replication/db/lsn.js';
 import type { ReplicaInfo } from '../../src/replication/db/types.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 class Db {
   streaming = true;
@@ -19,7 +20,7 @@ class Db {
 
 function setup(claimOk: () => boolean = () => true, jitterMs?: number) {
   const db = new Db();
-  const c = { t: 0, nowMs: () => c.t, monotonicMs: () => c.t, sleep: async () => undefined } as Clock & { t: number };
+  const c: Clock & { t: number } = Object.assign(manualClock(() => c.t), { t: 0 });
   const events: EventInput[] = [];
   const claims: boolean[] = [];
   let primary = 100;

@@ -3,6 +3,7 @@ import type { EventInput } from '../../src/events/bus.js';
 import type { Clock } from '../../src/ports.js';
 import { SyncGuard } from '../../src/replication/db/sync-guard.js';
 import type { ReplicaInfo } from '../../src/replication/db/types.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 class FakeDb {
   streaming = true;
@@ -16,7 +17,7 @@ class FakeDb {
 }
 
 function clock(): Clock & { t: number } {
-  const c = { t: 0, nowMs: () => c.t, monotonicMs: () => c.t, sleep: async () => undefined };
+  const c: Clock & { t: number } = Object.assign(manualClock(() => c.t), { t: 0 });
   return c;
 }
 

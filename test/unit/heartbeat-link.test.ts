@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { PeerLink, heartbeatUrls, type HeartbeatMessage, type HeartbeatReply } from '../../src/cluster/heartbeat.js';
 import type { Clock, PeerTransport } from '../../src/ports.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 function fakeClock() {
   let t = 10_000;
-  const clock: Clock = { nowMs: () => t, monotonicMs: () => t, sleep: async () => undefined };
+  const clock: Clock = manualClock(() => t);
   return { clock, advance: (ms: number) => (t += ms) };
 }
 

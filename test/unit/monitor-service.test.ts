@@ -3,18 +3,16 @@ import { EventBus } from '../../src/events/bus.js';
 import { ServiceMonitor, type MonitoredService } from '../../src/monitor/monitor.js';
 import { systemClock } from '../../src/clock.js';
 import type { Clock, ProbeResult, ServiceController } from '../../src/ports.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 /** A clock the test moves by hand; sleep is not used by checkNow(). */
-function manualClock(): Clock & { advance(ms: number): void } {
+function handClock(): Clock & { advance(ms: number): void } {
   let t = 1_000_000;
-  return {
-    nowMs: () => 1_700_000_000_000 + t,
-    monotonicMs: () => t,
-    sleep: () => Promise.resolve(),
+  return Object.assign(manualClock(() => t, 1_700_000_000_000), {
     advance(ms: number) {
       t += ms;
     },
-  };
+  });
 }
 
 /** A service whose health the test sets; counts start/stop calls. */
@@ -39,7 +37,7 @@ class FakeService implements ServiceController {
 }
 
 function setup(svcOpts: Partial<MonitoredService> = {}, active = true) {
-  const clock = manualClock();
+  const clock = handClock();
   const bus = new EventBus('node-a', () => 3, { nowMs: clock.nowMs });
   const svc = new FakeService('vm-service');
   const escalations: string[] = [];
@@ -138,7 +136,7 @@ describe('ServiceMonitor', () => {
   });
 
   it('counts a probe that throws, and one that never settles, as failures', async () => {
-    const clock = manualClock();
+    const clock = handClock();
     const bus = new EventBus('n', () => 1);
     const svc = new FakeService('s');
     const monitor = new ServiceMonitor({

@@ -8,6 +8,7 @@ import { RepoDataPath } from '../../src/replication/repo/data-path.js';
 import { repoConfigSchema } from '../../src/replication/repo/config.js';
 import { EventBus } from '../../src/events/bus.js';
 import type { Clock, ObjectStore } from '../../src/ports.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 const base: SkipInput = {
   now: 10_000,
@@ -57,7 +58,7 @@ describe('parseHint', () => {
 
 describe('RepoDataPath: the primary hint from heartbeats', () => {
   let t = 0;
-  const clock: Clock = { nowMs: () => 1_700_000_000_000 + t, monotonicMs: () => t, sleep: async () => undefined };
+  const clock: Clock = manualClock(() => t, 1_700_000_000_000);
   const store = {} as ObjectStore;
   const make = () =>
     new RepoDataPath({

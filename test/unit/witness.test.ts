@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { WitnessState } from '../../src/cluster/witness.js';
 import type { Clock } from '../../src/ports.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 function fakeClock() {
   let t = 1000;
-  const clock: Clock = { nowMs: () => t, monotonicMs: () => t, sleep: async () => undefined };
+  const clock: Clock = manualClock(() => t);
   return { clock, advance: (ms: number) => (t += ms) };
 }
 
@@ -47,7 +48,7 @@ describe('WitnessState', () => {
   it('a refusal in the last instant of a lease still names the holder and the time left (one clock reading per call)', () => {
     // A clock that moves on by 0.4 ms at every reading, as a real one does between two calls.
     let t = 1000;
-    const clock: Clock = { nowMs: () => t, monotonicMs: () => (t += 0.4), sleep: async () => undefined };
+    const clock: Clock = manualClock(() => (t += 0.4));
     const w = new WitnessState(clock, null);
     w.acquire('a', 1, 700); // lease ends at 1000.4 + 700
     t = 1000.4 + 700 - 0.7; // the next reading is 0.3 ms before the end
