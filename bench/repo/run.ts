@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { PROCESS_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { frontBench } from './front.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { syncRepo, type SyncResult } from '../../src/replication/repo/engine.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
@@ -268,6 +269,8 @@ async function main(): Promise<void> {
     await bigSource.put('images/huge.raw', randomStream(cfg.rssSize), cfg.rssSize);
     const rss = await rssChild(bigSrc, bigDst);
 
+    console.error('front: uploads through the write-through front (two repositories) vs direct to one…');
+    const front = await frontBench({ quick });
     const ratio = (a: number | null, b: number) => (a === null ? null : Math.round((a / b) * 100) / 100);
     const result = {
       bench: 'repo-sync',
@@ -305,6 +308,7 @@ async function main(): Promise<void> {
           note: 'hint read in-process; through heartbeats add up to one heartbeat interval (100 ms by default)',
         },
       },
+      front,
       ratios: {
         initialRcloneOverNha: ratio(rc.initialMs, nha.initialMs),
         initialRcloneOverNhaHeadVerify: ratio(rc.initialMs, nha.initialHeadVerifyMs),
@@ -338,6 +342,12 @@ async function main(): Promise<void> {
       ['upload→standby p50 (listing)', `${result.nimbusHa.latency.p50Ms} ms`, '', '', '≤ 2000 ms'],
       ['upload→standby p50 (hint)', `${result.nimbusHa.latencyHint.p50Ms} ms`, '', '', '≤ 2000 ms'],
     ];
+    const frontRows: Array<[string, string, string, string, string]> = [
+      [`front: ${front.uploadBytes / MiB} MiB upload (MiB/s)`, String(front.frontMBps), `direct ${front.directMBps}`, String(front.throughputRatio), 'ratio ≥ 0.7'],
+      ['front: 1 MiB PUT p50, added', `${front.addedP50Ms} ms`, `direct ${front.direct1MiBP50Ms}`, '', '≤ 30 ms'],
+      ['front: peak RSS while streaming', `${front.frontMaxRssMiB} MiB`, '', '', '< 150 MB'],
+    ];
+    rows.push(...frontRows);
     const widths = [40, 12, 12, 8, 10];
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' ');
     console.log(line(['metric', 'nimbus-ha', 'rclone', 'rc/nha', 'target']));
