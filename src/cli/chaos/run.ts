@@ -27,6 +27,8 @@ export interface ChaosOptions {
   convergeMs?: number;
   /** Print progress lines (default: unless json). */
   quiet?: boolean;
+  /** Wall-clock budget (ms) from the start: no cycle starts after it, and convergence waits end with it. */
+  budgetMs?: number;
 }
 
 export interface PathCount {
@@ -105,6 +107,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
   const convergeMs = opts.convergeMs ?? (opts.profile === 'frugal' ? 240_000 : 180_000);
   const kinds = catalogue(degradeAfterMs);
   for (const s of opts.scenarios) if (!kinds[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(kinds).join(', ')}`);
+  const runStart = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-ha-chaos-'));
   const c = new Cluster({ dir, db: { sync: 'sync', degradeAfterMs }, repo: true, nimbus: true, timings: opts.profile === 'frugal' ? { profile: 'frugal' } : undefined });
   const cleanup = c.stopOnSignals();
@@ -318,7 +321,12 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
 
     let panicsSeen = countPanics(dir);
     const all = Object.keys(kinds);
+    const deadline = opts.budgetMs ? runStart + opts.budgetMs : Infinity;
     for (let i = 1; i <= opts.cycles; i++) {
+      if (Date.now() >= deadline) {
+        say(`time budget of ${opts.budgetMs} ms used up: stopping before cycle ${i}`);
+        break;
+      }
       const seed = cycleSeed(opts.seed, i);
       ctx.rng = new Rng(seed);
       const scenario = opts.scenarios.length ? opts.scenarios[(i - 1) % opts.scenarios.length] : ctx.rng.pick(all);
@@ -338,7 +346,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       const healed = Date.now();
       const up = uploader;
       const fw = files;
-      const conv = await waitConverged(convergeMs, () => [w.errors - errBefore.rows, up.failed - errBefore.images, fw.ambiguous - errBefore.files]);
+      const conv = await waitConverged(Math.max(5000, Math.min(convergeMs, deadline - Date.now())), () => [w.errors - errBefore.rows, up.failed - errBefore.images, fw.ambiguous - errBefore.files]);
       const convergedAt = Date.now();
       const p = conv.ok ? conv.p : null;
       const data = conv.data;
