@@ -139,8 +139,8 @@ export class ArchiveRetention {
 }
 
 /**
- * Removes all but the newest `keep` copies `<dataDir>.old-*` (data directories kept aside by re-clones)
- * and `<archiveDir>.old-*` alike; call it once the new standby streams. Returns what was removed.
+ * Removes all but the newest `keep` copies `<dir>.old-*` (data directories kept aside by re-clones);
+ * call it once the new standby streams. Returns what was removed.
  */
 export async function pruneOldCopies(dir: string, keep: number): Promise<string[]> {
   const base = dir.replace(/\/+$/, '');
