@@ -471,11 +471,12 @@ export function registerChaosCommand(program: import('commander').Command): void
     .option('--scenario <name...>', `run these faults in turn instead of a random schedule (${SCENARIOS.join(', ')}, or any fault kind)`)
     .option('--profile <p>', 'timing profile: fast | frugal', 'fast')
     .option('--json', 'the last line is one JSON object {cycles, summary}')
-    .action(async (o: { cycles: number; seed?: number; scenario?: string[]; profile: string; json?: boolean }) => {
+    .option('--budget <seconds>', 'start no cycle after this many seconds', (v) => Number(v))
+    .action(async (o: { cycles: number; seed?: number; scenario?: string[]; profile: string; json?: boolean; budget?: number }) => {
       if (o.profile !== 'fast' && o.profile !== 'frugal') throw new Error('--profile must be fast or frugal');
       if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new Error('--cycles must be a positive integer');
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-      const res = await runChaos({ cycles: o.cycles, seed, scenarios: o.scenario ?? [], profile: o.profile, json: !!o.json });
+      const res = await runChaos({ cycles: o.cycles, seed, scenarios: o.scenario ?? [], profile: o.profile, json: !!o.json, ...(o.budget ? { budgetMs: o.budget * 1000 } : {}) });
       const s = res.summary as { lost: { rows: number; images: number; files: number }; double_primary_samples: number; unconverged: number; panics: number; failed_cycles: unknown[] };
       if (s.lost.rows || s.lost.images || s.lost.files || s.double_primary_samples || s.unconverged || s.panics || s.failed_cycles.length) process.exitCode = 1;
     });
