@@ -7,6 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { S3Store, type S3StoreOptions } from '../../adapters/cumulus/s3-store.js';
 import { HaError } from '../errors.js';
 import { syncRepo, type SyncProgress, type SyncResult } from '../replication/repo/engine.js';
+import { planQuarantine, QUARANTINE_PREFIX, type QuarantinedObject } from '../replication/repo/quarantine.js';
 
 /** Parse a repository URL into store options. Percent-encoded credentials are decoded. */
 export function parseRepoUrl(text: string): S3StoreOptions {
@@ -96,6 +97,51 @@ interface SyncCliOptions {
 
 export function registerRepoCommands(program: Command): void {
   const repo = program.command('repo').description('image repository (Cumulus) replication');
+  repo
+    .command('quarantine')
+    .description('objects repository sync moved aside (nha-quarantine/): list them, merge back those whose key the bucket lacks, or drop expired ones')
+    .argument('<action>', 'list | merge | drop')
+    .requiredOption('--repo <url>', 'the repository, s3://ACCESS:SECRET@HOST:PORT/BUCKET[?signature=v2]')
+    .option('--keep-days <n>', 'drop: quarantined objects older than this many days', positiveInt, 30)
+    .option('--json', 'one JSON object')
+    .action(async (action: string, opts: { repo: string; keepDays: number; json?: boolean }) => {
+      if (!['list', 'merge', 'drop'].includes(action)) throw new HaError('USAGE', `unknown action ${action} (list, merge or drop)`);
+      const store = new S3Store(parseRepoUrl(opts.repo));
+      try {
+        const quarantined: QuarantinedObject[] = [];
+        const bucket = new Map<string, string>();
+        for await (const o of store.list()) {
+          if (o.key.startsWith(QUARANTINE_PREFIX)) quarantined.push({ key: o.key, etag: o.etag, mtimeMs: o.mtimeMs });
+          else bucket.set(o.key, o.etag);
+        }
+        const plan = planQuarantine(quarantined, bucket, { keepDays: opts.keepDays, nowMs: Date.now() });
+        const done: string[] = [];
+        if (action === 'merge') {
+          for (const m of plan.merge) {
+            await store.copy(m.from, m.to);
+            await store.delete(m.from);
+            done.push(m.to);
+          }
+          for (const m of plan.same) await store.delete(m.from);
+        } else if (action === 'drop') {
+          for (const k of plan.expired) {
+            await store.delete(k);
+            done.push(k);
+          }
+        }
+        const out = { action, quarantined: quarantined.length, mergeable: plan.merge.map((m) => m.to), same: plan.same.map((m) => m.to), conflicts: plan.conflicts, expired: plan.expired, done };
+        if (opts.json) console.log(JSON.stringify(out));
+        else {
+          console.log(`${quarantined.length} quarantined objects in ${maskRepoUrl(opts.repo)}`);
+          for (const m of plan.merge) console.log(`  ${action === 'merge' ? 'merged back' : 'mergeable  '}  ${m.to}  (${m.from})`);
+          for (const m of plan.same) console.log(`  ${action === 'merge' ? 'dropped (same)' : 'same content'}  ${m.to}`);
+          for (const m of plan.conflicts) console.log(`  conflict (other content in the bucket, kept)  ${m.to}  (${m.from})`);
+          if (action === 'drop') console.log(`  dropped ${done.length} objects older than ${opts.keepDays} days`);
+        }
+      } finally {
+        store.close();
+      }
+    });
   repo
     .command('sync')
     .description('one sync pass: make --to hold what --from holds (copy new/changed, delete removed, verify)')

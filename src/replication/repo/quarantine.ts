@@ -1,0 +1,49 @@
+/**
+ * Objects the repository sync moved aside (nha-quarantine/<eventId>/<key>): what merging them back into
+ * the bucket would do. A quarantined object whose key the bucket lacks is merged back; one whose key holds
+ * the same content is redundant; one whose key holds other content stays (a conflict, listed for the
+ * operator). Objects older than keepDays are expired (dropped by `repo quarantine drop`).
+ */
+export const QUARANTINE_PREFIX = 'nha-quarantine/';
+
+export interface QuarantinedObject {
+  /** Full key, nha-quarantine/<eventId>/<original key>. */
+  key: string;
+  etag: string;
+  mtimeMs: number;
+}
+
+export interface QuarantinePlan {
+  merge: Array<{ from: string; to: string }>;
+  same: Array<{ from: string; to: string }>;
+  conflicts: Array<{ from: string; to: string }>;
+  expired: string[];
+}
+
+/** The original key of a quarantined object, or null when the key is not under the quarantine prefix. */
+export function originalKey(key: string): string | null {
+  if (!key.startsWith(QUARANTINE_PREFIX)) return null;
+  const rest = key.slice(QUARANTINE_PREFIX.length);
+  const i = rest.indexOf('/');
+  return i > 0 && i < rest.length - 1 ? rest.slice(i + 1) : null;
+}
+
+/** `bucket`: original key → ETag of what the bucket holds now. The newest quarantined copy of a key wins. */
+export function planQuarantine(objects: QuarantinedObject[], bucket: Map<string, string>, opts: { keepDays: number; nowMs: number }): QuarantinePlan {
+  const plan: QuarantinePlan = { merge: [], same: [], conflicts: [], expired: [] };
+  const newest = new Map<string, QuarantinedObject>();
+  for (const o of objects) {
+    if (opts.keepDays > 0 && opts.nowMs - o.mtimeMs > opts.keepDays * 86_400_000) plan.expired.push(o.key);
+    const to = originalKey(o.key);
+    if (to === null) continue;
+    const prev = newest.get(to);
+    if (!prev || prev.mtimeMs < o.mtimeMs) newest.set(to, o);
+  }
+  for (const [to, o] of [...newest].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const now = bucket.get(to);
+    if (now === undefined) plan.merge.push({ from: o.key, to });
+    else if (now === o.etag) plan.same.push({ from: o.key, to });
+    else plan.conflicts.push({ from: o.key, to });
+  }
+  return plan;
+}
