@@ -202,7 +202,11 @@ export class DbDataPath implements RoleHooks {
     this.primary = true;
     this.followed = null;
     this.monitor = initialPolicyState();
-    if (ctx) this.holders = ctx.holders;
+    if (ctx) {
+      this.holders = ctx.holders;
+      // A node primary from boot never followed: without this its archive shipper had no peer to ship to.
+      this.remember(ctx);
+    }
     await this.busy; // a clone or rejoin in flight must finish before we decide what to promote
     const t0 = this.clock.monotonicMs();
     const s = await this.o.db.status().catch(() => null);
