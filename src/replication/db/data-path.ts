@@ -36,6 +36,8 @@ export type LocalDatabase = ManagedDatabase & {
 const SLOT_CHECK_MS = 10_000;
 /** How often the local server's status is read (for /status, the standby's catch-up and the sync guard). */
 const STATUS_TICK_MS = 1000;
+/** How early or late a status read may come against its grid point (forgiven by the sync guard). */
+const STATUS_JITTER_MS = 50;
 /** How often the WAL archive retention runs (both roles). */
 const RETENTION_MS = 30_000;
 /** Pause before asking a primary that answered "not ready yet" (503) for its base backup again. */
@@ -229,6 +231,7 @@ export class DbDataPath implements RoleHooks {
         standbyName: this.o.peerNode,
         onStandbyLoss: this.o.config.onStandbyLoss,
         degradeAfterMs: this.o.config.degradeAfterMs,
+        jitterMs: STATUS_JITTER_MS,
         position: async () => (await this.o.db.status()).position?.bytes ?? null,
         claim: (peerHolds) => this.holders?.claim(this.name, peerHolds) ?? Promise.resolve(true),
         // After a failover there is nobody to wait for: do not block commits first.
