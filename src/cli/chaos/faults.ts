@@ -279,8 +279,13 @@ const filesGone = (mode: 'mass-delete' | 'empty-tree'): FaultFn => async (x, p) 
   const aside = `${src}.chaos-aside`;
   const before = countFiles(join(dst, 'chaos'));
   const at = Date.now();
-  if (mode === 'mass-delete') rmSync(join(src, 'chaos'), { recursive: true, force: true });
-  else {
+  // The files leave the tree in one rename (to the sync, a mass delete), so the restore below brings back
+  // exactly what was there, including a file written just before that had not reached the standby yet.
+  const filesAside = `${src}.chaos-files-aside`;
+  if (mode === 'mass-delete') {
+    rmSync(filesAside, { recursive: true, force: true });
+    renameSync(join(src, 'chaos'), filesAside);
+  } else {
     rmSync(aside, { recursive: true, force: true });
     renameSync(src, aside);
     mkdirSync(src);
@@ -293,7 +298,11 @@ const filesGone = (mode: 'mass-delete' | 'empty-tree'): FaultFn => async (x, p) 
   if (mode === 'empty-tree') {
     rmSync(src, { recursive: true, force: true });
     renameSync(aside, src);
-  } else restoreFiles(dst, src, 'chaos');
+  } else {
+    restoreFiles(filesAside, join(src, 'chaos'));
+    rmSync(filesAside, { recursive: true, force: true });
+    restoreFiles(join(dst, 'chaos'), join(src, 'chaos'));
+  }
   return { fault: `${mode === 'mass-delete' ? 'mass delete of the config tree' : 'config tree replaced by an empty directory'} on ${p} (then restored)`, violations, at, notes: { files_before: before, kept_on_standby: kept, guard_events: guard } };
 };
 
@@ -307,22 +316,22 @@ function countFiles(dir: string): number {
   return n;
 }
 
-function restoreFiles(from: string, to: string, sub: string): void {
-  mkdirSync(join(to, sub), { recursive: true });
+function restoreFiles(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
   for (const name of (() => {
     try {
-      return readdirSync(join(from, sub));
+      return readdirSync(from);
     } catch {
       return [];
     }
   })()) {
     try {
-      const body = readFileSync(join(from, sub, name));
+      const body = readFileSync(join(from, name));
       // write only what is missing: a file the writer wrote meanwhile wins
       try {
-        readFileSync(join(to, sub, name));
+        readFileSync(join(to, name));
       } catch {
-        writeFileSync(join(to, sub, name), body);
+        writeFileSync(join(to, name), body);
       }
     } catch {
       /* skip */
