@@ -20,7 +20,12 @@ describe('PostgreSQL log shipping through the agent (sync mode, real embedded Po
     await w.prepare();
     w.start();
     await until('rows acknowledged', async () => w.acked.length > 50, 20_000);
-    await until('a in sync mode', async () => (await c.status('a'))!.replication.db.sync === 'sync', 20_000);
+    // Commits wait for b, and the data-holder record names b (it has flushed everything written before
+    // commits started waiting): only then may b promote without a.
+    await until('a in sync mode with b in the data-holder record', async () => {
+      const s = (await c.status('a'))!;
+      return s.replication.db.sync === 'sync' && s.replication.db.standby_holds === true && s.data_holders.holders?.includes('b') === true;
+    }, 20_000);
     const ackedBefore = w.acked.length;
     c.kill('a');
     // Kill a's PostgreSQL too: the whole node is gone.
