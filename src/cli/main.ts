@@ -229,13 +229,18 @@ program
   .option('--dir <dir>', 'working directory for the demo (default: a temp dir)')
   .option('--basic', 'the cluster core only: two sidecars fronting a small service (no database, repository, files)')
   .addOption(new Option('--db-mode <mode>', 'database replication mode').choices(['sync', 'async']).default('sync'))
-  .action(async (opts: { once?: boolean; json?: boolean; dir?: string; basic?: boolean; dbMode: 'sync' | 'async' }) => {
+  .addOption(
+    new Option('--repo-mode <mode>', 'image repository mode: sync (uploads through the write-through front) or async (the standby pulls in passes)')
+      .choices(['sync', 'async'])
+      .default('sync'),
+  )
+  .action(async (opts: { once?: boolean; json?: boolean; dir?: string; basic?: boolean; dbMode: 'sync' | 'async'; repoMode: 'sync' | 'async' }) => {
     if (opts.basic) {
       const { runDemo } = await import('./demo.js');
       await runDemo(opts);
     } else {
       const { runHeadnodeDemo } = await import('./demo-headnode.js');
-      await runHeadnodeDemo({ ...opts, sync: opts.dbMode });
+      await runHeadnodeDemo({ ...opts, sync: opts.dbMode, repoMode: opts.repoMode });
     }
   });
 
