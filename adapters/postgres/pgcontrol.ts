@@ -24,7 +24,12 @@ export interface ControlData {
   checkpointBytes: number;
   redoBytes: number;
   timeline: number;
-  /** Whether the server stopped cleanly (its WAL ends right after the shutdown checkpoint). */
+  /**
+   * Whether a primary stopped cleanly, so its WAL ends right after the shutdown checkpoint. Not for
+   * "shut down in recovery": a standby's pg_control holds its last restart point, and the WAL it
+   * received and replayed goes further (up to the minimum recovery point and beyond), so its end must
+   * be found by replaying.
+   */
   cleanShutdown: boolean;
 }
 
@@ -41,7 +46,7 @@ export function parseControlFile(b: Buffer): ControlData {
     checkpointBytes: u64(b, 32),
     redoBytes: u64(b, 40),
     timeline: b.readUInt32LE(48),
-    cleanShutdown: state === 1 || state === 2,
+    cleanShutdown: state === 1,
   };
 }
 

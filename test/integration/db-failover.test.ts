@@ -116,3 +116,29 @@ describe.each(['sync', 'async'] as const)('failover, rejoin and switchover (%s)'
     expect(readOnly[0]).toEqual({ default_transaction_read_only: 'off' });
   });
 });
+
+describe('a diverged former primary checked twice (a re-clone aborted in between)', () => {
+  const fx = new DbFixture();
+  afterEach(async () => fx.teardown());
+
+  it('the second check still sees the WAL written after the fork (pg_control says "shut down in recovery" by then), and following is refused', async () => {
+    await fx.setup();
+    const alpha = await fx.node('alpha');
+    const beta = await fx.node('beta');
+    await alpha.init({ template: fx.template });
+    await q(alpha, 'create table w (id int primary key)');
+    await beta.clone(await alpha.baseBackup({ slot: beta.slotName }), alpha.endpoint(), { force: false });
+    // Cut beta off, write on alpha alone: that WAL is after the fork beta's promotion makes.
+    await q(beta, "alter system set primary_conninfo = ''");
+    await q(beta, 'select pg_reload_conf()');
+    await until(async () => (await beta.status()).streaming === false, 20_000, 'standby disconnected');
+    for (let id = 1; id <= 200; id++) await q(alpha, 'insert into w (id) values ($1)', [id]);
+    await killPostmaster(alpha);
+    await promoteStandby(beta, {});
+
+    const first = await alpha.localWalEnd();
+    const second = await alpha.localWalEnd();
+    expect(second.bytes).toBe(first.bytes);
+    await expect(alpha.follow(beta.endpoint())).rejects.toMatchObject({ code: 'TIMELINE_DIVERGED' });
+  });
+});

@@ -87,4 +87,10 @@ describe('pg_control', () => {
     b.writeUInt32LE(3, 48);
     expect(parseControlFile(b)).toMatchObject({ systemId: '7711300384150097551', cleanShutdown: true, checkpointBytes: 2 ** 32 + 0x5d9490, timeline: 3, stateName: 'shut down' });
   });
+
+  it('a standby shut down in recovery is not a clean end of WAL (its checkpoint is only the last restart point)', () => {
+    const b = Buffer.alloc(64);
+    b.writeInt32LE(2, 16);
+    expect(parseControlFile(b)).toMatchObject({ cleanShutdown: false, stateName: 'shut down in recovery' });
+  });
 });
