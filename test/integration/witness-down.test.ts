@@ -14,7 +14,7 @@ import { doublePrimaryPoller } from '../helpers/double-primary.js';
 describe('witness down, then the primary stalls past its lease', () => {
   let c: Cluster;
   beforeAll(async () => {
-    c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 1_500 } });
+    c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 1_500 }, nimbus: true });
     await c.start();
     await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
     await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
