@@ -112,6 +112,24 @@ export const repoConfigSchema = z
       .enum(['source-wins', 'quarantine'])
       .default('quarantine')
       .describe('Fail-back: quarantine keeps target objects under nha-quarantine/<eventId>/ before overwriting or deleting them.'),
+    quarantine: z
+      .object({
+        policy: z
+          .enum(['merge', 'keep'])
+          .default('merge')
+          .describe(
+            "What a node that was primary does with the objects its repository sync moved aside (nha-quarantine/) when it rejoins as standby. merge: those whose keys the primary lacks are copied to the primary (and come back by the next pass); a key the primary holds with other content stays in quarantine (event repo.quarantine.conflicts lists the keys). keep: everything stays in quarantine (event repo.quarantine.kept lists the keys) for `nimbus-ha repo quarantine merge`.",
+          ),
+        keepDays: z
+          .number()
+          .int()
+          .min(0)
+          .default(30)
+          .describe('Quarantined objects older than this many days are deleted (checked at start and every 6 hours; conflicts too). 0: keep them forever.'),
+      })
+      .strict()
+      .default({})
+      .describe('Objects moved aside by repository sync (nha-quarantine/<eventId>/<key> in the bucket): merge-back on rejoin and retention.'),
     mode: z
       .enum(['async', 'sync'])
       .default('async')

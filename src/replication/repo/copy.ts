@@ -118,6 +118,8 @@ export async function copyObject(
   onBytes: (n: number) => void,
   signal?: AbortSignal,
   verify: VerifyMode = 'response',
+  /** Store the copy under this key of the target (default: the listed key). */
+  toKey: string = listed.key,
 ): Promise<CopyOutcome> {
   if (signal?.aborted) throw abortError();
   const body = (await source.get(listed.key)) as ObjectBody;
@@ -129,7 +131,7 @@ export async function copyObject(
   const { tap, done } = tapBody(body, onBytes, signal, partSize, sourceMd5 === null);
   let put: ObjectInfo;
   try {
-    put = await target.put(listed.key, tap, info.size, metadata, sourceMd5 ? { contentMd5: sourceMd5 } : undefined);
+    put = await target.put(toKey, tap, info.size, metadata, sourceMd5 ? { contentMd5: sourceMd5 } : undefined);
   } finally {
     done();
   }
@@ -152,12 +154,12 @@ export async function copyObject(
       // confirmed by two more HEADs before it counts. Real damage stays and fails all three.
       for (const wait of [0, 100, 400]) {
         if (wait) await delay(wait);
-        stored = await target.head(listed.key);
+        stored = await target.head(toKey);
         problem = targetProblem(info, stored, sent, expected);
         if (!problem && !md5 && isMultipartEtag(stored!.etag)) {
           // Neither the answer nor the HEAD states the stored content's MD5, and nothing was hashed in
           // flight: read the copy back.
-          const got = await contentMd5(target, listed.key, signal);
+          const got = await contentMd5(target, toKey, signal);
           if (got !== expected) problem = `target content MD5 ${got} differs from ${of} ${expected}`;
         }
         if (!problem) break;
@@ -165,8 +167,8 @@ export async function copyObject(
     }
   }
   if (problem) {
-    await target.delete(listed.key).catch(() => undefined);
-    throw new HaError('REPO_VERIFY_FAILED', `copy of ${listed.key} failed verification (${problem}); it was removed and will be copied again on the next pass`);
+    await target.delete(toKey).catch(() => undefined);
+    throw new HaError('REPO_VERIFY_FAILED', `copy of ${listed.key}${toKey === listed.key ? '' : ` to ${toKey}`} failed verification (${problem}); it was removed and will be copied again on the next pass`);
   }
   return { source: info, target: stored!, bytes: tap.bytes };
 }

@@ -9,6 +9,10 @@ import { RepoReplicator } from './replicator.js';
 import { RepoChangeWatch } from './change-watch.js';
 import { parseHint, type RepoChangeHint } from './hint.js';
 import { FrontGuard } from './front-guard.js';
+import { QuarantineKeeper } from './quarantine-keeper.js';
+
+/** How often quarantined objects are checked against repo.quarantine.keepDays. */
+const QUARANTINE_EXPIRY_EVERY_MS = 6 * 3_600_000;
 
 /** The write-through front of mode sync (adapters/cumulus/front.ts), built by the composition root. */
 export interface RepoFrontServer {
@@ -52,6 +56,9 @@ export class RepoDataPath implements RoleHooks {
   private probeTimer: NodeJS.Timeout | null = null;
   private probing = false;
   private peerPuller: { passes: number; objectsBehind: number; ok: boolean } | null = null;
+  /** Merge-back of a rejoin's quarantined objects, and quarantine retention. */
+  readonly quarantine: QuarantineKeeper;
+  private expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly opts: {
@@ -68,7 +75,19 @@ export class RepoDataPath implements RoleHooks {
     const c = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.watch = opts.watch ?? (c.watchDir ? new RepoChangeWatch(c.watchDir) : null);
+    this.quarantine = new QuarantineKeeper({
+      local: opts.local,
+      peer: opts.peer,
+      policy: c.quarantine.policy,
+      keepDays: c.quarantine.keepDays,
+      emit: (e) => opts.bus.emit(e),
+      now: () => this.clock.nowMs(),
+    });
     this.replicator = new RepoReplicator({
+      onPass: () => {
+        const st = this.replicator.status();
+        if (this.standby && this.quarantine.rejoining && st.objectsBehind === 0 && st.lastError === null) void this.quarantine.afterCleanPass();
+      },
       changeHint: () => this.currentPeerHint(),
       changeHintFreshUntil: () => (this.peerHint ? this.peerHint.at + this.peerHint.freshMs : null),
       fullPassMaxAgeMs: c.fullPassMaxAgeMs,
@@ -108,6 +127,8 @@ export class RepoDataPath implements RoleHooks {
   private startPulling(): void {
     if (!this.opts.config.enabled) return;
     void this.watch?.stop();
+    // onFollow comes every decision cycle: look for the rejoin marker once per stint as standby.
+    if (!this.standby) void this.quarantine.checkRejoin();
     this.standby = true;
     this.replicator.start();
   }
@@ -120,11 +141,20 @@ export class RepoDataPath implements RoleHooks {
   /** Start the front's listener (it refuses writes until this node is primary). */
   async start(): Promise<void> {
     await this.front?.start();
+    if (this.opts.config.quarantine.keepDays > 0) {
+      const expire = () => void this.quarantine.expire().catch(() => undefined);
+      expire();
+      this.expiryTimer = setInterval(expire, QUARANTINE_EXPIRY_EVERY_MS);
+      this.expiryTimer.unref();
+    }
   }
 
   async onPromote(ctx?: HookContext): Promise<void> {
     this.standby = false;
     await this.replicator.stop();
+    this.quarantine.stop();
+    // Not awaited: the marker only matters once this node rejoins as standby (checkRejoin queues behind it).
+    void this.quarantine.markPrimary({ node: ctx?.node ?? '', epoch: ctx?.epoch ?? 0 });
     if (this.syncMode() && ctx) this.startGuard(ctx);
     // Not awaited: promotion must not wait for a walk of the tree; the hint reads "not ok" until it is done.
     void this.watch?.start();
@@ -210,13 +240,13 @@ export class RepoDataPath implements RoleHooks {
   caughtUp(): boolean {
     if (!this.opts.config.enabled || !this.standby) return true;
     const s = this.replicator.status();
-    return s.running && s.passes > 0 && s.objectsBehind === 0 && s.lastError === null;
+    return s.running && s.passes > 0 && s.objectsBehind === 0 && s.lastError === null && !this.quarantine.rejoining;
   }
 
   status(): Record<string, unknown> {
     const s = this.replicator.status();
     const front = this.front ? { url: this.front.url, state: this.guard?.state ?? 'off', standbyHolds: this.guard?.standbyHolds ?? false, ...this.front.stats } : null;
-    return { role: this.standby ? 'pulling' : 'idle', mode: this.opts.config.mode, ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null, front };
+    return { role: this.standby ? 'pulling' : 'idle', mode: this.opts.config.mode, ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null, front, quarantine: this.quarantine.status() };
   }
 
   /** For the peer: the change hint its standby side reads, and how far behind this side is. */
@@ -229,6 +259,9 @@ export class RepoDataPath implements RoleHooks {
   }
 
   async close(): Promise<void> {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
+    this.quarantine.stop();
     this.stopGuard();
     await this.front?.close();
     await this.watch?.stop();

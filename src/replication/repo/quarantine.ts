@@ -33,9 +33,10 @@ export function planQuarantine(objects: QuarantinedObject[], bucket: Map<string,
   const plan: QuarantinePlan = { merge: [], same: [], conflicts: [], expired: [] };
   const newest = new Map<string, QuarantinedObject>();
   for (const o of objects) {
-    if (opts.keepDays > 0 && opts.nowMs - o.mtimeMs > opts.keepDays * 86_400_000) plan.expired.push(o.key);
+    // Keys without an original key (the rejoin marker) are not quarantined objects: never expired here.
     const to = originalKey(o.key);
     if (to === null) continue;
+    if (opts.keepDays > 0 && opts.nowMs - o.mtimeMs > opts.keepDays * 86_400_000) plan.expired.push(o.key);
     const prev = newest.get(to);
     if (!prev || prev.mtimeMs < o.mtimeMs) newest.set(to, o);
   }

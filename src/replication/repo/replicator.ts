@@ -56,6 +56,8 @@ export interface RepoReplicatorOptions {
   changeHintFreshUntil?: () => number | null;
   /** A full listing pass runs at least this often even when the hint says nothing changed. Default 30 000; 0: never skip. */
   fullPassMaxAgeMs?: number;
+  /** Called after every listing pass that completed (not skipped, not aborted, whether or not objects failed); status() is current. */
+  onPass?: (r: SyncResult) => void;
 }
 
 /** What a pass returned: the engine's result, or an empty one when the hint let the pass be skipped. */
@@ -319,6 +321,7 @@ export class RepoReplicator {
       if (this.cache.size > 200_000) this.cache.clear();
       this.record(t0, deep, r, null);
       this.afterPass(t0, r, basis, unchanged);
+      if (!r.aborted) this.opts.onPass?.(r);
       return { ...r, skippedByHint: false };
     } catch (err) {
       this.record(t0, deep, null, err);
