@@ -256,6 +256,9 @@ if (first === undefined || first === 'help' || first.startsWith('-') || first ==
 if (first === undefined || first === 'help' || first.startsWith('-') || first === 'chaos') {
   (await import('./chaos/run.js')).registerChaosCommand(program);
 }
+if (first === undefined || first === 'help' || first.startsWith('-') || first === 'certs') {
+  (await import('./certs.js')).registerCertsCommand(program);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HaError) {
