@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { IncomingHttpHeaders } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { ReplayGuard } from './replay.js';
+import { clientCertProblem, tlsSocketOf } from './tls.js';
 
 /**
  * HMAC-SHA256 authentication of sidecar-to-sidecar (and sidecar-to-witness) requests.
@@ -274,9 +275,10 @@ export interface PeerAuthOptions {
 }
 
 /**
- * Express middleware: checks the signature headers first and refuses (401, JSON) before reading any
- * body; then reads the body up to the limit (413 beyond), checks its hash and parses JSON (400 when
- * malformed) into `req.body`. Streamed bodies are left to the route. Replies are signed.
+ * Express middleware: over TLS checks the client certificate (verified against the CA, naming the
+ * signing node), then the signature headers, and refuses (401, JSON) before reading any body; then
+ * reads the body up to the limit (413 beyond), checks its hash and parses JSON (400 when malformed)
+ * into `req.body`. Streamed bodies are left to the route. Replies are signed.
  *
  * Mounted behind `express.json({ verify: captureRawBody })` (older wiring) it checks the captured body.
  */
@@ -292,6 +294,14 @@ export function requirePeerAuth(secret: string, opts: PeerAuthOptions = {}) {
       if (opts.limited?.(req)) refuse(req, res, 429, 'AUTH_RATE_LIMITED', `peer authentication failed too often from this address; wait a minute (${reason})`, { 'retry-after': '60' });
       else refuse(req, res, 401, 'PEER_AUTH_FAILED', `peer authentication failed: ${reason}`);
     };
+    // Over TLS (tls configured) the client certificate must verify against the CA and name the node
+    // that signs the request: checked first, before the signature and before any body is read.
+    const tlsSocket = tlsSocketOf(req.socket);
+    if (tlsSocket) {
+      const claimed = req.headers[HEADER.node];
+      const bad = clientCertProblem(tlsSocket, Array.isArray(claimed) ? claimed[0] : claimed);
+      if (bad) return reject(bad);
+    }
     const r = verifyHeaders(secret, req.headers, req.method, req.originalUrl, { allowStream: opts.allowStream, nonces, replay, self: opts.self ?? null });
     if (!r.ok) return reject(r.reason);
     const accept = () => {

@@ -5,6 +5,30 @@ import type { PeerTransport } from '../ports.js';
 import { HaError, type ErrorCode } from '../errors.js';
 import { HEADER, signRequest, STREAM_BODY, verifyReply } from './auth.js';
 import { UdpClient } from './udp.js';
+import type { TlsMaterial } from './tls.js';
+
+/** TLS verification errors of node:tls / OpenSSL, explained for an operator. */
+const TLS_TRUST_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function unreachable(baseUrl: string, path: string, err: Error): HaError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const hint = TLS_TRUST_ERRORS.has(code)
+    ? ` (TLS: the server's certificate is not trusted: it must be issued by the CA in tls.ca and name the URL's host)`
+    : /alert|certificate|handshake|wrong version number/i.test(err.message)
+      ? ' (TLS: check that both ends have tls configured with the same CA and that this node presents its certificate)'
+      : '';
+  return new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}${hint}`, code ? { code } : undefined);
+}
 
 interface RawResponse {
   status: number;
@@ -20,20 +44,38 @@ interface RawResponse {
  * A successful reply counts only when it is signed with the secret over this request's nonce, its
  * status and its body (a heartbeat `ack` is a lease vote, a witness `granted` an epoch): anything else
  * fails with PEER_AUTH_FAILED. Error replies need no signature, since they can only make a call fail.
+ *
+ * With `tls` (config `tls`), https:// targets are reached with this node's certificate as client
+ * certificate and trusted only when the server's certificate verifies against the cluster CA and names
+ * the URL's host; plain http:// targets are refused, so nothing falls back to clear text. udp://
+ * targets stay datagrams (authenticated, not encrypted: docs/security.md).
  */
 export class PeerClient implements PeerTransport {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
-  private readonly tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
+  private readonly tlsAgent: https.Agent;
   /** Signed datagrams for udp:// targets (heartbeats, witness lease calls). */
   private udp: UdpClient | null = null;
+  private readonly tls: TlsMaterial | null;
 
   constructor(
     private readonly node: string,
     private readonly secret: string,
-  ) {}
+    opts: { tls?: TlsMaterial | null } = {},
+  ) {
+    this.tls = opts.tls ?? null;
+    this.tlsAgent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 16,
+      keepAliveMsecs: 1000,
+      ...(this.tls ? { ca: this.tls.ca, cert: this.tls.cert, key: this.tls.key, minVersion: 'TLSv1.2' as const } : {}),
+    });
+  }
 
   private open(method: string, baseUrl: string, path: string, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): http.ClientRequest {
     const url = new URL(baseUrl.replace(/\/$/, '') + path);
+    if (this.tls && url.protocol !== 'https:') {
+      throw new HaError('CONFIG_INVALID', `${baseUrl}: tls is configured, so peer and witness URLs must be https:// (nothing is sent in clear text)`);
+    }
     const mod = url.protocol === 'https:' ? https : http;
     const req = mod.request(url, { method, headers, agent: url.protocol === 'https:' ? this.tlsAgent : this.agent, ...(signal ? { signal } : {}) });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout of ${timeoutMs}ms exceeded`)));
@@ -43,7 +85,7 @@ export class PeerClient implements PeerTransport {
   private send(method: string, baseUrl: string, path: string, headers: Record<string, string>, body: string | Readable, timeoutMs: number, signal?: AbortSignal): Promise<RawResponse> {
     return new Promise((resolve, reject) => {
       const req = this.open(method, baseUrl, path, headers, timeoutMs, signal);
-      req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
+      req.on('error', (err) => reject(unreachable(baseUrl, path, err)));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -101,7 +143,7 @@ export class PeerClient implements PeerTransport {
     const headers = signRequest(this.secret, this.node, 'GET', path, '');
     return new Promise((resolve, reject) => {
       const req = this.open('GET', baseUrl, path, headers, timeoutMs);
-      req.on('error', (err) => reject(new HaError('PEER_UNREACHABLE', `${baseUrl}${path}: ${err.message}`)));
+      req.on('error', (err) => reject(unreachable(baseUrl, path, err)));
       req.on('response', (res) => {
         if ((res.statusCode ?? 0) < 400) {
           const bad = verifyReply(this.secret, res.headers, headers[HEADER.nonce], res.statusCode ?? 0, STREAM_BODY);
