@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 import { nimbusConfigSchema } from './nimbus.js';
 import { MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
+import { tlsFileProblems } from '../peer/tls.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
@@ -23,6 +24,21 @@ const secretString = z.string().superRefine((v, ctx) => {
   const problem = secretProblem(v);
   if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
 });
+
+/**
+ * `tls`: certificate, key and CA of this node (PEM files). The files are read and checked when the config
+ * is: each problem names its key (`tls.cert`, `tls.key`, `tls.ca`).
+ */
+export const tlsSchema = z
+  .object({
+    cert: z.string().min(1).describe('PEM certificate of this node, issued by `ca`, with the node\'s name as subject CN and the hosts of its URLs as subject alternative names (`nimbus-ha certs init` makes one)'),
+    key: z.string().min(1).describe('PEM private key of `cert` (unencrypted; owned by the user running nimbus-ha, mode 0600)'),
+    ca: z.string().min(1).describe('PEM certificate(s) of the cluster CA: the only issuer trusted for peer and witness servers and for peer clients (two certificates while a CA is replaced)'),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    for (const p of tlsFileProblems(t).problems) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [p.field], message: p.problem });
+  });
 
 export const peerSchema = z
   .object({
@@ -195,6 +211,11 @@ export const clusterConfigSchema = z
       .string()
       .optional()
       .describe('file holding the adminToken instead of `adminToken` (owned by the user running nimbus-ha, mode 0600)'),
+    tls: tlsSchema
+      .optional()
+      .describe(
+        'TLS for the node API and toward the peer and the witness: the API serves https, peer and witness requests need a client certificate issued by `ca` naming the signing node, and peer and witness URLs must be https:// (docs/security.md); without it everything is plain HTTP (authenticated, not encrypted)',
+      ),
     dataDir: z.string().min(1).describe('directory for the epoch store and history'),
     peers: z.array(peerSchema).max(1, 'one peer: nimbus-ha runs active/standby pairs').default([]),
     preferredPrimary: z
@@ -279,3 +300,20 @@ export type ClusterConfig = z.output<typeof clusterConfigSchema>;
 export type VipConfig = z.output<typeof vipSchema>;
 export type Timings = z.output<typeof timingsSchema>;
 export type ServiceConfig = z.output<typeof serviceSchema>;
+
+/**
+ * With `tls`, every peer and witness URL must be https:// (the client refuses anything else); without
+ * it an https:// URL cannot work (the peer would ask for a client certificate this node does not have).
+ * To be called with the other cross-field checks (src/config/checks.ts).
+ */
+export function tlsCrossChecks(cfg: ClusterConfig): { key: string; problem: string }[] {
+  const out: { key: string; problem: string }[] = [];
+  const check = (key: string, u: string) => {
+    const https = u.startsWith('https:');
+    if (cfg.tls && !https) out.push({ key, problem: `is ${u} but tls is configured (expected an https:// URL: nothing is sent in clear text)` });
+    if (!cfg.tls && https) out.push({ key, problem: `is ${u} but tls is not configured (expected tls: { cert, key, ca } on this node, or an http:// URL)` });
+  };
+  cfg.peers.forEach((p, i) => p.urls.forEach((u, j) => check(`peers.${i}.urls.${j}`, u)));
+  if (cfg.witness) check('witness.url', cfg.witness.url);
+  return out;
+}
