@@ -64,13 +64,17 @@ program
   .requiredOption('--data-dir <dir>', 'where the witness persists its epoch and lease holder')
   .option('--secret-file <file>', 'file holding the cluster secret (mode 0600, owned by this user); default: env NHA_SECRET')
   .option('--max-lease-ms <ms>', 'upper bound of any lease', '10000')
-  .action(async (opts: { listen: string; dataDir: string; secretFile?: string; maxLeaseMs: string }) => {
-    const { witnessSecret } = await import('./witness.js');
+  .option('--tls-cert <file>', 'PEM certificate of the witness (with --tls-key and --tls-ca: serve https, lease calls only from clients with a certificate the CA issued)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert (mode 0600, owned by this user)')
+  .option('--tls-ca <file>', 'PEM certificate of the cluster CA')
+  .action(async (opts: { listen: string; dataDir: string; secretFile?: string; maxLeaseMs: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
+    const { witnessSecret, witnessTls } = await import('./witness.js');
     const secret = witnessSecret(opts.secretFile, process.env.NHA_SECRET);
     // Children of the witness (none today) must not see the key either.
     delete process.env.NHA_SECRET;
+    const tls = witnessTls(opts);
     const { runWitness } = await import('./witness.js');
-    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret, maxLeaseMs: Number(opts.maxLeaseMs) });
+    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret, maxLeaseMs: Number(opts.maxLeaseMs), tls });
   });
 
 program

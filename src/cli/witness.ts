@@ -6,6 +6,23 @@ import { UdpServer } from '../peer/udp.js';
 import { ReplayGuard } from '../peer/replay.js';
 import { readSecretFile, secretProblem } from '../config/secrets.js';
 import { HaError } from '../errors.js';
+import { listenServer } from '../api/server.js';
+import { loadTls, type TlsFiles, type TlsMaterial } from '../peer/tls.js';
+
+/**
+ * The witness's TLS files from `--tls-cert`, `--tls-key`, `--tls-ca`: all three or none, each checked
+ * (readable, PEM, key mode 0600 and matching, issued by the CA); a problem names its option.
+ */
+export function witnessTls(opts: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): TlsMaterial | null {
+  const given = { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa };
+  const set = Object.entries(given).filter(([, v]) => v);
+  if (set.length === 0) return null;
+  if (set.length < 3) {
+    const missing = Object.entries(given).filter(([, v]) => !v).map(([k]) => `--tls-${k}`);
+    throw new HaError('USAGE', `TLS needs --tls-cert, --tls-key and --tls-ca together (missing ${missing.join(', ')})`);
+  }
+  return loadTls(given as TlsFiles, '--tls-');
+}
 
 /**
  * The witness's key: from a file (mode 0600, owned by the running user) or the NHA_SECRET environment
@@ -28,7 +45,7 @@ export function witnessSecret(file: string | undefined, env: string | undefined)
 }
 
 /** Run the witness process until SIGTERM/SIGINT. */
-export async function runWitness(opts: { listen: string; file: string; secret: string; maxLeaseMs: number }): Promise<void> {
+export async function runWitness(opts: { listen: string; file: string; secret: string; maxLeaseMs: number; tls?: TlsMaterial | null }): Promise<void> {
   const m = /^(.*):(\d+)$/.exec(opts.listen);
   if (!m) throw new HaError('USAGE', `--listen must be host:port, got ${opts.listen}`);
   const log = pino({ base: { role: 'witness' } }, pino.destination(2));
@@ -36,15 +53,10 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
   // Nothing signed before this start, nor before a node's last accepted request, is accepted (HTTP and UDP).
   const replay = new ReplayGuard(`${dirname(opts.file)}/replay-marks.json`);
   const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay });
-  const server = app.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  server.keepAliveTimeout = 65_000;
+  // With TLS the witness serves https and takes lease calls only from clients whose certificate the CA
+  // issued for the node that signs them; /health stays open to monitoring.
+  const { server, port } = await listenServer(app, { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }, opts.tls ?? null);
   // Lease calls also arrive as signed datagrams on the same port number (witness.transport: udp).
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
   const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`), replay);
   try {
     await udp.listen(m[1].replace(/^\[|\]$/g, ''), port);
@@ -52,7 +64,7 @@ export async function runWitness(opts: { listen: string; file: string; secret: s
     server.close();
     throw new HaError('USAGE', `the witness cannot bind UDP ${opts.listen} (used for lease calls over UDP): ${(err as Error).message}`);
   }
-  log.info({ listen: opts.listen, ...state.read() }, 'witness listening (HTTP and UDP)');
+  log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
   const stop = () => {
     udp.close();
     replay.close();
