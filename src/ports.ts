@@ -280,13 +280,25 @@ export interface HolderControl {
   claim(path: string, peerHolds: boolean): Promise<boolean>;
 }
 
+/** The peer as data paths reach it: its API URLs, one per heartbeat path, in configuration order. */
+export interface PeerRef {
+  node: string;
+  urls: string[];
+  /**
+   * The same URLs, those whose heartbeat path answers now first (in configuration order), then the
+   * rest: a data path asks this before each transfer so a cut path is left at once, not after its
+   * request timeout. Absent: use `urls` as they are.
+   */
+  ordered?: () => string[];
+}
+
 /** Context handed to data-path hooks. */
 export interface HookContext {
   node: string;
   epoch: number;
   /** On promotion: why (a failover means the old primary is gone, not about to rejoin). */
   takeover?: 'failover' | 'switchover' | 'failback' | 'bootstrap' | 'recovery';
-  peer: { node: string; urls: string[] } | null;
+  peer: PeerRef | null;
   transport: PeerTransport;
   /** The data-holder record (see HolderControl). */
   holders: HolderControl;

@@ -184,6 +184,20 @@ export class PeerLink {
     }
   }
 
+  /**
+   * Path indices, the ones that answered within `deadAfterMs` first (in configuration order, so two
+   * healthy paths never trade places), then the others, most recently heard first.
+   */
+  liveOrder(now: number, deadAfterMs: number): number[] {
+    const idx = this.paths.map((_, i) => i);
+    const live = (i: number) => {
+      const at = this.paths[i].lastOkAt;
+      return at !== null && now - at < deadAfterMs;
+    };
+    const rest = idx.filter((i) => !live(i)).sort((x, y) => (this.paths[y].lastOkAt ?? -Infinity) - (this.paths[x].lastOkAt ?? -Infinity));
+    return [...idx.filter(live), ...rest];
+  }
+
   pathAges(now: number): { url: string; ageMs: number | null }[] {
     return this.paths.map((p) => ({ url: p.url, ageMs: p.lastOkAt === null ? null : now - p.lastOkAt }));
   }

@@ -53,6 +53,25 @@ describe('PeerLink', () => {
     expect(link.paths.every((p) => p.inFlight === 0 && p.lastOkAt !== null)).toBe(true);
   });
 
+  it('liveOrder puts the paths that answer first, in configuration order, and a cut path last', async () => {
+    const { clock, advance } = fakeClock();
+    const t = new ScriptedTransport();
+    const link = new PeerLink('b', ['udp://h1:1', 'udp://h2:1'], t, clock, { intervalMs: 100, timeoutMs: 400, message: () => state('primary'), onReply: () => undefined });
+    expect(link.liveOrder(clock.monotonicMs(), 500)).toEqual([0, 1]); // never heard: as configured
+    link.heard(state('standby', 0));
+    link.heard(state('standby', 1));
+    expect(link.liveOrder(clock.monotonicMs(), 500)).toEqual([0, 1]);
+    // Path 0 is cut: only path 1 carries the peer's heartbeats from now on.
+    for (let i = 0; i < 6; i++) {
+      advance(100);
+      link.heard(state('standby', 1));
+    }
+    expect(link.liveOrder(clock.monotonicMs(), 500)).toEqual([1, 0]);
+    // Path 0 answers again: configuration order is back (two healthy paths never trade places).
+    link.heard(state('standby', 0));
+    expect(link.liveOrder(clock.monotonicMs(), 500)).toEqual([0, 1]);
+  });
+
   it('a standby only answers on paths where the primary beats, and beats again once a path falls silent', async () => {
     const { clock, advance } = fakeClock();
     const t = new ScriptedTransport();

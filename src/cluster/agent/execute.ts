@@ -102,7 +102,7 @@ export class Executor {
     return {
       node: c.d.config.node,
       epoch: c.epoch,
-      peer: c.peerCfg ? { node: c.peerCfg.node, urls: c.peerCfg.urls } : null,
+      peer: c.peerCfg ? { node: c.peerCfg.node, urls: c.peerCfg.urls, ordered: () => orderedPeerUrls(c) } : null,
       transport: c.d.transport,
       holders: { claim: c.holders.claim },
       peerIsHolder: c.holders.peerIsHolder(),
@@ -247,4 +247,12 @@ export class Executor {
       rec.message = `handed over to ${to} (epoch ${epoch}) in ${Math.round(clock.monotonicMs() - t0)} ms; ${to} promotes itself`;
     }
   }
+}
+
+/** The peer's API URLs, those on a heartbeat path that answers now first (see PeerRef.ordered). */
+export function orderedPeerUrls(c: AgentCore): string[] {
+  const urls = c.peerCfg?.urls ?? [];
+  const link = c.peerLink;
+  if (!link || link.paths.length !== urls.length) return [...urls];
+  return link.liveOrder(c.d.clock.monotonicMs(), c.timings.deadAfterMs).map((i) => urls[i]);
 }

@@ -98,7 +98,9 @@ export class ArchiveShipper {
     let bytes = 0;
     let missing: string[] = [];
     try {
-      const remote = await this.o.transport.post<{ names: string[] }>(url, `${this.prefix}/archive/list`, {}, timeoutMs);
+      // The list is small: a path that does not answer it within 10 s is cut; the next round asks again
+      // (on the path that answers by then).
+      const remote = await this.o.transport.post<{ names: string[] }>(url, `${this.prefix}/archive/list`, {}, Math.min(timeoutMs, 10_000));
       const have = new Set(remote.names);
       missing = local.filter((n) => !have.has(n));
       for (const name of missing) {

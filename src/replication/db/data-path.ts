@@ -246,11 +246,17 @@ export class DbDataPath implements RoleHooks {
   }
 
   private transport: HookContext['transport'] | null = null;
-  private peerUrl: string | null = null;
+  private peerRef: HookContext['peer'] = null;
+
+  /** The peer's URL on a heartbeat path that answers now (the first configured one when none does). */
+  private get peerUrl(): string | null {
+    const p = this.peerRef;
+    return (p?.ordered ? p.ordered() : p?.urls)?.[0] ?? null;
+  }
 
   private remember(ctx: HookContext): void {
     this.transport = ctx.transport;
-    this.peerUrl = ctx.peer?.urls[0] ?? null;
+    this.peerRef = ctx.peer;
   }
 
   async onDemote(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void> {

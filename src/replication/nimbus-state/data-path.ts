@@ -32,7 +32,8 @@ export class NimbusStateDataPath implements RoleHooks {
   readonly sender: NimbusStateSender;
   readonly router: Router;
   private primary = false;
-  private peerUrl: string | null = null;
+  /** Where the standby's sidecar is reached now (asked before each round: a cut path is left at once). */
+  private peerUrl: () => string | null = () => null;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<boolean> | null = null;
   private lastOk: boolean | null = null;
@@ -52,7 +53,7 @@ export class NimbusStateDataPath implements RoleHooks {
   /** One round now (the loop's step; also the final round before a handover). */
   runRound(): Promise<boolean> {
     if (this.running) return this.running;
-    const url = this.peerUrl;
+    const url = this.peerUrl();
     if (!url) return Promise.resolve(false);
     this.running = this.sender
       .round(url)
@@ -81,13 +82,13 @@ export class NimbusStateDataPath implements RoleHooks {
   }
 
   async onPromote(ctx: HookContext): Promise<void> {
-    this.startShipping(ctx.peer?.urls[0] ?? null);
+    this.startShipping(ctx.peer ? () => (ctx.peer!.ordered ? ctx.peer!.ordered() : ctx.peer!.urls)[0] ?? null : null);
   }
 
-  /** Primary role: ship to the standby's sidecar at `peerUrl` every interval. */
-  startShipping(peerUrl: string | null): void {
+  /** Primary role: ship to the standby's sidecar at `peerUrl` (a URL, or asked before each round) every interval. */
+  startShipping(peerUrl: string | null | (() => string | null)): void {
     this.primary = true;
-    this.peerUrl = peerUrl;
+    this.peerUrl = typeof peerUrl === 'function' ? peerUrl : () => peerUrl;
     this.sender.resetPeer();
     if (!this.timer) this.schedule();
   }
