@@ -429,7 +429,11 @@ export class DbDataPath implements RoleHooks {
     if (at - this.retentionAt >= RETENTION_MS && (this.primary ? this.ready : this.cached?.running)) {
       this.retentionAt = at;
       await this.retention.runOnce();
-      if (!this.primary && this.cached?.streaming) await pruneOldCopies(this.o.config.dataDir, 1).catch(() => undefined);
+      if (!this.primary && this.cached?.streaming) {
+        // Re-clones keep the replaced data directory and its WAL archive aside: the newest pair stays.
+        await pruneOldCopies(this.o.config.dataDir, 1).catch(() => undefined);
+        await pruneOldCopies(this.o.config.archiveDir, 1).catch(() => undefined);
+      }
       if (!this.primary && this.cached?.running && !this.cached.streaming && this.transport && this.peerUrl && this.pending === 0) {
         if (await this.markedForReclone({ transport: this.transport, peer: { urls: [this.peerUrl] } as HookContext['peer'] })) this.followed = null;
       }
