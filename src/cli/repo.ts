@@ -7,7 +7,9 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { S3Store, type S3StoreOptions } from '../../adapters/cumulus/s3-store.js';
 import { HaError } from '../errors.js';
 import { syncRepo, type SyncProgress, type SyncResult } from '../replication/repo/engine.js';
-import { planQuarantine, QUARANTINE_PREFIX, type QuarantinedObject } from '../replication/repo/quarantine.js';
+import { originalKey, planQuarantine, QUARANTINE_PREFIX, type QuarantinedObject } from '../replication/repo/quarantine.js';
+import { copyObject } from '../replication/repo/copy.js';
+import type { ObjectInfo } from '../ports.js';
 
 /** Parse a repository URL into store options. Percent-encoded credentials are decoded. */
 export function parseRepoUrl(text: string): S3StoreOptions {
@@ -102,21 +104,37 @@ export function registerRepoCommands(program: Command): void {
     .description('objects repository sync moved aside (nha-quarantine/): list them, merge back those whose key the bucket lacks, or drop expired ones')
     .argument('<action>', 'list | merge | drop')
     .requiredOption('--repo <url>', 'the repository, s3://ACCESS:SECRET@HOST:PORT/BUCKET[?signature=v2]')
+    .option('--to <url>', "merge: copy into this repository instead (the primary's, when --repo is a standby's); the quarantined copies stay until --repo holds the same content")
     .option('--keep-days <n>', 'drop: quarantined objects older than this many days', positiveInt, 30)
     .option('--json', 'one JSON object')
-    .action(async (action: string, opts: { repo: string; keepDays: number; json?: boolean }) => {
+    .action(async (action: string, opts: { repo: string; to?: string; keepDays: number; json?: boolean }) => {
       if (!['list', 'merge', 'drop'].includes(action)) throw new HaError('USAGE', `unknown action ${action} (list, merge or drop)`);
+      if (opts.to && action !== 'merge') throw new HaError('USAGE', '--to goes with merge only');
       const store = new S3Store(parseRepoUrl(opts.repo));
+      const target = opts.to ? new S3Store(parseRepoUrl(opts.to)) : null;
       try {
         const quarantined: QuarantinedObject[] = [];
+        const infos = new Map<string, ObjectInfo>();
         const bucket = new Map<string, string>();
         for await (const o of store.list()) {
-          if (o.key.startsWith(QUARANTINE_PREFIX)) quarantined.push({ key: o.key, etag: o.etag, mtimeMs: o.mtimeMs });
-          else bucket.set(o.key, o.etag);
+          // Keys without an original key (the rejoin marker, nha-quarantine/primary-since) are no objects to merge.
+          if (o.key.startsWith(QUARANTINE_PREFIX)) {
+            if (originalKey(o.key) === null) continue;
+            quarantined.push({ key: o.key, etag: o.etag, mtimeMs: o.mtimeMs });
+            infos.set(o.key, o);
+          } else if (!target) bucket.set(o.key, o.etag);
         }
+        if (target) for await (const o of target.list()) if (!o.key.startsWith(QUARANTINE_PREFIX)) bucket.set(o.key, o.etag);
         const plan = planQuarantine(quarantined, bucket, { keepDays: opts.keepDays, nowMs: Date.now() });
         const done: string[] = [];
-        if (action === 'merge') {
+        if (action === 'merge' && target) {
+          // Into another repository: streamed and verified; the quarantined copy stays (its own repository
+          // lacks the key until it pulls it), drop it later with a plain merge once both hold it.
+          for (const m of plan.merge) {
+            await copyObject(store, target, infos.get(m.from)!, () => undefined, undefined, 'response', m.to);
+            done.push(m.to);
+          }
+        } else if (action === 'merge') {
           for (const m of plan.merge) {
             await store.copy(m.from, m.to);
             await store.delete(m.from);
@@ -140,6 +158,7 @@ export function registerRepoCommands(program: Command): void {
         }
       } finally {
         store.close();
+        target?.close();
       }
     });
   repo
