@@ -248,9 +248,15 @@ ${tlsBlock}`;
 
 describe('the witness process over TLS', () => {
   let proc: ChildProcess | null = null;
-  afterEach(() => {
-    proc?.kill('SIGTERM');
+  // Wait for the exit: the witness writes its replay marks on SIGTERM, which must happen before the temp dir goes.
+  afterEach(async () => {
+    const p = proc;
     proc = null;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (p.exitCode === null) p.kill('SIGKILL');
   });
 
   it('serves lease calls over mutual TLS and refuses a client without a certificate', async () => {
