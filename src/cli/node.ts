@@ -17,6 +17,8 @@ import type { HealthSource, RoleHooks } from '../ports.js';
 import { createApp } from '../api/app.js';
 import { createMetrics, type MetricsExtension } from '../api/metrics.js';
 import { PeerClient } from '../peer/client.js';
+import { loadTls } from '../peer/tls.js';
+import { listenServer } from '../api/server.js';
 import { UdpServer, udpUrlOf } from '../peer/udp.js';
 import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
@@ -121,7 +123,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     const level = e.severity === 'critical' ? 'warn' : 'info';
     log[level]({ event: e.type, epoch: e.epoch, ...(e.details ? { details: e.details } : {}) }, e.message);
   });
-  const transport = new PeerClient(cfg.node, cfg.secret);
+  // With tls: the API serves https, peers are reached over mutual TLS (docs/security.md).
+  const tls = cfg.tls ? loadTls(cfg.tls) : null;
+  const transport = new PeerClient(cfg.node, cfg.secret, { tls });
   const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.transport === 'udp' ? udpUrlOf(cfg.witness.url) : cfg.witness.url, transport) : null;
   const vip = makeVips(cfg);
   const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
@@ -240,14 +244,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     replay,
     onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(cfg.listen.port, cfg.listen.host, () => resolve(s));
-    s.once('error', reject);
-  });
-  server.keepAliveTimeout = 65_000;
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
-  const url = `http://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${port}`;
+  const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls);
   // Heartbeats also arrive as signed datagrams on the same port number (peers[].heartbeat: udp).
   const udp = new UdpServer(
     cfg.node,

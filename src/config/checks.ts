@@ -1,4 +1,4 @@
-import type { ClusterConfig } from './schema.js';
+import { tlsCrossChecks, type ClusterConfig } from './schema.js';
 import type { ConfigProblem } from './load.js';
 
 /** Rules that tie fields together, checked at start and by `config check`. */
@@ -37,6 +37,7 @@ export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
     p.push({ key: 'preferredPrimary', problem: `is ${cfg.preferredPrimary} (expected one of ${[...names].join(', ')})` });
   }
   const svc = new Set<string>();
+  p.push(...tlsCrossChecks(cfg));
   for (const [i, s] of cfg.services.entries()) {
     if (svc.has(s.name)) p.push({ key: `services.${i}.name`, problem: `duplicates ${s.name} (expected unique service names)` });
     svc.add(s.name);

@@ -6,8 +6,7 @@ export function doublePrimaryPoller(c: Cluster) {
   let stop = false;
   let both = 0;
   let samples = 0;
-  const url = (n: 'a' | 'b') => `http://127.0.0.1:${c.nodes[n].apiPort}/primary`;
-  const ask = (n: 'a' | 'b') => fetch(url(n), { signal: AbortSignal.timeout(300) }).then((r) => r.status === 200, () => false);
+  const ask = (n: 'a' | 'b') => c.request(n, '/primary', { timeoutMs: 300 }).then((r) => r.status === 200, () => false);
   const loop = (async () => {
     const end = Date.now() + 240_000;
     while (!stop && Date.now() < end) {
