@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Topology } from '../../test/helpers/netns.js';
+import { TIMING_PROFILES } from '../../src/config/schema.js';
 import { startService } from './harness.js';
 
 export const AGENT_PORT = 8700;
@@ -65,7 +66,8 @@ export class NetnsCluster {
   private readonly vipAddress: string;
 
   constructor(private readonly o: NetnsClusterOptions) {
-    this.timings = { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, ...o.timings };
+    const { heartbeatMs, deadAfterMs, leaseMs } = TIMING_PROFILES.fast;
+    this.timings = { heartbeatMs, deadAfterMs, leaseMs, ...o.timings };
     this.vipAddress = o.vipCidr.split('/')[0];
   }
 
