@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the root-only system tests, the Compose validation, the VIP
-# benchmark and the Nimbus state tests need. Idempotent: packages already installed are skipped, and apt is not touched at all
+# benchmark, the Nimbus state tests and the AWS CLI test of the stand-ins need. Idempotent: packages already installed are skipped, and apt is not touched at all
 # when nothing is missing. Must run as root (CI runs it as root before `npm run test:system`).
 set -euo pipefail
 
@@ -9,6 +9,11 @@ set -euo pipefail
 # derby-tools, libderby-java, a JDK and sqlite3: the real-Derby / real-sqlite tests of the Nimbus
 # head-node state (npm run test:nimbus).
 PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl derby-tools libderby-java openjdk-17-jdk-headless sqlite3)
+# awscli: the AWS CLI test of the Nimbus and Cumulus stand-ins (test/integration/nimbus-aws-cli.test.ts,
+# part of `npm test`). An `aws` already on PATH (pip, pyenv, the AWS installer) is used as it is.
+if ! command -v aws >/dev/null 2>&1; then
+  PACKAGES+=(awscli)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system-deps: must run as root (apt-get install); skipping" >&2
