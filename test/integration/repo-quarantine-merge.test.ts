@@ -119,6 +119,31 @@ describe('quarantine merge-back on rejoin', () => {
     expect(p.status().quarantine).toMatchObject({ policy: 'merge', rejoining: false, merged: 3, conflicts: ['VMS/u1/clash.img'] });
   });
 
+  it('merges back straight from the bucket when the delete guard keeps the pass from moving them aside', async () => {
+    a = await lab.repo();
+    b = await lab.repo();
+    for (const [k, v] of await fillSmall(b.store, 5, 'VMS/shared/')) await putBytes(a.store, k, v);
+    const { p, events } = dataPath(a, b);
+    await p.start();
+    await p.onPromote(ctx(1));
+    // 4 of a's 9 objects are missing on b: far more than maxDeleteFraction (0.1) lets a pass delete.
+    const lonely = new Map<string, Buffer>();
+    for (let i = 0; i < 4; i++) lonely.set(`VMS/u1/lonely-${i}.img`, randomBytes(9000 + i));
+    for (const [k, v] of lonely) await putBytes(a.store, k, v);
+    await waitFor('marker', async () => (await a.store.head(PRIMARY_MARKER_KEY)) !== null);
+
+    await p.onDemote({ ...ctx(2), to: 'standby' });
+    await waitFor('merge done', () => events.some((e) => e.type === 'repo.quarantine.merged'));
+    await waitFor('caught up', () => p.caughtUp());
+    expect(events.some((e) => e.type === 'repo_delete_guard')).toBe(true);
+    for (const [k, v] of lonely) {
+      expect(md5(await readBytes(b.store, k))).toBe(md5(v));
+      expect(md5(await readBytes(a.store, k))).toBe(md5(v));
+    }
+    expect(await quarantined(a)).toEqual([]);
+    expect(events.find((e) => e.type === 'repo.quarantine.merged')?.details).toMatchObject({ merged: 4, dropped: 0, conflicts: 0 });
+  });
+
   it('policy keep leaves everything in quarantine and lists the keys; a plain standby restart merges nothing', async () => {
     a = await lab.repo();
     b = await lab.repo();

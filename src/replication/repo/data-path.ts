@@ -86,7 +86,7 @@ export class RepoDataPath implements RoleHooks {
     this.replicator = new RepoReplicator({
       onPass: () => {
         const st = this.replicator.status();
-        if (this.standby && this.quarantine.rejoining && st.objectsBehind === 0 && st.lastError === null) void this.quarantine.afterCleanPass();
+        if (this.standby && this.quarantine.rejoining) void this.quarantine.afterPass(st.objectsBehind === 0 && st.lastError === null);
       },
       changeHint: () => this.currentPeerHint(),
       changeHintFreshUntil: () => (this.peerHint ? this.peerHint.at + this.peerHint.freshMs : null),

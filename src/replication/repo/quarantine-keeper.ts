@@ -139,8 +139,12 @@ export class QuarantineKeeper {
     });
   }
 
-  /** The standby's replicator finished a pass with nothing behind: merge what the rejoin moved aside. */
-  afterCleanPass(): Promise<MergeStepResult | null> {
+  /**
+   * The standby's replicator finished a pass: merge what the rejoin moved aside, or what the pass could
+   * not move aside yet (the delete guard refused: the pass is not `clean`). The rejoin is done only after
+   * a clean pass with nothing left to copy or to see back.
+   */
+  afterPass(clean: boolean): Promise<MergeStepResult | null> {
     return this.queue(async () => {
       if (!this.st.rejoining) return null;
       if (this.since === null) {
@@ -154,7 +158,7 @@ export class QuarantineKeeper {
         this.since = m.mtimeMs;
       }
       try {
-        const r = await this.step(this.since);
+        const r = await this.step(this.since, clean);
         this.st.lastError = null;
         return r;
       } catch (err) {
@@ -171,7 +175,7 @@ export class QuarantineKeeper {
     this.since = null;
   }
 
-  private async step(since: number): Promise<MergeStepResult> {
+  private async step(since: number, clean: boolean): Promise<MergeStepResult> {
     const local = await listAll(this.o.local);
     const peer = await listAll(this.o.peer, (k) => !k.startsWith(QUARANTINE_PREFIX));
     const sec = (ms: number) => Math.floor(ms / 1000);
@@ -184,9 +188,15 @@ export class QuarantineKeeper {
     const byKey = new Map(candidates.map((c) => [c.key, c]));
     const plan = planQuarantine(candidates, new Map([...peer].map(([k, o]) => [k, o.etag])), { keepDays: 0, nowMs: this.now() });
     const out: MergeStepResult = { done: false, merged: [], dropped: 0, conflicts: [], goneAgain: [] };
-    let pending = 0;
+    let pending = clean ? 0 : 1;
+    // Objects still in this node's bucket that the primary lacks: the pass would move them aside (or the
+    // delete guard kept it from doing so, when they are many). Same rule as for the quarantined ones,
+    // copied straight from the bucket. Not when the primary lists nothing at all (a wrong bucket, most
+    // likely: the delete guard's case, not a rejoin's).
+    const fromBucket = this.o.policy === 'merge' && peer.size > 0 ? [...localBucket.values()].filter((o) => !peer.has(o.key) && !this.mergedKeys.has(o.key)) : [];
 
     if (this.o.policy === 'keep') {
+      if (!clean) return out;
       const keys = [...plan.merge, ...plan.conflicts].map((m) => m.to);
       if (keys.length) {
         this.o.emit?.({
@@ -202,7 +212,14 @@ export class QuarantineKeeper {
       return out;
     }
 
+    for (const o of fromBucket) {
+      await copyObject(this.o.local, this.o.peer, o, () => undefined, undefined, 'response');
+      this.mergedKeys.add(o.key);
+      out.merged.push(o.key);
+      pending++;
+    }
     for (const m of plan.merge) {
+      if (out.merged.includes(m.to)) continue;
       if (this.mergedKeys.has(m.to)) {
         out.goneAgain.push(m.to);
         continue;

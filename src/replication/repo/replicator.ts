@@ -56,8 +56,11 @@ export interface RepoReplicatorOptions {
   changeHintFreshUntil?: () => number | null;
   /** A full listing pass runs at least this often even when the hint says nothing changed. Default 30 000; 0: never skip. */
   fullPassMaxAgeMs?: number;
-  /** Called after every listing pass that completed (not skipped, not aborted, whether or not objects failed); status() is current. */
-  onPass?: (r: SyncResult) => void;
+  /**
+   * Called after every listing pass that ran (not skipped, not aborted): with its result, or null when it
+   * threw (a refused delete guard, an unreachable repository). status() is current.
+   */
+  onPass?: (r: SyncResult | null) => void;
 }
 
 /** What a pass returned: the engine's result, or an empty one when the hint let the pass be skipped. */
@@ -326,6 +329,7 @@ export class RepoReplicator {
     } catch (err) {
       this.record(t0, deep, null, err);
       this.forgetBasis();
+      if (!signal?.aborted) this.opts.onPass?.(null);
       throw err;
     }
   }
