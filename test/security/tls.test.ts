@@ -16,7 +16,7 @@ import { createWitnessApp, WitnessState } from '../../src/cluster/witness.js';
 import { systemClock } from '../../src/clock.js';
 import { clusterCrossChecks } from '../../src/config/checks.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { clusterConfigSchema, tlsCrossChecks } from '../../src/config/schema.js';
+import { clusterConfigSchema } from '../../src/config/schema.js';
 import { EventBus } from '../../src/events/bus.js';
 import { signRequest } from '../../src/peer/auth.js';
 import { PeerClient } from '../../src/peer/client.js';
@@ -196,7 +196,7 @@ dataDir: /tmp/x
 peers: [ { node: b, urls: [ "${url}" ] } ]
 witness: { url: "https://127.0.0.1:8790" }
 ${tlsBlock}`;
-  const check = (text: string) => parseConfigText(text, clusterConfigSchema, { env: {}, crossChecks: [clusterCrossChecks, tlsCrossChecks] });
+  const check = (text: string) => parseConfigText(text, clusterConfigSchema, { env: {}, crossChecks: [clusterCrossChecks] });
   const block = (f: { cert: string; key: string; ca: string }) => `tls: { cert: ${f.cert}, key: ${f.key}, ca: ${f.ca} }`;
 
   it('accepts the files of certs init', () => {
