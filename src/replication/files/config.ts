@@ -66,6 +66,22 @@ export const filesConfigSchema = z
           'what the primary last sent) goes to <quarantineDir>/<eventId>/<tree>/<path> with an event; a copy exactly as ' +
           'received goes to <quarantineDir>/previous/<eventId>/<tree>/<path>. Unset: <dataDir>/quarantine/files.',
       ),
+    quarantine: z
+      .object({
+        policy: z
+          .enum(['merge', 'keep'], { errorMap: () => ({ message: 'must be "merge" or "keep"' }) })
+          .default('merge')
+          .describe(
+            'What a node that was primary does, when it rejoins as standby, with the files it wrote while primary that the primary lacks ' +
+              '(in its tree, or moved aside into quarantine by the sync). merge: they are sent to the primary (written there only where the ' +
+              'primary has no file at that path and did not delete one there since it became primary); a path the primary holds with other ' +
+              'content keeps the primary\'s version, the standby\'s stays in quarantine (event files_merge_conflicts lists the paths). ' +
+              'keep: nothing is sent; event files_merge_kept lists the paths for the operator. Until the merge is done the standby is not caught up.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe('Merge-back on rejoin of the files a former primary wrote that its successor never received.'),
     quarantineRetentionDays: z
       .number()
       .min(0)

@@ -1,50 +1,109 @@
+import { join } from 'node:path';
 import type { Router } from 'express';
-import type { Clock, PeerTransport } from '../../ports.js';
+import type { Clock, PeerRef, PeerTransport } from '../../ports.js';
 import type { HookContext, RoleHooks } from '../../ports.js';
 import type { EventSink } from './receiver.js';
 import type { FilesConfig } from './config.js';
 import { FileSyncSender } from './sender.js';
 import { FileSyncReceiver } from './receiver.js';
 import { filesPeerRouter } from './router.js';
+import { DELETED_FILE, DeletedPaths, FilesMergeBack } from './merge-back.js';
+
+/** The peer's URL to use now: those whose heartbeat path answers first (asked before each transfer). */
+function urlNow(peer: PeerRef | null | undefined): string | null {
+  if (!peer) return null;
+  return (peer.ordered ? peer.ordered() : peer.urls)[0] ?? peer.urls[0] ?? null;
+}
 
 /**
  * Config-file sync as a data path of the agent: the sender runs only on the primary and ships to the
- * standby; the receiver accepts changes only while this node is standby.
+ * standby; the receiver accepts changes only while this node is standby. A node that was primary and
+ * rejoins as standby merges back the files it wrote as primary that the primary lacks (merge-back.ts);
+ * it is not caught up until that is done.
  */
 export class FilesDataPath implements RoleHooks {
   readonly name = 'files';
   readonly sender: FileSyncSender;
   readonly receiver: FileSyncReceiver;
+  readonly mergeBack: FilesMergeBack;
+  readonly deleted: DeletedPaths;
   readonly router: Router;
   private primary = false;
+  private peerMerging = false;
 
   constructor(opts: { config: FilesConfig; transport: PeerTransport; events: EventSink; clock?: Clock; quarantineDir: string; isStandby: () => boolean }) {
-    this.sender = new FileSyncSender({ config: opts.config, transport: opts.transport, events: opts.events, clock: opts.clock });
+    const quarantineDir = opts.config.quarantineDir ?? opts.quarantineDir;
+    this.deleted = new DeletedPaths(join(quarantineDir, DELETED_FILE));
+    const nowMs = () => (opts.clock ?? { nowMs: Date.now }).nowMs();
+    this.sender = new FileSyncSender({
+      config: opts.config,
+      transport: opts.transport,
+      events: opts.events,
+      clock: opts.clock,
+      onGone: (tree, rel) => {
+        this.deleted.add(tree, rel, nowMs());
+        void this.deleted.save().catch(() => undefined);
+        void this.receiver.forgetReceived(tree, rel).catch(() => undefined);
+      },
+    });
     this.receiver = new FileSyncReceiver({
       trees: opts.config.trees,
-      quarantineDir: opts.config.quarantineDir ?? opts.quarantineDir,
+      quarantineDir,
       quarantineRetentionDays: opts.config.quarantineRetentionDays,
       events: opts.events,
       clock: opts.clock,
       accepting: opts.isStandby,
+      mergeAccepting: () => this.primary,
+      deleted: this.deleted,
+    });
+    this.mergeBack = new FilesMergeBack({
+      trees: opts.config.trees,
+      quarantineDir,
+      policy: opts.config.quarantine?.policy ?? 'merge',
+      transport: opts.transport,
+      lastReceived: (tree, rel) => this.receiver.lastReceived(tree, rel),
+      events: opts.events,
+      clock: opts.clock,
     });
     this.router = filesPeerRouter({ receiver: this.receiver });
   }
 
   async onPromote(ctx: HookContext): Promise<void> {
+    this.mergeBack.stop();
+    // Durable before this node takes writes: a later rejoin knows which files it wrote as primary.
+    await this.mergeBack.markPrimary({ node: ctx.node, epoch: ctx.epoch });
+    await this.deleted.clear().catch(() => undefined);
     this.primary = true;
-    this.sender.setPeer(ctx.peer?.urls[0] ?? null);
-    this.sender.start();
+    const peer = ctx.peer;
+    this.sender.setPeer(peer ? () => urlNow(peer) : null);
+    void this.sender.start();
   }
 
-  async onDemote(): Promise<void> {
+  async onDemote(ctx: HookContext & { to: 'standby' | 'fenced'; rejoin: boolean }): Promise<void> {
     this.primary = false;
     await this.sender.stop();
+    // The merge-back starts with onFollow, once the peer is known to be primary.
+    void ctx;
+  }
+
+  /** On a standby, every decision cycle: a former primary merges back (once per stint as standby). */
+  async onFollow(ctx: HookContext & { primary: string }): Promise<void> {
+    if (this.primary || !ctx.peer) return;
+    this.follow(ctx.peer);
+  }
+
+  private follow(peer: PeerRef): void {
+    this.mergeBack.start(() => urlNow(peer));
   }
 
   async beforeHandover(): Promise<void> {
     const ok = await this.sender.drain(10_000);
     if (!ok) throw new Error(`config files not caught up on the standby (${this.sender.status().filesBehind} behind)`);
+  }
+
+  /** On the standby: false while files this node wrote as primary are being merged back to the primary. */
+  caughtUp(): boolean {
+    return this.primary || !this.mergeBack.rejoining;
   }
 
   /** On the primary: the standby has every file we have. */
@@ -54,7 +113,10 @@ export class FilesDataPath implements RoleHooks {
   }
 
   status(): Record<string, unknown> {
-    return this.primary ? { role: 'sender', ...this.sender.status() } : { role: 'receiver', ...this.receiver.status() };
+    const mergeBack = this.mergeBack.status();
+    return this.primary
+      ? { role: 'sender', ...this.sender.status(), mergedIn: this.receiver.status().mergedIn, deletedSincePromotion: this.deleted.size() }
+      : { role: 'receiver', ...this.receiver.status(), caughtUp: this.caughtUp(), mergeBack };
   }
 
   /** For the peer: how much this side still has to ship (sender) or when it last applied (receiver). */
@@ -63,10 +125,19 @@ export class FilesDataPath implements RoleHooks {
       const s = this.sender.status();
       return { role: 'sender', filesBehind: s.filesBehind, ok: s.lastError === null };
     }
-    return { role: 'receiver', lastAppliedAt: this.receiver.status().lastAppliedAt };
+    return { role: 'receiver', lastAppliedAt: this.receiver.status().lastAppliedAt, ...(this.mergeBack.rejoining ? { merging: true } : {}) };
+  }
+
+  /** On the primary: when the standby finishes a merge-back, compare the trees again (held deletes included). */
+  onPeerStatus(status: Record<string, unknown> | undefined): void {
+    const merging = status?.merging === true;
+    if (this.peerMerging && !merging && this.primary) this.sender.requestFullPass();
+    this.peerMerging = merging;
   }
 
   async close(): Promise<void> {
+    this.mergeBack.stop();
+    await this.mergeBack.settle();
     await this.sender.stop();
   }
 }

@@ -66,3 +66,43 @@ export interface ApplyResult {
   /** Directory under quarantineDir holding them, when any. */
   quarantineId?: string;
 }
+
+/**
+ * Merge-back (standby → primary, on a rejoin): files the standby wrote while it was primary. The
+ * primary writes an entry only where it has nothing at that path and did not delete one there since
+ * it became primary; `dryRun` only classifies.
+ */
+export const mergeRequestSchema = z
+  .object({
+    tree: z.string().min(1),
+    dryRun: z.boolean().optional(),
+    entries: z
+      .array(
+        z
+          .object({
+            path: relPath,
+            mode,
+            mtimeMs: z.number().nonnegative(),
+            sha256: sha,
+            /** File content, base64 (empty in a dry run). */
+            data: z.string(),
+          })
+          .strict(),
+      )
+      .max(100_000),
+  })
+  .strict();
+export type MergeRequest = z.infer<typeof mergeRequestSchema>;
+
+/**
+ * What the primary did with one merged path: `merged` written now (or would be, in a dry run);
+ * `same` it holds that content already; `conflict` it holds something else there (its version wins);
+ * `deleted` it deleted that path since it became primary (or it had received it and no longer has it):
+ * not brought back.
+ */
+export type MergeOutcome = 'merged' | 'same' | 'conflict' | 'deleted';
+
+export interface MergeResponse {
+  tree: string;
+  results: Array<{ path: string; outcome: MergeOutcome }>;
+}

@@ -16,7 +16,8 @@ import type { EventInput } from '../../events/bus.js';
 import type { FilesTreeConfig } from './config.js';
 import { ensureParent, checkExistingAncestor, checkRealParent, lstatOrNull, resolveLinkInTree, syncDir, tempPathFor, writeTemp } from './fsops.js';
 import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './paths.js';
-import type { ApplyResult, Batch, FileQuery, ManifestEntry } from './protocol.js';
+import type { ApplyResult, Batch, FileQuery, ManifestEntry, MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
+import type { DeletedPaths } from './merge-back.js';
 import { keepPrevious, moveToQuarantine, newQuarantineId, pruneQuarantine, ReceivedRecords } from './quarantine.js';
 import { HashCache, scanTree, sha256File } from './scan.js';
 import { mapLimit } from './limit.js';
@@ -42,6 +43,10 @@ export interface FileSyncReceiverOptions {
    * primary cannot overwrite the trees of the node that took over. Default: always.
    */
   accepting?: () => boolean;
+  /** Whether merge-back from a rejoining standby is accepted now: wire it to "this node is primary". Default: never. */
+  mergeAccepting?: () => boolean;
+  /** Paths deleted on this node since it became primary (merge-back never brings them back). */
+  deleted?: DeletedPaths;
 }
 
 export interface FileReceiverStatus {
@@ -52,6 +57,8 @@ export interface FileReceiverStatus {
   /** Files as received from the primary, kept under quarantineDir/previous before being overwritten or deleted. */
   keptPrevious: number;
   refused: number;
+  /** Files a rejoining standby merged back into this (primary) node's trees. */
+  mergedIn: number;
   lastAppliedAt: string | null;
   lastQuarantineId: string | null;
 }
@@ -93,6 +100,7 @@ export class FileSyncReceiver {
     quarantined: 0,
     keptPrevious: 0,
     refused: 0,
+    mergedIn: 0,
     lastAppliedAt: null,
     lastQuarantineId: null,
   };
@@ -193,6 +201,79 @@ export class FileSyncReceiver {
         this.refused(t, e.path, peer, err);
       }
     }
+  }
+
+  /** The sha256 this node last received from the primary for `rel` (undefined: never, or not since it was deleted). */
+  async lastReceived(treeName: string, rel: string): Promise<string | undefined> {
+    await this.records.load();
+    return this.records.get(treeName, rel);
+  }
+
+  /** This node deleted `rel` itself (as primary): what it once received there no longer says anything. */
+  async forgetReceived(treeName: string, rel: string): Promise<void> {
+    await this.records.load();
+    this.records.delete(treeName, rel);
+    await this.locked(() => this.records.save());
+  }
+
+  /**
+   * On the primary: files a rejoining standby wrote while it was primary. Each is written only where
+   * this node has nothing at that path and did not delete it since it became primary (nor had received
+   * it as standby and no longer has it); the primary's version always wins. Validated completely first,
+   * like a batch.
+   */
+  async acceptMerge(req: MergeRequest, peer = 'peer'): Promise<MergeResponse> {
+    if (!this.opts.mergeAccepting?.()) {
+      throw new HaError('FILES_FAILED', `refusing merge-back from ${peer}: this node is not the primary`, { status: 409 });
+    }
+    const t = this.tree(req.tree);
+    const checked = req.entries.map((e) => {
+      const { rel, abs } = this.checkPath(t, e.path, peer);
+      let data: Buffer | undefined;
+      if (!req.dryRun) {
+        data = Buffer.from(e.data, 'base64');
+        const got = createHash('sha256').update(data).digest('hex');
+        if (got !== e.sha256) throw new HaError('FILES_FAILED', `checksum mismatch for ${rel} (sent ${e.sha256}, got ${got}); nothing was merged`, { path: rel });
+      }
+      return { e, rel, abs, data };
+    });
+    return this.locked(async () => {
+      const ctx = await this.ctx(t);
+      await this.opts.deleted?.load();
+      const results: MergeResponse['results'] = [];
+      for (const c of checked) {
+        await this.guardAsync(t, c.rel, peer, () => checkExistingAncestor(ctx.rootReal, c.abs, c.rel));
+        let outcome: MergeOutcome;
+        const cur = await lstatOrNull(c.abs);
+        if (cur) outcome = cur.isFile() && (await sha256File(c.abs)) === c.e.sha256 ? 'same' : 'conflict';
+        else if (this.opts.deleted?.has(t.cfg.name, c.rel) || this.records.get(t.cfg.name, c.rel) !== undefined) outcome = 'deleted';
+        else outcome = 'merged';
+        if (outcome === 'merged' && !req.dryRun) {
+          const dir = await this.guardAsync(t, c.rel, peer, () => ensureParent(ctx.rootReal, c.abs, c.rel));
+          const tmp = await writeTemp(c.abs, c.data!);
+          try {
+            await chmod(tmp, c.e.mode & 0o777);
+            const mtime = c.e.mtimeMs / 1000;
+            await utimes(tmp, mtime, mtime);
+            // Not over anything that appeared meanwhile: the primary's version wins.
+            if (await lstatOrNull(c.abs)) {
+              outcome = 'conflict';
+              await unlink(tmp);
+            } else await rename(tmp, c.abs);
+          } catch (err) {
+            await unlink(tmp).catch(() => undefined);
+            throw err;
+          }
+          if (outcome === 'merged') {
+            ctx.dirs.add(dir);
+            this.st.mergedIn++;
+          }
+        }
+        results.push({ path: c.rel, outcome });
+      }
+      for (const d of ctx.dirs) await syncDir(d);
+      return { tree: t.cfg.name, results };
+    });
   }
 
   /** A large file streamed by the primary: hashed while written to a temp file, renamed only when it matches. */

@@ -7,7 +7,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import { ZodError, type ZodSchema } from 'zod';
 import { errorMessage, HaError } from '../../errors.js';
 import { HEADER, STREAM_BODY, type PeerRequest } from '../../peer/auth.js';
-import { batchSchema, fileQuerySchema, manifestRequestSchema, type ManifestResponse } from './protocol.js';
+import { batchSchema, fileQuerySchema, manifestRequestSchema, mergeRequestSchema, type ManifestResponse } from './protocol.js';
 import type { FileSyncReceiver } from './receiver.js';
 
 export interface FilesPeerRouterDeps {
@@ -69,6 +69,15 @@ export function filesPeerRouter(deps: FilesPeerRouterDeps): Router {
     route(async (req, res) => {
       const batch = parse(batchSchema, req.body);
       res.json(await receiver.applyBatch(batch, req.peerNode));
+    }),
+  );
+
+  // On the primary: a rejoining standby merges back the files it wrote while it was primary.
+  r.post(
+    '/merge',
+    route(async (req, res) => {
+      const m = parse(mergeRequestSchema, req.body);
+      res.json(await receiver.acceptMerge(m, req.peerNode));
     }),
   );
 

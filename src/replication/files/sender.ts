@@ -21,6 +21,10 @@ import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
+/** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
+export type PeerUrl = string | null | (() => string | null);
+type PeerFn = () => string;
+
 type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
 
 export interface FileSyncSenderOptions {
@@ -28,8 +32,13 @@ export interface FileSyncSenderOptions {
   config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'> & Partial<GuardConfig>;
   /** Signed peer transport (PeerClient in production). */
   transport: PeerTransport;
-  /** Base URL of the standby's sidecar, or null while there is no standby to ship to. */
-  peerUrl?: string | null;
+  /**
+   * Base URL of the standby's sidecar, or a function asked before each request (the peer's URLs whose
+   * heartbeat path answers now first: a cut path is left at once), or null while there is no standby.
+   */
+  peerUrl?: PeerUrl;
+  /** A path of a tree was deleted on this node (watcher); merge-back never brings such a path back. */
+  onGone?: (tree: string, rel: string) => void;
   /** Where the receiver's router is mounted. Default "/peer/files". */
   basePath?: string;
   events?: EventSink;
@@ -105,7 +114,7 @@ export class FileSyncSender {
   private readonly limits: DeleteLimits;
   private lastGuard: string | null = null;
   private passedOnce = false;
-  private peer: string | null;
+  private peer: (() => string | null) | null;
   private running = false;
   private passNeeded = true;
   private firstChangeAt: number | null = null;
@@ -150,7 +159,7 @@ export class FileSyncSender {
       watcher: null,
     }));
     this.clock = opts.clock ?? systemClock;
-    this.peer = opts.peerUrl ?? null;
+    this.peer = toPeerFn(opts.peerUrl ?? null);
     this.retryMs = opts.retryMinMs ?? 500;
   }
 
@@ -160,9 +169,9 @@ export class FileSyncSender {
     const rootsMissing = this.trees.filter((t) => t.rootId === null).map((t) => t.cfg.name);
     const filesBehind = pending + this.inFlight;
     const inSync =
-      this.running && this.peer !== null && this.passedOnce && !this.passNeeded && filesBehind === 0 && held === 0 && this.st.lastError === null && rootsMissing.length === 0 && this.firstChangeAt === null;
+      this.running && this.peerNow() !== null && this.passedOnce && !this.passNeeded && filesBehind === 0 && held === 0 && this.st.lastError === null && rootsMissing.length === 0 && this.firstChangeAt === null;
     return {
-      peer: this.peer,
+      peer: this.peerNow(),
       running: this.running,
       filesBehind,
       fullPassPending: this.passNeeded,
@@ -222,6 +231,7 @@ export class FileSyncSender {
       }
       // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
       if (ev === 'unlinkDir' && posix.resolve(p) === t.root) void this.checkRoots();
+      if (ev === 'unlink' || ev === 'unlinkDir') this.gone(t, p);
       this.mark(t, p);
     });
     // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
@@ -286,11 +296,15 @@ export class FileSyncSender {
   }
 
   /** Point the sender at a (new or reconnected) standby, or at none; a full pass follows. */
-  setPeer(baseUrl: string | null): void {
-    this.peer = baseUrl;
+  setPeer(baseUrl: PeerUrl): void {
+    this.peer = toPeerFn(baseUrl);
     this.passNeeded = true;
     this.retryMs = this.opts.retryMinMs ?? 500;
     this.kick();
+  }
+
+  private peerNow(): string | null {
+    return this.peer?.() ?? null;
   }
 
   /** Ask for a full pass now (e.g. the agent saw the standby reconnect). */
@@ -314,6 +328,12 @@ export class FileSyncSender {
     const p = posix.resolve(abs);
     if (!isInside(t.root, p)) return null;
     return posix.relative(t.root, p);
+  }
+
+  private gone(t: Tree, abs: string): void {
+    const rel = this.relOf(t, abs);
+    if (!rel || isTempName(rel) || t.excluded(rel)) return;
+    this.opts.onGone?.(t.cfg.name, rel);
   }
 
   private mark(t: Tree, abs: string): void {
@@ -355,8 +375,10 @@ export class FileSyncSender {
   }
 
   private async work(): Promise<void> {
-    if (!this.peer || !this.running) return;
-    const peer = this.peer;
+    const first = this.peerNow();
+    if (!first || !this.running) return;
+    // Asked again before each request: a path cut in the middle of a pass is left at once.
+    const peer: PeerFn = () => this.peerNow() ?? first;
     try {
       if (this.passNeeded) await this.fullPass(peer);
       else if (this.firstChangeAt !== null) await this.flush(peer);
@@ -368,7 +390,7 @@ export class FileSyncSender {
           : s.deletesHeld > 0
             ? `the standby keeps ${s.deletesHeld} path(s) this node no longer has (held back by the delete guard)`
             : `${s.filesBehind} change(s) are still on their way`;
-        this.opts.events?.emit({ type: 'files_sync_recovered', severity: 'info', message: `File sync to ${peer} works again; ${state}.`, details: { peer, inSync: s.inSync, deletesHeld: s.deletesHeld } });
+        this.opts.events?.emit({ type: 'files_sync_recovered', severity: 'info', message: `File sync to ${peer()} works again; ${state}.`, details: { peer: peer(), inSync: s.inSync, deletesHeld: s.deletesHeld } });
       }
       this.st.lastError = null;
       this.retryMs = this.opts.retryMinMs ?? 500;
@@ -384,7 +406,7 @@ export class FileSyncSender {
     this.inFlight = 0;
     if (!this.failing) {
       this.failing = true;
-      this.opts.events?.emit({ type: 'files_sync_failed', severity: 'warning', message: `File sync to the standby failed: ${message}; retrying with a full pass.`, details: { peer: this.peer } });
+      this.opts.events?.emit({ type: 'files_sync_failed', severity: 'warning', message: `File sync to the standby failed: ${message}; retrying with a full pass.`, details: { peer: this.peerNow() } });
     }
     if (this.retryTimer || !this.running) return;
     const wait = this.retryMs;
@@ -395,7 +417,7 @@ export class FileSyncSender {
     }, wait);
   }
 
-  private target(peer: string): ShipTarget {
+  private target(peer: PeerFn): ShipTarget {
     return {
       transport: this.opts.transport,
       peerUrl: peer,
@@ -408,7 +430,7 @@ export class FileSyncSender {
   }
 
   /** Ship the pending paths of every tree; on failure they go back to pending (and a pass is due). */
-  private async flush(peer: string): Promise<void> {
+  private async flush(peer: PeerFn): Promise<void> {
     this.firstChangeAt = null;
     const t0 = this.clock.monotonicMs();
     let total = 0;
@@ -441,7 +463,7 @@ export class FileSyncSender {
   }
 
   /** Ship items of one tree and keep the picture of the standby's copy current. */
-  private async ship(peer: string, t: Tree, items: LocalItem[], sigs?: Map<string, string>): Promise<number> {
+  private async ship(peer: PeerFn, t: Tree, items: LocalItem[], sigs?: Map<string, string>): Promise<number> {
     this.inFlight += items.length;
     const r = await shipItems(this.target(peer), { name: t.cfg.name, root: t.root }, items, (n) => (this.inFlight = Math.max(0, this.inFlight - n)));
     this.inFlight = 0;
@@ -557,7 +579,7 @@ export class FileSyncSender {
   }
 
   /** Compare every tree with the standby's manifest and send the difference. */
-  private async fullPass(peer: string): Promise<void> {
+  private async fullPass(peer: PeerFn): Promise<void> {
     this.passNeeded = false;
     const t0 = this.clock.monotonicMs();
     this.shipped.clear();
@@ -577,7 +599,7 @@ export class FileSyncSender {
           const fixed = this.portable(t, e);
           if (fixed) local.set(e.path, fixed);
         }
-        const remote = await this.opts.transport.post<ManifestResponse>(peer, `${this.target(peer).basePath}/manifest`, { tree: t.cfg.name }, this.target(peer).timeoutMs);
+        const remote = await this.opts.transport.post<ManifestResponse>(peer(), `${this.target(peer).basePath}/manifest`, { tree: t.cfg.name }, this.target(peer).timeoutMs);
         let items: LocalItem[] = [];
         const remoteMap = new Map<string, ManifestEntry>();
         t.copy = new CopyPicture();
@@ -638,4 +660,9 @@ export class FileSyncSender {
     this.skippedLinks.delete(key);
     return { ...e, target };
   }
+}
+
+function toPeerFn(p: PeerUrl): (() => string | null) | null {
+  if (p === null) return null;
+  return typeof p === 'function' ? p : () => p;
 }

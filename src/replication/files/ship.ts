@@ -14,7 +14,8 @@ import { mapLimit } from './limit.js';
 
 export interface ShipTarget {
   transport: PeerTransport;
-  peerUrl: string;
+  /** The receiver's base URL, or a function asked before each request (the peer's paths that answer now first). */
+  peerUrl: string | (() => string);
   /** Mount point of the receiver's router, e.g. "/peer/files". */
   basePath: string;
   timeoutMs: number;
@@ -42,6 +43,7 @@ export interface ShipResult {
 }
 
 const READ_WINDOW = 256;
+const urlOf = (t: ShipTarget): string => (typeof t.peerUrl === 'function' ? t.peerUrl() : t.peerUrl);
 const depth = (rel: string) => rel.split('/').length;
 
 /** Query-string encoding that leaves nothing for a URL parser to re-encode (the path is signed). */
@@ -93,7 +95,7 @@ export async function shipItems(
   let batchBytes = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const res = await t.transport.post<ApplyResult>(t.peerUrl, `${t.basePath}/batch`, { tree: tree.name, entries: batch }, t.timeoutMs);
+    const res = await t.transport.post<ApplyResult>(urlOf(t), `${t.basePath}/batch`, { tree: tree.name, entries: batch }, t.timeoutMs);
     out.entries += batch.length;
     out.bytes += batchBytes;
     out.quarantined += res.quarantined ?? 0;
@@ -151,7 +153,7 @@ export async function shipItems(
         `mtime=${st.mtimeMs}`,
       ].join('&');
       const body = createReadStream('', { fd: fh, autoClose: false, start: 0 });
-      const res = await t.transport.putStream<ApplyResult>(t.peerUrl, `${t.basePath}/file?${q}`, body, st.size, Math.max(t.timeoutMs, 120_000));
+      const res = await t.transport.putStream<ApplyResult>(urlOf(t), `${t.basePath}/file?${q}`, body, st.size, Math.max(t.timeoutMs, 120_000));
       out.entries++;
       out.bytes += st.size;
       out.quarantined += res.quarantined ?? 0;
