@@ -17,7 +17,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
-import type { FrontGuard } from '../../src/replication/repo/front-guard.js';
+import type { FrontGuard, LoneWrite } from '../../src/replication/repo/front-guard.js';
 
 export interface FrontBackend {
   endpoint: string;
@@ -73,6 +73,25 @@ function s3Error(res: http.ServerResponse, status: number, code: string, message
 }
 
 const etagOf = (a: Answer) => String(a.headers.etag ?? '').replace(/"/g, '');
+
+/**
+ * The object a write acknowledged (for the guard's check that the standby holds it), or null for a
+ * multipart step that creates no object yet (initiate, part upload, abort). The ETag of a completed
+ * multipart upload or a copy is in the answer's body.
+ */
+function objectWrite(method: string, url: URL, a: Answer): LoneWrite | null {
+  const q = url.searchParams;
+  if (method === 'DELETE') return q.has('uploadId') ? null : { path: url.pathname, etag: null, deleted: true };
+  if (method === 'PUT' && !q.has('uploadId') && !q.has('partNumber')) {
+    const etag = etagOf(a) || /<ETag>"?([^"<]+)"?<\/ETag>/.exec(a.body.toString())?.[1] || null;
+    return { path: url.pathname, etag, deleted: false };
+  }
+  if (method === 'POST' && q.has('uploadId') && !q.has('partNumber')) {
+    const etag = /<ETag>(?:&quot;|")?([^"<&]+)(?:&quot;|")?<\/ETag>/.exec(a.body.toString())?.[1] ?? null;
+    return { path: url.pathname, etag, deleted: false };
+  }
+  return null;
+}
 
 export class RepoFront {
   private server: http.Server | null = null;
@@ -220,9 +239,10 @@ export class RepoFront {
         s3Error(res, 503, 'ServiceUnavailable', `the standby's repository did not take the write (${why}); not acknowledged`);
         return;
       }
-      guard.ackedAlone();
+      guard.ackedAlone(objectWrite(method, url, l) ?? undefined);
       this.stats.alone++;
     } else if (localOk) {
+      if (objectWrite(method, url, l)) guard.ackedBoth(url.pathname);
       this.stats.both++;
     }
     // Multipart initiate: remember the standby's id for the local one.

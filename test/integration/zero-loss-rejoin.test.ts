@@ -101,6 +101,9 @@ describe('zero acknowledged loss: hung standby, and a double fault during rejoin
     const first = (await c.primary())!;
     const second = first === 'a' ? 'b' : 'a';
     await until(`${second} streaming`, async () => (await c.status(second))!.replication.db.streaming === true, 120_000);
+    // The earlier cases dropped the standby from the data-holder record: it is named again only once it
+    // holds everything, and only then may it take over without the primary.
+    await until(`the record names ${second} again`, async () => (await c.status(first))!.data_holders?.holders?.includes(second) === true, 60_000);
     const poll = doublePrimaryPoller(c);
     const w = new DbWriter(c.dbUrl, { table: 'zl_rejoin' });
     await w.prepare();

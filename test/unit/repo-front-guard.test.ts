@@ -78,6 +78,77 @@ describe('FrontGuard', () => {
   });
 });
 
+describe('FrontGuard: the standby is named again only once it holds what was acknowledged alone', () => {
+  it('a pass count that says "caught up" is not enough while the standby lacks a lone write (stale heartbeats)', async () => {
+    let now = 10_000;
+    const claims: boolean[] = [];
+    const standby = new Map<string, string>(); // path -> etag on the standby
+    const asked: string[][] = [];
+    const g = new FrontGuard({
+      degradeAfterMs: 1000,
+      standbyGoneSince: 0,
+      claim: async (p) => (claims.push(p), true),
+      verify: async (writes) => {
+        asked.push(writes.map((w) => w.path));
+        return writes.every((w) => (w.deleted ? !standby.has(w.path) : standby.get(w.path) === w.etag));
+      },
+      now: () => now,
+    });
+    await g.tick(false); // degraded after a failover: acknowledging alone is allowed
+    g.peerPuller({ passes: 10, objectsBehind: 0, ok: true });
+    g.ackedAlone({ path: '/Repo/VMS/u/a.img', etag: 'e1', deleted: false });
+    g.ackedAlone({ path: '/Repo/VMS/u/old.img', etag: null, deleted: true });
+    standby.set('/Repo/VMS/u/old.img', 'e0');
+    // Heartbeats report passes that (by their count) started after the lone acks, but the objects are not there.
+    g.peerPuller({ passes: 12, objectsBehind: 0, ok: true });
+    now += 100;
+    await g.tick(true);
+    expect(g.standbyHolds).toBe(false);
+    expect(g.mayAckAlone()).toBe(true);
+    expect(claims).toEqual([false]);
+    expect(asked.at(-1)).toEqual(['/Repo/VMS/u/a.img', '/Repo/VMS/u/old.img']);
+    // The standby catches up on the write; the delete still missing keeps it out.
+    standby.set('/Repo/VMS/u/a.img', 'e1');
+    await g.tick(true);
+    expect(g.standbyHolds).toBe(false);
+    standby.delete('/Repo/VMS/u/old.img');
+    await g.tick(true);
+    expect(claims).toEqual([false, true]);
+    expect(g.standbyHolds).toBe(true);
+    expect(g.mayAckAlone()).toBe(false);
+  });
+
+  it('a write that later reached both repositories is not checked again; a lone ack during the check defers the naming', async () => {
+    const claims: boolean[] = [];
+    let g!: FrontGuard;
+    let ackDuringCheck = true;
+    g = new FrontGuard({
+      degradeAfterMs: 1000,
+      standbyGoneSince: 0,
+      claim: async (p) => (claims.push(p), true),
+      verify: async (writes) => {
+        expect(writes.map((w) => w.path)).toEqual(['/Repo/b.img']);
+        if (ackDuringCheck) {
+          ackDuringCheck = false;
+          g.ackedAlone({ path: '/Repo/c.img', etag: 'e3', deleted: false });
+        }
+        return true;
+      },
+      now: () => 10_000,
+    });
+    await g.tick(false);
+    g.peerPuller({ passes: 1, objectsBehind: 0, ok: true });
+    g.ackedAlone({ path: '/Repo/a.img', etag: 'e1', deleted: false });
+    g.ackedAlone({ path: '/Repo/b.img', etag: 'e2', deleted: false });
+    g.ackedBoth('/Repo/a.img');
+    g.peerPuller({ passes: 5, objectsBehind: 0, ok: true });
+    await g.tick(true);
+    // c.img was acknowledged alone while b.img was being checked: not named this time.
+    expect(g.standbyHolds).toBe(false);
+    expect(claims).toEqual([false]);
+  });
+});
+
 describe('verifyV2', () => {
   const key = { accessKeyId: 'id1', secretAccessKey: 'secret1' };
   const now = Date.parse('2026-01-01T00:00:00Z');

@@ -8,7 +8,8 @@ import type { RepoConfig } from './config.js';
 import { RepoReplicator } from './replicator.js';
 import { RepoChangeWatch } from './change-watch.js';
 import { parseHint, type RepoChangeHint } from './hint.js';
-import { FrontGuard } from './front-guard.js';
+import { FrontGuard, type LoneWrite } from './front-guard.js';
+import { SOURCE_ETAG_META } from './types.js';
 import { QuarantineKeeper } from './quarantine-keeper.js';
 
 /** How often quarantined objects are checked against repo.quarantine.keepDays. */
@@ -169,6 +170,7 @@ export class RepoDataPath implements RoleHooks {
       // After a failover the old primary is gone: do not refuse uploads for degradeAfterMs first.
       ...(ctx.takeover === 'failover' || !ctx.peer ? { standbyGoneSince: now() - front.degradeAfterMs } : {}),
       claim: (peerHolds) => ctx.holders.claim(this.name, peerHolds),
+      verify: (writes) => this.standbyHolds(writes, Math.max(2 * front.probeMs, 1000)),
       emit: (e) => this.opts.bus.emit(e),
       now,
     });
@@ -193,6 +195,28 @@ export class RepoDataPath implements RoleHooks {
     void probe();
     this.probeTimer = setInterval(() => void probe(), front.probeMs);
     this.probeTimer.unref();
+  }
+
+  /**
+   * Whether the standby's repository holds every write the primary acknowledged alone: the object with
+   * that ETag (its own, or the source ETag the puller recorded when it copied in parts), or no object for
+   * a delete. Read eight at a time; any failure or timeout says no (asked again at a later probe).
+   */
+  private async standbyHolds(writes: LoneWrite[], timeoutMs: number): Promise<boolean> {
+    const bucket = this.opts.config.local.bucket;
+    const todo = writes.map((w) => ({ w, key: keyOf(w.path, bucket) })).filter((x): x is { w: LoneWrite; key: string } => x.key !== null);
+    for (let i = 0; i < todo.length; i += 8) {
+      const answers = await Promise.all(
+        todo.slice(i, i + 8).map(async ({ w, key }) => {
+          const info = await withTimeout(this.opts.peer.head(key), timeoutMs);
+          if (w.deleted) return info === null;
+          if (info === null) return false;
+          return w.etag === null || info.etag === w.etag || info.metadata?.[SOURCE_ETAG_META] === w.etag;
+        }),
+      );
+      if (answers.some((ok) => !ok)) return false;
+    }
+    return true;
   }
 
   private stopGuard(): void {
@@ -266,6 +290,17 @@ export class RepoDataPath implements RoleHooks {
     await this.front?.close();
     await this.watch?.stop();
     await this.replicator.stop();
+  }
+}
+
+/** Keys of a path-style `/bucket/key` in this bucket (null: another bucket, which this path does not replicate). */
+function keyOf(path: string, bucket: string): string | null {
+  const prefix = `/${bucket}/`;
+  if (!path.startsWith(prefix)) return null;
+  try {
+    return decodeURIComponent(path.slice(prefix.length));
+  } catch {
+    return null;
   }
 }
 

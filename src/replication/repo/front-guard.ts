@@ -11,17 +11,35 @@
  *
  * Back from degraded: as soon as the standby answers again writes go to both (`sync`), and the record
  * names the standby again (claim(true)) only once the standby's puller finished a clean pass that started
- * after the last write this node acknowledged alone.
+ * after the last write this node acknowledged alone, and (with `verify`) the standby's repository is seen
+ * to hold every object acknowledged alone: pass counts travel in heartbeats and may be stale, the objects
+ * themselves are not.
  */
 import type { EventInput } from '../../events/bus.js';
 
 export type FrontGuardState = 'sync' | 'waiting' | 'degraded';
+
+/** An object write or delete acknowledged by this node alone (S3 path-style `/bucket/key`). */
+export interface LoneWrite {
+  path: string;
+  /** The ETag acknowledged (null for a delete). */
+  etag: string | null;
+  deleted: boolean;
+}
+
+/** Lone writes remembered for verification; past this, the oldest are not checked (one more pass is required instead). */
+const MAX_LONE_WRITES = 10_000;
 
 export interface FrontGuardOptions {
   degradeAfterMs: number;
   /** Monotonic time since which the standby is known to be gone (after a failover: degrade at once). */
   standbyGoneSince?: number;
   claim: (peerHolds: boolean) => Promise<boolean>;
+  /**
+   * Whether the standby's repository holds each of these writes (the object with that ETag, or no object
+   * for a delete). Asked before the standby is named again; without it the pass count alone decides.
+   */
+  verify?: (writes: LoneWrite[]) => Promise<boolean>;
   emit?: (e: EventInput) => void;
   now: () => number;
 }
@@ -46,6 +64,11 @@ export class FrontGuard {
   private lastPeer: PeerPuller | null = null;
   private blockedReported = false;
   private claiming = false;
+  /** Writes acknowledged alone since the standby was last named (by path: the last one counts). */
+  private readonly lone = new Map<string, LoneWrite>();
+  private loneOverflow = false;
+  /** Bumped on every lone acknowledgement (a verification that saw an older value is stale). */
+  private loneSeq = 0;
 
   constructor(private readonly o: FrontGuardOptions) {
     this.lostSince = o.standbyGoneSince ?? null;
@@ -69,9 +92,22 @@ export class FrontGuard {
     return this.alone && !this.peerNamed && !this.claiming;
   }
 
-  /** A write went to the local repository only and was acknowledged: the standby must pass again before it is named. */
-  ackedAlone(): void {
+  /**
+   * A write went to the local repository only and was acknowledged: the standby must pass again before
+   * it is named, and hold `write` (an object write or delete; none for a multipart part).
+   */
+  ackedAlone(write?: LoneWrite): void {
     this.passBaseline = this.lastPeer ? this.lastPeer.passes + 1 : null;
+    this.loneSeq++;
+    if (!write) return;
+    this.lone.delete(write.path);
+    if (this.lone.size < MAX_LONE_WRITES) this.lone.set(write.path, write);
+    else this.loneOverflow = true;
+  }
+
+  /** A write reached both repositories: what was acknowledged alone for that path is superseded. */
+  ackedBoth(path: string): void {
+    this.lone.delete(path);
   }
 
   /** A write to the standby's repository failed (or a probe did). */
@@ -111,10 +147,21 @@ export class FrontGuard {
       const p = this.lastPeer;
       if (!this.peerNamed && p && p.ok && p.objectsBehind === 0) {
         if (this.passBaseline === null) this.passBaseline = p.passes + 1;
-        else if (p.passes > this.passBaseline) {
+        else if (p.passes > this.passBaseline + (this.loneOverflow ? 1 : 0)) {
+          if (this.o.verify && this.lone.size > 0) {
+            const seq = this.loneSeq;
+            const checked = [...this.lone.values()];
+            const held = await this.o.verify(checked).catch(() => false);
+            // Not all there yet, or acknowledged alone again meanwhile: ask again at a later probe.
+            if (!held || seq !== this.loneSeq) return this.current;
+          }
           // No lone acknowledgement from here on: the record will name the standby.
           this.alone = false;
           if (!(await this.claim(true))) this.alone = true;
+          else {
+            this.lone.clear();
+            this.loneOverflow = false;
+          }
         }
       }
       return this.current;
