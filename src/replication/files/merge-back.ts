@@ -32,6 +32,7 @@ import { isTempName, makeExcluder, TEMP_PREFIX } from './paths.js';
 import { isMissing, sha256File } from './scan.js';
 import { PREVIOUS_DIR, quarantineIdTime } from './quarantine.js';
 import { syncDir } from './fsops.js';
+import { onLivePath } from './ship.js';
 
 export type FilesQuarantinePolicy = 'merge' | 'keep';
 
@@ -278,9 +279,9 @@ export class FilesMergeBack {
         this.rejoinMerged = 0;
         this.reported = '';
       }
-      const peer = this.peerUrl();
-      if (!peer) return stepMs;
-      const done = await this.mergeStep(peer, this.sinceMs);
+      const first = this.peerUrl();
+      if (!first) return stepMs;
+      const done = await this.mergeStep(() => this.peerUrl() ?? first, this.sinceMs);
       if (gen !== this.gen || !this.active) return null;
       this.st.lastError = null;
       this.st.lastStepAt = new Date(this.clock.nowMs()).toISOString();
@@ -331,7 +332,7 @@ export class FilesMergeBack {
   }
 
   /** True when nothing is left to send: every candidate is on the primary, or decided otherwise. */
-  private async mergeStep(peer: string, since: number): Promise<boolean> {
+  private async mergeStep(peer: () => string, since: number): Promise<boolean> {
     const candidates = await this.candidates(since);
     const results = new Map<string, { c: Candidate; outcome: MergeOutcome }>();
     const byTree = new Map<string, Candidate[]>();
@@ -358,7 +359,7 @@ export class FilesMergeBack {
       for (let i = 0; i < offered.length; i += 5_000) {
         const part = offered.slice(i, i + 5_000);
         const req: MergeRequest = { tree, dryRun: true, entries: part.map((o) => ({ path: o.c.rel, mode: o.c.mode, mtimeMs: o.c.mtimeMs, sha256: o.sha256, data: '' })) };
-        const res = await this.o.transport.post<MergeResponse>(peer, url, req, timeoutMs);
+        const res = await onLivePath(peer, (u, signal) => this.o.transport.post<MergeResponse>(u, url, req, timeoutMs, signal));
         const byPath = new Map(part.map((o) => [o.c.rel, o]));
         for (const r of res.results ?? []) {
           const o = byPath.get(r.path);
@@ -373,7 +374,7 @@ export class FilesMergeBack {
       const send = async () => {
         if (!batch.length) return;
         const req: MergeRequest = { tree, entries: batch.map((b) => b.e) };
-        const res = await this.o.transport.post<MergeResponse>(peer, url, req, timeoutMs);
+        const res = await onLivePath(peer, (u, signal) => this.o.transport.post<MergeResponse>(u, url, req, timeoutMs, signal));
         const byPath = new Map(batch.map((b) => [b.e.path, b.c]));
         for (const r of res.results ?? []) {
           const c = byPath.get(r.path);

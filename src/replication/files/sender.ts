@@ -17,7 +17,7 @@ import type { EventSink } from './receiver.js';
 import { differs } from './diff.js';
 import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from './scan.js';
 import { mapLimit } from './limit.js';
-import { shipItems, type LocalItem, type ShipTarget } from './ship.js';
+import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
@@ -599,7 +599,8 @@ export class FileSyncSender {
           const fixed = this.portable(t, e);
           if (fixed) local.set(e.path, fixed);
         }
-        const remote = await this.opts.transport.post<ManifestResponse>(peer(), `${this.target(peer).basePath}/manifest`, { tree: t.cfg.name }, this.target(peer).timeoutMs);
+        const target = this.target(peer);
+        const remote = await onLivePath(peer, (url, signal) => this.opts.transport.post<ManifestResponse>(url, `${target.basePath}/manifest`, { tree: t.cfg.name }, target.timeoutMs, signal));
         let items: LocalItem[] = [];
         const remoteMap = new Map<string, ManifestEntry>();
         t.copy = new CopyPicture();

@@ -43,7 +43,41 @@ export interface ShipResult {
 }
 
 const READ_WINDOW = 256;
-const urlOf = (t: ShipTarget): string => (typeof t.peerUrl === 'function' ? t.peerUrl() : t.peerUrl);
+
+/** How often a request in flight checks that its path still answers heartbeats. */
+const PATH_CHECK_MS = 200;
+
+/**
+ * Run one request on the URL `peerUrl` names now. When it is a function (the peer's URLs, answering
+ * paths first) and, while the request is in flight, another URL comes first (the heartbeats found the
+ * path silent), the request is given up at once instead of waiting for its timeout on a cut path; the
+ * caller retries on the new first URL.
+ */
+export async function onLivePath<T>(peerUrl: string | (() => string), run: (url: string, signal?: AbortSignal) => Promise<T>): Promise<T> {
+  if (typeof peerUrl !== 'function') return run(peerUrl);
+  const url = peerUrl();
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | null = null;
+  const left = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      const now = peerUrl();
+      if (now !== url) {
+        const err = new Error(`the path to ${url} stopped answering heartbeats; continuing over ${now}`);
+        ac.abort(err);
+        reject(err);
+      }
+    }, PATH_CHECK_MS);
+    timer.unref?.();
+  });
+  const p = run(url, ac.signal);
+  p.catch(() => undefined);
+  left.catch(() => undefined);
+  try {
+    return await Promise.race([p, left]);
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
 const depth = (rel: string) => rel.split('/').length;
 
 /** Query-string encoding that leaves nothing for a URL parser to re-encode (the path is signed). */
@@ -95,7 +129,8 @@ export async function shipItems(
   let batchBytes = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const res = await t.transport.post<ApplyResult>(urlOf(t), `${t.basePath}/batch`, { tree: tree.name, entries: batch }, t.timeoutMs);
+    const entries = batch;
+    const res = await onLivePath(t.peerUrl, (url, signal) => t.transport.post<ApplyResult>(url, `${t.basePath}/batch`, { tree: tree.name, entries }, t.timeoutMs, signal));
     out.entries += batch.length;
     out.bytes += batchBytes;
     out.quarantined += res.quarantined ?? 0;
@@ -153,7 +188,8 @@ export async function shipItems(
         `mtime=${st.mtimeMs}`,
       ].join('&');
       const body = createReadStream('', { fd: fh, autoClose: false, start: 0 });
-      const res = await t.transport.putStream<ApplyResult>(urlOf(t), `${t.basePath}/file?${q}`, body, st.size, Math.max(t.timeoutMs, 120_000));
+      // putStream takes no signal: a request given up on a silent path ends when its file handle closes below.
+      const res = await onLivePath(t.peerUrl, (url) => t.transport.putStream<ApplyResult>(url, `${t.basePath}/file?${q}`, body, st.size, Math.max(t.timeoutMs, 120_000)));
       out.entries++;
       out.bytes += st.size;
       out.quarantined += res.quarantined ?? 0;
