@@ -93,6 +93,7 @@ export class FileSyncReceiver {
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private prunedAt: number | null = null;
+  private forgetSave: NodeJS.Timeout | null = null;
   private readonly st: FileReceiverStatus = {
     batches: 0,
     filesApplied: 0,
@@ -213,7 +214,12 @@ export class FileSyncReceiver {
   async forgetReceived(treeName: string, rel: string): Promise<void> {
     await this.records.load();
     this.records.delete(treeName, rel);
-    await this.locked(() => this.records.save());
+    // Saved at most once a second: an `rm -r` of a large directory must not rewrite the file per path.
+    this.forgetSave ??= setTimeout(() => {
+      this.forgetSave = null;
+      void this.locked(() => this.records.save()).catch(() => undefined);
+    }, 1000);
+    this.forgetSave.unref?.();
   }
 
   /**
