@@ -1,11 +1,12 @@
 /**
- * Runs on the primary: watches the configured trees (one fs.watch per directory, dir-watch.ts), batches changes for a short window
+ * Runs on the primary: watches the configured trees with chokidar, batches changes for a short window
  * and ships them to the standby's receiver. A full pass (manifest exchange, checksums) runs on start,
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
 import { errorMessage, HaError } from '../../errors.js';
@@ -18,7 +19,6 @@ import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from 
 import { mapLimit } from './limit.js';
 import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
-import { DirWatcher, type DirWatchEvent } from './dir-watch.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
 /** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
@@ -99,7 +99,7 @@ interface Tree {
   /** dev:ino of the root directory being watched, or null when it is missing. */
   rootId: string | null;
   rootMissingReported: boolean;
-  watcher: DirWatcher | null;
+  watcher: FSWatcher | null;
 }
 
 export class FileSyncSender {
@@ -210,16 +210,21 @@ export class FileSyncSender {
   }
 
   private async watchTree(t: Tree): Promise<void> {
-    // One watch per directory (not per file): handles grow with the directories of a tree only.
-    const w = new DirWatcher(t.root, (p: string) => {
-      const rel = this.relOf(t, p);
-      return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
+    const w = watch(t.root, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      atomic: false,
+      persistent: true,
+      ignored: (p: string) => {
+        const rel = this.relOf(t, p);
+        return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
+      },
     });
     t.watcher = w;
-    w.on('all', (ev: DirWatchEvent, p: string) => {
+    w.on('all', (ev, p) => {
       if (t.watcher !== w) return;
-      // Files created in a new directory before its watch is in place are never reported; listing the
-      // directory again at flush time catches them.
+      // Files created in a new directory before chokidar's watch on it is in place are never
+      // reported; listing the directory again at flush time catches them.
       if (ev === 'addDir') {
         const rel = this.relOf(t, p);
         if (rel) t.newDirs.add(rel);
@@ -229,14 +234,18 @@ export class FileSyncSender {
       if (ev === 'unlink' || ev === 'unlinkDir') this.gone(t, p);
       this.mark(t, p);
     });
-    // The kernel dropped events: compare everything.
-    w.on('overflow', () => {
-      if (t.watcher === w) this.requestFullPass();
+    // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
+    w.on('raw', (_ev, evPath, details: unknown) => {
+      if (t.watcher !== w) return;
+      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (!watched || typeof evPath !== 'string' || !evPath) return;
+      if (posix.basename(watched) === evPath) this.mark(t, watched);
+      this.mark(t, posix.join(watched, evPath));
     });
     w.on('error', (err) => {
       if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
     });
-    await w.start();
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
   }
 
   private async unwatch(t: Tree): Promise<void> {
@@ -247,7 +256,7 @@ export class FileSyncSender {
 
   /**
    * A root that was moved aside and re-created, re-mounted or removed keeps an inotify watch on the old
-   * directory (or on nothing): the watch would go quiet. Compare the root's dev:ino with the watched one
+   * directory (or on nothing): chokidar would go quiet. Compare the root's dev:ino with the watched one
    * and watch the new directory, with an event and a full pass.
    */
   private checkRoots(): Promise<void> {
