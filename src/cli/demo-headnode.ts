@@ -6,7 +6,7 @@
  * going; measures the takeover; keeps working on b; restarts a (standby, catches up); fails back; and
  * verifies on a every acknowledged row, image and file.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -151,7 +151,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     const alice = await createUser(pool, 'alice');
     const bob = await createUser(pool, 'bob');
     await pool.end();
-    const kp = await ec2(cluster.vipUrl, alice, 'ImportKeyPair', { KeyName: 'alice-key', PublicKeyMaterial: Buffer.from('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnimbushademokey alice@demo').toString('base64') });
+    const kp = await ec2(cluster.vipUrl, alice, 'ImportKeyPair', { KeyName: 'alice-key', PublicKeyMaterial: Buffer.from(demoSshKey('alice@demo')).toString('base64') });
     const repoVip = store(cluster.repoUrl);
     const repoA = store(`http://127.0.0.1:${cluster.nodes.a.cumulusPort}`);
     const repoB = store(`http://127.0.0.1:${cluster.nodes.b.cumulusPort}`);
@@ -334,4 +334,17 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
   } finally {
     if (opts.once) await cleanup();
   }
+}
+
+/** A fresh ED25519 public key in OpenSSH form (the VM service checks imported keys as EC2 does). */
+function demoSshKey(comment: string): string {
+  const raw = Buffer.from(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+  const str = (b: Buffer) => Buffer.concat([u32(b.length), b]);
+  return `ssh-ed25519 ${Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]).toString('base64')} ${comment}`;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n, 0);
+  return b;
 }
