@@ -170,7 +170,7 @@ export class RepoDataPath implements RoleHooks {
       // After a failover the old primary is gone: do not refuse uploads for degradeAfterMs first.
       ...(ctx.takeover === 'failover' || !ctx.peer ? { standbyGoneSince: now() - front.degradeAfterMs } : {}),
       claim: (peerHolds) => ctx.holders.claim(this.name, peerHolds),
-      verify: (writes) => this.standbyHolds(writes, Math.max(2 * front.probeMs, 1000)),
+      verify: (writes) => this.standbyHoldsWrites(writes, Math.max(2 * front.probeMs, 1000)),
       emit: (e) => this.opts.bus.emit(e),
       now,
     });
@@ -202,7 +202,7 @@ export class RepoDataPath implements RoleHooks {
    * that ETag (its own, or the source ETag the puller recorded when it copied in parts), or no object for
    * a delete. Read eight at a time; any failure or timeout says no (asked again at a later probe).
    */
-  private async standbyHolds(writes: LoneWrite[], timeoutMs: number): Promise<boolean> {
+  private async standbyHoldsWrites(writes: LoneWrite[], timeoutMs: number): Promise<boolean> {
     const bucket = this.opts.config.local.bucket;
     const todo = writes.map((w) => ({ w, key: keyOf(w.path, bucket) })).filter((x): x is { w: LoneWrite; key: string } => x.key !== null);
     for (let i = 0; i < todo.length; i += 8) {
