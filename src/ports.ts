@@ -159,6 +159,8 @@ export interface DbStatus {
   lagMs?: number;
   /** Whether the standby's WAL receiver is streaming from the primary. */
   streaming?: boolean;
+  /** Primary only: how long the oldest commit has been waiting for the synchronous standby (ms; 0: none waits). */
+  syncWaitMs?: number;
 }
 
 /** Connection facts a standby needs to follow a primary. */

@@ -16,7 +16,9 @@ select pg_is_in_recovery() as rec,
   pg_last_wal_receive_lsn()::text as receive,
   extract(epoch from (clock_timestamp() - pg_last_xact_replay_timestamp())) * 1000 as replay_age_ms,
   r.status as wr_status, r.received_tli as wr_tli, r.latest_end_lsn::text as wr_end,
-  (select timeline_id from pg_control_checkpoint()) as ckpt_tli
+  (select timeline_id from pg_control_checkpoint()) as ckpt_tli,
+  case when pg_is_in_recovery() then null else (select coalesce(max(extract(epoch from clock_timestamp() - a.query_start)), 0) * 1000
+    from pg_stat_activity a where a.wait_event = 'SyncRep') end as sync_wait_ms
 from (select 1) one left join pg_stat_wal_receiver r on true`;
 
 interface StatusRow {
@@ -30,6 +32,8 @@ interface StatusRow {
   wr_tli: number | null;
   wr_end: string | null;
   ckpt_tli: number;
+  /** Primary: age of the oldest commit waiting for synchronous replication (ms), 0 when none waits. */
+  sync_wait_ms?: number | string | null;
 }
 
 const b = (lsn: string | null): number | null => (lsn ? lsnToBytes(lsn) : null);
@@ -41,6 +45,7 @@ export function statusFromRow(row: StatusRow): DbStatus {
       running: true,
       mode: 'primary',
       position: { lsn: cur, bytes: lsnToBytes(cur), timeline: parseInt(row.cur_tli ?? '1', 16) },
+      ...(row.sync_wait_ms !== undefined && row.sync_wait_ms !== null ? { syncWaitMs: Math.max(0, Math.round(Number(row.sync_wait_ms))) } : {}),
     };
   }
   const replay = b(row.replay);

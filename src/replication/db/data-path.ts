@@ -68,6 +68,10 @@ export class DbDataPath implements RoleHooks {
   private shipper: ArchiveShipper | null = null;
   private guard: SyncGuard | null = null;
   private tickTimer: GridTimer | null = null;
+  /** A read ahead of the grid, when the sync guard's degrade falls due before the next grid tick. */
+  private dueTimer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private closed = false;
   private cached: DbStatus | null = null;
   /** When the primary last looked for lost slots (a rare repair: every SLOT_CHECK_MS, not every tick). */
   private slotsCheckedAt = -Infinity;
@@ -419,6 +423,29 @@ export class DbDataPath implements RoleHooks {
   }
 
   private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.tickOnce();
+    } finally {
+      this.ticking = false;
+    }
+    this.scheduleDue();
+  }
+
+  /** A hung or gone standby costs commits degradeAfterMs plus one status read, not plus a grid period. */
+  private scheduleDue(): void {
+    if (this.dueTimer || this.closed || !this.primary) return;
+    const due = this.guard?.dueInMs() ?? null;
+    if (due === null || due >= STATUS_TICK_MS) return;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      void this.tick();
+    }, Math.max(10, due));
+    this.dueTimer.unref();
+  }
+
+  private async tickOnce(): Promise<void> {
     try {
       this.cached = await this.o.db.status();
     } catch {
@@ -439,7 +466,7 @@ export class DbDataPath implements RoleHooks {
       }
     }
     if (this.primary) {
-      await this.guard?.tick(this.cached?.position?.bytes ?? null).catch(() => undefined);
+      await this.guard?.tick(this.cached?.position?.bytes ?? null, this.cached?.syncWaitMs ?? null).catch(() => undefined);
       const now = this.clock.monotonicMs();
       if (now - this.slotsCheckedAt >= SLOT_CHECK_MS) {
         this.slotsCheckedAt = now;
@@ -526,7 +553,10 @@ export class DbDataPath implements RoleHooks {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.tickTimer?.stop();
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueTimer = null;
     this.shipper?.stop();
     await this.busy?.catch(() => undefined);
     await this.o.db.stop('fast').catch(() => undefined);

@@ -62,6 +62,8 @@ export class SyncGuard {
   /** The standby's flush position at the last tick and since when it has not moved while behind. */
   private lastFlush: number | null = null;
   private stalledSince: number | null = null;
+  /** When the previous tick read the standby (monotonic ms): the earliest a change seen now can date from. */
+  private lastReadAt: number | null = null;
   /** WAL position at which commits started waiting for the standby again (it must flush up to here). */
   private syncFrom: number | null = null;
   /** The record names the standby (as far as this guard told it). */
@@ -99,8 +101,27 @@ export class SyncGuard {
     return ok;
   }
 
-  /** `primaryBytes`: the primary's WAL position read just before (hung-standby detection). */
-  async tick(primaryBytes: number | null = null): Promise<SyncGuardState> {
+  /**
+   * When the next decision could fall due (ms from now) if nothing changes: the moment a stall or a loss
+   * reaches degradeAfterMs under the 'degrade' policy; null when none is pending. The caller reads again
+   * then, so a hung or gone standby costs commits degradeAfterMs plus one read, not plus a whole period.
+   */
+  dueInMs(): number | null {
+    const o = this.opts;
+    if (o.mode === 'async' || o.onStandbyLoss !== 'degrade' || this.current === 'degraded') return null;
+    const since = this.current === 'waiting' ? this.lostSince : this.stalledSince;
+    if (since === null) return null;
+    const now = (o.clock ?? systemClock).monotonicMs();
+    return Math.max(0, since + o.degradeAfterMs - (o.jitterMs ?? 0) - now);
+  }
+
+  /**
+   * `primaryBytes`: the primary's WAL position read just before (hung-standby detection).
+   * `syncWaitMs`: how long the oldest commit has been waiting for the standby, read with it. A stall or
+   * loss first seen now began between the previous read and now; the oldest waiting commit dates it
+   * inside that window (it cannot have begun before the previous read, which saw the standby keep up).
+   */
+  async tick(primaryBytes: number | null = null, syncWaitMs: number | null = null): Promise<SyncGuardState> {
     const o = this.opts;
     if (o.mode === 'async') {
       await this.apply(null);
@@ -109,10 +130,13 @@ export class SyncGuard {
     const clock = o.clock ?? systemClock;
     const now = clock.monotonicMs();
     const r = (await this.db.replicas()).find((x) => x.name === o.standbyName && x.state === 'streaming');
+    const prevRead = this.lastReadAt;
+    this.lastReadAt = now;
+    const began = prevRead !== null && syncWaitMs !== null && syncWaitMs > 0 ? Math.min(now, Math.max(prevRead, now - syncWaitMs)) : now;
     // Hung: connected, behind the primary, and its flush position has not moved for degradeAfterMs.
     const flush = r?.flushBytes ?? null;
     if (r && flush !== null && primaryBytes !== null && flush < primaryBytes) {
-      if (this.stalledSince === null || flush !== this.lastFlush) this.stalledSince = now;
+      if (this.stalledSince === null || flush !== this.lastFlush) this.stalledSince = began;
     } else {
       this.stalledSince = null;
     }
@@ -137,7 +161,7 @@ export class SyncGuard {
       }
       return (this.current = 'sync');
     }
-    this.lostSince ??= stalled && this.stalledSince !== null ? this.stalledSince : now;
+    this.lostSince ??= stalled && this.stalledSince !== null ? this.stalledSince : began;
     const goneMs = now - this.lostSince;
     if (o.onStandbyLoss === 'degrade' && goneMs >= o.degradeAfterMs - (o.jitterMs ?? 0)) {
       if (this.current !== 'degraded') {
