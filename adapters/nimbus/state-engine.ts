@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NimbusStateEngine } from '../../src/replication/nimbus-state/types.js';
+import { DerbyServer } from './derby-server.js';
 import { DerbyTool } from './derby-tool.js';
 import { freezeCopy, newFreezeCopyState, type FreezeCopyState } from './freeze-copy.js';
 import { SqliteTool } from './sqlite.js';
@@ -36,12 +37,16 @@ export async function findDerbyDatabases(root: string, depth = 3): Promise<strin
 
 export class NimbusStateAdapter implements NimbusStateEngine {
   private readonly states = new Map<string, FreezeCopyState>();
+  /** The long-lived JVM that boots and checks copies (started on first use). */
+  private readonly verifier: DerbyServer;
 
   constructor(
     readonly derby: DerbyTool,
     readonly sqlite: SqliteTool,
     private readonly pid: (pidFile: string | undefined) => Promise<number | null> = async (f) => (f ? pidFromFile(f) : null),
-  ) {}
+  ) {
+    this.verifier = new DerbyServer(derby);
+  }
 
   async derbyCopy(o: { name: string; source: string; target: string; pidFile?: string; maxPauseMs: number }) {
     let state = this.states.get(o.name);
@@ -52,17 +57,30 @@ export class NimbusStateAdapter implements NimbusStateEngine {
       this.states.set(o.name, state);
     }
     const r = await freezeCopy({ source: o.source, target: o.target, state, pid: () => this.pid(o.pidFile), maxPauseMs: o.maxPauseMs });
-    return { takenAt: r.takenAt, pauseMs: r.pauseMs, frozen: r.frozen };
+    return { takenAt: r.takenAt, pauseMs: r.pauseMs, frozen: r.frozen, fresh: r.fresh, files: r.files, changed: r.changed, bytesPaused: r.bytesPaused };
+  }
+
+  async derbyBoot(dir: string) {
+    const dbs = await findDerbyDatabases(dir);
+    if (!dbs.length) throw new Error(`no Derby database (service.properties) under ${dir}`);
+    const r = await this.verifier.boot(dbs);
+    if (!r.ok) throw new Error(r.error ?? 'boot failed');
+    return { databases: dbs.length };
   }
 
   async derbyVerify(dir: string) {
     const dbs = await findDerbyDatabases(dir);
     if (!dbs.length) throw new Error(`no Derby database (service.properties) under ${dir}`);
-    const r = await this.derby.check(dbs);
+    const r = await this.verifier.check(dbs);
     if (!r.ok) throw new Error(r.error ?? 'check failed');
     const rows: Record<string, number> = {};
     for (const d of r.databases ?? []) for (const [t, n] of Object.entries(d.rows)) rows[`${d.path.slice(dir.length + 1)}:${t}`] = n;
     return { databases: dbs.length, rows };
+  }
+
+  /** Stops the verifier JVM. */
+  close(): Promise<void> {
+    return this.verifier.close();
   }
 
   sqliteBackup(src: string, dst: string) {

@@ -92,6 +92,7 @@ describe.skipIf(missing !== null)('nimbus state: Derby + authz.db + posixdata re
     await dw?.kill();
     await sw?.kill();
     await primary?.close();
+    await standby?.close();
     for (const t of transports) t.close();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     await rm(dir, { recursive: true, force: true });

@@ -20,6 +20,12 @@ export const nimbusStateConfigSchema = z
             pidFile: z.string().min(1).optional().describe('file holding the PID of the JVM that owns the databases (frozen with SIGSTOP for the final copy); unset or no such process: the files are copied as at rest'),
             maxPauseMs: z.number().int().min(1).default(200).describe('longest freeze of the JVM; a longer final copy resumes it and retries next round'),
             boundMs: z.number().int().min(100).default(10_000).describe('a standby whose last verified copy is older than this is not caught up'),
+            tableCheckEveryMs: z
+              .number()
+              .int()
+              .min(0)
+              .default(300_000)
+              .describe('how often the standby runs SYSCS_CHECK_TABLE on every table of a copy (and re-reads its mirror against the recorded digests) before installing it; other copies are booted (crash recovery) only. 0: every copy'),
           })
           .strict(),
       )

@@ -21,7 +21,7 @@ export interface NimbusStateEvents {
 export function resolveItems(cfg: NimbusStateConfig): ResolvedItem[] {
   const abs = (p: string) => (isAbsolute(p) ? p : join(cfg.home, p));
   return [
-    ...cfg.derby.map((d) => ({ kind: 'derby' as const, name: d.name, path: abs(d.path), pidFile: d.pidFile === undefined ? undefined : abs(d.pidFile), maxPauseMs: d.maxPauseMs, boundMs: d.boundMs })),
+    ...cfg.derby.map((d) => ({ kind: 'derby' as const, name: d.name, path: abs(d.path), pidFile: d.pidFile === undefined ? undefined : abs(d.pidFile), maxPauseMs: d.maxPauseMs, boundMs: d.boundMs, tableCheckEveryMs: d.tableCheckEveryMs })),
     ...cfg.sqlite.map((s) => ({ kind: 'sqlite' as const, name: s.name, path: abs(s.path), posixdata: abs(s.posixdata), boundMs: s.boundMs })),
   ];
 }
@@ -130,6 +130,8 @@ export class NimbusStateDataPath implements RoleHooks {
             backupMsP99: percentile(s.backupMs, 99),
             filesShipped: s.filesShipped,
             bytesShipped: s.bytesShipped,
+            fallbacks: s.fallbacks,
+            lastUnit: s.lastUnit,
             lastError: s.lastError,
           },
         ]),
@@ -143,5 +145,6 @@ export class NimbusStateDataPath implements RoleHooks {
 
   async close(): Promise<void> {
     await this.onDemote();
+    await this.o.engine.close?.();
   }
 }

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import type { NimbusStateEngine } from './types.js';
 import { NimbusStateError } from './types.js';
 import { HashCache, safeRelative, walkFiles, type Entry } from './tree.js';
+import { DerbyMirror, type DerbyUnit } from './derby-mirror.js';
 import { receiveVerified } from '../../util/verified-receive.js';
 
 export interface ResolvedDerbyItem {
@@ -21,6 +22,8 @@ export interface ResolvedDerbyItem {
   pidFile?: string;
   maxPauseMs: number;
   boundMs: number;
+  /** How often a commit runs SYSCS_CHECK_TABLE on every table (and re-reads the mirror) instead of a boot alone. */
+  tableCheckEveryMs: number;
 }
 export interface ResolvedSqliteItem {
   kind: 'sqlite';
@@ -44,9 +47,7 @@ export interface InstalledCopy {
   detail: string;
 }
 
-export type FileArea = 'mirror' | 'posixdata' | 'incoming';
-
-const DERBY_EXCLUDE = (rel: string) => /(^|\/)(db\.lck|dbex\.lck)$/.test(rel);
+export type FileArea = 'mirror' | 'posixdata' | 'incoming' | 'delta';
 
 export class NimbusStateReceiver {
   private readonly items: Map<string, ResolvedItem>;
@@ -55,6 +56,9 @@ export class NimbusStateReceiver {
   private lastError: { item: string; message: string; at: string } | null = null;
   /** One commit per item at a time. */
   private readonly busy = new Set<string>();
+  private readonly mirrors = new Map<string, DerbyMirror>();
+  /** performance.now() of each Derby item's last full table check (none yet: the first commit runs one). */
+  private readonly lastTableCheck = new Map<string, number>();
 
   constructor(
     private readonly o: { items: ResolvedItem[]; stagingDir: string; engine: NimbusStateEngine; accepting: () => boolean },
@@ -76,22 +80,39 @@ export class NimbusStateReceiver {
     return join(this.o.stagingDir, name, area);
   }
 
+  private mirror(name: string): DerbyMirror {
+    let m = this.mirrors.get(name);
+    if (!m) this.mirrors.set(name, (m = new DerbyMirror(join(this.o.stagingDir, name))));
+    return m;
+  }
+
+  /** Where a Derby item's copy is brought level with the mirror and booted (beside the installed one, for the rename). */
+  private static bootDir(path: string): string {
+    return join(dirname(path), `.${basename(path)}.nimbus-ha-new`);
+  }
+
   /** Puts back a unit left aside by an install that was cut off between its two renames. */
   async recover(): Promise<void> {
     for (const i of this.items.values()) {
       const aside = `${i.path}.nimbus-ha-old`;
       if (!existsSync(i.path) && existsSync(aside)) await rename(aside, i.path);
+      else if (existsSync(aside)) {
+        // Cut off after the new copy went in: the old one is the next boot directory (or goes).
+        const boot = NimbusStateReceiver.bootDir(i.path);
+        if (i.kind === 'derby' && !existsSync(boot)) await rename(aside, boot);
+        else await rm(aside, { recursive: true, force: true });
+      }
       const rec = await readFile(join(this.o.stagingDir, i.name, 'installed.json'), 'utf8').catch(() => null);
       // Restored copies count as verified but not fresh: only the next commit makes them current.
       if (rec) this.installed.set(i.name, { ...(JSON.parse(rec) as InstalledCopy), installedMono: -Infinity });
     }
   }
 
-  async manifest(name: string, area: 'mirror' | 'posixdata'): Promise<{ root: string; entries: Entry[] }> {
+  async manifest(name: string, area: 'mirror' | 'posixdata'): Promise<{ root: string; entries: (Entry & { digest?: string | null })[] }> {
     const i = this.item(name);
     if (area === 'mirror') {
       if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
-      return { root: this.dir(name, 'mirror'), entries: await this.hashes.manifest(this.dir(name, 'mirror')) };
+      return { root: this.dir(name, 'mirror'), entries: await this.mirror(name).manifest() };
     }
     if (i.kind !== 'sqlite') throw new NimbusStateError(`${name} has no posixdata`, 400);
     return { root: i.posixdata, entries: await walkFiles(i.posixdata) };
@@ -102,12 +123,14 @@ export class NimbusStateReceiver {
     const i = this.item(q.item);
     const rel = safeRelative(q.path);
     let root: string;
-    if (q.area === 'posixdata' && i.kind === 'sqlite') root = i.posixdata;
-    else if (q.area === 'mirror' && i.kind === 'derby') root = this.dir(i.name, 'mirror');
-    else if (q.area === 'incoming' && i.kind === 'sqlite') root = this.dir(i.name, 'incoming');
+    let target: string;
+    if (q.area === 'posixdata' && i.kind === 'sqlite') target = join(i.posixdata, rel);
+    else if (q.area === 'incoming' && i.kind === 'derby') target = this.mirror(i.name).incomingFile(rel);
+    else if (q.area === 'delta' && i.kind === 'derby') target = join(this.mirror(i.name).incoming, rel);
+    else if (q.area === 'incoming' && i.kind === 'sqlite') target = join(this.dir(i.name, 'incoming'), rel);
     else throw new NimbusStateError(`area ${q.area} does not belong to ${i.kind} item ${i.name}`, 400);
     return receiveVerified(body, {
-      target: join(root, rel),
+      target,
       sha256: q.sha256,
       size: q.size,
       tmpSuffix: '.nha-tmp',
@@ -135,51 +158,65 @@ export class NimbusStateReceiver {
     }
   }
 
-  /** Replaces `target` by `fresh` (both in one directory): rename the old aside, the new in, drop the old. */
+  /**
+   * Replaces `target` by `fresh` (both in one directory): rename the old aside, the new in; the old one
+   * then becomes `fresh` (the next boot directory: bringing it level costs what changed, not a copy).
+   */
   private static async swapIn(fresh: string, target: string): Promise<void> {
     const aside = `${target}.nimbus-ha-old`;
     await rm(aside, { recursive: true, force: true });
     if (existsSync(target)) await rename(target, aside);
     await rename(fresh, target);
-    await rm(aside, { recursive: true, force: true });
+    if (existsSync(aside)) await rename(aside, fresh);
   }
 
-  async commitDerby(name: string, c: { snapshotId: string; takenAt: number; entries: Entry[] }): Promise<InstalledCopy> {
+  async commitDerby(name: string, c: DerbyUnit): Promise<InstalledCopy & { tableCheck: boolean; patchedBytes: number }> {
     this.guard();
     const i = this.item(name);
     if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
     return this.exclusive(name, async () => {
-      const mirror = this.dir(name, 'mirror');
-      const want = new Map(c.entries.map((e) => [safeRelative(e.path), e]));
-      const have = await this.hashes.manifest(mirror);
-      for (const h of have) if (!want.has(h.path)) await rm(join(mirror, h.path), { force: true });
-      const got = new Map(have.map((h) => [h.path, h]));
-      const bad = [...want.values()].filter((e) => got.get(e.path)?.sha256 !== e.sha256).map((e) => e.path);
-      if (bad.length) throw new NimbusStateError(`${name}: ${bad.length} file(s) missing or different (${bad.slice(0, 3).join(', ')}): resend`, 409);
-      // Booting runs Derby's recovery, which rewrites files: verify a copy, keep the mirror as shipped.
-      const fresh = join(dirname(i.path), `.${basename(i.path)}.nimbus-ha-new`);
-      await rm(fresh, { recursive: true, force: true });
-      await cp(mirror, fresh, { recursive: true, filter: (src) => !DERBY_EXCLUDE(src) });
+      const m = this.mirror(name);
+      const patched = await m.patch(c, async (abs) => (await this.hashes.hash(abs).catch(() => null))?.sha256 ?? null);
+      const last = this.lastTableCheck.get(name);
+      const tableCheck = last === undefined || performance.now() - last >= i.tableCheckEveryMs;
+      if (tableCheck) {
+        // Re-read the mirror against its record now and then: nothing else would notice a block gone bad on this disk.
+        const bad = await m.deepVerify();
+        if (bad.length) {
+          await m.invalidate();
+          throw new NimbusStateError(`${name}: the mirror differs from its record (${bad.slice(0, 3).join(', ')}): send whole files`, 409, 'base-mismatch');
+        }
+      }
+      // Booting runs Derby's recovery, which rewrites files: boot a copy, keep the mirror as shipped.
+      const fresh = NimbusStateReceiver.bootDir(i.path);
+      await m.syncTo(fresh);
       const t0 = performance.now();
-      let verified: { databases: number; rows: Record<string, number> };
+      let detail: string;
       try {
-        verified = await this.o.engine.derbyVerify(fresh);
+        if (tableCheck) {
+          const v = await this.o.engine.derbyVerify(fresh);
+          detail = `${v.databases} Derby database(s) booted and every table checked`;
+        } else {
+          const v = await this.o.engine.derbyBoot(fresh);
+          detail = `${v.databases} Derby database(s) booted (crash recovery)`;
+        }
       } catch (err) {
-        await rm(fresh, { recursive: true, force: true });
         throw new NimbusStateError(`${name}: the copy did not boot or failed its table check: ${(err as Error).message}`, 422);
       }
       const verifyMs = performance.now() - t0;
+      if (tableCheck) this.lastTableCheck.set(name, performance.now());
       await NimbusStateReceiver.swapIn(fresh, i.path);
+      m.swapped();
       const copy: InstalledCopy = {
         snapshotId: c.snapshotId,
         takenAt: c.takenAt,
         installedAt: new Date().toISOString(),
         installedMono: performance.now(),
         verifyMs: Math.round(verifyMs),
-        detail: `${verified.databases} Derby database(s) booted and checked`,
+        detail,
       };
       await this.record(name, copy);
-      return copy;
+      return { ...copy, tableCheck, patchedBytes: patched.bytes };
     });
   }
 

@@ -8,18 +8,37 @@ import { HEADER, STREAM_BODY } from '../../peer/auth.js';
 import { NimbusStateError } from './types.js';
 import type { NimbusStateReceiver } from './receiver.js';
 
-const entry = z.object({ path: z.string().min(1), size: z.number().int().min(0), mtimeMs: z.number(), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() });
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const unitFile = z.object({
+  path: z.string().min(1),
+  size: z.number().int().min(0),
+  digest: hex64,
+  mode: z.enum(['same', 'delta', 'whole']),
+  bases: z.array(hex64).max(64),
+  /** whole: sha256 of the file shipped to incoming/. */
+  sha256: hex64.optional(),
+});
 const manifestReq = z.object({ item: z.string().min(1), area: z.enum(['mirror', 'posixdata']) });
 const fileQuery = z.object({
   item: z.string().min(1),
-  area: z.enum(['mirror', 'posixdata', 'incoming']),
+  area: z.enum(['mirror', 'posixdata', 'incoming', 'delta']),
   path: z.string().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.coerce.number().int().min(0),
   mtimeMs: z.coerce.number().optional(),
 });
 const commitReq = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('derby'), item: z.string().min(1), snapshotId: z.string().min(1), takenAt: z.number(), entries: z.array(entry.extend({ sha256: z.string().regex(/^[0-9a-f]{64}$/) })) }),
+  z.object({
+    kind: z.literal('derby'),
+    item: z.string().min(1),
+    snapshotId: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/),
+    takenAt: z.number(),
+    files: z.array(unitFile),
+    /** The delta unit (records of the files in mode delta), shipped as PUT /file area delta, path <snapshotId>.delta. */
+    delta: z.object({ sha256: hex64, size: z.number().int().min(0) }).nullable(),
+    /** sha256 of the unit's manifest (files and delta) as the sender computed it. */
+    manifestDigest: hex64,
+  }),
   z.object({ kind: z.literal('sqlite'), item: z.string().min(1), snapshotId: z.string().min(1), takenAt: z.number(), sha256: z.string().regex(/^[0-9a-f]{64}$/), root: z.string().min(1) }),
 ]);
 const deleteReq = z.object({ item: z.string().min(1), paths: z.array(z.string().min(1)) });
@@ -35,7 +54,8 @@ function parse<T>(schema: ZodSchema<T>, v: unknown): T {
 
 function fail(res: Response, err: unknown): void {
   const status = err instanceof NimbusStateError ? err.status : 500;
-  if (!res.headersSent) res.status(status).json({ error: 'NIMBUS_STATE_FAILED', message: (err as Error).message });
+  const reason = err instanceof NimbusStateError ? err.reason : undefined;
+  if (!res.headersSent) res.status(status).json({ error: 'NIMBUS_STATE_FAILED', message: (err as Error).message, ...(reason ? { reason } : {}) });
 }
 
 const route = (fn: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response) => {

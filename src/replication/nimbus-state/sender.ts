@@ -1,14 +1,17 @@
 /**
  * The primary's side: every interval, for each item, take a consistent local snapshot and ship what the
- * standby lacks, then commit (the standby verifies and installs). Derby: frozen point-in-time copy, the
- * changed files by checksum, one commit for the unit. sqlite: online backup, then the posixdata files
+ * standby lacks, then commit (the standby verifies and installs). Derby: frozen point-in-time copy, then
+ * one unit: the blocks changed since the standby's last acknowledged unit as a delta (or whole files
+ * when its mirror is at no base this side knows), one commit. sqlite: online backup, then the posixdata files
  * (so everything the snapshot indexes is there first), then the snapshot; deletes of object files last.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PeerTransport } from '../../ports.js';
-import type { NimbusStateEngine } from './types.js';
+import type { DerbyCopy, NimbusStateEngine, RefusalReason } from './types.js';
+import { MAX_RECORD_BYTES, blockRuns, encodeRecordHeader, manifestDigest, planFile, type UnitFile } from './blocks.js';
 import { HashCache, walkFiles, type Entry } from './tree.js';
 import type { InstalledCopy, ResolvedDerbyItem, ResolvedItem, ResolvedSqliteItem } from './receiver.js';
 
@@ -26,7 +29,61 @@ export interface ItemShipStatus {
   recoveryPointsMs: number[];
   filesShipped: number;
   bytesShipped: number;
+  /** Derby: units the standby could not patch (base mismatch, missing or garbled delta) and got whole files for. */
+  fallbacks: number;
+  /** Derby: how the last acknowledged unit went (files unchanged / as delta / whole, delta bytes and records). */
+  lastUnit: { same: number; delta: number; whole: number; deltaBytes: number; records: number; tableCheck: boolean | null } | null;
   lastError: string | null;
+}
+
+/** What the sender knows of the standby's Derby mirror. */
+interface DerbyShip {
+  /** Every file's digest in the last unit the standby acknowledged (null: none since this copy started). */
+  acked: Map<string, string> | null;
+  /** Digests of units sent since and not acknowledged (the standby may hold any of them). */
+  attempted: Map<string, Set<string>>;
+  /** Blocks changed in the local copy since the acknowledged unit. */
+  dirty: Map<string, Set<number>>;
+  /** Ask the standby what its mirror holds before planning. */
+  ask: boolean;
+}
+
+/**
+ * Writes the delta unit: for each file shipped as a delta, its changed blocks (coalesced runs, read from
+ * the local copy) as records with their sha256. Streams through one record buffer; returns the unit's sha256.
+ */
+async function writeDelta(path: string, snap: string, files: UnitFile[], dirty: Map<string, Set<number>>): Promise<{ sha256: string; size: number; records: number }> {
+  const out = await open(path, 'w');
+  const whole = createHash('sha256');
+  let size = 0;
+  let records = 0;
+  const buf = Buffer.allocUnsafe(MAX_RECORD_BYTES);
+  try {
+    for (const [i, f] of files.entries()) {
+      if (f.mode !== 'delta') continue;
+      const runs = blockRuns(dirty.get(f.path) ?? [], f.size);
+      if (!runs.length) continue;
+      const fh = await open(join(snap, f.path), 'r');
+      try {
+        for (const r of runs) {
+          const { bytesRead } = await fh.read(buf, 0, r.length, r.offset);
+          if (bytesRead !== r.length) throw new Error(`${f.path}: the local copy is shorter than recorded`);
+          const data = buf.subarray(0, r.length);
+          const head = encodeRecordHeader({ file: i, offset: r.offset, length: r.length, sha256: createHash('sha256').update(data).digest('hex') });
+          whole.update(head).update(data);
+          await out.write(head);
+          await out.write(data);
+          size += head.length + data.length;
+          records++;
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+  } finally {
+    await out.close();
+  }
+  return { sha256: whole.digest('hex'), size, records };
 }
 
 const keep = (a: number[], v: number) => {
@@ -37,14 +94,13 @@ const keep = (a: number[], v: number) => {
 export class NimbusStateSender {
   readonly items: Map<string, ItemShipStatus>;
   private readonly hashes = new HashCache();
-  /** What the standby's Derby mirror holds (null: ask it). */
-  private readonly peerMirror = new Map<string, Map<string, string> | null>();
+  private readonly derbyState = new Map<string, DerbyShip>();
   private snapSeq = 0;
 
   constructor(
     private readonly o: { items: ResolvedItem[]; stagingDir: string; engine: NimbusStateEngine; transport: PeerTransport; requestTimeoutMs: number },
   ) {
-    this.items = new Map(o.items.map((i) => [i.name, { lastTakenAt: null, lastAck: null, pausesMs: [], backupMs: [], recoveryPointsMs: [], filesShipped: 0, bytesShipped: 0, lastError: null }]));
+    this.items = new Map(o.items.map((i) => [i.name, { lastTakenAt: null, lastAck: null, pausesMs: [], backupMs: [], recoveryPointsMs: [], filesShipped: 0, bytesShipped: 0, fallbacks: 0, lastUnit: null, lastError: null }]));
   }
 
   /** One round over every item; each item's failure is recorded and the others still run. */
@@ -59,7 +115,6 @@ export class NimbusStateSender {
       } catch (err) {
         ok = false;
         st.lastError = (err as Error).message;
-        if (item.kind === 'derby') this.peerMirror.set(item.name, null);
       }
     }
     return ok;
@@ -69,7 +124,7 @@ export class NimbusStateSender {
     return this.o.transport.post<T>(peerUrl, `${BASE}${path}`, body, this.o.requestTimeoutMs);
   }
 
-  private async put(peerUrl: string, item: string, area: string, root: string, e: Entry & { sha256: string }, st: ItemShipStatus, withMtime: boolean): Promise<void> {
+  private async put(peerUrl: string, item: string, area: 'mirror' | 'posixdata' | 'incoming' | 'delta', root: string, e: Entry & { sha256: string }, st: ItemShipStatus, withMtime: boolean): Promise<void> {
     const q = new URLSearchParams({ item, area, path: e.path, sha256: e.sha256, size: String(e.size), ...(withMtime ? { mtimeMs: String(e.mtimeMs) } : {}) });
     await this.o.transport.putStream(peerUrl, `${BASE}/file?${q.toString()}`, createReadStream(join(root, e.path)), e.size, this.o.requestTimeoutMs);
     st.filesShipped++;
@@ -80,22 +135,97 @@ export class NimbusStateSender {
     return `${name}-${Date.now()}-${++this.snapSeq}`;
   }
 
+  private derbyShip(name: string): DerbyShip {
+    let d = this.derbyState.get(name);
+    if (!d) this.derbyState.set(name, (d = { acked: null, attempted: new Map(), dirty: new Map(), ask: true }));
+    return d;
+  }
+
   private async derby(peerUrl: string, item: ResolvedDerbyItem, st: ItemShipStatus): Promise<void> {
     const snap = join(this.o.stagingDir, item.name, 'snapshot');
     const copy = await this.o.engine.derbyCopy({ name: item.name, source: item.path, target: snap, pidFile: item.pidFile, maxPauseMs: item.maxPauseMs });
     st.lastTakenAt = copy.takenAt;
     if (copy.frozen) keep(st.pausesMs, copy.pauseMs);
-    const entries = await this.hashes.manifest(snap);
-    let peer = this.peerMirror.get(item.name) ?? null;
-    if (!peer) {
-      const m = await this.post<{ entries: Entry[] }>(peerUrl, '/manifest', { item: item.name, area: 'mirror' });
-      peer = new Map(m.entries.map((e) => [e.path, e.sha256 ?? '']));
+    const ds = this.derbyShip(item.name);
+    if (copy.fresh) {
+      // A new local copy: nothing is known about which blocks the standby lacks.
+      ds.acked = null;
+      ds.attempted.clear();
+      ds.dirty.clear();
+    } else {
+      for (const [p, blocks] of copy.changed) {
+        let set = ds.dirty.get(p);
+        if (!set) ds.dirty.set(p, (set = new Set()));
+        for (const b of blocks) set.add(b);
+      }
     }
-    for (const e of entries) if (peer.get(e.path) !== e.sha256) await this.put(peerUrl, item.name, 'mirror', snap, e as Entry & { sha256: string }, st, false);
-    const ack = await this.post<InstalledCopy>(peerUrl, '/commit', { item: item.name, kind: 'derby', snapshotId: this.snapshotId(item.name), takenAt: copy.takenAt, entries });
-    this.peerMirror.set(item.name, new Map(entries.map((e) => [e.path, e.sha256 ?? ''])));
+    if (!ds.acked) ds.ask = true;
+    let ack: InstalledCopy;
+    try {
+      ack = await this.shipDerby(peerUrl, item, st, copy, snap, ds, false);
+    } catch (err) {
+      const reason = ((err as { details?: { body?: { reason?: string } } }).details?.body?.reason ?? null) as RefusalReason | null;
+      if (reason !== 'base-mismatch' && reason !== 'delta-missing') throw err;
+      // The standby cannot use the delta: a full copy of every file it does not hold, in this round.
+      ds.ask = true;
+      st.fallbacks++;
+      ack = await this.shipDerby(peerUrl, item, st, copy, snap, ds, true);
+    }
+    ds.acked = new Map(copy.files.map((f) => [f.path, f.digest]));
+    ds.attempted.clear();
+    ds.dirty.clear();
+    ds.ask = false;
     st.lastAck = { snapshotId: ack.snapshotId, takenAt: copy.takenAt, ackedAt: Date.now(), verifyMs: ack.verifyMs };
     keep(st.recoveryPointsMs, Date.now() - copy.takenAt);
+  }
+
+  /** Plans, writes and ships one Derby unit (delta records and whole files), then commits it. */
+  private async shipDerby(peerUrl: string, item: ResolvedDerbyItem, st: ItemShipStatus, copy: DerbyCopy, snap: string, ds: DerbyShip, forceWhole: boolean): Promise<InstalledCopy> {
+    let peer: Map<string, string | null> | null = null;
+    if (ds.ask) {
+      const m = await this.post<{ entries: { path: string; digest?: string | null }[] }>(peerUrl, '/manifest', { item: item.name, area: 'mirror' });
+      peer = new Map(m.entries.map((e) => [e.path, e.digest ?? null]));
+      ds.ask = false;
+    }
+    const snapshotId = this.snapshotId(item.name);
+    const files: UnitFile[] = copy.files.map((f) => {
+      const bases = [...(ds.acked?.has(f.path) ? [ds.acked.get(f.path)!] : []), ...(ds.attempted.get(f.path) ?? [])];
+      const plan = planFile({ digest: f.digest, peer: peer ? (peer.get(f.path) ?? null) : undefined, bases, forceWhole });
+      return { path: f.path, size: f.size, digest: f.digest, mode: plan.mode, bases: plan.bases };
+    });
+    for (const f of files) {
+      if (f.mode !== 'whole') continue;
+      const h = await this.hashes.hash(join(snap, f.path));
+      f.sha256 = h.sha256;
+    }
+    const deltaDir = join(this.o.stagingDir, item.name, 'delta');
+    await rm(deltaDir, { recursive: true, force: true });
+    let delta: { sha256: string; size: number; records: number } | null = null;
+    if (files.some((f) => f.mode === 'delta')) {
+      await mkdir(deltaDir, { recursive: true });
+      delta = await writeDelta(join(deltaDir, `${snapshotId}.delta`), snap, files, ds.dirty);
+    }
+    const unit = { snapshotId, takenAt: copy.takenAt, files, delta: delta && { sha256: delta.sha256, size: delta.size } };
+    try {
+      for (const f of files) {
+        if (f.mode === 'whole') await this.put(peerUrl, item.name, 'incoming', snap, { path: f.path, size: f.size, mtimeMs: 0, sha256: f.sha256! }, st, false);
+      }
+      if (delta) await this.put(peerUrl, item.name, 'delta', deltaDir, { path: `${snapshotId}.delta`, size: delta.size, mtimeMs: 0, sha256: delta.sha256 }, st, false);
+      const ack = await this.post<InstalledCopy & { tableCheck?: boolean }>(peerUrl, '/commit', { item: item.name, kind: 'derby', ...unit, manifestDigest: manifestDigest(unit) });
+      st.lastUnit = { same: files.filter((f) => f.mode === 'same').length, delta: files.filter((f) => f.mode === 'delta').length, whole: files.filter((f) => f.mode === 'whole').length, deltaBytes: delta?.size ?? 0, records: delta?.records ?? 0, tableCheck: ack.tableCheck ?? null };
+      return ack;
+    } catch (err) {
+      // The standby may have patched its mirror to this unit before failing: it is a base from now on.
+      for (const f of files) {
+        let set = ds.attempted.get(f.path);
+        if (!set) ds.attempted.set(f.path, (set = new Set()));
+        set.add(f.digest);
+        if (set.size > 16) ds.ask = true;
+      }
+      throw err;
+    } finally {
+      await rm(deltaDir, { recursive: true, force: true });
+    }
   }
 
   private async sqlite(peerUrl: string, item: ResolvedSqliteItem, st: ItemShipStatus): Promise<void> {
@@ -138,7 +268,8 @@ export class NimbusStateSender {
     });
   }
 
+  /** A new standby (or path to it): ask what its mirror holds before the next unit. */
   resetPeer(): void {
-    for (const k of this.peerMirror.keys()) this.peerMirror.set(k, null);
+    for (const d of this.derbyState.values()) d.ask = true;
   }
 }
