@@ -145,6 +145,7 @@ export class NimbusStateDataPath implements RoleHooks {
 
   async close(): Promise<void> {
     await this.onDemote();
+    await this.receiver.settle();
     await this.o.engine.close?.();
   }
 }

@@ -4,13 +4,16 @@
  * boot directory, brought level with the mirror by comparing blocks before each boot.
  *
  * The record says what the mirror holds without re-reading it: a patch marks it `patching` (fsynced)
- * before it writes anything and `clean` with the new digests after the files are fsynced, so a kill -9
- * mid-patch leaves a record that matches no base and the primary sends whole files.
+ * before it writes anything and `clean` with the new digests after the files are fsynced (finalize,
+ * after the copy is installed: off the recovery point's path), so a kill -9 mid-patch leaves a record
+ * that matches no base and the primary sends whole files. After an install, the old copy (the next
+ * boot directory) is brought level with the mirror between rounds; the next unit then patches mirror
+ * and boot directory with the same writes, and only a level that did not finish costs a comparison.
  */
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DELTA_BLOCK, RECORD_HEADER_BYTES, baseAccepts, blockCount, blockRuns, checkRecord, decodeRecordHeader, diffBlocks, fileDigest, manifestDigest, type UnitFile } from './blocks.js';
+import { DELTA_BLOCK, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, baseAccepts, blockCount, blockRuns, checkRecord, decodeRecordHeader, diffBlocks, fileDigest, manifestDigest, type UnitFile } from './blocks.js';
 import { NimbusStateError } from './types.js';
 import { safeRelative, walkFiles } from './tree.js';
 
@@ -74,6 +77,8 @@ export class DerbyMirror {
   private rec: MirrorRecord | null | undefined;
   /** What this side wrote last into the boot directory (fresh) and the installed one, per file. */
   private memo = { fresh: new Map<string, Memo>(), installed: new Map<string, Memo>() };
+  /** The mirror snapshot the boot directory was last brought level with (null: unknown, compare). */
+  private levelAt: string | null = null;
 
   constructor(private readonly root: string) {
     this.mirror = join(root, 'mirror');
@@ -129,11 +134,10 @@ export class DerbyMirror {
   }
 
   /**
-   * Checks the unit against the record (every base known, every whole file and the delta present and
-   * intact), then patches the mirror: records into files, whole files renamed in, files the unit lacks
-   * removed. Refusals are 409 with a reason; the mirror is untouched by a refused unit.
+   * Checks the unit against the record: every base known, every whole file and the delta present and
+   * intact. Refusals are 409 with a reason; nothing is touched by a refused unit.
    */
-  async patch(u: DerbyUnit, sha256Of: (abs: string) => Promise<string | null>): Promise<{ records: number; bytes: number }> {
+  async check(u: DerbyUnit, sha256Of: (abs: string) => Promise<string | null>): Promise<void> {
     if (manifestDigest(u) !== u.manifestDigest) throw new NimbusStateError('the unit manifest does not match its digest: resend', 400);
     const rec = await this.record();
     const have = (p: string) => (rec && rec.state === 'clean' ? rec.files[p]?.digest : null);
@@ -151,34 +155,61 @@ export class DerbyMirror {
     for (const f of u.files.filter((x) => x.mode === 'whole')) {
       if (!f.sha256 || (await sha256Of(this.incomingFile(f.path))) !== f.sha256) throw new NimbusStateError(`${f.path}: the whole file is missing or different: resend`, 409, 'delta-missing');
     }
-    const needsDelta = u.files.some((f) => f.mode === 'delta');
-    const deltaPath = this.deltaFile(u.snapshotId);
-    if (needsDelta) {
-      const ok = u.delta !== null && (await stat(deltaPath).then((s) => s.size === u.delta!.size, () => false)) && (await sha256Of(deltaPath)) === u.delta.sha256;
+    if (u.files.some((f) => f.mode === 'delta')) {
+      const deltaPath = this.deltaFile(u.snapshotId);
+      const ok = u.delta !== null && (await stat(deltaPath).then((st) => st.size === u.delta!.size, () => false)) && (await sha256Of(deltaPath)) === u.delta.sha256;
       if (!ok) throw new NimbusStateError(`the delta of ${u.snapshotId} is missing or garbled: send whole files`, 409, 'delta-missing');
     }
+  }
 
+  /**
+   * Patches the mirror with a checked unit (records into files, whole files renamed in, files the unit
+   * lacks removed), and `level` too when given (the boot directory, known equal to the mirror's base):
+   * the same writes, so it needs no comparison. The record is `patching` on disk until finalize().
+   */
+  async apply(u: DerbyUnit, level: string | null): Promise<{ records: number; bytes: number; touched: string[] }> {
+    const rec = await this.record();
+    this.levelAt = null;
     await this.save({ state: 'patching', snapshotId: rec?.snapshotId ?? null, files: rec?.files ?? {} });
-    const handles = new Map<number, FileHandle>();
+    const handles = new Map<number, { mirror: FileHandle; level: FileHandle | null }>();
+    const handle = async (i: number) => {
+      let h = handles.get(i);
+      if (!h) {
+        const p = safeRelative(u.files[i].path);
+        h = { mirror: await open(join(this.mirror, p), 'r+'), level: null };
+        handles.set(i, h);
+        if (level) h.level = await open(join(level, p), 'r+');
+      }
+      return h;
+    };
     let records = 0;
     let bytes = 0;
     try {
-      if (needsDelta) {
-        const dh = await open(deltaPath, 'r');
+      if (u.files.some((f) => f.mode === 'delta')) {
+        const dh = await open(this.deltaFile(u.snapshotId), 'r');
         try {
-          const head = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+          // Read ahead in large chunks (records are ≤ 1 MiB, so one refill always holds the next one).
+          const buf = Buffer.allocUnsafe(2 * MAX_RECORD_BYTES + RECORD_HEADER_BYTES);
+          let bufAt = 0;
+          let bufLen = 0;
           const size = u.delta!.size;
+          const take = async (pos: number, n: number): Promise<Buffer> => {
+            if (pos < bufAt || pos + n > bufAt + bufLen) {
+              bufAt = pos;
+              bufLen = (await dh.read(buf, 0, Math.min(buf.length, size - pos), pos)).bytesRead;
+              if (n > bufLen) throw new Error('truncated record');
+            }
+            return buf.subarray(pos - bufAt, pos - bufAt + n);
+          };
           for (let pos = 0; pos < size; ) {
-            if ((await dh.read(head, 0, RECORD_HEADER_BYTES, pos)).bytesRead !== RECORD_HEADER_BYTES) throw new Error('truncated record header');
-            const r = decodeRecordHeader(head);
+            const r = decodeRecordHeader(await take(pos, RECORD_HEADER_BYTES));
             const f = u.files[r.file];
             if (!f || f.mode !== 'delta' || r.offset + r.length > f.size) throw new Error(`record for file ${r.file} at ${r.offset} does not fit the unit`);
-            const data = Buffer.allocUnsafe(r.length);
-            if ((await dh.read(data, 0, r.length, pos + RECORD_HEADER_BYTES)).bytesRead !== r.length) throw new Error('truncated record');
+            const data = await take(pos + RECORD_HEADER_BYTES, r.length);
             checkRecord(r, data);
-            let fh = handles.get(r.file);
-            if (!fh) handles.set(r.file, (fh = await open(join(this.mirror, safeRelative(f.path)), 'r+')));
-            await fh.write(data, 0, r.length, r.offset);
+            const h = await handle(r.file);
+            await h.mirror.write(data, 0, r.length, r.offset);
+            if (h.level) await h.level.write(data, 0, r.length, r.offset);
             records++;
             bytes += r.length;
             pos += RECORD_HEADER_BYTES + r.length;
@@ -189,33 +220,65 @@ export class DerbyMirror {
       }
       for (const [i, f] of u.files.entries()) {
         if (f.mode !== 'delta') continue;
-        let fh = handles.get(i);
-        if (!fh) handles.set(i, (fh = await open(join(this.mirror, safeRelative(f.path)), 'r+')));
-        if ((await fh.stat()).size !== f.size) await fh.truncate(f.size);
-        await fh.datasync();
+        const h = await handle(i);
+        for (const fh of [h.mirror, h.level]) if (fh && (await fh.stat()).size !== f.size) await fh.truncate(f.size);
       }
     } catch (err) {
       throw new NimbusStateError(`the delta of ${u.snapshotId} could not be applied (${(err as Error).message}): send whole files`, 409, 'delta-missing');
     } finally {
-      for (const fh of handles.values()) await fh.close().catch(() => undefined);
+      for (const h of handles.values()) {
+        await h.mirror.close().catch(() => undefined);
+        await h.level?.close().catch(() => undefined);
+      }
     }
+    const touched = u.files.filter((f) => f.mode !== 'same').map((f) => safeRelative(f.path));
     for (const f of u.files) {
       if (f.mode !== 'whole') continue;
-      const dst = join(this.mirror, safeRelative(f.path));
+      const p = safeRelative(f.path);
+      const dst = join(this.mirror, p);
       await mkdir(dirname(dst), { recursive: true });
-      await rename(this.incomingFile(f.path), dst);
-      await fsyncPath(dirname(dst));
+      await rename(this.incomingFile(p), dst);
+      if (level) {
+        await mkdir(dirname(join(level, p)), { recursive: true });
+        await copyFile(dst, join(level, p));
+      }
     }
+    const paths = new Set(u.files.map((f) => safeRelative(f.path)));
     for (const e of await walkFiles(this.mirror)) if (!paths.has(e.path)) await rm(join(this.mirror, e.path), { force: true });
-    await this.save({ state: 'clean', snapshotId: u.snapshotId, files: Object.fromEntries(u.files.map((f) => [safeRelative(f.path), { size: f.size, digest: f.digest }])) });
+    if (level) for (const e of await walkFiles(level)) if (!paths.has(e.path)) await rm(join(level, e.path), { force: true });
+    for (const p of touched) this.memo.fresh.delete(p);
+    // In memory the mirror holds the unit now; on disk the record says so only after finalize().
+    this.rec = { state: 'clean', snapshotId: u.snapshotId, files: Object.fromEntries(u.files.map((f) => [safeRelative(f.path), { size: f.size, digest: f.digest }])) };
+    this.levelAt = level ? u.snapshotId : null;
     await rm(this.incoming, { recursive: true, force: true });
-    return { records, bytes };
+    return { records, bytes, touched };
   }
 
-  /** Re-reads every mirror file and lists those whose digest is not the record's (the periodic deep check). */
+  /** Makes the patch durable: fsync the files written, then the record (clean, with the unit's digests). */
+  async finalize(touched: string[]): Promise<void> {
+    const rec = this.rec;
+    if (!rec) return;
+    try {
+      for (const p of touched) await fsyncPath(join(this.mirror, p));
+      for (const d of new Set(touched.map((p) => dirname(join(this.mirror, p))))) await fsyncPath(d);
+      await this.save(rec);
+    } catch (err) {
+      this.rec = undefined; // read back from disk: patching
+      throw err;
+    }
+  }
+
+  /** Brings the boot directory level with the mirror (between rounds), so the next unit patches it directly. */
+  async level(dir: string): Promise<void> {
+    this.levelAt = null;
+    await this.syncTo(dir);
+    this.levelAt = this.rec?.snapshotId ?? null;
+  }
+
+  /** Re-reads every mirror file and lists those whose digest is not the record's (the periodic deep check; nothing to check without a clean record). */
   async deepVerify(): Promise<string[]> {
     const rec = await this.record();
-    if (!rec || rec.state !== 'clean') return ['(no clean record)'];
+    if (!rec || rec.state !== 'clean') return [];
     const bad: string[] = [];
     for (const [p, f] of Object.entries(rec.files)) {
       const got = await digestFile(join(this.mirror, p)).catch(() => null);
@@ -289,10 +352,16 @@ export class DerbyMirror {
   /** The boot directory became the installed copy and the installed one the boot directory. */
   swapped(): void {
     this.memo = { fresh: this.memo.installed, installed: this.memo.fresh };
+    this.levelAt = null;
   }
 
-  /** The boot directory was removed or replaced by something this side did not write. */
+  /** The boot directory equals the mirror at this snapshot (written only by this side since). */
+  isLevelAt(snapshotId: string | null | undefined): boolean {
+    return this.levelAt !== null && this.levelAt === snapshotId;
+  }
+
+  /** The boot directory was booted, removed or replaced: only a comparison tells what it holds. */
   forgetFresh(): void {
-    this.memo.fresh.clear();
+    this.levelAt = null;
   }
 }

@@ -57,6 +57,8 @@ export class NimbusStateReceiver {
   /** One commit per item at a time. */
   private readonly busy = new Set<string>();
   private readonly mirrors = new Map<string, DerbyMirror>();
+  /** Per Derby item, what its last commit still does after answering (never failing: errors go to lastError). */
+  private readonly background = new Map<string, Promise<void>>();
   /** performance.now() of each Derby item's last full table check (none yet: the first commit runs one). */
   private readonly lastTableCheck = new Map<string, number>();
 
@@ -112,6 +114,7 @@ export class NimbusStateReceiver {
     const i = this.item(name);
     if (area === 'mirror') {
       if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
+      await this.settle(name);
       return { root: this.dir(name, 'mirror'), entries: await this.mirror(name).manifest() };
     }
     if (i.kind !== 'sqlite') throw new NimbusStateError(`${name} has no posixdata`, 400);
@@ -170,13 +173,15 @@ export class NimbusStateReceiver {
     if (existsSync(aside)) await rename(aside, fresh);
   }
 
-  async commitDerby(name: string, c: DerbyUnit): Promise<InstalledCopy & { tableCheck: boolean; patchedBytes: number }> {
+  async commitDerby(name: string, c: DerbyUnit): Promise<InstalledCopy & { tableCheck: boolean; patchedBytes: number; patchMs: number; syncMs: number }> {
     this.guard();
     const i = this.item(name);
     if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
     return this.exclusive(name, async () => {
+      await this.settle(name);
       const m = this.mirror(name);
-      const patched = await m.patch(c, async (abs) => (await this.hashes.hash(abs).catch(() => null))?.sha256 ?? null);
+      const tPatch = performance.now();
+      await m.check(c, async (abs) => (await this.hashes.hash(abs).catch(() => null))?.sha256 ?? null);
       const last = this.lastTableCheck.get(name);
       const tableCheck = last === undefined || performance.now() - last >= i.tableCheckEveryMs;
       if (tableCheck) {
@@ -187,10 +192,16 @@ export class NimbusStateReceiver {
           throw new NimbusStateError(`${name}: the mirror differs from its record (${bad.slice(0, 3).join(', ')}): send whole files`, 409, 'base-mismatch');
         }
       }
-      // Booting runs Derby's recovery, which rewrites files: boot a copy, keep the mirror as shipped.
+      // Booting runs Derby's recovery, which rewrites files: boot a copy (the boot directory), keep the mirror as shipped.
       const fresh = NimbusStateReceiver.bootDir(i.path);
-      await m.syncTo(fresh);
+      const level = m.isLevelAt((await m.record())?.snapshotId) && existsSync(fresh);
+      const patched = await m.apply(c, level ? fresh : null);
+      const patchMs = performance.now() - tPatch;
+      const tSync = performance.now();
+      if (!level) await m.syncTo(fresh);
+      m.forgetFresh();
       const t0 = performance.now();
+      const syncMs = t0 - tSync;
       let detail: string;
       try {
         if (tableCheck) {
@@ -201,6 +212,7 @@ export class NimbusStateReceiver {
           detail = `${v.databases} Derby database(s) booted (crash recovery)`;
         }
       } catch (err) {
+        this.background.set(name, m.finalize(patched.touched).catch(() => undefined));
         throw new NimbusStateError(`${name}: the copy did not boot or failed its table check: ${(err as Error).message}`, 422);
       }
       const verifyMs = performance.now() - t0;
@@ -216,8 +228,27 @@ export class NimbusStateReceiver {
         detail,
       };
       await this.record(name, copy);
-      return { ...copy, tableCheck, patchedBytes: patched.bytes };
+      // Off the recovery point's path: make the mirror's patch durable, then level the next boot directory.
+      this.background.set(
+        name,
+        (async () => {
+          await m.finalize(patched.touched);
+          if (existsSync(fresh)) await m.level(fresh);
+        })().catch((err: Error) => {
+          this.lastError = { item: name, message: `after installing: ${err.message}`, at: new Date().toISOString() };
+        }),
+      );
+      return { ...copy, tableCheck, patchedBytes: patched.bytes, patchMs: Math.round(patchMs), syncMs: Math.round(syncMs) };
     });
+  }
+
+  /** Waits for an item's work left from its last commit (durable mirror record, boot directory level). */
+  async settle(name?: string): Promise<void> {
+    for (const [n, p] of [...this.background]) {
+      if (name !== undefined && n !== name) continue;
+      await p;
+      if (this.background.get(n) === p) this.background.delete(n);
+    }
   }
 
   async commitSqlite(name: string, c: { snapshotId: string; takenAt: number; sha256: string; root: string }): Promise<InstalledCopy & { rebased: number }> {

@@ -32,7 +32,7 @@ export interface ItemShipStatus {
   /** Derby: units the standby could not patch (base mismatch, missing or garbled delta) and got whole files for. */
   fallbacks: number;
   /** Derby: how the last acknowledged unit went (files unchanged / as delta / whole, delta bytes and records). */
-  lastUnit: { same: number; delta: number; whole: number; deltaBytes: number; records: number; tableCheck: boolean | null } | null;
+  lastUnit: { same: number; delta: number; whole: number; /** whole because new (no copy of it on the standby before) */ wholeNew: number; deltaBytes: number; records: number; tableCheck: boolean | null; patchMs: number | null; syncMs: number | null } | null;
   lastError: string | null;
 }
 
@@ -58,6 +58,17 @@ async function writeDelta(path: string, snap: string, files: UnitFile[], dirty: 
   let size = 0;
   let records = 0;
   const buf = Buffer.allocUnsafe(MAX_RECORD_BYTES);
+  // Records go out through a 1 MiB buffer: thousands of scattered pages, a few large writes.
+  const outBuf = Buffer.allocUnsafe(MAX_RECORD_BYTES);
+  let outLen = 0;
+  const emit = async (b: Buffer) => {
+    if (outLen + b.length > outBuf.length) {
+      await out.write(outBuf, 0, outLen);
+      outLen = 0;
+    }
+    if (b.length > outBuf.length) await out.write(b);
+    else outLen += b.copy(outBuf, outLen);
+  };
   try {
     for (const [i, f] of files.entries()) {
       if (f.mode !== 'delta') continue;
@@ -71,8 +82,8 @@ async function writeDelta(path: string, snap: string, files: UnitFile[], dirty: 
           const data = buf.subarray(0, r.length);
           const head = encodeRecordHeader({ file: i, offset: r.offset, length: r.length, sha256: createHash('sha256').update(data).digest('hex') });
           whole.update(head).update(data);
-          await out.write(head);
-          await out.write(data);
+          await emit(head);
+          await emit(data);
           size += head.length + data.length;
           records++;
         }
@@ -80,6 +91,7 @@ async function writeDelta(path: string, snap: string, files: UnitFile[], dirty: 
         await fh.close();
       }
     }
+    if (outLen) await out.write(outBuf, 0, outLen);
   } finally {
     await out.close();
   }
@@ -103,21 +115,36 @@ export class NimbusStateSender {
     this.items = new Map(o.items.map((i) => [i.name, { lastTakenAt: null, lastAck: null, pausesMs: [], backupMs: [], recoveryPointsMs: [], filesShipped: 0, bytesShipped: 0, fallbacks: 0, lastUnit: null, lastError: null }]));
   }
 
-  /** One round over every item; each item's failure is recorded and the others still run. */
+  /**
+   * One round over every item; each item's failure is recorded and the others still run. The Derby
+   * copies (with their freeze) run first, one at a time; then the Derby units ship while the sqlite
+   * items run, so a round lasts about its longest item, not their sum (shorter rounds, smaller deltas).
+   */
   async round(peerUrl: string): Promise<boolean> {
-    let ok = true;
-    for (const item of this.o.items) {
+    const run = async (item: ResolvedItem, fn: () => Promise<void>): Promise<boolean> => {
       const st = this.items.get(item.name)!;
       try {
-        if (item.kind === 'derby') await this.derby(peerUrl, item, st);
-        else await this.sqlite(peerUrl, item, st);
+        await fn();
         st.lastError = null;
+        return true;
       } catch (err) {
-        ok = false;
         st.lastError = (err as Error).message;
+        return false;
       }
+    };
+    const shipping: Promise<boolean>[] = [];
+    for (const item of this.o.items) {
+      if (item.kind !== 'derby') continue;
+      const st = this.items.get(item.name)!;
+      let copy: { copy: DerbyCopy; snap: string } | null = null;
+      const ok = await run(item, async () => void (copy = await this.derbyCopy(item, st)));
+      if (ok && copy) {
+        const c: { copy: DerbyCopy; snap: string } = copy;
+        shipping.push(run(item, () => this.derby(peerUrl, item, st, c.copy, c.snap)));
+      } else shipping.push(Promise.resolve(false));
     }
-    return ok;
+    for (const item of this.o.items) if (item.kind === 'sqlite') shipping.push(run(item, () => this.sqlite(peerUrl, item, this.items.get(item.name)!)));
+    return (await Promise.all(shipping)).every(Boolean);
   }
 
   private post<T>(peerUrl: string, path: string, body: unknown): Promise<T> {
@@ -141,11 +168,15 @@ export class NimbusStateSender {
     return d;
   }
 
-  private async derby(peerUrl: string, item: ResolvedDerbyItem, st: ItemShipStatus): Promise<void> {
+  private async derbyCopy(item: ResolvedDerbyItem, st: ItemShipStatus): Promise<{ copy: DerbyCopy; snap: string }> {
     const snap = join(this.o.stagingDir, item.name, 'snapshot');
     const copy = await this.o.engine.derbyCopy({ name: item.name, source: item.path, target: snap, pidFile: item.pidFile, maxPauseMs: item.maxPauseMs });
     st.lastTakenAt = copy.takenAt;
     if (copy.frozen) keep(st.pausesMs, copy.pauseMs);
+    return { copy, snap };
+  }
+
+  private async derby(peerUrl: string, item: ResolvedDerbyItem, st: ItemShipStatus, copy: DerbyCopy, snap: string): Promise<void> {
     const ds = this.derbyShip(item.name);
     if (copy.fresh) {
       // A new local copy: nothing is known about which blocks the standby lacks.
@@ -188,9 +219,11 @@ export class NimbusStateSender {
       ds.ask = false;
     }
     const snapshotId = this.snapshotId(item.name);
+    let wholeNew = 0;
     const files: UnitFile[] = copy.files.map((f) => {
       const bases = [...(ds.acked?.has(f.path) ? [ds.acked.get(f.path)!] : []), ...(ds.attempted.get(f.path) ?? [])];
       const plan = planFile({ digest: f.digest, peer: peer ? (peer.get(f.path) ?? null) : undefined, bases, forceWhole });
+      if (plan.mode === 'whole' && !bases.length && !peer?.has(f.path)) wholeNew++;
       return { path: f.path, size: f.size, digest: f.digest, mode: plan.mode, bases: plan.bases };
     });
     for (const f of files) {
@@ -211,8 +244,8 @@ export class NimbusStateSender {
         if (f.mode === 'whole') await this.put(peerUrl, item.name, 'incoming', snap, { path: f.path, size: f.size, mtimeMs: 0, sha256: f.sha256! }, st, false);
       }
       if (delta) await this.put(peerUrl, item.name, 'delta', deltaDir, { path: `${snapshotId}.delta`, size: delta.size, mtimeMs: 0, sha256: delta.sha256 }, st, false);
-      const ack = await this.post<InstalledCopy & { tableCheck?: boolean }>(peerUrl, '/commit', { item: item.name, kind: 'derby', ...unit, manifestDigest: manifestDigest(unit) });
-      st.lastUnit = { same: files.filter((f) => f.mode === 'same').length, delta: files.filter((f) => f.mode === 'delta').length, whole: files.filter((f) => f.mode === 'whole').length, deltaBytes: delta?.size ?? 0, records: delta?.records ?? 0, tableCheck: ack.tableCheck ?? null };
+      const ack = await this.post<InstalledCopy & { tableCheck?: boolean; patchMs?: number; syncMs?: number }>(peerUrl, '/commit', { item: item.name, kind: 'derby', ...unit, manifestDigest: manifestDigest(unit) });
+      st.lastUnit = { same: files.filter((f) => f.mode === 'same').length, delta: files.filter((f) => f.mode === 'delta').length, whole: files.filter((f) => f.mode === 'whole').length, wholeNew, deltaBytes: delta?.size ?? 0, records: delta?.records ?? 0, tableCheck: ack.tableCheck ?? null, patchMs: ack.patchMs ?? null, syncMs: ack.syncMs ?? null };
       return ack;
     } catch (err) {
       // The standby may have patched its mirror to this unit before failing: it is a base from now on.
@@ -241,13 +274,19 @@ export class NimbusStateSender {
     const local = await walkFiles(item.posixdata, (rel) => rel.endsWith('.nha-tmp'));
     const remote = await this.post<{ entries: Entry[] }>(peerUrl, '/manifest', { item: item.name, area: 'posixdata' });
     const theirs = new Map(remote.entries.map((e) => [e.path, e]));
-    for (const e of local) {
+    const todo = local.filter((e) => {
       const t = theirs.get(e.path);
-      if (t && t.size === e.size && t.mtimeMs === e.mtimeMs) continue;
-      const h = await this.hashes.hash(join(item.posixdata, e.path)).catch(() => null);
-      if (!h) continue; // deleted meanwhile
-      await this.put(peerUrl, item.name, 'posixdata', item.posixdata, { ...e, size: h.size, sha256: h.sha256 }, st, true);
-    }
+      return !(t && t.size === e.size && t.mtimeMs === e.mtimeMs);
+    });
+    // A few uploads at a time: object files are small, and one request each is mostly round trips.
+    const worker = async () => {
+      for (let e = todo.shift(); e; e = todo.shift()) {
+        const h = await this.hashes.hash(join(item.posixdata, e.path)).catch(() => null);
+        if (!h) continue; // deleted meanwhile
+        await this.put(peerUrl, item.name, 'posixdata', item.posixdata, { ...e, size: h.size, sha256: h.sha256 }, st, true);
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
     const h = await this.hashes.hash(snap);
     await this.put(peerUrl, item.name, 'incoming', dir, { path: 'snapshot.db', size: h.size, mtimeMs: 0, sha256: h.sha256 }, st, false);
     const ack = await this.post<InstalledCopy>(peerUrl, '/commit', { item: item.name, kind: 'sqlite', snapshotId: this.snapshotId(item.name), takenAt, sha256: h.sha256, root: item.posixdata });
