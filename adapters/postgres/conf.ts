@@ -74,6 +74,8 @@ export interface NodeConfInput {
   maxSlotWalKeepSize: string;
   settings: Record<string, string>;
   standby: null | { conninfo: string; slot: string };
+  /** Server SSL (with `tls`): the node's certificate and key and the cluster CA, as copies the server user owns. */
+  ssl?: null | { certFile: string; keyFile: string; caFile: string };
 }
 
 export function renderNodeConf(c: NodeConfInput): string {
@@ -101,6 +103,14 @@ export function renderNodeConf(c: NodeConfInput): string {
     s.primary_slot_name = confQuote(c.standby.slot);
   }
   for (const [k, v] of Object.entries(c.settings)) s[k] = /^[A-Za-z0-9_.-]+$/.test(v) ? v : confQuote(v);
+  if (c.ssl) {
+    // After `settings`: with tls configured, SSL cannot be switched off by an extra setting.
+    s.ssl = 'on';
+    s.ssl_cert_file = confQuote(c.ssl.certFile);
+    s.ssl_key_file = confQuote(c.ssl.keyFile);
+    s.ssl_ca_file = confQuote(c.ssl.caFile);
+    s.ssl_min_protocol_version = "'TLSv1.2'";
+  }
   const lines = Object.entries(s).map(([k, v]) => `${k} = ${v}`);
   return `# Written by nimbus-ha for this node; replaced on every start, clone and rejoin.\n${lines.join('\n')}\n`;
 }
@@ -135,11 +145,21 @@ export async function removeAutoSettings(dataDir: string, keys: readonly string[
   return removed;
 }
 
-export function renderHba(opts: { superuser: string; replicationUser: string; cidrs: string[] }): string {
+/**
+ * pg_hba.conf of an embedded server. With `ssl` (nimbus-ha's `tls` configured) replication connections are
+ * accepted only over SSL (`hostssl`) with a client certificate that verifies against the cluster CA
+ * (`clientcert=verify-ca`) and the replication password; a replication connection without SSL matches no
+ * line and is refused, loopback included. Ordinary sessions (`all`) are unchanged.
+ */
+export function renderHba(opts: { superuser: string; replicationUser: string; cidrs: string[]; ssl?: boolean }): string {
   const nets = ['127.0.0.1/32', '::1/128', ...opts.cidrs];
   const lines = ['# Written by nimbus-ha. TYPE DATABASE USER ADDRESS METHOD'];
   for (const net of nets) {
-    lines.push(`host replication ${opts.replicationUser} ${net} scram-sha-256`);
+    lines.push(
+      opts.ssl
+        ? `hostssl replication ${opts.replicationUser} ${net} scram-sha-256 clientcert=verify-ca`
+        : `host replication ${opts.replicationUser} ${net} scram-sha-256`,
+    );
     lines.push(`host all all ${net} scram-sha-256`);
   }
   return lines.join('\n') + '\n';

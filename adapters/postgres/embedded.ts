@@ -3,12 +3,14 @@
  * (embedded mode: nimbus-ha runs initdb, owns pg_hba.conf) or an installed server (external mode: given
  * pg_ctl and a connection string). Standbys stream from a physical slot and restore from the WAL archive.
  */
-import { cp, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, cp, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { HaError } from '../../src/errors.js';
 import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
+import type { TlsFiles } from '../../src/peer/tls.js';
 import type { DbConfig } from '../../src/replication/db/config.js';
 import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory, type TimelineFork } from '../../src/replication/db/lsn.js';
 import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
@@ -31,7 +33,24 @@ export interface PostgresNodeOptions {
   fsyncClone?: boolean;
   /** Where pg_ctl writes the server log; default `<dataDir>/log/server.log`. */
   logFile?: string;
+  /**
+   * The node's `tls` (certificate, key, cluster CA). With it the server runs with ssl on, pg_hba.conf
+   * (embedded mode) accepts replication only over SSL with a client certificate of the CA, and the standby
+   * and the sidecar's replication sessions connect with sslmode=verify-full (the peer's certificate must
+   * name the host they connect to: `db.peer.host`, and the other node's `db.advertiseHost`). Without it
+   * nothing about SSL is set (PostgreSQL's default: off).
+   */
+  tls?: TlsFiles;
+  /**
+   * Where the server's copies of the three files go (owned by the server's OS user, mode 0600, rewritten
+   * on every start, clone and rejoin); default `<dataDir>.tls`, outside the data directory so a base
+   * backup never carries this node's key to the other.
+   */
+  tlsDir?: string;
 }
+
+/** File names of the server's copies in the TLS directory. */
+const TLS_NAMES = { cert: 'node.crt', key: 'node.key', ca: 'ca.crt' } as const;
 
 export class PostgresNode implements ManagedDatabase {
   private user: OsUser | null | undefined;
@@ -64,6 +83,45 @@ export class PostgresNode implements ManagedDatabase {
   /** Slot this node uses on its primary while it is a standby. */
   get slotName(): string {
     return this.cfg.slotName ?? slotNameFor(this.nodeName);
+  }
+
+  private get tlsDir(): string {
+    return this.opts.tlsDir ?? `${this.cfg.dataDir.replace(/\/+$/, '')}.tls`;
+  }
+
+  /** The server's copies of cert, key and CA (null without tls). */
+  private get sslFiles(): { certFile: string; keyFile: string; caFile: string } | null {
+    if (!this.opts.tls) return null;
+    return { certFile: join(this.tlsDir, TLS_NAMES.cert), keyFile: join(this.tlsDir, TLS_NAMES.key), caFile: join(this.tlsDir, TLS_NAMES.ca) };
+  }
+
+  /**
+   * Copies cert, key and CA for the server's OS user: PostgreSQL (server and walreceiver) refuses a key
+   * readable by others, and when nimbus-ha runs as root the originals are root's (mode 0600).
+   */
+  private async installTls(user: OsUser | null): Promise<void> {
+    const t = this.opts.tls;
+    if (!t) return;
+    const dir = this.tlsDir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    await chownFor(dir, user);
+    for (const field of ['cert', 'key', 'ca'] as const) {
+      const target = join(dir, TLS_NAMES[field]);
+      await rm(target, { force: true }); // a fresh file: mode and owner as written, whatever was there
+      await writeOwned(target, await readFile(t[field], 'utf8'), user);
+    }
+  }
+
+  /** TLS for the sidecar's own replication sessions to the peer (null without tls). */
+  private replicationSsl(): { ca: string; cert: string; key: string } | undefined {
+    const t = this.opts.tls;
+    if (!t) return undefined;
+    return { ca: readFileSync(t.ca, 'utf8'), cert: readFileSync(t.cert, 'utf8'), key: readFileSync(t.key, 'utf8') };
+  }
+
+  private replicationTo(primary: DbEndpoint): ConnTarget {
+    return replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword, this.replicationSsl());
   }
 
   private get logFile(): string {
@@ -158,6 +216,9 @@ export class PostgresNode implements ManagedDatabase {
   /** Writes the node-local settings file; `standby` makes the node follow that primary. */
   private async writeNodeConf(standby: DbEndpoint | null, overrides: Record<string, string> = {}): Promise<void> {
     const c = this.cfg;
+    const user = await this.osUser();
+    const ssl = this.sslFiles;
+    await this.installTls(user);
     const conninfo = standby
       ? [
           `host=${conninfoQuote(standby.host)}`,
@@ -166,6 +227,9 @@ export class PostgresNode implements ManagedDatabase {
           `password=${conninfoQuote(c.replicationPassword)}`,
           `application_name=${conninfoQuote(this.nodeName)}`,
           'connect_timeout=5',
+          ...(ssl
+            ? ['sslmode=verify-full', `sslrootcert=${conninfoQuote(ssl.caFile)}`, `sslcert=${conninfoQuote(ssl.certFile)}`, `sslkey=${conninfoQuote(ssl.keyFile)}`]
+            : []),
         ].join(' ')
       : '';
     const text = renderNodeConf({
@@ -176,12 +240,12 @@ export class PostgresNode implements ManagedDatabase {
       maxSlotWalKeepSize: c.maxSlotWalKeepSize,
       settings: { ...c.settings, ...overrides },
       standby: standby ? { conninfo, slot: this.slotName } : null,
+      ssl,
     });
-    const user = await this.osUser();
     await writeOwned(join(c.dataDir, NODE_CONF), text, user);
     await ensureInclude(c.dataDir, user);
     if (c.mode === 'embedded') {
-      await writeOwned(join(c.dataDir, 'pg_hba.conf'), renderHba({ superuser: c.superuser, replicationUser: c.replicationUser, cidrs: c.allowCidrs }), user);
+      await writeOwned(join(c.dataDir, 'pg_hba.conf'), renderHba({ superuser: c.superuser, replicationUser: c.replicationUser, cidrs: c.allowCidrs, ssl: ssl !== null }), user);
     }
     await mkdir(join(c.dataDir, 'log'), { recursive: true, mode: 0o700 });
     await chownFor(join(c.dataDir, 'log'), user);
@@ -316,7 +380,7 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async identifyPrimary(primary: DbEndpoint): Promise<PrimaryIdentity> {
-    const target = replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword);
+    const target = this.replicationTo(primary);
     return withClient(
       target,
       `replication connection to ${primary.host}:${primary.port} as ${this.cfg.replicationUser}`,
@@ -411,7 +475,7 @@ export class PostgresNode implements ManagedDatabase {
     await removeAutoSettings(this.cfg.dataDir, PRIMARY_ONLY_AUTO_SETTINGS, user);
     await this.writeNodeConf(primary);
     await setStandbySignal(this.cfg.dataDir, true, user);
-    await createSlotOverReplication(replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword), this.slotName);
+    await createSlotOverReplication(this.replicationTo(primary), this.slotName);
     await this.start();
   }
 

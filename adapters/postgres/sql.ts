@@ -15,6 +15,12 @@ export interface ConnTarget {
   password: string;
   database?: string;
   connectionString?: string;
+  /**
+   * TLS toward the server (replication sessions to the peer with `tls` configured): the cluster CA as the
+   * only trusted issuer, this node's certificate and key as client certificate; the server's certificate
+   * must name `host` (as libpq's sslmode=verify-full).
+   */
+  ssl?: { ca: string; cert: string; key: string };
 }
 
 /** SQLSTATEs that mean the credentials (or pg_hba) refused us: retrying will not help. */
@@ -46,7 +52,8 @@ export function isConnectionLoss(err: unknown): boolean {
  */
 export function clientConfig(target: ConnTarget): pg.ClientConfig {
   if (!target.connectionString) {
-    return { host: target.host, port: target.port, user: target.user, password: target.password, database: target.database ?? 'postgres' };
+    const ssl = target.ssl ? { ...target.ssl, rejectUnauthorized: true } : undefined;
+    return { host: target.host, port: target.port, user: target.user, password: target.password, database: target.database ?? 'postgres', ...(ssl ? { ssl } : {}) };
   }
   let u: URL;
   try {
@@ -93,8 +100,8 @@ export async function withClient<T>(
   }
 }
 
-export function replicationTarget(ep: DbEndpoint, user: string, password: string): ConnTarget {
-  return { host: ep.host, port: ep.port, user, password, database: 'postgres' };
+export function replicationTarget(ep: DbEndpoint, user: string, password: string, ssl?: ConnTarget['ssl']): ConnTarget {
+  return { host: ep.host, port: ep.port, user, password, database: 'postgres', ...(ssl ? { ssl } : {}) };
 }
 
 /** Creates a physical slot that reserves WAL from now on; an existing slot is kept. */

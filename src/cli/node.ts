@@ -176,7 +176,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       node: cfg.node,
       peerNode: cfg.peers[0]?.node ?? null,
       config: cfg.db,
-      db: new PostgresNode(cfg.node, cfg.db),
+      // With tls the server runs with SSL and replication requires it (docs/security.md).
+      db: new PostgresNode(cfg.node, cfg.db, cfg.tls ? { tls: cfg.tls } : {}),
       bus,
       clock: systemClock,
       peerEndpoint: cfg.db.peer ?? null,

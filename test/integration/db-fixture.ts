@@ -9,7 +9,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { initTemplate, PostgresNode } from '../../adapters/postgres/embedded.js';
+import { initTemplate, PostgresNode, type PostgresNodeOptions } from '../../adapters/postgres/embedded.js';
 import { parseDbConfig, type DbConfigInput } from '../../src/replication/db/config.js';
 
 export const SUPER_PW = 'super-secret-pw';
@@ -28,7 +28,7 @@ export class DbFixture {
     await initTemplate(this.template, { superuser: 'postgres', password: SUPER_PW, walSegmentSizeMb: 1 });
   }
 
-  async node(name: string, extra: Partial<DbConfigInput> = {}): Promise<PostgresNode> {
+  async node(name: string, extra: Partial<DbConfigInput> = {}, opts: PostgresNodeOptions = {}): Promise<PostgresNode> {
     const cfg = parseDbConfig(
       {
         dataDir: join(this.root, name, 'data'),
@@ -53,7 +53,7 @@ export class DbFixture {
       const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
       await chown(join(this.root, name), uid, gid);
     }
-    const n = new PostgresNode(name, cfg, { fsyncClone: false });
+    const n = new PostgresNode(name, cfg, { fsyncClone: false, ...opts });
     this.nodes.push(n);
     return n;
   }
