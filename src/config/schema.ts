@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 import { nimbusConfigSchema } from './nimbus.js';
 import { MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
-import { tlsFileProblems } from '../peer/tls.js';
+import type { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseCertificates, tlsFileProblems } from '../peer/tls.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
@@ -315,5 +318,24 @@ export function tlsCrossChecks(cfg: ClusterConfig): { key: string; problem: stri
   };
   cfg.peers.forEach((p, i) => p.urls.forEach((u, j) => check(`peers.${i}.urls.${j}`, u)));
   if (cfg.witness) check('witness.url', cfg.witness.url);
+  // The peer's standby connects to db.advertiseHost with sslmode=verify-full: the certificate must name it.
+  if (cfg.tls && cfg.db) {
+    const host = cfg.db.advertiseHost;
+    const cert = certificateOf(cfg.tls.cert);
+    if (cert && !(isIP(host) ? cert.checkIP(host) : cert.checkHost(host))) {
+      out.push({
+        key: 'db.advertiseHost',
+        problem: `is ${host}, which ${cfg.tls.cert} does not name (expected a host in its subject alternative names: the peer's standby verifies it, sslmode=verify-full; issue the certificate with --san ${cfg.node}=${host})`,
+      });
+    }
+  }
   return out;
+}
+
+function certificateOf(file: string): X509Certificate | null {
+  try {
+    return parseCertificates(readFileSync(file, 'utf8'))[0] ?? null;
+  } catch {
+    return null; // reported by the tls block's own checks
+  }
 }

@@ -228,6 +228,16 @@ ${tlsBlock}`;
     expect(check(base('')).problems.map((p) => p.key)).toEqual(['peers.0.urls.0', 'witness.url']);
   });
 
+  it('with a db, the certificate must name db.advertiseHost (the peer\'s standby connects with sslmode=verify-full)', () => {
+    const db = (host: string) =>
+      `db: { dataDir: /tmp/x/pg, archiveDir: /tmp/x/archive, superuserPassword: pw-1, replicationPassword: pw-2, advertiseHost: "${host}", peer: { host: 127.0.0.1, port: 5433 } }`;
+    expect(check(`${base(block(files(cluster, 'a')))}\n${db('127.0.0.1')}`).problems).toEqual([]);
+    expect(check(`${base(block(files(cluster, 'a')))}\n${db('a')}`).problems).toEqual([]);
+    expect(check(`${base(block(files(cluster, 'a')))}\n${db('10.9.8.7')}`).problems).toEqual([
+      { key: 'db.advertiseHost', problem: expect.stringMatching(/is 10\.9\.8\.7, which .*a\.crt does not name .*--san a=10\.9\.8\.7/) },
+    ]);
+  });
+
   it('`config check` and the witness name the bad key or option (real processes)', async () => {
     const cfg = join(root, 'node.yaml');
     writeFileSync(cfg, base(block({ ...files(cluster, 'a'), key: join(root, 'missing.key') })));
