@@ -15,7 +15,9 @@
  * Reads and listings go to the local repository only.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
 import type { FrontGuard, LoneWrite } from '../../src/replication/repo/front-guard.js';
 
@@ -33,6 +35,13 @@ export interface RepoFrontOptions {
   /** The primary's guard; null while this node is not the primary (writes are then refused). */
   guard: () => FrontGuard | null;
   maxClockSkewMs?: number;
+  /**
+   * The node's `tls`: the front then serves HTTPS only (TLS 1.2 or later) with this certificate and key,
+   * so S3 clients reach the repository VIP inside TLS (the certificate must name the VIP's host). Clients
+   * authenticate with their S3 signature, not a certificate. `ca` (the cluster CA) is trusted, besides the
+   * system's roots, for repositories whose endpoint is https://.
+   */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** Headers passed on to the repositories (the rest — hop-by-hop, authorization, host — are not). */
@@ -96,20 +105,26 @@ function objectWrite(method: string, url: URL, a: Answer): LoneWrite | null {
 export class RepoFront {
   private server: http.Server | null = null;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  /** Toward https:// repositories: certificates verified against the system's roots (and the cluster CA). */
+  private readonly tlsAgent: https.Agent;
   /** Local multipart upload id → the standby's. */
   private readonly uploads = new Map<string, string>();
   readonly stats = { writes: 0, both: 0, alone: 0, refused: 0, authFailures: 0 };
 
-  constructor(private readonly o: RepoFrontOptions) {}
+  constructor(private readonly o: RepoFrontOptions) {
+    this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(o.tls ? { ca: [...rootCertificates, o.tls.ca] } : {}) });
+  }
 
   get url(): string {
     const a = this.server?.address() as AddressInfo | null;
-    return `http://${this.o.host}:${a?.port ?? this.o.port}`;
+    const host = this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host;
+    return `${this.o.tls ? 'https' : 'http'}://${host}:${a?.port ?? this.o.port}`;
   }
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = http.createServer((req, res) => void this.handle(req, res).catch((err) => s3Error(res, 500, 'InternalError', String(err))));
+    const handler: http.RequestListener = (req, res) => void this.handle(req, res).catch((err) => s3Error(res, 500, 'InternalError', String(err)));
+    const server = this.o.tls ? https.createServer({ cert: this.o.tls.cert, key: this.o.tls.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -123,6 +138,7 @@ export class RepoFront {
     this.server = null;
     if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
     this.agent.destroy();
+    this.tlsAgent.destroy();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -261,12 +277,13 @@ export class RepoFront {
 
   private send(b: FrontBackend, method: string, path: string, pathname: string, query: Record<string, string | string[]>, headers: Record<string, string>): http.ClientRequest {
     const u = new URL(b.endpoint);
-    return http.request({
-      host: u.hostname,
-      port: u.port || 80,
+    const secure = u.protocol === 'https:';
+    return (secure ? https : http).request({
+      host: u.hostname.replace(/^\[|\]$/g, ''),
+      port: u.port || (secure ? 443 : 80),
       method,
       path,
-      agent: this.agent,
+      agent: secure ? this.tlsAgent : this.agent,
       headers: signFor(b, method, pathname, query, headers),
     });
   }

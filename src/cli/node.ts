@@ -160,7 +160,16 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       ...(frontCfg
         ? {
             front: (guard) =>
-              new RepoFront({ host: frontCfg.listen.host, port: frontCfg.listen.port, local: backend(repoCfg.local), peer: backend(repoCfg.peer!), guard, maxClockSkewMs: frontCfg.maxClockSkewMs }),
+              new RepoFront({
+                host: frontCfg.listen.host,
+                port: frontCfg.listen.port,
+                local: backend(repoCfg.local),
+                peer: backend(repoCfg.peer!),
+                guard,
+                maxClockSkewMs: frontCfg.maxClockSkewMs,
+                // With tls the front (the repository VIP's target) serves HTTPS with the node's certificate.
+                ...(tls ? { tls: { cert: tls.cert, key: tls.key, ca: tls.ca } } : {}),
+              }),
           }
         : {}),
     });
