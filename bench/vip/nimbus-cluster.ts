@@ -17,6 +17,7 @@ export const AGENT_PORT = 8700;
 export const WITNESS_PORT = 8790;
 export const SECRET = randomBytes(32).toString('base64url');
 export const ADMIN_TOKEN = randomBytes(32).toString('base64url');
+export const DATA_SECRET = randomBytes(32).toString('base64url');
 
 export type PairNode = 'a' | 'b';
 
@@ -89,6 +90,7 @@ export class NetnsCluster {
         node,
         listen: { host: topo.node(node).address, port: AGENT_PORT },
         secret: SECRET,
+        dataSecret: DATA_SECRET,
         adminToken: ADMIN_TOKEN,
         dataDir,
         preferredPrimary: 'a',
@@ -106,7 +108,7 @@ export class NetnsCluster {
     const log = openSync(join(this.o.dir, `${logName}.log`), 'a');
     try {
       // NHA_SECRET/NHA_ADMIN_TOKEN of the caller's environment would override the configs.
-      const env = { ...process.env, NHA_SECRET: '', NHA_ADMIN_TOKEN: '', ...extraEnv };
+      const env = { ...process.env, NHA_SECRET: '', NHA_DATA_SECRET: '', NHA_ADMIN_TOKEN: '', ...extraEnv };
       return this.o.topo.spawn(node, process.execPath, args, { stdio: ['ignore', log, log], env });
     } finally {
       closeSync(log);

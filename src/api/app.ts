@@ -13,7 +13,10 @@ export interface ApiDeps {
   agent: Agent;
   bus: EventBus;
   metrics: Registry;
+  /** Lease key: heartbeats, votes and takeover offers (`secret`; the witness holds it too). */
   secret: string;
+  /** Data-path key: every feature router under /peer (`dataSecret`); `secret` when not given. */
+  dataSecret?: string;
   adminToken: string;
   /** Feature routers mounted under /peer/<name> behind HMAC authentication. */
   peerRouters?: Record<string, Router>;
@@ -145,8 +148,8 @@ export function createApp(d: ApiDeps): express.Express {
   // -- peer: HMAC, checked before any body is read; each route reads at most its own limit --
   const nonces = new NonceCache();
   const replay = d.replay ?? new ReplayGuard(null);
-  const peerAuth = (o: { allowStream?: boolean; maxBodyBytes?: number } = {}) =>
-    requirePeerAuth(d.secret, {
+  const peerAuth = (o: { allowStream?: boolean; maxBodyBytes?: number; data?: boolean } = {}) =>
+    requirePeerAuth(o.data ? (d.dataSecret ?? d.secret) : d.secret, {
       ...o,
       nonces,
       replay,
@@ -157,7 +160,7 @@ export function createApp(d: ApiDeps): express.Express {
   const small = peerAuth({ maxBodyBytes: SMALL_BODY_BYTES });
   for (const [name, router] of Object.entries(d.streamPeerRouters ?? {})) {
     // Hashed JSON bodies are read after the signature check; octet-stream bodies stay streams for the router.
-    app.use(`/peer/${name}`, peerAuth({ allowStream: true, maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default }), router);
+    app.use(`/peer/${name}`, peerAuth({ allowStream: true, maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default, data: true }), router);
   }
   const peer = express.Router();
   peer.post('/heartbeat', small, (req: PeerRequest, res) => {
@@ -198,7 +201,7 @@ export function createApp(d: ApiDeps): express.Express {
     }
     res.json(d.agent.receiveTakeover(node, epoch as number, typeof reason === 'string' ? reason : 'switchover'));
   });
-  for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, peerAuth({ maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default }), router);
+  for (const [name, router] of Object.entries(d.peerRouters ?? {})) peer.use(`/${name}`, peerAuth({ maxBodyBytes: DATA_BODY_BYTES[name] ?? DATA_BODY_BYTES.default, data: true }), router);
   // Anything else under /peer is authenticated first, then answered 404 or 405 below.
   peer.use(small);
   app.use('/peer', peer);

@@ -125,7 +125,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   });
   // With tls: the API serves https, peers are reached over mutual TLS (docs/security.md).
   const tls = cfg.tls ? loadTls(cfg.tls) : null;
-  const transport = new PeerClient(cfg.node, cfg.secret, { tls });
+  // Lease traffic is signed with `secret` (the witness has it), the data paths with `dataSecret`.
+  const transport = new PeerClient(cfg.node, cfg.secret, { tls, ...(cfg.dataSecret ? { dataSecret: cfg.dataSecret } : {}) });
   const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.transport === 'udp' ? udpUrlOf(cfg.witness.url) : cfg.witness.url, transport) : null;
   const vip = makeVips(cfg);
   const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
@@ -247,6 +248,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     bus,
     metrics,
     secret: cfg.secret,
+    ...(cfg.dataSecret ? { dataSecret: cfg.dataSecret } : {}),
     adminToken: cfg.adminToken,
     peerRouters,
     streamPeerRouters: streamRouters,

@@ -20,6 +20,19 @@ export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
   if (cfg.secret === cfg.adminToken) {
     p.push({ key: 'adminToken', problem: 'is the same as secret (expected a different random value: the admin token must not also sign peer traffic)' });
   }
+  if (cfg.dataSecret !== undefined && cfg.dataSecret === cfg.secret) {
+    p.push({ key: 'dataSecret', problem: 'is the same as secret (expected a different random value: the witness holds secret, and must not be able to sign data pushes)' });
+  }
+  if (cfg.dataSecret !== undefined && cfg.dataSecret === cfg.adminToken) {
+    p.push({ key: 'dataSecret', problem: 'is the same as adminToken (expected a different random value)' });
+  }
+  if (cfg.dataSecret === undefined && cfg.witness && !cfg.tls) {
+    p.push({
+      key: 'dataSecret',
+      problem:
+        'is not set, and a witness is configured without tls: the witness holds secret, which would then also authorize base backups, WAL and file writes to a standby (expected ${NHA_DATA_SECRET} with NHA_DATA_SECRET exported, or dataSecretFile: FILE with mode 0600, the same value on both nodes and not on the witness; or tls: { cert, key, ca })',
+    });
+  }
   if (cfg.peers.length === 0 && !cfg.quorum.allowSingleNode) {
     p.push({
       key: 'peers',

@@ -1,16 +1,20 @@
 /** A commented, valid example config (`nimbus-ha config example`). Kept in step by a unit test. */
 export const EXAMPLE_CONFIG = `# nimbus-ha node configuration (one file per node).
 # Every key is documented in docs/configuration.md. \${VAR} and \${VAR:-default} read the environment;
-# NHA_SECRET and NHA_ADMIN_TOKEN override secret and adminToken. There are no default secrets: export
-# both (two different values, e.g. from \`openssl rand -base64 32\`) or use secretFile / adminTokenFile
-# (mode 0600, owned by the user running nimbus-ha). docs/security.md says how to rotate them.
+# NHA_SECRET, NHA_DATA_SECRET and NHA_ADMIN_TOKEN override secret, dataSecret and adminToken. There are
+# no default secrets: export all three (different values, e.g. from \`openssl rand -base64 32\`) or use
+# secretFile / dataSecretFile / adminTokenFile (mode 0600, owned by the user running nimbus-ha).
+# docs/security.md says how to rotate them.
 
 # This node's name, as its peer and the witness know it.
 node: a
 # HTTP API: health (/health, /primary, /standby), /status, /metrics, /events, /admin/*, /peer/*.
 listen: { host: 127.0.0.1, port: 8701 }
-# Shared HMAC secret of the cluster (peer and witness requests and their replies are signed with it).
+# Lease key: HMAC secret of heartbeats, votes and witness calls (the nodes and the witness share it).
 secret: \${NHA_SECRET}
+# Data-path key: base backups, WAL, config-file writes between the two nodes; never on the witness.
+# Required with a witness and without tls (docs/security.md, "Key separation").
+dataSecret: \${NHA_DATA_SECRET}
 # Bearer token for /admin/* (switchover, failback, maintenance); not the same value as secret.
 adminToken: \${NHA_ADMIN_TOKEN}
 # Epoch store, event history.

@@ -13,6 +13,7 @@ export interface ConfigProblem {
 /** Environment variables that override secrets without putting them in files. */
 export const ENV_OVERRIDES: Record<string, string[]> = {
   NHA_SECRET: ['secret'],
+  NHA_DATA_SECRET: ['dataSecret'],
   NHA_ADMIN_TOKEN: ['adminToken'],
   NHA_DB_SUPERUSER_PASSWORD: ['db', 'superuserPassword'],
   NHA_DB_REPL_PASSWORD: ['db', 'replicationPassword'],
@@ -44,9 +45,12 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
 const SECRET_KEYS: [string, string, string][] = [
   ['secret', 'secretFile', 'NHA_SECRET'],
   ['adminToken', 'adminTokenFile', 'NHA_ADMIN_TOKEN'],
+  ['dataSecret', 'dataSecretFile', 'NHA_DATA_SECRET'],
 ];
+/** Secrets that may be left unset (when they are required is a cross-field rule: src/config/checks.ts). */
+const OPTIONAL_SECRETS = new Set(['dataSecret']);
 
-/** `secretFile` / `adminTokenFile`: read when the value is not given inline or by its variable. */
+/** `secretFile` / `adminTokenFile` / `dataSecretFile`: read when the value is not given inline or by its variable. */
 function resolveSecretFiles(raw: Record<string, unknown>, problems: ConfigProblem[], given: Set<string>): void {
   for (const [key, fileKey] of SECRET_KEYS) {
     const file = raw[fileKey];
@@ -150,7 +154,7 @@ export function parseConfigText<S extends z.ZodTypeAny>(
   for (const [key, fileKey, variable] of SECRET_KEYS) {
     const p = problems.find((x) => x.key === key && x.problem.startsWith('environment variable'));
     if (p) p.problem = `${p.problem.replace(/ \(expected.*$/, '')} (expected a random value of at least 24 characters: export ${variable}=$(openssl rand -base64 32), or ${fileKey}: FILE with mode 0600)`;
-    if (interpolated[key] === undefined && interpolated[fileKey] === undefined && isObjectSchemaWith(schema, key)) {
+    if (interpolated[key] === undefined && interpolated[fileKey] === undefined && !OPTIONAL_SECRETS.has(key) && isObjectSchemaWith(schema, key)) {
       problems.push({ key, problem: `is not set (expected \${${variable}} with ${variable} exported, or ${fileKey}: FILE with mode 0600)` });
     }
   }
@@ -162,7 +166,12 @@ export function parseConfigText<S extends z.ZodTypeAny>(
     return { problems: [...problems, ...describeIssues(parsed.error).filter((p) => !seen.has(p.key))] };
   }
   for (const check of opts.crossChecks ?? []) problems.push(...check(parsed.data));
-  if (problems.length) return { problems };
+  if (problems.length) {
+    // An unreadable secret file already says what is wrong with its key (an optional one may be unset).
+    const fileProblems = new Set(problems.map((p) => p.key));
+    const shadowed = new Set(SECRET_KEYS.filter(([, fileKey]) => fileProblems.has(fileKey)).map(([key]) => key));
+    return { problems: problems.filter((p) => !shadowed.has(p.key)) };
+  }
   return { config: deepFreeze(parsed.data), problems: [] };
 }
 

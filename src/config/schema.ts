@@ -207,6 +207,15 @@ export const clusterConfigSchema = z
       .string()
       .optional()
       .describe('file holding the secret instead of `secret` (owned by the user running nimbus-ha, mode 0600)'),
+    dataSecret: secretString
+      .optional()
+      .describe(
+        `HMAC key of the data paths (base backups, WAL, config-file and Nimbus-state writes, repository hints), shared by the two nodes and never given to the witness, which holds only \`secret\` (the lease key): random, at least ${MIN_SECRET_LENGTH} characters, different from secret and adminToken (env NHA_DATA_SECRET overrides; or dataSecretFile). Required when a witness is configured without tls; otherwise, when unset, \`secret\` signs the data paths too (docs/security.md, "Key separation")`,
+      ),
+    dataSecretFile: z
+      .string()
+      .optional()
+      .describe('file holding the dataSecret instead of `dataSecret` (owned by the user running nimbus-ha, mode 0600)'),
     adminToken: secretString.describe(
       `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile)`,
     ),

@@ -67,6 +67,17 @@ export function signRequest(
   };
 }
 
+/**
+ * Lease traffic — heartbeats, votes, takeover offers and every witness call — is signed with the cluster
+ * `secret` (the lease key, which the witness holds too); every other `/peer/*` route is a data path
+ * (base backups, WAL, file writes, Nimbus state, repository hints) signed with `dataSecret`, which the
+ * witness never holds. Client and server agree on the split by path.
+ */
+export function isLeasePath(path: string): boolean {
+  const p = path.split('?')[0];
+  return p === '/peer/heartbeat' || p === '/peer/vote' || p === '/peer/takeover' || p.startsWith('/witness/');
+}
+
 /** Reply headers: binds status and body to the request's nonce. */
 export function signReply(secret: string, node: string, requestNonce: string, status: number, body: Buffer | string | typeof STREAM_BODY): Record<string, string> {
   const bodyHash = body === STREAM_BODY ? STREAM_BODY : sha256Hex(body);

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { PeerTransport } from '../ports.js';
 import { HaError, type ErrorCode } from '../errors.js';
-import { HEADER, signRequest, STREAM_BODY, verifyReply } from './auth.js';
+import { HEADER, isLeasePath, signRequest, STREAM_BODY, verifyReply } from './auth.js';
 import { UdpClient } from './udp.js';
 import type { TlsMaterial } from './tls.js';
 
@@ -57,18 +57,27 @@ export class PeerClient implements PeerTransport {
   private udp: UdpClient | null = null;
   private readonly tls: TlsMaterial | null;
 
+  /** Key of the data paths (`dataSecret`); the lease key `secret` when none is configured. */
+  private readonly dataSecret: string;
+
   constructor(
     private readonly node: string,
     private readonly secret: string,
-    opts: { tls?: TlsMaterial | null } = {},
+    opts: { tls?: TlsMaterial | null; dataSecret?: string } = {},
   ) {
     this.tls = opts.tls ?? null;
+    this.dataSecret = opts.dataSecret ?? secret;
     this.tlsAgent = new https.Agent({
       keepAlive: true,
       maxSockets: 16,
       keepAliveMsecs: 1000,
       ...(this.tls ? { ca: this.tls.ca, cert: this.tls.cert, key: this.tls.key, minVersion: 'TLSv1.2' as const } : {}),
     });
+  }
+
+  /** The key that signs a request to `path` and its reply: lease traffic or data paths (`isLeasePath`). */
+  private keyFor(path: string): string {
+    return isLeasePath(path) ? this.secret : this.dataSecret;
   }
 
   private open(method: string, baseUrl: string, path: string, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): http.ClientRequest {
@@ -103,7 +112,7 @@ export class PeerClient implements PeerTransport {
   /** The body of a successful, verified reply; throws for an error or an unverified reply. */
   private accept<T>(baseUrl: string, path: string, nonce: string, res: RawResponse): T {
     if (res.status >= 400) this.fail(baseUrl, path, res);
-    const bad = verifyReply(this.secret, res.headers, nonce, res.status, res.body);
+    const bad = verifyReply(this.keyFor(path), res.headers, nonce, res.status, res.body);
     if (bad) throw new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`);
     return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }
@@ -125,6 +134,7 @@ export class PeerClient implements PeerTransport {
 
   async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (baseUrl.startsWith('udp:')) {
+      // Datagrams carry lease traffic only (heartbeats, witness calls): the lease key.
       this.udp ??= new UdpClient(this.node, this.secret);
       return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs, signal);
     }
@@ -132,7 +142,7 @@ export class PeerClient implements PeerTransport {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(data)),
-      ...signRequest(this.secret, this.node, 'POST', path, data),
+      ...signRequest(this.keyFor(path), this.node, 'POST', path, data),
     };
     const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
     return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
@@ -140,13 +150,13 @@ export class PeerClient implements PeerTransport {
 
   /** GET a streamed response (e.g. a base backup) from the peer. */
   getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable> {
-    const headers = signRequest(this.secret, this.node, 'GET', path, '');
+    const headers = signRequest(this.keyFor(path), this.node, 'GET', path, '');
     return new Promise((resolve, reject) => {
       const req = this.open('GET', baseUrl, path, headers, timeoutMs);
       req.on('error', (err) => reject(unreachable(baseUrl, path, err)));
       req.on('response', (res) => {
         if ((res.statusCode ?? 0) < 400) {
-          const bad = verifyReply(this.secret, res.headers, headers[HEADER.nonce], res.statusCode ?? 0, STREAM_BODY);
+          const bad = verifyReply(this.keyFor(path), res.headers, headers[HEADER.nonce], res.statusCode ?? 0, STREAM_BODY);
           if (bad) {
             res.destroy();
             reject(new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`));
@@ -172,7 +182,7 @@ export class PeerClient implements PeerTransport {
     const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
       'content-length': String(size),
-      ...signRequest(this.secret, this.node, 'PUT', path, STREAM_BODY),
+      ...signRequest(this.keyFor(path), this.node, 'PUT', path, STREAM_BODY),
     };
     const res = await this.send('PUT', baseUrl, path, headers, body, timeoutMs);
     return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);

@@ -30,6 +30,7 @@ const ALLOW_PREFIXES = ['LC_'];
 /** Never inherited, whatever NHA_CHILD_ENV_ALLOW says. */
 export const CHILD_ENV_DENY: readonly string[] = [
   'NHA_SECRET',
+  'NHA_DATA_SECRET',
   'NHA_ADMIN_TOKEN',
   'NHA_DB_SUPERUSER_PASSWORD',
   'NHA_DB_PASSWORD',

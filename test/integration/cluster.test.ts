@@ -253,7 +253,7 @@ describe('nimbus-ha config check', () => {
       const { stdout } = await run(process.execPath, [cliPath, 'config', 'example']);
       writeFileSync(example, stdout);
       // The example has no default secrets: it checks only with both variables exported.
-      const env = { ...process.env, NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url') };
+      const env = { ...process.env, NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url'), NHA_DATA_SECRET: randomBytes(32).toString('base64url') };
       const ok = await run(process.execPath, [cliPath, 'config', 'check', example], { env });
       expect(ok.stdout).toMatch(/ok \(node a, 1 peer\(s\), witness yes, vip bind-proxy\)/);
     } finally {

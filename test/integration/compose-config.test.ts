@@ -40,7 +40,7 @@ describe('compose stack', () => {
   it.skipIf(!compose)('docker-compose.yml is valid (config -q)', async () => {
     const [file, ...pre] = compose as string[];
     const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      const env = { ...process.env, NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url') };
+      const env = { ...process.env, NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url'), NHA_DATA_SECRET: randomBytes(32).toString('base64url') };
       execFile(file, [...pre, '-f', composeFile, 'config', '-q'], { timeout: 60_000, env }, (err, _out, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
       );
@@ -52,7 +52,7 @@ describe('compose stack', () => {
   it.each(['a', 'b'])('node %s config passes the nimbus-ha schema and cross-checks', (node) => {
     const text = readFileSync(join(root, 'compose', 'config', `${node}.yaml`), 'utf8');
     const r = parseConfigText(text, clusterConfigSchema, {
-      env: { NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url') },
+      env: { NHA_SECRET: randomBytes(32).toString('base64url'), NHA_ADMIN_TOKEN: randomBytes(32).toString('base64url'), NHA_DATA_SECRET: randomBytes(32).toString('base64url') },
       crossChecks: [clusterCrossChecks],
     });
     expect(r.problems).toEqual([]);

@@ -21,6 +21,7 @@ node: a
 listen: { host: 127.0.0.1, port: 8701 }
 secret: ${JSON.stringify(secret)}
 adminToken: ${JSON.stringify(token)}
+dataSecret: ${JSON.stringify(randomSecret())}
 dataDir: /tmp/x
 peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
 witness: { url: "http://127.0.0.1:8790" }
@@ -34,10 +35,11 @@ describe('no default secrets', () => {
   it('the example with the variables unset fails with one problem per key, naming the key and the expected form', () => {
     const r = check(EXAMPLE_CONFIG);
     expect(r.config).toBeUndefined();
-    expect(r.problems.map((p) => p.key).sort()).toEqual(['adminToken', 'secret']);
+    expect(r.problems.map((p) => p.key).sort()).toEqual(['adminToken', 'dataSecret', 'secret']);
+    expect(r.problems.find((p) => p.key === 'dataSecret')!.problem).toMatch(/NHA_DATA_SECRET is not set \(expected .*dataSecretFile/);
     expect(r.problems.find((p) => p.key === 'secret')!.problem).toMatch(/NHA_SECRET is not set \(expected a random value of at least 24 characters.*secretFile/);
     expect(r.problems.find((p) => p.key === 'adminToken')!.problem).toMatch(/NHA_ADMIN_TOKEN is not set \(expected .*adminTokenFile/);
-    expect(check(EXAMPLE_CONFIG, { NHA_SECRET: randomSecret(), NHA_ADMIN_TOKEN: randomSecret() }).problems).toEqual([]);
+    expect(check(EXAMPLE_CONFIG, { NHA_SECRET: randomSecret(), NHA_ADMIN_TOKEN: randomSecret(), NHA_DATA_SECRET: randomSecret() }).problems).toEqual([]);
   });
 
   it.each([

@@ -11,10 +11,12 @@ const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(tex
 
 const SECRET = randomBytes(24).toString('base64url');
 const TOKEN = randomBytes(24).toString('base64url');
+const DATA = randomBytes(24).toString('base64url');
 const valid = `
 node: a
 listen: { host: 127.0.0.1, port: 8701 }
 secret: ${SECRET}
+dataSecret: ${DATA}
 adminToken: ${TOKEN}
 dataDir: /tmp/x
 peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
@@ -23,7 +25,7 @@ witness: { url: "http://127.0.0.1:8790" }
 
 describe('config', () => {
   it('the example config is valid', () => {
-    const r = check(EXAMPLE_CONFIG, { NHA_SECRET: SECRET, NHA_ADMIN_TOKEN: TOKEN });
+    const r = check(EXAMPLE_CONFIG, { NHA_SECRET: SECRET, NHA_ADMIN_TOKEN: TOKEN, NHA_DATA_SECRET: DATA });
     expect(r.problems).toEqual([]);
     expect(r.config?.node).toBe('a');
   });

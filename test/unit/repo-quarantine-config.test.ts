@@ -11,6 +11,7 @@ const withQuarantine = (q: string) => `
 node: a
 listen: { host: 127.0.0.1, port: 8701 }
 secret: ${SECRET}
+dataSecret: ${randomBytes(24).toString('base64url')}
 adminToken: ${TOKEN}
 dataDir: /tmp/x
 peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
