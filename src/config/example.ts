@@ -56,12 +56,14 @@ export const CONFIG_REFERENCE_INTRO = `# Configuration reference
 One YAML file per node, validated at start and by \`nimbus-ha config check FILE\` (every problem is reported
 at once as \`key: problem (expected …)\`; unknown keys are rejected). \`nimbus-ha config example\` prints a
 commented, valid file. Strings may use \`\${VAR}\` and \`\${VAR:-default}\` to read the environment;
-\`NHA_SECRET\`, \`NHA_ADMIN_TOKEN\`, \`NHA_DB_PASSWORD\`, \`NHA_DB_REPL_PASSWORD\`, \`NHA_REPO_ACCESS_KEY_ID\` and
+\`NHA_SECRET\`, \`NHA_DATA_SECRET\`, \`NHA_ADMIN_TOKEN\`, \`NHA_DB_PASSWORD\`, \`NHA_DB_REPL_PASSWORD\`, \`NHA_REPO_ACCESS_KEY_ID\` and
 \`NHA_REPO_SECRET_ACCESS_KEY\` override the matching secrets so they need not be written in the file.
 
 \`secret\` and \`adminToken\` have no defaults: each must be set (inline, by its variable, or by
 \`secretFile\` / \`adminTokenFile\`, a file of mode 0600 owned by the user running nimbus-ha), random (at
-least 24 characters, not a placeholder, enough entropy) and different from the other.
+least 24 characters, not a placeholder, enough entropy) and different from the other. \`dataSecret\`
+(or \`dataSecretFile\`), the key of the data paths that the witness never holds, follows the same rules,
+differs from both, and is required when a witness is configured without \`tls\` (docs/security.md).
 
 Cross-field rules checked at start: \`timings.deadAfterMs\` > 2 × \`timings.heartbeatMs\`,
 \`timings.leaseMs\` > \`timings.deadAfterMs\`, \`timings.requestTimeoutMs\` < \`timings.leaseMs\`, a two-node
