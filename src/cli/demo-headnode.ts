@@ -169,17 +169,18 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     const run = await ec2(cluster.vipUrl, alice, 'RunInstances', { ImageId: 'debian-12.img', MinCount: '2', MaxCount: '2', KeyName: 'alice-key', ClientToken: 'demo-run-1' });
     const instanceIds = [...run.body.matchAll(/<instanceId>([^<]+)<\/instanceId>/g)].map((m) => m[1]);
     const fileReplMs: number[] = [];
-    const changedFiles: string[] = [];
+    // Every count of config files in the steps, the summary and the JSON comes from these two lists.
+    const files: ChangedFiles = { onA: [], onB: [] };
     for (let i = 1; i <= 5; i++) {
       const rel = i === 1 ? 'network-pools/private' : `demo-${i}.conf`;
       const content = i === 1 ? '# DNS server\n127.0.0.53\npriv1 192.168.77.11 192.168.77.1 192.168.77.255 255.255.255.0\n' : `setting.${i}=value-${i}\n`;
       const t0 = performance.now();
       writeFileSync(join(cluster.nodes.a.etcDir, rel), content);
-      changedFiles.push(rel);
+      files.onA.push(rel);
       await until(`${rel} on b`, async () => existsSync(join(cluster.nodes.b.etcDir, rel)) && readFileSync(join(cluster.nodes.b.etcDir, rel), 'utf8') === content, 10_000, 10);
       fileReplMs.push(Math.round(performance.now() - t0));
     }
-    say(`2. users alice and bob, key pair ${kp.status === 200 ? 'imported' : `FAILED (${kp.status})`}, ${images.size} images uploaded (on b after p50 ${percentile(imageReplMs, 50)} ms), ${instanceIds.length} instances started, ${changedFiles.length} config files edited (on b after p50 ${percentile(fileReplMs, 50)} ms)`);
+    say(`2. users alice and bob, key pair ${kp.status === 200 ? 'imported' : `FAILED (${kp.status})`}, ${images.size} images uploaded (on b after p50 ${percentile(imageReplMs, 50)} ms), ${instanceIds.length} instances started, ${files.onA.length} config files edited on a (on b after p50 ${percentile(fileReplMs, 50)} ms)`);
 
     // 3. Load, then kill -9 node a's whole process tree.
     const writer = new DbWriter(cluster.dbUrl, { everyMs: 5 });
@@ -228,9 +229,9 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     const desc = await ec2(cluster.vipUrl, alice, 'DescribeInstances');
     const seenOnB = instanceIds.every((id) => desc.body.includes(id));
     writeFileSync(join(cluster.nodes.b.etcDir, 'edited-on-b.conf'), 'written while a was down\n');
-    changedFiles.push('edited-on-b.conf');
+    files.onB.push('edited-on-b.conf');
     await sleep(1500);
-    say(`4. working on b: RunInstances ${run2.status === 200 ? 'ok' : `failed (${run2.status})`}, instances started on a ${seenOnB ? 'all visible' : 'NOT all visible'} on b, ${writer.acked.length - rowsBeforeKill} more rows, ${uploader.acked.size} images uploaded so far`);
+    say(`4. working on b: RunInstances ${run2.status === 200 ? 'ok' : `failed (${run2.status})`}, instances started on a ${seenOnB ? 'all visible' : 'NOT all visible'} on b, ${writer.acked.length - rowsBeforeKill} more rows, ${images.size + uploader.acked.size} images uploaded so far, ${files.onB.length} config file edited on b`);
 
     // 5. Restart a: it returns as standby and catches up on all three data paths.
     cluster.startCumulus('a');
@@ -255,7 +256,8 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     }
     const filesA = listTree(cluster.nodes.a.etcDir);
     const filesB = listTree(cluster.nodes.b.etcDir);
-    const filesMissingOnB = [...changedFiles].filter((f) => !filesB.has(f)).length;
+    const changedFiles = [...files.onA, ...files.onB];
+    const filesMissingOnB = files.onA.filter((f) => !filesB.has(f)).length;
 
     // 6. Fail back with reverse sync.
     const fbProbe = new GapProbe(cluster.vipUrl, 10, 200_000, (status) => status < 500);
@@ -289,12 +291,16 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
       else lostImages++;
     }
     const filesNowA = listTree(cluster.nodes.a.etcDir);
+    // Lost: a file this run changed whose content on a differs from b's; the rest of the tree (files
+    // that were there before the demo) must be identical too and is counted apart.
     let lostFiles = 0;
-    for (const [f, sum] of filesB) if (filesNowA.get(f) !== sum) lostFiles++;
+    for (const f of changedFiles) if (filesB.get(f) === undefined || filesNowA.get(f) !== filesB.get(f)) lostFiles++;
+    let treeDiffers = 0;
+    for (const [f, sum] of filesB) if (filesNowA.get(f) !== sum) treeDiffers++;
     const descA = await ec2(cluster.vipUrl, alice, 'DescribeInstances');
     const instancesOnA = instanceIds.every((id) => descA.body.includes(id));
     const quarantined = (await cluster.events('a')).filter((e) => e.type === 'files_quarantined' || e.type === 'repo_quarantined').length;
-    say(`7. verified on a: ${writer.acked.length} acknowledged rows (${lostRows} missing), ${images.size + uploader.acked.size} images by checksum (${lostImages} lost, ${quarantinedImages} moved aside as diverged), ${filesB.size} config files (${lostFiles} missing or different), instances ${instancesOnA ? 'present' : 'MISSING'}`);
+    say(`7. verified on a: ${writer.acked.length} acknowledged rows (${lostRows} missing), ${images.size + uploader.acked.size} images by checksum (${lostImages} lost, ${quarantinedImages} moved aside as diverged), ${changedFiles.length} changed config files (${lostFiles} missing or different; the whole tree, ${filesB.size} files, ${treeDiffers === 0 ? 'identical on a and b' : `${treeDiffers} differ`}), instances ${instancesOnA ? 'present' : 'MISSING'}`);
 
     const report = {
       nodes: ['a', 'b'],
@@ -311,7 +317,16 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
         replication_ms_p50: percentile(imageReplMs, 50),
         quarantined_on_a: quarantinedImages,
       },
-      files: { changed: changedFiles.length, missing_on_standby: filesMissingOnB, replication_ms_p50: percentile(fileReplMs, 50), on_a_before_failback: filesA.size },
+      files: {
+        changed: changedFiles.length,
+        changed_on_a: files.onA.length,
+        changed_on_b: files.onB.length,
+        missing_on_standby: filesMissingOnB,
+        replication_ms_p50: percentile(fileReplMs, 50),
+        tree: filesB.size,
+        tree_differs: treeDiffers,
+        on_a_before_failback: filesA.size,
+      },
       cloud: { users: 2, key_pair_imported: kp.status === 200, instances_started: instanceIds.length, instances_survived: instancesOnA },
       failback: { client_gap_ms: failbackGap, lost_rows: lostRows, lost_images: lostImages, lost_files: lostFiles, quarantine_events: quarantined },
       duration_s: Math.round((Date.now() - t.start) / 1000),
@@ -320,20 +335,50 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
     else {
       console.log('\nsummary');
       console.log(`  failover (kill -9 of node a)   ${failoverGap} ms client gap, epoch ${epoch0} -> ${epoch1}, split brain ${report.split_brain_observed ? 'OBSERVED' : 'never'}`);
-      console.log(`  database (${mode})              ${writer.acked.length} rows acknowledged, ${lostRowsAtFailover} lost at failover, ${lostRows} missing after fail-back`);
+      console.log(`  ${`database (${mode})`.padEnd(31)}${writer.acked.length} rows acknowledged, ${lostRowsAtFailover} lost at failover, ${lostRows} missing after fail-back`);
       console.log(`  images                         ${report.images.uploaded} uploaded, ${imagesMissingOnB} not yet on b at the crash (kept aside on a: ${quarantinedImages}), ${lostImages} lost`);
-      console.log(`  config files                   ${changedFiles.length} changed, replicated in p50 ${report.files.replication_ms_p50} ms, ${lostFiles} missing after fail-back`);
+      console.log(`  config files                   ${changedFiles.length} changed (${files.onA.length} on a, ${files.onB.length} on b), replicated in p50 ${report.files.replication_ms_p50} ms, ${lostFiles} missing after fail-back`);
       console.log(`  fail-back                      ${failbackGap} ms client gap, a primary again at epoch ${epoch2}`);
     }
     if (opts.once) return;
-    await stayUp(cluster, [
-      `  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`,
-      `  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`,
-      `  PostgreSQL (VIP)  ${cluster.dbUrl}`,
-    ]);
+    await stayUp(
+      cluster,
+      [
+        `  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`,
+        `  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`,
+        `  PostgreSQL (VIP)  ${cluster.dbUrl}`,
+      ],
+      {
+        what: 'the witness, and for nodes a and b the sidecar, PostgreSQL, the Cumulus stand-in, the VM service and the path proxies',
+        dir: opts.dir,
+        cleanup,
+        vipOk: (status) => status < 500,
+        extraPids: () => vmServicePids(cluster),
+      },
+    );
   } finally {
     if (opts.once) await cleanup();
   }
+}
+
+/** The config files the demo changes: on a before the kill, on b while a is down. */
+interface ChangedFiles {
+  onA: string[];
+  onB: string[];
+}
+
+/** The VM services' process ids (they outlive their sidecars on purpose, so they are no children of the demo). */
+function vmServicePids(cluster: Cluster): number[] {
+  const out: number[] = [];
+  for (const n of ['a', 'b'] as const) {
+    try {
+      const pid = Number(readFileSync(join(cluster.nodes[n].dataDir, 'vm-service.pid'), 'utf8').trim().split(/\s/)[0]);
+      if (pid > 0) out.push(pid);
+    } catch {
+      /* not started */
+    }
+  }
+  return out;
 }
 
 /** A fresh ED25519 public key in OpenSSH form (the VM service checks imported keys as EC2 does). */

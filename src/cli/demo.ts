@@ -1,4 +1,6 @@
 import { Cluster, GapProbe, SplitBrainChecker, ADMIN_TOKEN } from '../../fixtures/cluster.js';
+import { Narrator, VipWatch } from './demo-narrate.js';
+import { sayOnStop } from './demo-stop.js';
 
 interface DemoOptions {
   once?: boolean;
@@ -81,23 +83,53 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       console.log(`  split brain       ${report.split_brain_observed ? 'observed' : 'never'}`);
     }
     if (opts.once) return;
-    await stayUp(cluster, [`  service via VIP   ${cluster.vipUrl}`]);
+    await stayUp(cluster, [`  service via VIP   ${cluster.vipUrl}`], {
+      what: 'the witness, sidecars a and b and their services, the path proxies',
+      dir: opts.dir,
+      cleanup,
+      vipOk: (s) => s >= 200 && s < 300,
+    });
   } finally {
     if (opts.once) await cleanup();
   }
 }
 
-/** The `failover` part of a demo report, from the measured gap and the new primary's failover event. */
-/** Prints where the running demo stack answers (its own lines, then both nodes) and waits for Ctrl-C. */
-export async function stayUp(cluster: Cluster, lines: string[]): Promise<never> {
+export interface StayUpOptions {
+  /** What the stack is made of, named in the Ctrl-C line. */
+  what: string;
+  /** The directory given with --dir (kept), or undefined (a temp dir the demo removes). */
+  dir?: string;
+  /** Stops the stack (the function Cluster.stopOnSignals returned). */
+  cleanup: () => Promise<void>;
+  /** Which VIP answers count as the service answering, for the client gaps of takeovers. */
+  vipOk: (status: number) => boolean;
+  /** Processes that are not children of the demo (the VM services outlive their sidecars). */
+  extraPids?: () => number[];
+}
+
+/**
+ * Prints where the running demo stack answers (its own lines, then both nodes), then narrates the
+ * nodes' events (role changes, takeovers with their client gap, data paths degrading and recovering)
+ * until Ctrl-C, which says what it stopped and removed.
+ */
+export async function stayUp(cluster: Cluster, lines: string[], o: StayUpOptions): Promise<never> {
   console.log('\nThe stack stays up (Ctrl-C to stop):');
   for (const l of lines) console.log(l);
   console.log(`  node a            ${cluster.nodes.a.url}/status   (nimbus-ha status --url ${cluster.nodes.a.url})`);
   console.log(`  node b            ${cluster.nodes.b.url}/status`);
   console.log(`  admin token       ${ADMIN_TOKEN}`);
+  const narrator = new Narrator(
+    (['a', 'b'] as const).map((n) => ({ name: n, url: cluster.nodes[n].url })),
+    new VipWatch(cluster.vipUrl, o.vipOk),
+    (l) => console.log(l),
+  );
+  sayOnStop({ what: o.what, dir: cluster.dir, ownsDir: o.dir === undefined, cleanup: o.cleanup, extraPids: o.extraPids, before: () => narrator.stop() });
+  await narrator.start();
+  console.log('\nWhat happens from now on (try: kill -9 a sidecar, nimbus-ha switchover --url ... --token ...):');
   return new Promise<never>(() => undefined);
 }
 
+/** The `failover` part of a demo report, from the measured gap and the new primary's failover event. */
 export function failoverFigures(killed: string, promoted: string, gapMs: number, ev: { details?: Record<string, unknown> } | undefined, epochBefore: number, epochAfter: number) {
   const d = ev?.details ?? {};
   return {
