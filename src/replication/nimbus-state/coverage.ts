@@ -40,6 +40,8 @@ export function findLiveDatabases(root: string, limit = 20_000): { path: string;
     }
     for (const n of names) {
       seen++;
+      // The standby's own boot directory and a unit set aside mid-install (receiver.ts), not live state.
+      if (n.endsWith('.nimbus-ha-new') || n.endsWith('.nimbus-ha-old')) continue;
       const p = join(dir, n);
       let st;
       try {

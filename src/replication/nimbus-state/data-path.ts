@@ -126,6 +126,7 @@ export class NimbusStateDataPath implements RoleHooks {
             lastTakenAt: s.lastTakenAt === null ? null : new Date(s.lastTakenAt).toISOString(),
             lastAck: s.lastAck && { snapshotId: s.lastAck.snapshotId, takenAt: new Date(s.lastAck.takenAt).toISOString(), verifyMs: s.lastAck.verifyMs },
             pauseMsP99: percentile(s.pausesMs, 99),
+            abandonedFreezes: s.abandonedFreezes,
             recoveryPointMsP99: percentile(s.recoveryPointsMs, 99),
             backupMsP99: percentile(s.backupMs, 99),
             filesShipped: s.filesShipped,

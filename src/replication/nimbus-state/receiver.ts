@@ -173,14 +173,16 @@ export class NimbusStateReceiver {
     if (existsSync(aside)) await rename(aside, fresh);
   }
 
-  async commitDerby(name: string, c: DerbyUnit): Promise<InstalledCopy & { tableCheck: boolean; patchedBytes: number; patchMs: number; syncMs: number }> {
+  async commitDerby(name: string, c: DerbyUnit): Promise<InstalledCopy & { tableCheck: boolean; patchedBytes: number; patchMs: number; syncMs: number; steps: Record<string, number> }> {
     this.guard();
     const i = this.item(name);
     if (i.kind !== 'derby') throw new NimbusStateError(`${name} is not a Derby item`, 400);
     return this.exclusive(name, async () => {
+      const tSettle = performance.now();
       await this.settle(name);
       const m = this.mirror(name);
       const tPatch = performance.now();
+      const steps: Record<string, number> = { settle: tPatch - tSettle };
       await m.check(c, async (abs) => (await this.hashes.hash(abs).catch(() => null))?.sha256 ?? null);
       const last = this.lastTableCheck.get(name);
       const tableCheck = last === undefined || performance.now() - last >= i.tableCheckEveryMs;
@@ -195,7 +197,9 @@ export class NimbusStateReceiver {
       // Booting runs Derby's recovery, which rewrites files: boot a copy (the boot directory), keep the mirror as shipped.
       const fresh = NimbusStateReceiver.bootDir(i.path);
       const level = m.isLevelAt((await m.record())?.snapshotId) && existsSync(fresh);
+      steps.check = performance.now() - tPatch;
       const patched = await m.apply(c, level ? fresh : null);
+      steps.apply = performance.now() - tPatch - steps.check;
       const patchMs = performance.now() - tPatch;
       const tSync = performance.now();
       if (!level) await m.syncTo(fresh);
@@ -217,8 +221,10 @@ export class NimbusStateReceiver {
       }
       const verifyMs = performance.now() - t0;
       if (tableCheck) this.lastTableCheck.set(name, performance.now());
+      const tSwap = performance.now();
       await NimbusStateReceiver.swapIn(fresh, i.path);
       m.swapped();
+      steps.swap = performance.now() - tSwap;
       const copy: InstalledCopy = {
         snapshotId: c.snapshotId,
         takenAt: c.takenAt,
@@ -238,7 +244,7 @@ export class NimbusStateReceiver {
           this.lastError = { item: name, message: `after installing: ${err.message}`, at: new Date().toISOString() };
         }),
       );
-      return { ...copy, tableCheck, patchedBytes: patched.bytes, patchMs: Math.round(patchMs), syncMs: Math.round(syncMs) };
+      return { ...copy, tableCheck, patchedBytes: patched.bytes, patchMs: Math.round(patchMs), syncMs: Math.round(syncMs), steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, Math.round(v)])) };
     });
   }
 

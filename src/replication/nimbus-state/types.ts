@@ -29,6 +29,8 @@ export interface DerbyCopy {
   changed: Map<string, number[]>;
   /** Bytes written into the copy under the freeze. */
   bytesPaused: number;
+  /** Freezes given up for exceeding maxPauseMs before this copy (the service was stopped that long too). */
+  abandonedPausesMs?: number[];
 }
 
 /** Why a standby refused a unit: the sender falls back to a full copy for these. */
