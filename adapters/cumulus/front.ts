@@ -42,6 +42,8 @@ export interface RepoFrontOptions {
    * system's roots, for repositories whose endpoint is https://.
    */
   tls?: { cert: string; key: string; ca: string };
+  /** The delete journal: an object DELETE is acknowledged only once its tombstone is durable. */
+  journal?: { deleted(path: string): Promise<void> };
 }
 
 /** Headers passed on to the repositories (the rest — hop-by-hop, authorization, host — are not). */
@@ -260,6 +262,14 @@ export class RepoFront {
     } else if (localOk) {
       if (objectWrite(method, url, l)) guard.ackedBoth(url.pathname);
       this.stats.both++;
+    }
+    if (localOk && method === 'DELETE' && uploadId === null && this.o.journal) {
+      try {
+        await this.o.journal.deleted(url.pathname);
+      } catch (err) {
+        s3Error(res, 503, 'ServiceUnavailable', `the delete could not be recorded in the delete journal (${(err as Error).message}); not acknowledged`);
+        return;
+      }
     }
     // Multipart initiate: remember the standby's id for the local one.
     if (localOk && method === 'POST' && url.searchParams.has('uploads') && p && !(p instanceof Error)) {

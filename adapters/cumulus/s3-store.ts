@@ -231,12 +231,12 @@ export class S3Store implements ObjectStore {
   }
 
   /** Server-side copy within this bucket (PUT with x-amz-copy-source; no multipart involved). */
-  async copy(fromKey: string, toKey: string): Promise<ObjectInfo> {
+  async copy(fromKey: string, toKey: string, metadata?: Record<string, string>): Promise<ObjectInfo> {
     // encodeURI, not encodeURIComponent: some servers (s3rver) decode this header with decodeURI, which
     // leaves reserved escapes such as %2B in place; '?' and '#' are still escaped.
     const source = `${this.opts.bucket}/${encodeURI(fromKey).replace(/[?#]/g, encodeRfc3986)}`;
     await this.call(`copy ${fromKey}`, () =>
-      this.client.send(new CopyObjectCommand({ Bucket: this.opts.bucket, Key: toKey, CopySource: source, MetadataDirective: 'COPY' })),
+      this.client.send(new CopyObjectCommand({ Bucket: this.opts.bucket, Key: toKey, CopySource: source, ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : { MetadataDirective: 'COPY' }) })),
     );
     const info = await this.head(toKey);
     if (!info) throw new HaError('REPO_FAILED', `${this.describe()}: copy of ${fromKey} to ${toKey} left no object`);

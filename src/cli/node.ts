@@ -158,15 +158,17 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       peer: await makeStore(cfg.repo.peer),
       bus,
       clock: systemClock,
+      tombstoneFile: join(cfg.dataDir, 'repo-tombstones.jsonl'),
       ...(frontCfg
         ? {
-            front: (guard) =>
+            front: (guard, journal) =>
               new RepoFront({
                 host: frontCfg.listen.host,
                 port: frontCfg.listen.port,
                 local: backend(repoCfg.local),
                 peer: backend(repoCfg.peer!),
                 guard,
+                journal,
                 maxClockSkewMs: frontCfg.maxClockSkewMs,
                 // With tls the front (the repository VIP's target) serves HTTPS with the node's certificate.
                 ...(tls ? { tls: { cert: tls.cert, key: tls.key, ca: tls.ca } } : {}),

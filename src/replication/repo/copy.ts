@@ -9,6 +9,7 @@ import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { isMultipartEtag, isPlainMd5 } from './diff.js';
 import { canCopy, partSizeFor, SOURCE_ETAG_META, type ObjectBody } from './types.js';
+import { WRITTEN_AT_META } from './quarantine.js';
 
 /**
  * Counts bytes in flight and, unless told not to, hashes them; reports each chunk to `onBytes`. With
@@ -226,14 +227,18 @@ export async function contentMd5(store: ObjectStore, key: string, signal?: Abort
  * being replaced. The streamed copy overwrites whatever the failed one left at `toKey`.
  */
 export async function copyWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal): Promise<void> {
+  // The copy records when the original was written (its own Last-Modified is the time of the copy), so a
+  // merge-back can tell a copy written before the primary deleted its key from one written after.
+  const src = await store.head(fromKey);
+  const metadata = src ? { ...(src.metadata ?? {}), [WRITTEN_AT_META]: src.metadata?.[WRITTEN_AT_META] ?? String(Math.round(src.mtimeMs)) } : undefined;
   if (canCopy(store)) {
     try {
-      await store.copy(fromKey, toKey);
+      await store.copy(fromKey, toKey, metadata);
       return;
     } catch (err) {
       if (signal?.aborted) throw err;
       try {
-        await streamWithin(store, fromKey, toKey, signal); // overwrites whatever the failed copy left
+        await streamWithin(store, fromKey, toKey, signal, metadata); // overwrites whatever the failed copy left
       } catch (again) {
         // Both failed: leave no partial copy behind (toKey is under this pass's own quarantine prefix).
         await store.delete(toKey).catch(() => undefined);
@@ -242,16 +247,16 @@ export async function copyWithin(store: ObjectStore, fromKey: string, toKey: str
       return;
     }
   }
-  await streamWithin(store, fromKey, toKey, signal);
+  await streamWithin(store, fromKey, toKey, signal, metadata);
 }
 
-async function streamWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal): Promise<void> {
+async function streamWithin(store: ObjectStore, fromKey: string, toKey: string, signal?: AbortSignal, metadata?: Record<string, string>): Promise<void> {
   const body = (await store.get(fromKey)) as ObjectBody;
   const info = body.info ?? (await store.head(fromKey));
   if (!info) throw new HaError('REPO_FAILED', `cannot quarantine ${fromKey}: it vanished`);
   const { tap, done } = tapBody(body, () => undefined, signal);
   try {
-    await store.put(toKey, tap, info.size, info.metadata);
+    await store.put(toKey, tap, info.size, metadata ?? info.metadata);
   } finally {
     done();
   }

@@ -11,9 +11,24 @@ import { parseHint, type RepoChangeHint } from './hint.js';
 import { FrontGuard, type LoneWrite } from './front-guard.js';
 import { SOURCE_ETAG_META } from './types.js';
 import { QuarantineKeeper } from './quarantine-keeper.js';
+import { retentionFromDays, TombstoneJournal } from '../tombstones.js';
+import { z } from 'zod';
 
 /** How often quarantined objects are checked against repo.quarantine.keepDays. */
 const QUARANTINE_EXPIRY_EVERY_MS = 6 * 3_600_000;
+
+/** Keys per tombstone query (the peer routes take 1 MiB bodies; S3 keys are at most 1,024 bytes). */
+const TOMBSTONE_QUERY_KEYS = 500;
+const tombstoneQuerySchema = z.object({ keys: z.array(z.string().min(1).max(1024)).max(TOMBSTONE_QUERY_KEYS) }).strict();
+interface TombstoneReply {
+  tombstones: Array<{ key: string; atMs: number; epoch?: number }>;
+}
+
+/** What the front tells the delete journal (S3 path-style `/bucket/key`). */
+export interface RepoFrontJournal {
+  /** Before a DELETE is acknowledged: resolves once the tombstone is durable. */
+  deleted(path: string): Promise<void>;
+}
 
 /** The write-through front of mode sync (adapters/cumulus/front.ts), built by the composition root. */
 export interface RepoFrontServer {
@@ -60,6 +75,11 @@ export class RepoDataPath implements RoleHooks {
   /** Merge-back of a rejoin's quarantined objects, and quarantine retention. */
   readonly quarantine: QuarantineKeeper;
   private expiryTimer: NodeJS.Timeout | null = null;
+  /** This node's delete journal: deletes acknowledged by its front or applied by its puller. */
+  readonly tombstones: TombstoneJournal;
+  private epoch: number | undefined;
+  /** The primary's sidecar, while following it (the keeper asks it for tombstones). */
+  private follow: { ctx: HookContext } | null = null;
 
   constructor(
     private readonly opts: {
@@ -70,10 +90,13 @@ export class RepoDataPath implements RoleHooks {
       clock?: Clock;
       watch?: RepoChangeWatch;
       /** Mode sync: builds the front around the current guard (null: not primary, writes refused). */
-      front?: (guard: () => FrontGuard | null) => RepoFrontServer;
+      front?: (guard: () => FrontGuard | null, journal: RepoFrontJournal) => RepoFrontServer;
+      /** The delete journal's file (JSON lines); without it the journal lives in memory only. */
+      tombstoneFile?: string;
     },
   ) {
     const c = opts.config;
+    this.tombstones = new TombstoneJournal(opts.tombstoneFile ?? null, { retentionMs: retentionFromDays(c.quarantine.keepDays), now: () => (opts.clock ?? systemClock).nowMs() });
     this.clock = opts.clock ?? systemClock;
     this.watch = opts.watch ?? (c.watchDir ? new RepoChangeWatch(c.watchDir) : null);
     this.quarantine = new QuarantineKeeper({
@@ -83,6 +106,7 @@ export class RepoDataPath implements RoleHooks {
       keepDays: c.quarantine.keepDays,
       emit: (e) => opts.bus.emit(e),
       now: () => this.clock.nowMs(),
+      primaryTombstones: (keys) => this.primaryTombstones(keys),
     });
     this.replicator = new RepoReplicator({
       onPass: () => {
@@ -100,10 +124,37 @@ export class RepoDataPath implements RoleHooks {
       deepVerifyCron: c.deepVerifyCron,
       deleteWindowMs: c.deleteWindowMs,
       maxDeletesPerWindow: c.maxDeletesPerWindow,
-      sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy, verify: c.verify },
+      sync: { concurrency: c.concurrency, maxDeleteFraction: c.maxDeleteFraction, allowEmptySource: c.allowEmptySource, conflictPolicy: c.conflictPolicy, verify: c.verify,
+        // The puller's deletes go into the journal first; a copy drops the key's tombstone.
+        beforeDelete: (key) => this.tombstones.deleted(key, this.epoch),
+        afterCopy: (key) => void this.tombstones.written(key).catch(() => undefined),
+      },
     });
-    this.front = c.mode === 'sync' && opts.front ? opts.front(() => this.guard) : null;
+    const bucket = c.local.bucket;
+    this.front =
+      c.mode === 'sync' && opts.front
+        ? opts.front(() => this.guard, {
+            deleted: async (path) => {
+              const key = keyOf(path, bucket);
+              if (key !== null) await this.tombstones.deleted(key, this.epoch);
+            },
+          })
+        : null;
     this.router = Router();
+    // A rejoining standby asks which of the keys it would merge back this node deleted, and when.
+    this.router.post('/tombstones', express.json({ limit: '1mb' }), async (req, res) => {
+      const q = tombstoneQuerySchema.safeParse(req.body);
+      if (!q.success) {
+        res.status(400).json({ error: 'REPO_FAILED', message: `bad tombstone query: ${q.error.issues[0]?.message ?? 'invalid'}` });
+        return;
+      }
+      try {
+        const found = await this.tombstones.lookup(q.data.keys);
+        res.json({ tombstones: [...found.values()] } satisfies TombstoneReply);
+      } catch (err) {
+        res.status(500).json({ error: 'REPO_FAILED', message: errorMessage(err) });
+      }
+    });
     this.router.post('/sync-now', express.json(), async (_req, res) => {
       if (!this.standby) {
         res.status(409).json({ error: 'REPO_FAILED', message: 'not a standby: nothing to pull' });
@@ -121,8 +172,29 @@ export class RepoDataPath implements RoleHooks {
   }
 
   /** The agent calls this on every role change to standby (via onFollow) and at start. */
-  async onFollow(): Promise<void> {
+  async onFollow(ctx?: HookContext & { primary: string }): Promise<void> {
+    if (ctx) {
+      this.follow = { ctx };
+      this.epoch = ctx.epoch;
+    }
     this.startPulling();
+  }
+
+  /** The primary's tombstones of these keys (asked over the peer routes, like the other /peer calls). */
+  private async primaryTombstones(keys: string[]): Promise<Map<string, { atMs: number }>> {
+    const ctx = this.follow?.ctx;
+    if (!ctx) throw new Error('the primary is not known yet: cannot ask it which keys it deleted');
+    // No peer sidecar at all (a data path driven without a cluster): nothing to ask, nothing counts as deleted.
+    const peer = ctx.peer;
+    if (!peer) return new Map();
+    const out = new Map<string, { atMs: number }>();
+    for (let i = 0; i < keys.length; i += TOMBSTONE_QUERY_KEYS) {
+      const body = { keys: keys.slice(i, i + TOMBSTONE_QUERY_KEYS) };
+      const urls = peer.ordered ? peer.ordered() : peer.urls;
+      const reply = await Promise.any((urls.length ? urls : peer.urls).map((u) => ctx.transport.post<TombstoneReply>(u, '/peer/repo/tombstones', body, 30_000)));
+      for (const t of reply.tombstones ?? []) if (typeof t.key === 'string' && typeof t.atMs === 'number') out.set(t.key, { atMs: t.atMs });
+    }
+    return out;
   }
 
   private startPulling(): void {
@@ -152,6 +224,8 @@ export class RepoDataPath implements RoleHooks {
 
   async onPromote(ctx?: HookContext): Promise<void> {
     this.standby = false;
+    this.follow = null;
+    if (ctx) this.epoch = ctx.epoch;
     await this.replicator.stop();
     this.quarantine.stop();
     // Not awaited: the marker only matters once this node rejoins as standby (checkRejoin queues behind it).
@@ -228,7 +302,10 @@ export class RepoDataPath implements RoleHooks {
   async onDemote(ctx: HookContext & { to: 'standby' | 'fenced' }): Promise<void> {
     this.stopGuard();
     await this.watch?.stop();
-    if (ctx.to === 'standby') this.startPulling();
+    if (ctx.to === 'standby') {
+      this.follow = { ctx };
+      this.startPulling();
+    }
   }
 
   /** The peer's repo status from a heartbeat: keep its change hint (never going back within one watcher instance). */
@@ -270,7 +347,7 @@ export class RepoDataPath implements RoleHooks {
   status(): Record<string, unknown> {
     const s = this.replicator.status();
     const front = this.front ? { url: this.front.url, state: this.guard?.state ?? 'off', standbyHolds: this.guard?.standbyHolds ?? false, ...this.front.stats } : null;
-    return { role: this.standby ? 'pulling' : 'idle', mode: this.opts.config.mode, ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null, front, quarantine: this.quarantine.status() };
+    return { role: this.standby ? 'pulling' : 'idle', mode: this.opts.config.mode, ...s, changeHint: this.watch ? this.watch.hint() : null, watch: this.watch ? this.watch.stats() : null, front, quarantine: this.quarantine.status(), tombstones: this.tombstones.size };
   }
 
   /** For the peer: the change hint its standby side reads, and how far behind this side is. */
@@ -290,6 +367,7 @@ export class RepoDataPath implements RoleHooks {
     await this.front?.close();
     await this.watch?.stop();
     await this.replicator.stop();
+    await this.tombstones.close();
   }
 }
 

@@ -57,6 +57,10 @@ export interface SyncOptions {
    * of deletes cannot empty the target pass by pass.
    */
   deleteWindow?: { window: DeleteWindow; maxDeletesPerWindow: number; nowMs: () => number };
+  /** Called (and awaited) before each target object is deleted: the delete journal records it first. */
+  beforeDelete?: (key: string) => Promise<void>;
+  /** Called after an object was copied to the target (its tombstone, if any, goes). */
+  afterCopy?: (key: string) => void;
 }
 
 export interface SyncResult {
@@ -211,6 +215,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
         progress.bytesDone += n;
         report();
       }, signal, opts.verify);
+      opts.afterCopy?.(item.key);
       result.copied++;
       result.bytes += out.bytes;
     } catch (err) {
@@ -229,6 +234,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
         await copyWithin(target, t.key, quarantinePrefix + t.key, signal);
         result.quarantined++;
       }
+      await opts.beforeDelete?.(t.key);
       await target.delete(t.key);
       result.deleted++;
       dw?.window.add(dw.nowMs(), 1);

@@ -12,6 +12,12 @@
  * the quarantined copies carry times from the same clock (the repository's). Objects moved aside while
  * this node was a standby before (the primary deleting or replacing them) are never merged back.
  *
+ * Deletes stay deleted: before merging, the keeper asks the primary for its tombstones of the keys it
+ * would copy (`primaryTombstones`, the primary's delete journal). A key the primary deleted after this
+ * node's copy was written (the copy's recorded write time, or the object's Last-Modified when it is still
+ * in the bucket) is not copied: it stays in quarantine and one event lists the keys
+ * (repo.quarantine.deleted_on_primary). Both times are wall clocks of the two nodes (NTP-synced).
+ *
  * Retention: quarantined objects older than keepDays are deleted (0: never).
  */
 import { Readable } from 'node:stream';
@@ -20,7 +26,8 @@ import type { EventInput } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
 import { contentMd5, copyObject } from './copy.js';
 import { isMultipartEtag } from './diff.js';
-import { originalKey, planQuarantine, QUARANTINE_PREFIX, type QuarantinedObject } from './quarantine.js';
+import { originalKey, planQuarantine, QUARANTINE_PREFIX, writtenAtOf, type QuarantinedObject } from './quarantine.js';
+import { deletedAfterWrite } from '../tombstones.js';
 
 /** Marker of "this node became primary at (the repository's) time T"; no original key, so never merged or expired. */
 export const PRIMARY_MARKER_KEY = `${QUARANTINE_PREFIX}primary-since`;
@@ -39,6 +46,12 @@ export interface QuarantineKeeperOptions {
   emit?: (e: EventInput) => void;
   /** Wall clock (ms), for retention. */
   now?: () => number;
+  /**
+   * The primary's tombstones (its delete journal) for these keys: key → time of its newest delete. Asked
+   * before anything is merged; a failure fails the step (retried), so nothing deleted there is merged
+   * back for want of an answer. Without it (tests, the CLI) no key counts as deleted.
+   */
+  primaryTombstones?: (keys: string[]) => Promise<ReadonlyMap<string, { atMs: number }>>;
 }
 
 export interface QuarantineStatus {
@@ -51,6 +64,8 @@ export interface QuarantineStatus {
   dropped: number;
   /** Keys that stay in quarantine because the primary holds other content (last merge step). */
   conflicts: string[];
+  /** Keys that stay in quarantine because the primary deleted them after this node's copy was written (last merge step). */
+  deletedOnPrimary: string[];
   expired: number;
   lastMergeAt: string | null;
   lastError: string | null;
@@ -61,6 +76,8 @@ export interface MergeStepResult {
   merged: string[];
   dropped: number;
   conflicts: string[];
+  /** Deleted on the primary after this node's copy was written: left in quarantine, not merged. */
+  deletedOnPrimary: string[];
   /** Merged back earlier in this rejoin, missing on the primary again (deleted there since): left in quarantine. */
   goneAgain: string[];
 }
@@ -72,17 +89,18 @@ export class QuarantineKeeper {
   /** Keys this rejoin copied to the primary: never copied twice (the primary may delete them meanwhile). */
   private readonly mergedKeys = new Set<string>();
   private reportedConflicts = '';
+  private reportedDeleted = '';
   private rejoinCounts = { merged: 0, dropped: 0 };
   private readonly st: QuarantineStatus;
   private readonly now: () => number;
 
   constructor(private readonly o: QuarantineKeeperOptions) {
     this.now = o.now ?? Date.now;
-    this.st = { policy: o.policy, rejoining: false, merged: 0, dropped: 0, conflicts: [], expired: 0, lastMergeAt: null, lastError: null };
+    this.st = { policy: o.policy, rejoining: false, merged: 0, dropped: 0, conflicts: [], deletedOnPrimary: [], expired: 0, lastMergeAt: null, lastError: null };
   }
 
   status(): QuarantineStatus {
-    return { ...this.st, conflicts: [...this.st.conflicts] };
+    return { ...this.st, conflicts: [...this.st.conflicts], deletedOnPrimary: [...this.st.deletedOnPrimary] };
   }
 
   /** A rejoin merge is pending: this node must not count as caught up. */
@@ -127,6 +145,7 @@ export class QuarantineKeeper {
           this.mergedKeys.clear();
           this.rejoinCounts = { merged: 0, dropped: 0 };
           this.reportedConflicts = '';
+          this.reportedDeleted = '';
         }
         return m !== null;
       } catch (err) {
@@ -186,14 +205,42 @@ export class QuarantineKeeper {
       else if (originalKey(o.key) !== null && sec(o.mtimeMs) >= sec(since)) candidates.push({ key: o.key, etag: o.etag, mtimeMs: o.mtimeMs, size: o.size });
     }
     const byKey = new Map(candidates.map((c) => [c.key, c]));
-    const plan = planQuarantine(candidates, new Map([...peer].map(([k, o]) => [k, o.etag])), { keepDays: 0, nowMs: this.now() });
-    const out: MergeStepResult = { done: false, merged: [], dropped: 0, conflicts: [], goneAgain: [] };
+    const peerEtags = new Map([...peer].map(([k, o]) => [k, o.etag]));
+    let plan = planQuarantine(candidates, peerEtags, { keepDays: 0, nowMs: this.now() });
+    const out: MergeStepResult = { done: false, merged: [], dropped: 0, conflicts: [], deletedOnPrimary: [], goneAgain: [] };
     let pending = clean ? 0 : 1;
     // Objects still in this node's bucket that the primary lacks: the pass would move them aside (or the
     // delete guard kept it from doing so, when they are many). Same rule as for the quarantined ones,
     // copied straight from the bucket. Not when the primary lists nothing at all (a wrong bucket, most
     // likely: the delete guard's case, not a rejoin's).
-    const fromBucket = this.o.policy === 'merge' && peer.size > 0 ? [...localBucket.values()].filter((o) => !peer.has(o.key) && !this.mergedKeys.has(o.key)) : [];
+    let fromBucket = this.o.policy === 'merge' && peer.size > 0 ? [...localBucket.values()].filter((o) => !peer.has(o.key) && !this.mergedKeys.has(o.key)) : [];
+
+    // Deletes stay deleted: what the primary deleted after this node's copy was written is not merged.
+    if (this.o.policy === 'merge' && this.o.primaryTombstones && (plan.merge.length || fromBucket.length)) {
+      const keys = [...new Set([...plan.merge.map((m) => m.to), ...fromBucket.map((o) => o.key)])].sort();
+      const tombstones = await this.o.primaryTombstones(keys);
+      if (tombstones.size) {
+        // The copy's own Last-Modified is when it was moved aside: read when the original was written.
+        for (const m of plan.merge) {
+          if (!tombstones.has(m.to)) continue;
+          const c = byKey.get(m.from)!;
+          c.writtenMs = writtenAtOf((await this.o.local.head(m.from))?.metadata);
+        }
+        plan = planQuarantine(candidates, peerEtags, { keepDays: 0, nowMs: this.now(), tombstones });
+        const gone: string[] = [];
+        fromBucket = fromBucket.filter((o) => {
+          if (!deletedAfterWrite(tombstones.get(o.key), o.mtimeMs)) return true;
+          gone.push(o.key);
+          return false;
+        });
+        for (const d of plan.deletedOnPrimary) {
+          // Merged earlier in this rejoin and deleted there since: reported as such (never merged twice).
+          if (this.mergedKeys.has(d.to)) out.goneAgain.push(d.to);
+          else gone.push(d.to);
+        }
+        out.deletedOnPrimary = [...new Set(gone)].sort();
+      }
+    }
 
     if (this.o.policy === 'keep') {
       if (!clean) return out;
@@ -250,6 +297,7 @@ export class QuarantineKeeper {
     this.rejoinCounts.merged += out.merged.length;
     this.rejoinCounts.dropped += out.dropped;
     this.st.conflicts = out.conflicts.slice(0, EVENT_KEYS_MAX);
+    this.st.deletedOnPrimary = out.deletedOnPrimary.slice(0, EVENT_KEYS_MAX);
     this.st.lastMergeAt = new Date(this.now()).toISOString();
     const conflictKey = out.conflicts.join('\n');
     if (out.conflicts.length && conflictKey !== this.reportedConflicts) {
@@ -259,6 +307,16 @@ export class QuarantineKeeper {
         severity: 'warning',
         message: `${out.conflicts.length} object(s) this node held as primary stay in quarantine: the primary holds other content under the same key (${out.conflicts.slice(0, 5).join(', ')}${out.conflicts.length > 5 ? ', …' : ''}); compare them and copy back by hand what is wanted`,
         details: { count: out.conflicts.length, keys: out.conflicts.slice(0, EVENT_KEYS_MAX) },
+      });
+    }
+    const deletedKey = out.deletedOnPrimary.join('\n');
+    if (out.deletedOnPrimary.length && deletedKey !== this.reportedDeleted) {
+      this.reportedDeleted = deletedKey;
+      this.o.emit?.({
+        type: 'repo.quarantine.deleted_on_primary',
+        severity: 'info',
+        message: `${out.deletedOnPrimary.length} object(s) deleted on the primary after this node left: kept in quarantine, not merged (${out.deletedOnPrimary.slice(0, 5).join(', ')}${out.deletedOnPrimary.length > 5 ? ', …' : ''}); \`nimbus-ha repo quarantine merge\` brings back by hand what is wanted`,
+        details: { count: out.deletedOnPrimary.length, keys: out.deletedOnPrimary.slice(0, EVENT_KEYS_MAX) },
       });
     }
     if (out.goneAgain.length) {
@@ -278,12 +336,12 @@ export class QuarantineKeeper {
     out.done = true;
     this.st.rejoining = false;
     this.since = null;
-    if (this.o.policy === 'merge' && (this.rejoinCounts.merged || this.rejoinCounts.dropped || out.conflicts.length)) {
+    if (this.o.policy === 'merge' && (this.rejoinCounts.merged || this.rejoinCounts.dropped || out.conflicts.length || out.deletedOnPrimary.length)) {
       this.o.emit?.({
         type: 'repo.quarantine.merged',
         severity: 'info',
-        message: `rejoin: ${this.rejoinCounts.merged} quarantined object(s) merged back to the primary and held by both repositories again${out.conflicts.length ? `; ${out.conflicts.length} conflict(s) stay in quarantine` : ''}`,
-        details: { merged: this.rejoinCounts.merged, dropped: this.rejoinCounts.dropped, conflicts: out.conflicts.length },
+        message: `rejoin: ${this.rejoinCounts.merged} quarantined object(s) merged back to the primary and held by both repositories again${out.conflicts.length ? `; ${out.conflicts.length} conflict(s) stay in quarantine` : ''}${out.deletedOnPrimary.length ? `; ${out.deletedOnPrimary.length} deleted on the primary after this node left stay in quarantine` : ''}`,
+        details: { merged: this.rejoinCounts.merged, dropped: this.rejoinCounts.dropped, conflicts: out.conflicts.length, deletedOnPrimary: out.deletedOnPrimary.length },
       });
     }
   }

@@ -39,7 +39,7 @@ export interface RepoReplicatorOptions {
   /** node-cron expression for the deep pass. Default daily at 03:17. Empty string: no schedule. */
   deepVerifyCron?: string;
   /** Options handed to every pass. */
-  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify'>;
+  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify' | 'beforeDelete' | 'afterCopy'>;
   /** The delete guard's sliding window across passes. Default 1 h and 1,000 objects. */
   deleteWindowMs?: number;
   maxDeletesPerWindow?: number;

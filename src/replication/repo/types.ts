@@ -9,7 +9,8 @@ export type ObjectBody = Readable & { info?: ObjectInfo };
 
 /** A store that can copy an object to another key server-side (S3 PUT with x-amz-copy-source). */
 export interface CopyCapableStore extends ObjectStore {
-  copy(fromKey: string, toKey: string): Promise<ObjectInfo>;
+  /** With `metadata`, the copy carries that user metadata instead of the source's. */
+  copy(fromKey: string, toKey: string, metadata?: Record<string, string>): Promise<ObjectInfo>;
 }
 
 export function canCopy(store: ObjectStore): store is CopyCapableStore {
