@@ -34,6 +34,8 @@ export class SqliteTool {
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.once('error', reject);
+      // sqlite3 that exits before reading its input (a failed open) must not raise EPIPE on the sidecar.
+      child.stdin.on('error', () => undefined);
       child.once('close', (code) => {
         if (code === 0 && !err.trim()) resolve(out);
         else reject(new Error(`sqlite3 ${db}: ${(err || out).trim().slice(0, 2000) || `exit ${code}`}`));
