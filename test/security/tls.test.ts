@@ -225,7 +225,8 @@ ${tlsBlock}`;
     expect(check(base(block(files(cluster, 'a')), 'http://127.0.0.1:8702')).problems).toEqual([
       { key: 'peers.0.urls.0', problem: expect.stringMatching(/but tls is configured \(expected an https:\/\/ URL/) },
     ]);
-    expect(check(base('')).problems.map((p) => p.key)).toEqual(['peers.0.urls.0', 'witness.url']);
+    // Without tls a witness also requires dataSecret (key separation).
+    expect(check(base('')).problems.map((p) => p.key).sort()).toEqual(['dataSecret', 'peers.0.urls.0', 'witness.url']);
   });
 
   it('with a db, the certificate must name db.advertiseHost (the peer\'s standby connects with sslmode=verify-full)', () => {
