@@ -3,16 +3,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { HaError, errorMessage } from '../errors.js';
-import { clusterConfigSchema } from '../config/schema.js';
-import { clusterCrossChecks } from '../config/checks.js';
-import { formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
-import { EXAMPLE_CONFIG, CONFIG_REFERENCE_INTRO } from '../config/example.js';
-import { configReferenceMarkdown } from '../config/reference.js';
-import { nimbusStateWarnings } from '../replication/nimbus-state/coverage.js';
-import { fromNimbus } from '../../adapters/nimbus/from-nimbus.js';
 import { apiRequest } from './http.js';
-import { formatStatus } from './status-format.js';
-import { scrubOwnEnv } from '../util/child-env.js';
+import { registerLazyCommands } from './lazy-commands.js';
+
+// Each command imports what it uses when it runs (the config schema and its validators, the S3 SDK,
+// the demo fixtures), so `--help` and `status` start without them.
+async function loadClusterConfig(file: string) {
+  const [{ loadConfigFile }, { clusterConfigSchema }, { clusterCrossChecks }] = await Promise.all([import('../config/load.js'), import('../config/schema.js'), import('../config/checks.js')]);
+  return loadConfigFile(file, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+}
 
 // Under Node 20 the AWS SDK warns on every start that its releases after January 2027 need Node 22.
 // package-lock.json pins the SDK, so there is nothing for an operator to act on; set
@@ -40,7 +39,8 @@ program
   .description('run the sidecar for one node')
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (opts: { config: string }) => {
-    const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const cfg = await loadClusterConfig(opts.config);
+    const { scrubOwnEnv } = await import('../util/child-env.js');
     // The credentials are in the config now; libraries that start processes themselves must not pass them on.
     scrubOwnEnv();
     const { startNode } = await import('./node.js');
@@ -89,6 +89,7 @@ program
       return;
     }
     const ev = await apiRequest<{ events: Record<string, any>[] }>('GET', opts.url, '/events?type=failover,switchover,failback,fenced,demoted&limit=5');
+    const { formatStatus } = await import('./status-format.js');
     console.log(formatStatus(data, ev.data.events ?? []));
   });
 
@@ -166,7 +167,7 @@ program
   .argument('<action>', 'release | status')
   .requiredOption('-c, --config <file>', 'node config file (YAML)')
   .action(async (action: string, opts: { config: string }) => {
-    const cfg = loadConfigFile(opts.config, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
+    const cfg = await loadClusterConfig(opts.config);
     const { makeVips } = await import('./node.js');
     const vip = makeVips(cfg);
     if (!vip) {
@@ -189,13 +190,19 @@ config
   .command('check')
   .argument('<file>', 'node config file')
   .description('validate a config file; exit 1 with every problem as `key: problem (expected …)`')
-  .action((file: string) => {
+  .action(async (file: string) => {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new HaError('CONFIG_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
     }
+    const [{ formatProblems, parseConfigText }, { clusterConfigSchema }, { clusterCrossChecks }, { nimbusStateWarnings }] = await Promise.all([
+      import('../config/load.js'),
+      import('../config/schema.js'),
+      import('../config/checks.js'),
+      import('../replication/nimbus-state/coverage.js'),
+    ]);
     const r = parseConfigText(text, clusterConfigSchema, { crossChecks: [clusterCrossChecks] });
     if (!r.config) {
       console.error(`${file}: ${r.problems.length} problem(s)\n${formatProblems(r.problems)}`);
@@ -209,19 +216,22 @@ config
   .command('from-nimbus')
   .argument('<home>', 'NIMBUS_HOME of a real Nimbus install')
   .description('print commented config sections covering every durable item of a Nimbus head node (Derby, authz.db, posixdata, config trees) with probes on its ports')
-  .action((home: string) => {
+  .action(async (home: string) => {
+    const { fromNimbus } = await import('../../adapters/nimbus/from-nimbus.js');
     process.stdout.write(fromNimbus(home));
   });
 config
   .command('reference')
   .description('print the configuration reference (Markdown; docs/configuration.md is this output)')
-  .action(() => {
+  .action(async () => {
+    const [{ configReferenceMarkdown }, { clusterConfigSchema }, { CONFIG_REFERENCE_INTRO }] = await Promise.all([import('../config/reference.js'), import('../config/schema.js'), import('../config/example.js')]);
     process.stdout.write(configReferenceMarkdown(clusterConfigSchema, CONFIG_REFERENCE_INTRO));
   });
 config
   .command('example')
   .description('print a commented, valid example config')
-  .action(() => {
+  .action(async () => {
+    const { EXAMPLE_CONFIG } = await import('../config/example.js');
     process.stdout.write(EXAMPLE_CONFIG);
   });
 
@@ -248,21 +258,8 @@ program
     }
   });
 
-// Commands whose modules pull in large libraries are loaded only when asked for (or for help), so
-// a running sidecar does not carry them.
-const first = process.argv[2];
-if (first === undefined || first === 'help' || first.startsWith('-') || first === 'availability') {
-  (await import('./availability.js')).registerAvailabilityCommand(program);
-}
-if (first === undefined || first === 'help' || first.startsWith('-') || first === 'repo') {
-  (await import('./repo.js')).registerRepoCommands(program);
-}
-if (first === undefined || first === 'help' || first.startsWith('-') || first === 'chaos') {
-  (await import('./chaos/run.js')).registerChaosCommand(program);
-}
-if (first === undefined || first === 'help' || first.startsWith('-') || first === 'certs') {
-  (await import('./certs.js')).registerCertsCommand(program);
-}
+// Commands whose modules pull in large libraries: the one asked for is loaded, the others are listed.
+await registerLazyCommands(program, process.argv);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HaError) {
