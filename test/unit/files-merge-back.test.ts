@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileSyncReceiver } from '../../src/replication/files/receiver.js';
-import { DeletedPaths, FilesMergeBack, PRIMARY_MARKER_FILE } from '../../src/replication/files/merge-back.js';
+import { FileTombstones, FilesMergeBack, PRIMARY_MARKER_FILE, TOMBSTONES_FILE } from '../../src/replication/files/merge-back.js';
 import { mergeRequestSchema } from '../../src/replication/files/protocol.js';
 import type { PeerTransport } from '../../src/ports.js';
 
@@ -31,7 +31,7 @@ let QP: string;
 let QS: string;
 let events: Ev[];
 let primary: FileSyncReceiver;
-let deleted: DeletedPaths;
+let tombstones: FileTombstones;
 let standbyRx: FileSyncReceiver;
 let isPrimary: boolean;
 
@@ -79,15 +79,16 @@ beforeEach(async () => {
   for (const d of [P, S]) mkdirSync(d, { recursive: true });
   events = [];
   isPrimary = true;
-  deleted = new DeletedPaths(join(QP, '.deleted.json'));
-  primary = new FileSyncReceiver({ trees: [{ name: 'etc', path: P, exclude: [] }], quarantineDir: QP, mergeAccepting: () => isPrimary, deleted, accepting: () => !isPrimary });
+  tombstones = new FileTombstones(join(QP, TOMBSTONES_FILE));
+  primary = new FileSyncReceiver({ trees: [{ name: 'etc', path: P, exclude: [] }], quarantineDir: QP, mergeAccepting: () => isPrimary, tombstones, accepting: () => !isPrimary });
   standbyRx = new FileSyncReceiver({ trees: [{ name: 'etc', path: S, exclude: ['*.swp'] }], quarantineDir: QS });
   // Before this node was primary it received old.conf from the other node (and so did the primary have it).
   await standbyRx.applyBatch({ tree: 'etc', entries: [{ op: 'file', path: 'old.conf', mode: 0o644, mtimeMs: Date.now() - 60_000, sha256: sha('old\n'), data: Buffer.from('old\n').toString('base64') }] });
   writeFileSync(join(P, 'old.conf'), 'old\n');
 });
 
-afterEach(() => {
+afterEach(async () => {
+  await tombstones.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -112,7 +113,8 @@ async function writeAsPrimary(mb: FilesMergeBack): Promise<void> {
   utimesSync(join(QS, '20000101T000000Z-abcdef', 'etc', 'ancient.conf'), past, past);
   // The primary meanwhile: its own version of conflict.conf, and a delete of gone.conf.
   writeFileSync(join(P, 'conflict.conf'), 'primary version\n');
-  deleted.add('etc', 'gone.conf', Date.now());
+  await sleep(5);
+  await tombstones.deleted('etc', 'gone.conf');
 }
 
 describe('files merge-back on rejoin', () => {
@@ -201,5 +203,71 @@ describe('files merge-back on rejoin', () => {
     expect(mb.rejoining).toBe(true);
     expect(mb.status().lastError).toMatch(/ECONNREFUSED/);
     mb.stop();
+  });
+});
+
+describe('files merge-back: the primary’s tombstones', () => {
+  // What the primary answers (dry run) for a path it lacks, by the time of its tombstone (on the path or
+  // on a directory above it) against the offered copy's write time.
+  const W = 1_000_000;
+  const cases: Array<{ name: string; path: string; tomb?: { path: string; atMs: number }; writtenMs?: number; mtimeMs?: number; want: string }> = [
+    { name: 'never deleted: merged', path: 'a.conf', want: 'merged' },
+    { name: 'deleted after the copy was written: deleted', path: 'a.conf', tomb: { path: 'a.conf', atMs: W + 1 }, want: 'deleted' },
+    { name: 'deleted before the copy was written: merged', path: 'a.conf', tomb: { path: 'a.conf', atMs: W - 1 }, want: 'merged' },
+    { name: 'deleted in the same millisecond: merged', path: 'a.conf', tomb: { path: 'a.conf', atMs: W }, want: 'merged' },
+    { name: 'its directory deleted after the copy was written: deleted', path: 'd/e/a.conf', tomb: { path: 'd', atMs: W + 1 }, want: 'deleted' },
+    { name: 'its directory deleted before: merged', path: 'd/e/a.conf', tomb: { path: 'd', atMs: W - 1 }, want: 'merged' },
+    { name: 'another path deleted: merged', path: 'a.conf', tomb: { path: 'a.conf.bak', atMs: W + 1 }, want: 'merged' },
+    { name: 'no writtenMs (an older standby): its mtime stands for it', path: 'a.conf', tomb: { path: 'a.conf', atMs: W + 1 }, writtenMs: -1, mtimeMs: W + 2, want: 'merged' },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      let now = W + 1;
+      const ts = new FileTombstones(join(QP, 'table.jsonl'), { now: () => now });
+      if (c.tomb) {
+        now = c.tomb.atMs;
+        await ts.deleted('etc', c.tomb.path);
+      }
+      const rx = new FileSyncReceiver({ trees: [{ name: 'etc', path: P, exclude: [] }], quarantineDir: QP, mergeAccepting: () => true, tombstones: ts });
+      const entry = { path: c.path, mode: 0o644, mtimeMs: c.mtimeMs ?? W - 5_000, sha256: sha('x\n'), data: '', ...(c.writtenMs === -1 ? {} : { writtenMs: c.writtenMs ?? W }) };
+      const r = await rx.acceptMerge(mergeRequestSchema.parse({ tree: 'etc', dryRun: true, entries: [entry] }), 'b');
+      expect(r.results).toEqual([{ path: c.path, outcome: c.want }]);
+      await ts.close();
+    });
+  }
+
+  it('a path the primary holds follows the conflict rules whatever its tombstone says', async () => {
+    let now = 5_000;
+    const ts = new FileTombstones(undefined, { now: () => now });
+    await ts.deleted('etc', 'held.conf');
+    now = 6_000;
+    writeFileSync(join(P, 'held.conf'), 'written again\n');
+    const rx = new FileSyncReceiver({ trees: [{ name: 'etc', path: P, exclude: [] }], quarantineDir: QP, mergeAccepting: () => true, tombstones: ts });
+    const entries = [
+      { path: 'held.conf', mode: 0o644, mtimeMs: 1_000, writtenMs: 1_000, sha256: sha('written again\n'), data: '' },
+    ];
+    expect((await rx.acceptMerge({ tree: 'etc', dryRun: true, entries }, 'b')).results).toEqual([{ path: 'held.conf', outcome: 'same' }]);
+    entries[0].sha256 = sha('other\n');
+    expect((await rx.acceptMerge({ tree: 'etc', dryRun: true, entries }, 'b')).results).toEqual([{ path: 'held.conf', outcome: 'conflict' }]);
+  });
+
+  it('tombstones outlive a restart and a promotion: a journal reloaded from disk still keeps the path deleted', async () => {
+    await tombstones.deleted('etc', 'gone.conf', 3);
+    await tombstones.close();
+    const reloaded = new FileTombstones(join(QP, TOMBSTONES_FILE));
+    await reloaded.load();
+    expect(reloaded.newest('etc', 'gone.conf')?.epoch).toBe(3);
+    expect(reloaded.deletedAfter('etc', 'gone.conf', Date.now() - 60_000)).toBe(true);
+    await reloaded.close();
+  });
+
+  it('a delete the receiver applies as standby is journaled; the file written again drops it', async () => {
+    isPrimary = false;
+    writeFileSync(join(P, 'old.conf'), 'old\n');
+    await primary.applyBatch({ tree: 'etc', entries: [{ op: 'delete', path: 'old.conf' }] });
+    expect(tombstones.newest('etc', 'old.conf')).toBeDefined();
+    await sleep(5);
+    await primary.applyBatch({ tree: 'etc', entries: [{ op: 'file', path: 'old.conf', mode: 0o644, mtimeMs: Date.now(), sha256: sha('again\n'), data: Buffer.from('again\n').toString('base64') }] });
+    await until('tombstone dropped', () => tombstones.newest('etc', 'old.conf') === undefined);
   });
 });

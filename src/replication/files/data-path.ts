@@ -7,7 +7,8 @@ import type { FilesConfig } from './config.js';
 import { FileSyncSender } from './sender.js';
 import { FileSyncReceiver } from './receiver.js';
 import { filesPeerRouter } from './router.js';
-import { DELETED_FILE, DeletedPaths, FilesMergeBack } from './merge-back.js';
+import { FileTombstones, FilesMergeBack, TOMBSTONES_FILE } from './merge-back.js';
+import { retentionFromDays } from '../tombstones.js';
 
 /** The peer's URL to use now: those whose heartbeat path answers first (asked before each transfer). */
 function urlNow(peer: PeerRef | null | undefined): string | null {
@@ -26,25 +27,28 @@ export class FilesDataPath implements RoleHooks {
   readonly sender: FileSyncSender;
   readonly receiver: FileSyncReceiver;
   readonly mergeBack: FilesMergeBack;
-  readonly deleted: DeletedPaths;
+  /** The trees' delete journal (kept across promotions): deletes seen as primary, applied as standby. */
+  readonly tombstones: FileTombstones;
   readonly router: Router;
   private primary = false;
   private peerMerging = false;
+  private epoch: number | undefined;
 
   constructor(opts: { config: FilesConfig; transport: PeerTransport; events: EventSink; clock?: Clock; quarantineDir: string; isStandby: () => boolean }) {
     const quarantineDir = opts.config.quarantineDir ?? opts.quarantineDir;
-    this.deleted = new DeletedPaths(join(quarantineDir, DELETED_FILE));
     const nowMs = () => (opts.clock ?? { nowMs: Date.now }).nowMs();
+    // Kept as long as quarantined copies are (quarantineRetentionDays, default 14; 0: bounded by count only).
+    this.tombstones = new FileTombstones(join(quarantineDir, TOMBSTONES_FILE), { retentionMs: retentionFromDays(opts.config.quarantineRetentionDays ?? 14), now: nowMs });
     this.sender = new FileSyncSender({
       config: opts.config,
       transport: opts.transport,
       events: opts.events,
       clock: opts.clock,
       onGone: (tree, rel) => {
-        this.deleted.add(tree, rel, nowMs());
-        void this.deleted.save().catch(() => undefined);
+        void this.tombstones.deleted(tree, rel, this.epoch).catch(() => undefined);
         void this.receiver.forgetReceived(tree, rel).catch(() => undefined);
       },
+      onWritten: (tree, rel) => this.tombstones.written(tree, rel),
     });
     this.receiver = new FileSyncReceiver({
       trees: opts.config.trees,
@@ -54,7 +58,8 @@ export class FilesDataPath implements RoleHooks {
       clock: opts.clock,
       accepting: opts.isStandby,
       mergeAccepting: () => this.primary,
-      deleted: this.deleted,
+      tombstones: this.tombstones,
+      epoch: () => this.epoch,
     });
     this.mergeBack = new FilesMergeBack({
       trees: opts.config.trees,
@@ -72,7 +77,7 @@ export class FilesDataPath implements RoleHooks {
     this.mergeBack.stop();
     // Durable before this node takes writes: a later rejoin knows which files it wrote as primary.
     await this.mergeBack.markPrimary({ node: ctx.node, epoch: ctx.epoch });
-    await this.deleted.clear().catch(() => undefined);
+    this.epoch = ctx.epoch;
     this.primary = true;
     const peer = ctx.peer;
     this.sender.setPeer(peer ? () => urlNow(peer) : null);
@@ -88,6 +93,7 @@ export class FilesDataPath implements RoleHooks {
 
   /** On a standby, every decision cycle: a former primary merges back (once per stint as standby). */
   async onFollow(ctx: HookContext & { primary: string }): Promise<void> {
+    this.epoch = ctx.epoch;
     if (this.primary || !ctx.peer) return;
     this.follow(ctx.peer);
   }
@@ -115,7 +121,7 @@ export class FilesDataPath implements RoleHooks {
   status(): Record<string, unknown> {
     const mergeBack = this.mergeBack.status();
     return this.primary
-      ? { role: 'sender', ...this.sender.status(), mergedIn: this.receiver.status().mergedIn, deletedSincePromotion: this.deleted.size() }
+      ? { role: 'sender', ...this.sender.status(), mergedIn: this.receiver.status().mergedIn, tombstones: this.tombstones.size() }
       : { role: 'receiver', ...this.receiver.status(), caughtUp: this.caughtUp(), mergeBack };
   }
 
@@ -139,5 +145,6 @@ export class FilesDataPath implements RoleHooks {
     this.mergeBack.stop();
     await this.mergeBack.settle();
     await this.sender.stop();
+    await this.tombstones.close();
   }
 }

@@ -33,13 +33,14 @@ import { isMissing, sha256File } from './scan.js';
 import { PREVIOUS_DIR, quarantineIdTime } from './quarantine.js';
 import { syncDir } from './fsops.js';
 import { onLivePath } from './ship.js';
+import { deletedAfterWrite, newestTombstone, TombstoneJournal, type Tombstone } from '../tombstones.js';
 
 export type FilesQuarantinePolicy = 'merge' | 'keep';
 
 /** Name of the promotion marker inside quarantineDir. */
 export const PRIMARY_MARKER_FILE = '.primary-since.json';
-/** Name of the record of paths deleted since this node became primary, inside quarantineDir. */
-export const DELETED_FILE = '.deleted.json';
+/** Name of the delete journal of the config trees, inside quarantineDir. */
+export const TOMBSTONES_FILE = '.tombstones.jsonl';
 /** Paths named in one event at most (the count says how many there are). */
 const EVENT_PATHS_MAX = 50;
 /** Raw bytes per merge request. */
@@ -62,74 +63,50 @@ async function writeDurable(file: string, body: string): Promise<void> {
 }
 
 /**
- * Paths deleted on this node while it is primary (from the watcher), persisted so a restart keeps
- * them. Cleared on every promotion: only deletes of the current term as primary count.
+ * The config trees' delete journal on this node (src/replication/tombstones.ts), keyed `<tree>/<path>`:
+ * the deletes its watcher sees while it is primary and the deletes its receiver applies as a standby,
+ * kept across promotions and restarts for the quarantine's retention. A merge-back never brings back a
+ * path (or a path below a directory) deleted here after the offered copy was written.
  */
-export class DeletedPaths {
-  private readonly trees = new Map<string, Map<string, number>>();
-  private loaded: Promise<void> | null = null;
-  private dirty = false;
-  private saving: Promise<void> | null = null;
-  private static readonly MAX = 100_000;
+export class FileTombstones {
+  readonly journal: TombstoneJournal;
 
-  constructor(private readonly file?: string) {}
+  constructor(file?: string, opts: { retentionMs?: number; maxEntries?: number; now?: () => number } = {}) {
+    this.journal = new TombstoneJournal(file ?? null, opts);
+  }
 
   load(): Promise<void> {
-    this.loaded ??= (async () => {
-      if (!this.file) return;
-      try {
-        const raw = JSON.parse(await readFile(this.file, 'utf8')) as { trees?: Record<string, Record<string, number>> };
-        for (const [tree, paths] of Object.entries(raw.trees ?? {})) {
-          const m = this.trees.get(tree) ?? new Map<string, number>();
-          for (const [p, at] of Object.entries(paths)) if (!m.has(p)) m.set(p, at);
-          this.trees.set(tree, m);
-        }
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
-      }
-    })();
-    return this.loaded;
+    return this.journal.load();
   }
 
-  /** `rel` (or a directory above it) was deleted since this node became primary. */
-  has(tree: string, rel: string): boolean {
-    const m = this.trees.get(tree);
-    if (!m) return false;
-    for (let p = rel; p !== '.' && p !== ''; p = posix.dirname(p)) if (m.has(p)) return true;
-    return false;
+  /** Record a delete of `rel`; durable when it resolves. */
+  deleted(tree: string, rel: string, epoch?: number): Promise<void> {
+    return this.journal.deleted(`${tree}/${rel}`, epoch);
   }
 
-  add(tree: string, rel: string, atMs: number): void {
-    let m = this.trees.get(tree);
-    if (!m) this.trees.set(tree, (m = new Map()));
-    m.delete(rel);
-    m.set(rel, atMs);
-    while (m.size > DeletedPaths.MAX) m.delete(m.keys().next().value as string);
-    this.dirty = true;
+  /** `rel` was written again: its own tombstone goes (a directory's above it stays, with its time). */
+  written(tree: string, rel: string): void {
+    void this.journal.written(`${tree}/${rel}`).catch(() => undefined);
   }
 
-  /** A new term as primary: forget the previous term's deletes. */
-  async clear(): Promise<void> {
-    await this.load().catch(() => undefined);
-    this.trees.clear();
-    this.dirty = true;
-    await this.save();
+  /** The newest tombstone of `rel` or a directory above it (after load()). */
+  newest(tree: string, rel: string): Tombstone | undefined {
+    const ts: Array<Tombstone | undefined> = [];
+    for (let p = rel; p !== '.' && p !== ''; p = posix.dirname(p)) ts.push(this.journal.get(`${tree}/${p}`));
+    return newestTombstone(ts);
+  }
+
+  /** `rel` was deleted here after `writtenMs` (the offered copy's write time): not merged back. */
+  deletedAfter(tree: string, rel: string, writtenMs: number): boolean {
+    return deletedAfterWrite(this.newest(tree, rel), writtenMs);
   }
 
   size(): number {
-    let n = 0;
-    for (const m of this.trees.values()) n += m.size;
-    return n;
+    return this.journal.size;
   }
 
-  async save(): Promise<void> {
-    if (!this.file || !this.dirty) return;
-    if (this.saving) return this.saving.then(() => this.save());
-    this.dirty = false;
-    const out: Record<string, Record<string, number>> = {};
-    for (const [tree, m] of this.trees) out[tree] = Object.fromEntries(m);
-    this.saving = writeDurable(this.file, JSON.stringify({ version: 1, trees: out })).finally(() => (this.saving = null));
-    return this.saving;
+  close(): Promise<void> {
+    return this.journal.close();
   }
 }
 
@@ -155,6 +132,8 @@ interface Candidate {
   abs: string;
   from: 'tree' | 'quarantine';
   mtimeMs: number;
+  /** When its content was written on this node: the later of mtime and ctime in the tree; the mtime in quarantine (a move sets the ctime). */
+  writtenMs: number;
   mode: number;
   size: number;
 }
@@ -358,7 +337,7 @@ export class FilesMergeBack {
       const wanted: Array<{ c: Candidate; sha256: string }> = [];
       for (let i = 0; i < offered.length; i += 5_000) {
         const part = offered.slice(i, i + 5_000);
-        const req: MergeRequest = { tree, dryRun: true, entries: part.map((o) => ({ path: o.c.rel, mode: o.c.mode, mtimeMs: o.c.mtimeMs, sha256: o.sha256, data: '' })) };
+        const req: MergeRequest = { tree, dryRun: true, entries: part.map((o) => ({ path: o.c.rel, mode: o.c.mode, mtimeMs: o.c.mtimeMs, writtenMs: o.c.writtenMs, sha256: o.sha256, data: '' })) };
         const res = await onLivePath(peer, (u, signal) => this.o.transport.post<MergeResponse>(u, url, req, timeoutMs, signal));
         const byPath = new Map(part.map((o) => [o.c.rel, o]));
         for (const r of res.results ?? []) {
@@ -402,7 +381,7 @@ export class FilesMergeBack {
           throw err;
         }
         if (batch.length && bytes + data.length > MERGE_BATCH_BYTES) await send();
-        batch.push({ c, e: { path: c.rel, mode: c.mode, mtimeMs: c.mtimeMs, sha256: createSha(data), data: data.toString('base64') } });
+        batch.push({ c, e: { path: c.rel, mode: c.mode, mtimeMs: c.mtimeMs, writtenMs: c.writtenMs, sha256: createSha(data), data: data.toString('base64') } });
         bytes += data.length;
       }
       await send();
@@ -436,7 +415,7 @@ export class FilesMergeBack {
         this.o.events?.emit({
           type: 'files_merge_deleted_on_primary',
           severity: 'info',
-          message: `${deleted.length} file(s) this node wrote as primary were deleted on the primary since: not brought back; this node's copies are kept in quarantine under ${this.o.quarantineDir}.`,
+          message: `${deleted.length} file(s) deleted on the primary after this node left: kept in quarantine, not merged (${deleted.slice(0, 5).join(', ')}${deleted.length > 5 ? ', …' : ''}); this node's copies are kept in quarantine under ${this.o.quarantineDir} (the sync moves those still in the tree there); copy back by hand what is wanted.`,
           details: { count: deleted.length, paths: deleted.slice(0, EVENT_PATHS_MAX) },
         });
       }
@@ -477,7 +456,7 @@ export class FilesMergeBack {
           if (sha === null || sha === received) continue;
         }
         seen.add(`${cfg.name}/${f.rel}`);
-        out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'tree', mtimeMs: f.st.mtimeMs, mode: f.st.mode & 0o777, size: f.st.size });
+        out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'tree', mtimeMs: f.st.mtimeMs, writtenMs: Math.max(f.st.mtimeMs, f.st.ctimeMs), mode: f.st.mode & 0o777, size: f.st.size });
       }
     }
     // Quarantine folders made since the marker (second resolution in their names), newest first: the
@@ -495,7 +474,7 @@ export class FilesMergeBack {
           const key = `${cfg.name}/${f.rel}`;
           if (seen.has(key)) continue;
           seen.add(key);
-          out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'quarantine', mtimeMs: f.st.mtimeMs, mode: f.st.mode & 0o777, size: f.st.size });
+          out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'quarantine', mtimeMs: f.st.mtimeMs, writtenMs: f.st.mtimeMs, mode: f.st.mode & 0o777, size: f.st.size });
         }
       }
     }

@@ -83,6 +83,8 @@ export const mergeRequestSchema = z
             path: relPath,
             mode,
             mtimeMs: z.number().nonnegative(),
+            /** When the standby wrote this content (its clock, ms): the primary's tombstones newer than it keep the path deleted. Default mtimeMs. */
+            writtenMs: z.number().nonnegative().optional(),
             sha256: sha,
             /** File content, base64 (empty in a dry run). */
             data: z.string(),
@@ -97,8 +99,8 @@ export type MergeRequest = z.infer<typeof mergeRequestSchema>;
 /**
  * What the primary did with one merged path: `merged` written now (or would be, in a dry run);
  * `same` it holds that content already; `conflict` it holds something else there (its version wins);
- * `deleted` it deleted that path since it became primary (or it had received it and no longer has it):
- * not brought back.
+ * `deleted` its delete journal holds a tombstone of that path (or a directory above it) newer than the
+ * entry's write time, or it had received the path and no longer has it: not brought back.
  */
 export type MergeOutcome = 'merged' | 'same' | 'conflict' | 'deleted';
 

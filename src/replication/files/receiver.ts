@@ -17,7 +17,7 @@ import type { FilesTreeConfig } from './config.js';
 import { ensureParent, checkExistingAncestor, checkRealParent, lstatOrNull, resolveLinkInTree, syncDir, tempPathFor, writeTemp } from './fsops.js';
 import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './paths.js';
 import type { ApplyResult, Batch, FileQuery, ManifestEntry, MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
-import type { DeletedPaths } from './merge-back.js';
+import type { FileTombstones } from './merge-back.js';
 import { keepPrevious, moveToQuarantine, newQuarantineId, pruneQuarantine, ReceivedRecords } from './quarantine.js';
 import { HashCache, scanTree, sha256File } from './scan.js';
 import { mapLimit } from './limit.js';
@@ -45,8 +45,13 @@ export interface FileSyncReceiverOptions {
   accepting?: () => boolean;
   /** Whether merge-back from a rejoining standby is accepted now: wire it to "this node is primary". Default: never. */
   mergeAccepting?: () => boolean;
-  /** Paths deleted on this node since it became primary (merge-back never brings them back). */
-  deleted?: DeletedPaths;
+  /**
+   * This node's delete journal: the deletes this receiver applies are recorded before they are made, and
+   * merge-back never brings back a path deleted here after the offered copy was written.
+   */
+  tombstones?: FileTombstones;
+  /** The cluster epoch this node knows now (recorded with each tombstone). */
+  epoch?: () => number | undefined;
 }
 
 export interface FileReceiverStatus {
@@ -171,6 +176,8 @@ export class FileSyncReceiver {
             break;
           case 'delete':
             await this.guardAsync(t, rel, peer, () => checkRealParent(ctx.rootReal, abs, rel));
+            // Journaled before the delete is made (a rejoin then knows this path was deleted, and when).
+            await this.opts.tombstones?.deleted(t.cfg.name, rel, this.opts.epoch?.());
             if (await this.remove(ctx, rel, abs)) this.st.deletes++;
             ctx.dirs.add(posix.dirname(abs));
             break;
@@ -245,14 +252,14 @@ export class FileSyncReceiver {
     });
     return this.locked(async () => {
       const ctx = await this.ctx(t);
-      await this.opts.deleted?.load();
+      await this.opts.tombstones?.load();
       const results: MergeResponse['results'] = [];
       for (const c of checked) {
         await this.guardAsync(t, c.rel, peer, () => checkExistingAncestor(ctx.rootReal, c.abs, c.rel));
         let outcome: MergeOutcome;
         const cur = await lstatOrNull(c.abs);
         if (cur) outcome = cur.isFile() && (await sha256File(c.abs)) === c.e.sha256 ? 'same' : 'conflict';
-        else if (this.opts.deleted?.has(t.cfg.name, c.rel) || this.records.get(t.cfg.name, c.rel) !== undefined) outcome = 'deleted';
+        else if (this.opts.tombstones?.deletedAfter(t.cfg.name, c.rel, c.e.writtenMs ?? c.e.mtimeMs) || this.records.get(t.cfg.name, c.rel) !== undefined) outcome = 'deleted';
         else outcome = 'merged';
         if (outcome === 'merged' && !req.dryRun) {
           const dir = await this.guardAsync(t, c.rel, peer, () => ensureParent(ctx.rootReal, c.abs, c.rel));
@@ -431,6 +438,7 @@ export class FileSyncReceiver {
     await utimes(tmp, mtime, mtime);
     await rename(tmp, abs);
     this.records.set(ctx.tree.cfg.name, rel, sha256);
+    this.opts.tombstones?.written(ctx.tree.cfg.name, rel);
     this.st.filesApplied++;
   }
 

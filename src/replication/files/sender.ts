@@ -39,6 +39,8 @@ export interface FileSyncSenderOptions {
   peerUrl?: PeerUrl;
   /** A path of a tree was deleted on this node (watcher); merge-back never brings such a path back. */
   onGone?: (tree: string, rel: string) => void;
+  /** A path of a tree was shipped as present (written since, or found in a full pass): its tombstone goes. */
+  onWritten?: (tree: string, rel: string) => void;
   /** Where the receiver's router is mounted. Default "/peer/files". */
   basePath?: string;
   events?: EventSink;
@@ -485,6 +487,7 @@ export class FileSyncSender {
       }
       t.copy?.set(i.rel, i.entry.type);
       t.held.delete(i.rel);
+      this.opts.onWritten?.(t.cfg.name, i.rel);
     }
     if (sigs) for (const [abs, sig] of sigs) this.shipped.set(abs, sig);
     if (removed > 0) {
