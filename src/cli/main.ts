@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { HaError, errorMessage } from '../errors.js';
 import { apiRequest } from './http.js';
 import { registerLazyCommands } from './lazy-commands.js';
+import { listenError, parseListen } from './listen.js';
 
 // Each command imports what it uses when it runs (the config schema and its validators, the S3 SDK,
 // the demo fixtures), so `--help` and `status` start without them.
@@ -68,13 +69,18 @@ program
   .option('--tls-key <file>', 'PEM private key of --tls-cert (mode 0600, owned by this user)')
   .option('--tls-ca <file>', 'PEM certificate of the cluster CA')
   .action(async (opts: { listen: string; dataDir: string; secretFile?: string; maxLeaseMs: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
+    parseListen('--listen', opts.listen);
     const { witnessSecret, witnessTls } = await import('./witness.js');
     const secret = witnessSecret(opts.secretFile, process.env.NHA_SECRET);
     // Children of the witness (none today) must not see the key either.
     delete process.env.NHA_SECRET;
     const tls = witnessTls(opts);
     const { runWitness } = await import('./witness.js');
-    await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret, maxLeaseMs: Number(opts.maxLeaseMs), tls });
+    try {
+      await runWitness({ listen: opts.listen, file: join(opts.dataDir, 'witness.json'), secret, maxLeaseMs: Number(opts.maxLeaseMs), tls });
+    } catch (err) {
+      throw listenError('--listen', opts.listen, err);
+    }
   });
 
 program

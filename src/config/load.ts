@@ -3,6 +3,9 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { HaError } from '../errors.js';
 import { readSecretFile } from './secrets.js';
+import { describeIssues } from './issues.js';
+
+export { describeIssues };
 
 /** One problem found in a config file, already phrased as `key: problem (expected …)`. */
 export interface ConfigProblem {
@@ -84,43 +87,6 @@ function applyOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): v
   }
 }
 
-/** Turn zod issues into `key: problem (expected …)` lines. */
-export function describeIssues(error: z.ZodError): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  for (const issue of error.issues) {
-    const key = issue.path.join('.') || '(root)';
-    switch (issue.code) {
-      case 'invalid_type':
-        out.push({
-          key,
-          problem: issue.received === 'undefined' ? `is required (expected ${issue.expected})` : `has the wrong type ${issue.received} (expected ${issue.expected})`,
-        });
-        break;
-      case 'unrecognized_keys':
-        for (const k of issue.keys) out.push({ key: [...issue.path, k].join('.'), problem: 'is not a known setting (expected one of the documented keys; see `nimbus-ha config example`)' });
-        break;
-      case 'invalid_union_discriminator':
-        out.push({ key, problem: `is not a known kind (expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')})` });
-        break;
-      case 'invalid_enum_value':
-        out.push({ key, problem: `is ${JSON.stringify(issue.received)} (expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')})` });
-        break;
-      case 'too_small':
-        out.push({ key, problem: `${issue.message} (expected ${issue.type === 'string' ? `at least ${issue.minimum} characters` : issue.type === 'array' ? `at least ${issue.minimum} entries` : `a value >= ${issue.minimum}`})` });
-        break;
-      case 'too_big':
-        out.push({ key, problem: `${issue.message} (expected ${issue.type === 'array' ? `at most ${issue.maximum} entries` : `a value <= ${issue.maximum}`})` });
-        break;
-      case 'invalid_string':
-        out.push({ key, problem: `is not valid (expected ${issue.message})` });
-        break;
-      default:
-        out.push({ key, problem: issue.message });
-    }
-  }
-  return out;
-}
-
 /** Cross-field rules that a schema cannot express per field. */
 export type CrossCheck<T> = (cfg: T) => ConfigProblem[];
 
@@ -163,7 +129,7 @@ export function parseConfigText<S extends z.ZodTypeAny>(
     // One problem per key: an unset variable or unreadable file already says what is wrong with it.
     const seen = new Set(problems.map((p) => p.key));
     for (const [key, fileKey] of SECRET_KEYS) if (seen.has(fileKey)) seen.add(key);
-    return { problems: [...problems, ...describeIssues(parsed.error).filter((p) => !seen.has(p.key))] };
+    return { problems: [...problems, ...describeIssues(parsed.error, interpolated).filter((p) => !seen.has(p.key))] };
   }
   for (const check of opts.crossChecks ?? []) problems.push(...check(parsed.data));
   if (problems.length) {
