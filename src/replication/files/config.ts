@@ -74,7 +74,7 @@ export const filesConfigSchema = z
           .describe(
             'What a node that was primary does, when it rejoins as standby, with the files it wrote while primary that the primary lacks ' +
               '(in its tree, or moved aside into quarantine by the sync). merge: they are sent to the primary (written there only where the ' +
-              'primary has no file at that path and did not delete one there since it became primary); a path the primary holds with other ' +
+              'primary has no file at that path and its delete journal holds no delete of that path newer than the file); a path the primary holds with other ' +
               'content keeps the primary\'s version, the standby\'s stays in quarantine (event files_merge_conflicts lists the paths). ' +
               'keep: nothing is sent; event files_merge_kept lists the paths for the operator. Until the merge is done the standby is not caught up.',
           ),
@@ -86,7 +86,7 @@ export const filesConfigSchema = z
       .number()
       .min(0)
       .default(14)
-      .describe('Quarantined and previous copies older than this many days are removed (checked at most hourly); 0 keeps them forever.'),
+      .describe('Quarantined and previous copies older than this many days are removed (checked at most hourly); 0 keeps them forever. The delete journal of the trees keeps its tombstones as long.'),
     maxDeleteFraction: z
       .number()
       .min(0)

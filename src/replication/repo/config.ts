@@ -118,14 +118,14 @@ export const repoConfigSchema = z
           .enum(['merge', 'keep'])
           .default('merge')
           .describe(
-            "What a node that was primary does with the objects its repository sync moved aside (nha-quarantine/) when it rejoins as standby. merge: those whose keys the primary lacks are copied to the primary (and come back by the next pass); a key the primary holds with other content stays in quarantine (event repo.quarantine.conflicts lists the keys). keep: everything stays in quarantine (event repo.quarantine.kept lists the keys) for `nimbus-ha repo quarantine merge`.",
+            "What a node that was primary does with the objects its repository sync moved aside (nha-quarantine/) when it rejoins as standby. merge: those whose keys the primary lacks are copied to the primary (and come back by the next pass); a key the primary holds with other content stays in quarantine (event repo.quarantine.conflicts lists the keys), and so does a key the primary deleted after the object was written (its delete journal; event repo.quarantine.deleted_on_primary). keep: everything stays in quarantine (event repo.quarantine.kept lists the keys) for `nimbus-ha repo quarantine merge`.",
           ),
         keepDays: z
           .number()
           .int()
           .min(0)
           .default(30)
-          .describe('Quarantined objects older than this many days are deleted (checked at start and every 6 hours; conflicts too). 0: keep them forever.'),
+          .describe('Quarantined objects older than this many days are deleted (checked at start and every 6 hours; conflicts too). 0: keep them forever. The repository\'s delete journal keeps its tombstones as long.'),
       })
       .strict()
       .default({})
