@@ -20,7 +20,8 @@ const fixtureMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'f
 
 export async function startServer(label: string): Promise<ServerProc> {
   const dir = await mkdtemp(join(tmpdir(), `nha-bench-${label}-`));
-  const child = spawn(process.execPath, [fixtureMain, '--dir', dir, '--port', '0', '--access-key', ACCESS, '--secret-key', SECRET], {
+  // --multipart: the benchmark copies to a generic S3 server (1 GiB objects in parts), not to Cumulus.
+  const child = spawn(process.execPath, [fixtureMain, '--dir', dir, '--port', '0', '--access-key', ACCESS, '--secret-key', SECRET, '--multipart'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {

@@ -346,6 +346,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
       [
         `  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`,
         `  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`,
+        `                    one PUT per object, as Cumulus (no multipart): aws configure set default.s3.multipart_threshold 5GB`,
         `  PostgreSQL (VIP)  ${cluster.dbUrl}`,
       ],
       {

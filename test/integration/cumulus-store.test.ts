@@ -1,6 +1,7 @@
 /**
- * S3Store against a real s3rver on loopback: v4 and v2 signing, multipart and single-PUT modes,
- * server-side copy, and the error mapping for wrong credentials and a missing bucket.
+ * S3Store against a real s3rver on loopback: v4 and v2 signing, multipart (on a stand-in started with
+ * multipart: true, a generic S3 server) and single-PUT modes (on the stand-in as Cumulus: multipart
+ * refused), server-side copy, and the error mapping for wrong credentials and a missing bucket.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,10 +17,12 @@ const KEY = 'store-test-key';
 const SECRET = 'store-test-secret';
 let dir: string;
 let cumulus: CumulusHandle;
+/** The same stand-in serving multipart uploads (s3rver's), as a generic S3 server does. */
+let generic: CumulusHandle;
 const stores: S3Store[] = [];
 
-function store(extra: Partial<ConstructorParameters<typeof S3Store>[0]> = {}): S3Store {
-  const s = new S3Store({ endpoint: cumulus.url, bucket: 'Repo', accessKeyId: KEY, secretAccessKey: SECRET, ...extra });
+function store(extra: Partial<ConstructorParameters<typeof S3Store>[0]> = {}, server: 'cumulus' | 'generic' = 'cumulus'): S3Store {
+  const s = new S3Store({ endpoint: (server === 'generic' ? generic : cumulus).url, bucket: 'Repo', accessKeyId: KEY, secretAccessKey: SECRET, ...extra });
   stores.push(s);
   return s;
 }
@@ -34,23 +37,25 @@ const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nha-cumulus-store-'));
-  cumulus = await startCumulus({ dir, accessKeyId: KEY, secretAccessKey: SECRET });
+  cumulus = await startCumulus({ dir: join(dir, 'cumulus'), accessKeyId: KEY, secretAccessKey: SECRET });
+  generic = await startCumulus({ dir: join(dir, 'generic'), accessKeyId: KEY, secretAccessKey: SECRET, multipart: true });
 });
 
 afterAll(async () => {
   for (const s of stores) s.close();
   await cumulus?.close();
+  await generic?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 describe.each([
-  { name: 'v4 multipart', opts: { signatureVersion: 'v4' as const, multipart: true, partSize: 5 * 1024 * 1024, multipartThreshold: 5 * 1024 * 1024 } },
-  { name: 'v2 single PUT (Cumulus mode)', opts: { signatureVersion: 'v2' as const, multipart: false } },
-])('S3Store $name', ({ name, opts }) => {
+  { name: 'v4 multipart', server: 'generic' as const, opts: { signatureVersion: 'v4' as const, multipart: true, partSize: 5 * 1024 * 1024, multipartThreshold: 5 * 1024 * 1024 } },
+  { name: 'v2 single PUT (Cumulus mode)', server: 'cumulus' as const, opts: { signatureVersion: 'v2' as const, multipart: false } },
+])('S3Store $name', ({ name, server, opts }) => {
   const prefix = name.replace(/\W+/g, '-');
 
   it('puts, heads, gets, lists, copies and deletes', async () => {
-    const s = store(opts);
+    const s = store(opts, server);
     const small = randomBytes(3000);
     const info = await s.put(`${prefix}/dir one/small+obj.bin`, Readable.from([small]), small.length, { origin: 'test' });
     expect(info.etag).toBe(md5(small));
@@ -78,12 +83,44 @@ describe.each([
   });
 
   it('sends Content-MD5 inside the signature on a single PUT', async () => {
-    const s = store(opts);
+    const s = store(opts, server);
     const body = randomBytes(5000);
     // s3rver verifies v2 signatures, which cover Content-MD5: a header left out of them fails here.
     const info = await s.put(`${prefix}/with-md5.bin`, Readable.from([body]), body.length, {}, { contentMd5: md5(body) });
     expect(info.etag).toBe(md5(body));
     expect(await readAll(await s.get(`${prefix}/with-md5.bin`))).toEqual(body);
+  });
+});
+
+describe('the Cumulus stand-in refuses multipart uploads as Cumulus does', () => {
+  it('CreateMultipartUpload: 400 InvalidArgument saying to store the object with one PUT; nothing stored', async () => {
+    const s = store({ signatureVersion: 'v4', multipart: true, partSize: 5 * 1024 * 1024, multipartThreshold: 5 * 1024 * 1024, maxAttempts: 1 });
+    const big = randomBytes(6 * 1024 * 1024);
+    await expect(s.put('refused/big.img', Readable.from([big]), big.length)).rejects.toThrow(/multipart/i);
+    expect(await s.head('refused/big.img')).toBeNull();
+  });
+
+  it('answers every multipart request (initiate, part, complete, abort, list) the same, before touching the store', async () => {
+    const { S3Client, CreateMultipartUploadCommand, UploadPartCommand, ListMultipartUploadsCommand, AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({ endpoint: cumulus.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET }, maxAttempts: 1 });
+    try {
+      for (const cmd of [
+        new CreateMultipartUploadCommand({ Bucket: 'Repo', Key: 'refused/x' }),
+        new UploadPartCommand({ Bucket: 'Repo', Key: 'refused/x', UploadId: 'u1', PartNumber: 1, Body: 'part' }),
+        new AbortMultipartUploadCommand({ Bucket: 'Repo', Key: 'refused/x', UploadId: 'u1' }),
+        new ListMultipartUploadsCommand({ Bucket: 'Repo' }),
+      ]) {
+        const err = (await client.send(cmd as never).then(() => null, (e: unknown) => e)) as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } } | null;
+        expect(err, cmd.constructor.name).not.toBeNull();
+        expect(err!.$metadata?.httpStatusCode, cmd.constructor.name).toBe(400);
+        expect(err!.name, cmd.constructor.name).toBe('InvalidArgument');
+        expect(err!.message).toContain('Cumulus does not implement multipart uploads');
+        expect(err!.message).toContain('multipart_threshold');
+      }
+      expect(await store().head('refused/x')).toBeNull();
+    } finally {
+      client.destroy();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  * back. Skips with a message when `aws` is not on PATH.
  */
 import { execFile } from 'node:child_process';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -171,6 +171,23 @@ describe.skipIf(!aws)('the stand-ins through the real AWS CLI', () => {
     expect(v1.CommonPrefixes).toHaveLength(1);
     expect(v1.IsTruncated).toBe(true);
     expect(v1.NextMarker).toBe((v1.CommonPrefixes as Item[])[0].Prefix);
+  });
+
+  it('Cumulus: a file past the CLI\'s 8 MB multipart threshold is refused as Cumulus refuses it, and uploads with one PUT once multipart_threshold is raised', async () => {
+    const big = join(root, 'big.img');
+    const body = randomBytes(9 * 1024 * 1024);
+    await writeFile(big, body);
+    const refused = await run(cliEnv(CUMULUS_KEY, CUMULUS_SECRET), ['--endpoint-url', cumulus!.url, 's3', 'cp', big, 's3://Repo/scratch/big.img']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('InvalidArgument');
+    expect(refused.stderr).toContain('multipart_threshold');
+    // What docs/nimbus.md tells a client to set: `aws configure set default.s3.multipart_threshold 5GB`.
+    const env = { ...cliEnv(CUMULUS_KEY, CUMULUS_SECRET), AWS_CONFIG_FILE: join(root, 'home', 'single-put-config') };
+    const set = await run(env, ['configure', 'set', 'default.s3.multipart_threshold', '5GB']);
+    expect(set.code, set.stderr).toBe(0);
+    const ok = await run(env, ['--endpoint-url', cumulus!.url, 's3', 'cp', big, 's3://Repo/scratch/big.img']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(createHash('md5').update(await readFile(cumulus!.objectPath('scratch/big.img'))).digest('hex')).toBe(createHash('md5').update(body).digest('hex'));
   });
 
   it('zones, regions (the one asked for, or InvalidParameterValue), security groups, images (--owners self: only the caller\'s)', async () => {

@@ -29,7 +29,8 @@ interface Proc {
 
 async function cumulus(): Promise<Proc> {
   const dir = await mkdtemp(join(tmpdir(), 'nha-front-'));
-  const child = spawn(process.execPath, [join(distRoot, 'fixtures', 'cumulus', 'main.js'), '--dir', dir, '--port', '0', '--access-key', ACCESS, '--secret-key', SECRET], {
+  // --multipart: the front forwards multipart uploads to S3 servers that have them (Cumulus has none).
+  const child = spawn(process.execPath, [join(distRoot, 'fixtures', 'cumulus', 'main.js'), '--dir', dir, '--port', '0', '--access-key', ACCESS, '--secret-key', SECRET, '--multipart'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {

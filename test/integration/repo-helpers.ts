@@ -28,7 +28,8 @@ export class RepoLab {
 
   async repo(extra: Partial<S3StoreOptions> = {}): Promise<Repo> {
     const dir = await mkdtemp(join(tmpdir(), 'nha-repo-'));
-    const cumulus = await startCumulus({ dir, accessKeyId: ACCESS, secretAccessKey: SECRET });
+    // multipart: these tests sync to a generic S3 server; stores given multipart: false are Cumulus's path.
+    const cumulus = await startCumulus({ dir, accessKeyId: ACCESS, secretAccessKey: SECRET, multipart: true });
     this.cleanups.push(async () => {
       await cumulus.close();
       await rm(dir, { recursive: true, force: true });

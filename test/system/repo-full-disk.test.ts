@@ -52,7 +52,7 @@ describe.skipIf(skipReason !== null)('standby repository on a full disk (tmpfs, 
 
   it('fails the pass clearly, keeps what the target had, shows no partial object, and recovers once space is freed', async () => {
     const src = await lab.repo();
-    cumulus = await startCumulus({ dir: join(mnt, 'cumulus'), accessKeyId: ACCESS, secretAccessKey: SECRET });
+    cumulus = await startCumulus({ dir: join(mnt, 'cumulus'), accessKeyId: ACCESS, secretAccessKey: SECRET, multipart: true });
     target = new S3Store({ endpoint: cumulus.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET, partSize: 5 * MiB, multipartThreshold: 5 * MiB });
 
     // What the standby already holds (also on the source): must survive the full disk untouched.
