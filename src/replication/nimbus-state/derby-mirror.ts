@@ -16,7 +16,7 @@ import { copyFile, mkdir, open, readFile, rename, rm, stat, type FileHandle } fr
 import { dirname, join } from 'node:path';
 import { DELTA_BLOCK, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, baseAccepts, blockCount, blockRuns, checkRecord, decodeRecordHeader, diffBlocks, fileDigest, manifestDigest, type UnitFile } from './blocks.js';
 import { NimbusStateError } from './types.js';
-import { safeRelative, walkFiles } from './tree.js';
+import { safeRelative, sha256File, walkFiles } from './tree.js';
 
 export interface DerbyUnit {
   snapshotId: string;
@@ -159,7 +159,8 @@ export class DerbyMirror {
     }
     if (u.files.some((f) => f.mode === 'delta')) {
       const deltaPath = this.deltaFile(u.snapshotId);
-      const ok = u.delta !== null && (await stat(deltaPath).then((st) => st.size === u.delta!.size, () => false)) && (await sha256Of(deltaPath)) === u.delta.sha256;
+      // Hashed directly, not through a cache keyed by path: every unit's delta has a name of its own.
+      const ok = u.delta !== null && (await stat(deltaPath).then((st) => st.size === u.delta!.size, () => false)) && (await sha256File(deltaPath).catch(() => null)) === u.delta.sha256;
       if (!ok) throw new NimbusStateError(`the delta of ${u.snapshotId} is missing or garbled: send whole files`, 409, 'delta-missing');
     }
   }
