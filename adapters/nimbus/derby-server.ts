@@ -41,7 +41,11 @@ export class DerbyServer {
 
   private async start(): Promise<ChildProcessWithoutNullStreams> {
     const c = await this.tool.command(['serve']);
-    const child = spawn(c.cmd, c.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Long-lived: let the JIT finish its work (the one-shot tools stop at C1), and give recovery's redo
+    // a page cache of 40 MB instead of Derby's 4 MB so it does not write pages out before the end.
+    const args = c.args.filter((a) => a !== '-XX:TieredStopAtLevel=1');
+    args.splice(args.indexOf('-cp'), 0, '-Dderby.storage.pageCacheSize=10000');
+    const child = spawn(c.cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.stderr = '';
     this.served = 0;
     createInterface({ input: child.stdout }).on('line', (line) => {
