@@ -346,7 +346,8 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
       [
         `  EC2 API (VIP)     ${cluster.vipUrl}   user alice: access id ${alice.accessId} secret ${alice.secret}`,
         `  Cumulus S3 (VIP)  ${cluster.repoUrl}   bucket Repo, key ${CUMULUS_KEY} secret ${CUMULUS_SECRET}`,
-        `                    one PUT per object, as Cumulus (no multipart): aws configure set default.s3.multipart_threshold 5GB`,
+        `                    as Cumulus: signature v2 only, one PUT per object (no multipart); the AWS CLI signs v4, so point it`,
+        `                    at node a's Cumulus, http://127.0.0.1:${cluster.nodes.a.cumulusPort}, after aws configure set default.s3.multipart_threshold 5GB`,
         `  PostgreSQL (VIP)  ${cluster.dbUrl}`,
       ],
       {
@@ -354,7 +355,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
         dir: opts.dir,
         cleanup,
         vipOk: (status) => status < 500,
-        extraPids: () => vmServicePids(cluster),
+        extraPids: () => detachedPids(cluster),
       },
     );
   } finally {
@@ -368,15 +369,20 @@ interface ChangedFiles {
   onB: string[];
 }
 
-/** The VM services' process ids (they outlive their sidecars on purpose, so they are no children of the demo). */
-function vmServicePids(cluster: Cluster): number[] {
+/**
+ * Processes of the stack that are no children of the demo, from their PID files: the VM services (they
+ * outlive their sidecars on purpose) and the PostgreSQL postmasters (daemonized by pg_ctl).
+ */
+function detachedPids(cluster: Cluster): number[] {
   const out: number[] = [];
   for (const n of ['a', 'b'] as const) {
-    try {
-      const pid = Number(readFileSync(join(cluster.nodes[n].dataDir, 'vm-service.pid'), 'utf8').trim().split(/\s/)[0]);
-      if (pid > 0) out.push(pid);
-    } catch {
-      /* not started */
+    for (const file of ['vm-service.pid', join('pg', 'postmaster.pid')]) {
+      try {
+        const pid = Number(readFileSync(join(cluster.nodes[n].dataDir, file), 'utf8').trim().split(/\s/)[0]);
+        if (pid > 0) out.push(pid);
+      } catch {
+        /* not started */
+      }
     }
   }
   return out;

@@ -45,7 +45,7 @@ export interface DemoStop {
   dir: string;
   /** Whether the demo created the directory (and so removes it). */
   ownsDir: boolean;
-  /** Extra processes that are not descendants of this one (e.g. services that outlive their sidecar). */
+  /** Extra processes that are not descendants of this one (e.g. services that outlive their sidecar), with their descendants. */
   extraPids?: () => number[];
   /** Stops everything (idempotent: the same promise on every call). */
   cleanup: () => Promise<void>;
@@ -64,7 +64,8 @@ export function sayOnStop(s: DemoStop, print: (line: string) => void = (l) => co
     if (stopping) return;
     stopping = true;
     s.before?.();
-    const pids = [...new Set([...descendants(process.pid), ...(s.extraPids?.() ?? [])])];
+    const extra = (s.extraPids?.() ?? []).filter(alive);
+    const pids = [...new Set([...descendants(process.pid), ...extra, ...extra.flatMap(descendants)])];
     print(`\n${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping the demo: ${s.what} (${pids.length} processes)`);
     void (async () => {
       try {
