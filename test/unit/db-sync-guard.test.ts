@@ -82,7 +82,7 @@ describe('SyncGuard', () => {
   describe('dating a stall or a loss with the oldest waiting commit', () => {
     class FlushDb extends FakeDb {
       flush = 100;
-      async replicas(): Promise<ReplicaInfo[]> {
+      override async replicas(): Promise<ReplicaInfo[]> {
         return this.streaming ? [{ name: 'beta', state: 'streaming', syncState: 'sync', sentBytes: this.flush, flushBytes: this.flush, replayBytes: this.flush, replayLagMs: 0 }] : [];
       }
     }
