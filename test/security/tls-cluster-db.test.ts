@@ -34,6 +34,8 @@ describe('PostgreSQL replication between real nodes over SSL (tls configured)', 
 
   it('the standby streams over SSL with its certificate, before and after a switchover', async () => {
     expect(await walsenders(c.nodes.a.pgPort)).toEqual([expect.objectContaining({ application_name: 'b', ssl: true, client_dn: expect.stringMatching(/CN=b/) })]);
+    // A switchover is refused while the standby is not caught up on every data path (a busy machine).
+    await until('b caught up on every data path', async () => (await c.status('a'))?.peers?.[0]?.caught_up === true, 90_000);
     expect((await c.admin('a', '/admin/switchover')).status).toBe(202);
     await c.waitFor((a, b) => a?.role === 'standby' && b?.role === 'primary', 60_000, 'b primary after the switchover');
     await until('a streaming from b', async () => (await c.status('a'))!.replication.db.streaming === true, 90_000);

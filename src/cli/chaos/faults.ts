@@ -42,6 +42,24 @@ export interface FaultResult {
 
 type FaultFn = (x: FaultCtx, p: Node) => Promise<Omit<FaultResult, 'before' | 'at'> & { at?: number }>;
 
+/**
+ * Whether a node's /status says the data-holder record names both nodes (or that no record is kept). A
+ * cycle counts as converged only then: a standby the record leaves out may lack acknowledged writes and
+ * rightly refuses to promote, so a double fault started before it is named again tests nothing.
+ */
+export function recordNamesBoth(s: Record<string, any> | null | undefined): boolean {
+  const h = s?.data_holders;
+  if (!h || h.kept !== true) return true;
+  return Array.isArray(h.holders) && h.holders.includes('a') && h.holders.includes('b');
+}
+
+/** Why the standby did not take over when it was not a holder (no violation), else null. */
+async function notAHolder(x: FaultCtx, q: Node): Promise<string | null> {
+  const s = await x.c.status(q, 1500);
+  const na = s?.data_holders?.not_a_holder;
+  return na ? `${q} was not a holder (record ${JSON.stringify(s?.data_holders?.holders ?? null)}): it rightly stayed standby, so the double fault was not exercised` : null;
+}
+
 function pidOf(c: Cluster, n: Node): number | null {
   return c.nodes[n].proc?.pid ?? null;
 }
@@ -156,6 +174,11 @@ const timelineFork: FaultFn = async (x, p) => {
   const at = Date.now();
   killNode(x.c, p);
   const took = await x.waitPrimary(q, 20_000);
+  if (!took) {
+    const why = await notAHolder(x, q);
+    x.restoreAll();
+    return { fault: `kill -9 ${p} (primary); ${q} did NOT take over`, violations: why ? [] : [`${q} did not take over within 20 s although the record named it`], at, notes: why ? { skipped: why } : {} };
+  }
   await rowsAcked(x, 50, 15_000);
   x.restoreAll(); // p restarts and begins rejoining
   const delay = x.rng.int(1000, 2500);
@@ -166,7 +189,7 @@ const timelineFork: FaultFn = async (x, p) => {
   const violations: string[] = [];
   if (stale?.role === 'primary') violations.push(`${p} (not a holder of ${q}'s writes) became primary while ${q} was down`);
   x.restoreAll();
-  return { fault: `kill -9 ${p} (primary); ${q} ${took ? 'took over' : 'did NOT take over'}; restart ${p}; kill -9 ${q} ${delay} ms later`, violations, at, notes: { delay_ms: delay } };
+  return { fault: `kill -9 ${p} (primary); ${q} took over; restart ${p}; kill -9 ${q} ${delay} ms later`, violations, at, notes: { delay_ms: delay } };
 };
 
 /** Double fault, then only the stale node restarts first (stale-promotion) or both together (cold start). */
@@ -175,6 +198,11 @@ const doubleCrash = (mode: 'stale-first' | 'together'): FaultFn => async (x, p) 
   const at = Date.now();
   killNode(x.c, p);
   const took = await x.waitPrimary(q, 20_000);
+  if (!took) {
+    const why = await notAHolder(x, q);
+    x.restoreAll();
+    return { fault: `kill -9 ${p} (primary), ${q} did NOT take over`, violations: why ? [] : [`${q} did not take over within 20 s although the record named it`], at, notes: why ? { skipped: why } : {} };
+  }
   await rowsAcked(x, 100, 20_000);
   killNode(x.c, q);
   await sleep(500);
@@ -187,7 +215,7 @@ const doubleCrash = (mode: 'stale-first' | 'together'): FaultFn => async (x, p) 
     if (stale?.role === 'primary') violations.push(`stale ${p} promoted while holder ${q} was down`);
   }
   x.restoreAll();
-  return { fault: `kill -9 ${p} (primary), ${q} ${took ? 'takes over' : 'did NOT take over'} and acknowledges alone, kill -9 ${q}; ${mode === 'stale-first' ? `${p} restarts first` : 'both restart together'}`, violations, at, notes: {} };
+  return { fault: `kill -9 ${p} (primary), ${q} takes over and acknowledges alone, kill -9 ${q}; ${mode === 'stale-first' ? `${p} restarts first` : 'both restart together'}`, violations, at, notes: {} };
 };
 
 const coldRestart: FaultFn = async (x) => {
@@ -226,7 +254,7 @@ async function waitCaughtUp(x: FaultCtx, primary: Node, ms: number): Promise<boo
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const s = await x.c.status(primary);
-    if (s?.role === 'primary' && s?.peers?.[0]?.caught_up === true) return true;
+    if (s?.role === 'primary' && s?.peers?.[0]?.caught_up === true && recordNamesBoth(s)) return true;
     await sleep(200);
   }
   return false;
