@@ -91,6 +91,12 @@ export class QuarantineKeeper {
   private reportedConflicts = '';
   private reportedDeleted = '';
   private rejoinCounts = { merged: 0, dropped: 0 };
+  /**
+   * Keys this rejoin found deleted on the primary after this node's copy was written. Kept across steps:
+   * a later step may not list the copy again (a pass in between), and the rejoin's summary counts them
+   * all; a key a later step classifies otherwise (the primary holds it again) leaves the set.
+   */
+  private readonly rejoinDeleted = new Set<string>();
   private readonly st: QuarantineStatus;
   private readonly now: () => number;
 
@@ -144,6 +150,7 @@ export class QuarantineKeeper {
         if (m) {
           this.mergedKeys.clear();
           this.rejoinCounts = { merged: 0, dropped: 0 };
+          this.rejoinDeleted.clear();
           this.reportedConflicts = '';
           this.reportedDeleted = '';
         }
@@ -297,7 +304,10 @@ export class QuarantineKeeper {
     this.rejoinCounts.merged += out.merged.length;
     this.rejoinCounts.dropped += out.dropped;
     this.st.conflicts = out.conflicts.slice(0, EVENT_KEYS_MAX);
-    this.st.deletedOnPrimary = out.deletedOnPrimary.slice(0, EVENT_KEYS_MAX);
+    for (const k of [...plan.merge, ...plan.same, ...plan.conflicts].map((m) => m.to)) this.rejoinDeleted.delete(k);
+    for (const k of out.merged) this.rejoinDeleted.delete(k);
+    for (const k of out.deletedOnPrimary) this.rejoinDeleted.add(k);
+    this.st.deletedOnPrimary = [...this.rejoinDeleted].sort().slice(0, EVENT_KEYS_MAX);
     this.st.lastMergeAt = new Date(this.now()).toISOString();
     const conflictKey = out.conflicts.join('\n');
     if (out.conflicts.length && conflictKey !== this.reportedConflicts) {
@@ -336,12 +346,13 @@ export class QuarantineKeeper {
     out.done = true;
     this.st.rejoining = false;
     this.since = null;
-    if (this.o.policy === 'merge' && (this.rejoinCounts.merged || this.rejoinCounts.dropped || out.conflicts.length || out.deletedOnPrimary.length)) {
+    const deleted = this.rejoinDeleted.size;
+    if (this.o.policy === 'merge' && (this.rejoinCounts.merged || this.rejoinCounts.dropped || out.conflicts.length || deleted)) {
       this.o.emit?.({
         type: 'repo.quarantine.merged',
         severity: 'info',
-        message: `rejoin: ${this.rejoinCounts.merged} quarantined object(s) merged back to the primary and held by both repositories again${out.conflicts.length ? `; ${out.conflicts.length} conflict(s) stay in quarantine` : ''}${out.deletedOnPrimary.length ? `; ${out.deletedOnPrimary.length} deleted on the primary after this node left stay in quarantine` : ''}`,
-        details: { merged: this.rejoinCounts.merged, dropped: this.rejoinCounts.dropped, conflicts: out.conflicts.length, deletedOnPrimary: out.deletedOnPrimary.length },
+        message: `rejoin: ${this.rejoinCounts.merged} quarantined object(s) merged back to the primary and held by both repositories again${out.conflicts.length ? `; ${out.conflicts.length} conflict(s) stay in quarantine` : ''}${deleted ? `; ${deleted} deleted on the primary after this node left stay in quarantine` : ''}`,
+        details: { merged: this.rejoinCounts.merged, dropped: this.rejoinCounts.dropped, conflicts: out.conflicts.length, deletedOnPrimary: deleted },
       });
     }
   }
