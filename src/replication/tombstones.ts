@@ -17,10 +17,9 @@
  *
  * `TombstoneIndex` and the helpers are pure (unit-tested); `TombstoneJournal` is the thin file layer.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { syncDir } from './files/fsops.js';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileDurable } from '../util/durable.js';
 
 export interface Tombstone {
   key: string;
@@ -295,19 +294,10 @@ export class TombstoneJournal {
   private async compact(): Promise<void> {
     const file = this.file!;
     const body = this.index.entries().map((t) => formatRecord({ op: 'd', ...t })).join('');
-    await mkdir(dirname(file), { recursive: true });
-    const tmp = join(dirname(file), `.nha-tmp-tombstones-${randomBytes(4).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(body);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    // Inside the serialized flush: no append runs meanwhile, and the next one reopens the new file.
     await this.fh?.close().catch(() => undefined);
     this.fh = null;
-    await rename(tmp, file);
-    await syncDir(dirname(file));
+    await writeFileDurable(file, body, '.nha-tmp-');
     this.lines = this.index.size;
   }
 }

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * Write JSON so that a crash leaves either the old or the new content: temp file, fsync, rename,
@@ -22,4 +24,36 @@ export function writeJsonDurable(file: string, value: unknown): void {
   } finally {
     closeSync(dfd);
   }
+}
+
+/** fsync a directory so a rename in it survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some file systems refuse fsync on directories; the rename itself has happened.
+  } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * Replace `file` with `body` so that a crash leaves the old or the new content: a temp file next to it
+ * (named `<tempPrefix><name>-<random>`, so tree scans can skip it), fsync, rename, fsync of the directory.
+ */
+export async function writeFileDurable(file: string, body: string | Buffer, tempPrefix: string): Promise<void> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `${tempPrefix}${basename(file).slice(0, 40)}-${randomBytes(4).toString('hex')}`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  await syncDir(dir);
 }

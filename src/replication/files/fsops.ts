@@ -112,18 +112,7 @@ export async function writeTemp(abs: string, data: Buffer): Promise<string> {
   return tmp;
 }
 
-/** fsync a directory so a rename in it survives a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some file systems refuse fsync on directories; the rename itself has happened.
-  } finally {
-    await fh?.close();
-  }
-}
+export { syncDir } from '../../util/durable.js';
 
 /** lstat that returns null for a missing path. */
 export async function lstatOrNull(abs: string) {

@@ -31,7 +31,7 @@ import type { MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
 import { isTempName, makeExcluder, TEMP_PREFIX } from './paths.js';
 import { isMissing, sha256File } from './scan.js';
 import { PREVIOUS_DIR, quarantineIdTime } from './quarantine.js';
-import { syncDir } from './fsops.js';
+import { syncDir, writeFileDurable } from '../../util/durable.js';
 import { onLivePath } from './ship.js';
 import { deletedAfterWrite, newestTombstone, TombstoneJournal, type Tombstone } from '../tombstones.js';
 
@@ -47,20 +47,6 @@ const EVENT_PATHS_MAX = 50;
 const MERGE_BATCH_BYTES = 8 * 1024 * 1024;
 /** Largest file merged back (a JSON body carries it); larger ones are reported and left in place. */
 const MERGE_FILE_MAX = 32 * 1024 * 1024;
-
-async function writeDurable(file: string, body: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = join(dirname(file), `${TEMP_PREFIX}${randomBytes(4).toString('hex')}.json`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(body);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  await syncDir(dirname(file));
-}
 
 /**
  * The config trees' delete journal on this node (src/replication/tombstones.ts), keyed `<tree>/<path>`:
@@ -195,7 +181,7 @@ export class FilesMergeBack {
     this.st.rejoining = false;
     const at = this.clock.nowMs();
     try {
-      await writeDurable(this.markerFile, JSON.stringify({ ...info, atMs: at, at: new Date(at).toISOString() }));
+      await writeFileDurable(this.markerFile, JSON.stringify({ ...info, atMs: at, at: new Date(at).toISOString() }), TEMP_PREFIX);
     } catch (err) {
       this.o.events?.emit({
         type: 'files_merge_marker_failed',
