@@ -147,6 +147,33 @@ describe('FrontGuard: the standby is named again only once it holds what was ack
     expect(g.standbyHolds).toBe(false);
     expect(claims).toEqual([false]);
   });
+
+  it('asks the standby for a pass while it waits to be named, and no more once it is named', async () => {
+    let now = 10_000;
+    const asked: number[] = [];
+    const g = new FrontGuard({ degradeAfterMs: 1000, claim: async () => true, requestPass: () => asked.push(now), now: () => now });
+    // Not asked while the standby's puller is behind or failing: it is passing anyway.
+    g.peerPuller({ passes: 2, objectsBehind: 3, ok: true });
+    await g.tick(true);
+    g.peerPuller({ passes: 2, objectsBehind: 0, ok: false });
+    await g.tick(true);
+    expect(asked).toEqual([]);
+    // Level and clean: the baseline is set (3) and a pass is asked for; again at each probe until one more passed.
+    g.peerPuller({ passes: 2, objectsBehind: 0, ok: true });
+    await g.tick(true);
+    now += 200;
+    g.peerPuller({ passes: 3, objectsBehind: 0, ok: true });
+    await g.tick(true);
+    expect(asked).toEqual([10_000, 10_200]);
+    expect(g.standbyHolds).toBe(false);
+    now += 200;
+    g.peerPuller({ passes: 4, objectsBehind: 0, ok: true });
+    await g.tick(true);
+    expect(g.standbyHolds).toBe(true);
+    now += 200;
+    await g.tick(true);
+    expect(asked).toEqual([10_000, 10_200]);
+  });
 });
 
 describe('verifyV2', () => {

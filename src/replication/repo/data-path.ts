@@ -19,6 +19,8 @@ const QUARANTINE_EXPIRY_EVERY_MS = 6 * 3_600_000;
 
 /** Keys per tombstone query (the peer routes take 1 MiB bodies; S3 keys are at most 1,024 bytes). */
 const TOMBSTONE_QUERY_KEYS = 500;
+/** Least time between two passes the front asks of the standby while it waits to name it. */
+const PASS_REQUEST_MIN_GAP_MS = 1000;
 const tombstoneQuerySchema = z.object({ keys: z.array(z.string().min(1).max(1024)).max(TOMBSTONE_QUERY_KEYS) }).strict();
 interface TombstoneReply {
   tombstones: Array<{ key: string; atMs: number; epoch?: number }>;
@@ -71,6 +73,8 @@ export class RepoDataPath implements RoleHooks {
   readonly front: RepoFrontServer | null;
   private probeTimer: NodeJS.Timeout | null = null;
   private probing = false;
+  /** The front's request for a standby pass (requestStandbyPass). */
+  private readonly passRequest = { inFlight: false, lastAt: -Infinity };
   private peerPuller: { passes: number; objectsBehind: number; ok: boolean } | null = null;
   /** Merge-back of a rejoin's quarantined objects, and quarantine retention. */
   readonly quarantine: QuarantineKeeper;
@@ -246,6 +250,7 @@ export class RepoDataPath implements RoleHooks {
       claim: (peerHolds) => ctx.holders.claim(this.name, peerHolds),
       verify: (writes) => this.standbyHoldsWrites(writes, Math.max(2 * front.probeMs, 1000)),
       emit: (e) => this.opts.bus.emit(e),
+      requestPass: () => this.requestStandbyPass(ctx),
       now,
     });
     this.guard.peerPuller(this.peerPuller);
@@ -291,6 +296,26 @@ export class RepoDataPath implements RoleHooks {
       if (answers.some((ok) => !ok)) return false;
     }
     return true;
+  }
+
+  /**
+   * The front waits to name the standby: ask it for a listing pass (`/peer/repo/sync-now`), one request
+   * at a time and at most one a second, so a quiet repository does not wait for the puller's full-pass
+   * pacing. The pass count reaches the guard with the next heartbeat.
+   */
+  private requestStandbyPass(ctx: HookContext): void {
+    const now = this.clock.monotonicMs();
+    const peer = ctx.peer;
+    if (!peer || this.passRequest.inFlight || now - this.passRequest.lastAt < PASS_REQUEST_MIN_GAP_MS) return;
+    this.passRequest.inFlight = true;
+    this.passRequest.lastAt = now;
+    const urls = peer.ordered ? peer.ordered() : peer.urls;
+    void Promise.any((urls.length ? urls : peer.urls).map((u) => ctx.transport.post<SyncNowReply>(u, '/peer/repo/sync-now', {}, 120_000)))
+      .catch(() => undefined)
+      .finally(() => {
+        this.passRequest.inFlight = false;
+        this.passRequest.lastAt = this.clock.monotonicMs();
+      });
   }
 
   private stopGuard(): void {

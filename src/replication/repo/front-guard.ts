@@ -41,6 +41,13 @@ export interface FrontGuardOptions {
    */
   verify?: (writes: LoneWrite[]) => Promise<boolean>;
   emit?: (e: EventInput) => void;
+  /**
+   * Ask the standby for a listing pass now (not awaited; the caller rate-limits it). Called while the
+   * standby waits to be named and the pass that would name it has not run yet: without it a quiet
+   * repository names the standby only when its puller's full pass falls due (up to fullPassMaxAgeMs,
+   * twice), and until then a failover is refused.
+   */
+  requestPass?: () => void;
   now: () => number;
 }
 
@@ -146,8 +153,11 @@ export class FrontGuard {
       }
       const p = this.lastPeer;
       if (!this.peerNamed && p && p.ok && p.objectsBehind === 0) {
-        if (this.passBaseline === null) this.passBaseline = p.passes + 1;
-        else if (p.passes > this.passBaseline + (this.loneOverflow ? 1 : 0)) {
+        if (this.passBaseline === null) {
+          this.passBaseline = p.passes + 1;
+          this.o.requestPass?.();
+        } else if (p.passes <= this.passBaseline + (this.loneOverflow ? 1 : 0)) this.o.requestPass?.();
+        else {
           if (this.o.verify && this.lone.size > 0) {
             const seq = this.loneSeq;
             const checked = [...this.lone.values()];
