@@ -45,6 +45,14 @@ export const TOMBSTONES_FILE = '.tombstones.jsonl';
 const EVENT_PATHS_MAX = 50;
 /** Raw bytes per merge request. */
 const MERGE_BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Files per merge request, and entries per checksum-only question. The primary hashes or writes (fsync)
+ * each one while the request waits: a busy primary answered 4,000 entries in more than the request
+ * timeout, every retry asked the same, and the rejoin never finished. Small requests each finish, and
+ * what one merged is "same" for the next try.
+ */
+const MERGE_BATCH_FILES = 200;
+const MERGE_QUERY_ENTRIES = 500;
 /** Largest file merged back (a JSON body carries it); larger ones are reported and left in place. */
 const MERGE_FILE_MAX = 32 * 1024 * 1024;
 
@@ -321,8 +329,8 @@ export class FilesMergeBack {
         if (sha256 !== null) offered.push({ c, sha256 });
       }
       const wanted: Array<{ c: Candidate; sha256: string }> = [];
-      for (let i = 0; i < offered.length; i += 5_000) {
-        const part = offered.slice(i, i + 5_000);
+      for (let i = 0; i < offered.length; i += MERGE_QUERY_ENTRIES) {
+        const part = offered.slice(i, i + MERGE_QUERY_ENTRIES);
         const req: MergeRequest = { tree, dryRun: true, entries: part.map((o) => ({ path: o.c.rel, mode: o.c.mode, mtimeMs: o.c.mtimeMs, writtenMs: o.c.writtenMs, sha256: o.sha256, data: '' })) };
         const res = await onLivePath(peer, (u, signal) => this.o.transport.post<MergeResponse>(u, url, req, timeoutMs, signal));
         const byPath = new Map(part.map((o) => [o.c.rel, o]));
@@ -366,7 +374,7 @@ export class FilesMergeBack {
           }
           throw err;
         }
-        if (batch.length && bytes + data.length > MERGE_BATCH_BYTES) await send();
+        if (batch.length && (bytes + data.length > MERGE_BATCH_BYTES || batch.length >= MERGE_BATCH_FILES)) await send();
         batch.push({ c, e: { path: c.rel, mode: c.mode, mtimeMs: c.mtimeMs, writtenMs: c.writtenMs, sha256: createSha(data), data: data.toString('base64') } });
         bytes += data.length;
       }
