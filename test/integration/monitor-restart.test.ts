@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { EventBus } from '../../src/events/bus.js';
 import { systemClock } from '../../src/clock.js';
 import { ServiceMonitor } from '../../src/monitor/monitor.js';

@@ -18,9 +18,9 @@
  *
  * Until the merge is done this node is not caught up, so a switchover or fail-back waits for it.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
