@@ -5,6 +5,7 @@
 set -u
 n=${1:-20}
 out=${2:-$(mktemp -d)}
+mkdir -p "$out"
 fail=0
 for i in $(seq 1 "$n"); do
   node dist/src/cli/main.js demo --once --json >"$out/run-$i.json" 2>"$out/run-$i.err"
