@@ -324,8 +324,15 @@ const filesGone = (mode: 'mass-delete' | 'empty-tree'): FaultFn => async (x, p) 
   const violations: string[] = [];
   if (before >= 5 && kept < before * 0.9) violations.push(`${mode} of ${p}'s config tree: ${q} kept ${kept} of ${before} files (the delete guard did not hold)`);
   if (mode === 'empty-tree') {
-    rmSync(src, { recursive: true, force: true });
+    // The old tree comes back, and what the load wrote into the empty one meanwhile (acknowledged there)
+    // is carried into it: removing it would be the harness losing acknowledged files. Synchronous, so the
+    // writer (same event loop) cannot write between the renames.
+    const emptied = `${src}.chaos-emptied`;
+    rmSync(emptied, { recursive: true, force: true });
+    renameSync(src, emptied);
     renameSync(aside, src);
+    restoreFiles(join(emptied, 'chaos'), join(src, 'chaos'));
+    rmSync(emptied, { recursive: true, force: true });
   } else {
     restoreFiles(filesAside, join(src, 'chaos'));
     rmSync(filesAside, { recursive: true, force: true });
