@@ -39,6 +39,17 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Create `path` (it must not exist; mode 0600) holding `body`, fsynced before it is closed. */
+export async function writeNewSynced(path: string, body: string | Buffer): Promise<void> {
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Replace `file` with `body` so that a crash leaves the old or the new content: a temp file next to it
  * (named `<tempPrefix><name>-<random>`, so tree scans can skip it), fsync, rename, fsync of the directory.
@@ -47,13 +58,7 @@ export async function writeFileDurable(file: string, body: string | Buffer, temp
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `${tempPrefix}${basename(file).slice(0, 40)}-${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(body);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeNewSynced(tmp, body);
   await rename(tmp, file);
   await syncDir(dir);
 }

@@ -3,11 +3,12 @@
  * write outside the tree), temp files in the target directory so the final rename is atomic.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readlink, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readlink, realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { HaError } from '../../errors.js';
 import { isInside, TEMP_PREFIX } from './paths.js';
 import { isMissing } from './scan.js';
+import { writeNewSynced } from '../../util/durable.js';
 
 /** Throws FILES_PATH_OUTSIDE_TREE when the deepest existing ancestor of `abs` resolves outside `rootReal`. */
 export async function checkExistingAncestor(rootReal: string, abs: string, rel: string): Promise<void> {
@@ -102,13 +103,7 @@ export function tempPathFor(abs: string): string {
 /** Write `data` to a new temp file next to `abs` and fsync it; returns the temp path. */
 export async function writeTemp(abs: string, data: Buffer): Promise<string> {
   const tmp = tempPathFor(abs);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeNewSynced(tmp, data);
   return tmp;
 }
 
