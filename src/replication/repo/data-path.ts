@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import type { Clock, ObjectStore } from '../../ports.js';
-import type { HookContext, RoleHooks } from '../../ports.js';
+import type { HookContext, PeerRef, RoleHooks } from '../../ports.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
 import { systemClock } from '../../clock.js';
@@ -21,6 +21,11 @@ const QUARANTINE_EXPIRY_EVERY_MS = 6 * 3_600_000;
 const TOMBSTONE_QUERY_KEYS = 500;
 /** Least time between two passes the front asks of the standby while it waits to name it. */
 const PASS_REQUEST_MIN_GAP_MS = 1000;
+/** The peer's URLs, those on a heartbeat path that answers first (all of them when it lists none). */
+function liveFirst(peer: PeerRef): string[] {
+  const urls = peer.ordered ? peer.ordered() : peer.urls;
+  return urls.length ? urls : peer.urls;
+}
 const tombstoneQuerySchema = z.object({ keys: z.array(z.string().min(1).max(1024)).max(TOMBSTONE_QUERY_KEYS) }).strict();
 interface TombstoneReply {
   tombstones: Array<{ key: string; atMs: number; epoch?: number }>;
@@ -194,8 +199,7 @@ export class RepoDataPath implements RoleHooks {
     const out = new Map<string, { atMs: number }>();
     for (let i = 0; i < keys.length; i += TOMBSTONE_QUERY_KEYS) {
       const body = { keys: keys.slice(i, i + TOMBSTONE_QUERY_KEYS) };
-      const urls = peer.ordered ? peer.ordered() : peer.urls;
-      const reply = await Promise.any((urls.length ? urls : peer.urls).map((u) => ctx.transport.post<TombstoneReply>(u, '/peer/repo/tombstones', body, 30_000)));
+      const reply = await Promise.any(liveFirst(peer).map((u) => ctx.transport.post<TombstoneReply>(u, '/peer/repo/tombstones', body, 30_000)));
       for (const t of reply.tombstones ?? []) if (typeof t.key === 'string' && typeof t.atMs === 'number') out.set(t.key, { atMs: t.atMs });
     }
     return out;
@@ -309,8 +313,7 @@ export class RepoDataPath implements RoleHooks {
     if (!peer || this.passRequest.inFlight || now - this.passRequest.lastAt < PASS_REQUEST_MIN_GAP_MS) return;
     this.passRequest.inFlight = true;
     this.passRequest.lastAt = now;
-    const urls = peer.ordered ? peer.ordered() : peer.urls;
-    void Promise.any((urls.length ? urls : peer.urls).map((u) => ctx.transport.post<SyncNowReply>(u, '/peer/repo/sync-now', {}, 120_000)))
+    void Promise.any(liveFirst(peer).map((u) => ctx.transport.post<SyncNowReply>(u, '/peer/repo/sync-now', {}, 120_000)))
       .catch(() => undefined)
       .finally(() => {
         this.passRequest.inFlight = false;
