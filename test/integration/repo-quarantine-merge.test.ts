@@ -36,7 +36,8 @@ function store(r: Repo) {
   return { endpoint: r.cumulus.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET };
 }
 
-function dataPath(me: Repo, other: Repo, quarantine: Record<string, unknown> = {}) {
+/** `recentWriteGraceMs` 0: the rejoin's first pass moves this node's lonely uploads aside at once (by default it waits 5 s and they are merged from the bucket). */
+function dataPath(me: Repo, other: Repo, quarantine: Record<string, unknown> = {}, recentWriteGraceMs?: number) {
   const events: HaEvent[] = [];
   const bus = new EventBus('a', () => 2);
   bus.on((e) => events.push(e));
@@ -45,6 +46,7 @@ function dataPath(me: Repo, other: Repo, quarantine: Record<string, unknown> = {
     local: me.store,
     peer: other.store,
     bus,
+    ...(recentWriteGraceMs !== undefined ? { recentWriteGraceMs } : {}),
   });
   paths.push(p);
   return { p, events };
@@ -74,7 +76,7 @@ describe('quarantine merge-back on rejoin', () => {
     await putBytes(a.store, `${QUARANTINE_PREFIX}old-event/VMS/old/deleted.img`, randomBytes(2048));
     await new Promise((r) => setTimeout(r, 1100)); // a later second than the marker's
 
-    const { p, events } = dataPath(a, b);
+    const { p, events } = dataPath(a, b, {}, 0);
     await p.start();
     await p.onPromote(ctx(1));
     // Uploads a acknowledged alone before it died (b never pulled them), one of them under a key b reuses.
@@ -119,11 +121,14 @@ describe('quarantine merge-back on rejoin', () => {
     expect(p.status().quarantine).toMatchObject({ policy: 'merge', rejoining: false, merged: 3, conflicts: ['VMS/u1/clash.img'] });
   });
 
-  it('merges back straight from the bucket when the delete guard keeps the pass from moving them aside', async () => {
+  it.each([
+    ['the delete guard keeps the pass from moving them aside', 0],
+    ['they are too recent for the pass to move aside (the default grace)', undefined],
+  ] as const)('merges back straight from the bucket when %s', async (_why, grace) => {
     a = await lab.repo();
     b = await lab.repo();
     for (const [k, v] of await fillSmall(b.store, 5, 'VMS/shared/')) await putBytes(a.store, k, v);
-    const { p, events } = dataPath(a, b);
+    const { p, events } = dataPath(a, b, {}, grace);
     await p.start();
     await p.onPromote(ctx(1));
     // 4 of a's 9 objects are missing on b: far more than maxDeleteFraction (0.1) lets a pass delete.
@@ -135,7 +140,7 @@ describe('quarantine merge-back on rejoin', () => {
     await p.onDemote({ ...ctx(2), to: 'standby' });
     await waitFor('merge done', () => events.some((e) => e.type === 'repo.quarantine.merged'));
     await waitFor('caught up', () => p.caughtUp());
-    expect(events.some((e) => e.type === 'repo_delete_guard')).toBe(true);
+    expect(events.some((e) => e.type === 'repo_delete_guard')).toBe(grace === 0);
     for (const [k, v] of lonely) {
       expect(md5(await readBytes(b.store, k))).toBe(md5(v));
       expect(md5(await readBytes(a.store, k))).toBe(md5(v));

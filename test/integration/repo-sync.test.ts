@@ -120,6 +120,42 @@ describe('syncRepo', () => {
     expect(r.deleted).toBe(3);
   });
 
+  it('a write that reaches both sides between the two listings is not deleted from the target (live replication)', async () => {
+    /** The source lists first; then the write lands on both sides; then the target lists (and sees it). */
+    async function racedPass(deferRecentDeletesMs: number) {
+      const a = await lab.repo();
+      const b = await lab.repo();
+      await fillSmall(a.store, 20);
+      await syncRepo(a.store, b.store);
+      const body = randomBytes(2048);
+      let written!: () => void;
+      const landed = new Promise<void>((r) => (written = r));
+      const source = wrapStore(a.store, {
+        list: async function* (prefix) {
+          yield* a.store.list(prefix);
+          await putBytes(b.store, 'img/mid.qcow2', body);
+          await putBytes(a.store, 'img/mid.qcow2', body);
+          written();
+        },
+      });
+      const target = wrapStore(b.store, {
+        list: async function* (prefix) {
+          await landed;
+          yield* b.store.list(prefix);
+        },
+      });
+      const r = await syncRepo(source, target, { deferRecentDeletesMs });
+      return { r, onTarget: (await listing(b.store)).has('img/mid.qcow2') };
+    }
+    // What the pass does without the grace: the listings say "delete".
+    const bare = await racedPass(0);
+    expect(bare.r.deleted).toBe(1);
+    expect(bare.onTarget).toBe(false);
+    const guarded = await racedPass(5000);
+    expect(guarded.r).toMatchObject({ deleted: 0, deferredDeletes: 1, failed: 0 });
+    expect(guarded.onTarget).toBe(true);
+  });
+
   it('an empty source never empties the target unless allowed', async () => {
     const empty = await lab.repo();
     const b = await lab.repo();

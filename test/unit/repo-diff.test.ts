@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareObjects, diffListings, isMultipartEtag, type Verdict } from '../../src/replication/repo/diff.js';
-import { deleteGuard } from '../../src/replication/repo/engine.js';
+import { deleteGuard, splitRecentDeletes } from '../../src/replication/repo/engine.js';
 import type { ObjectInfo } from '../../src/ports.js';
 
 const A = 'a'.repeat(32);
@@ -74,5 +74,21 @@ describe('deleteGuard', () => {
     const r = deleteGuard(s, t, d, f, allow);
     if (want === null) expect(r).toBeNull();
     else expect(r).toMatch(want);
+  });
+});
+
+describe('splitRecentDeletes', () => {
+  const at = (key: string, mtimeMs: number): ObjectInfo => ({ key, size: 1, etag: A, mtimeMs });
+  const rows: Array<[string, ObjectInfo[], number, string[], string[]]> = [
+    ['nothing to delete', [], 1000, [], []],
+    ['old objects go now', [at('a', 10), at('b', 999)], 1000, ['a', 'b'], []],
+    ['written at the cutoff waits', [at('a', 1000)], 1000, [], ['a']],
+    ['written after the listings began waits (a write to both sides mid-pass)', [at('old', 1), at('new', 5000)], 1000, ['old'], ['new']],
+    ['unknown time (0) counts as old', [at('a', 0)], 1000, ['a'], []],
+  ];
+  it.each(rows)('%s', (_n, deletes, cutoff, now, later) => {
+    const r = splitRecentDeletes(deletes, cutoff);
+    expect(r.now.map((x) => x.key)).toEqual(now);
+    expect(r.later.map((x) => x.key)).toEqual(later);
   });
 });

@@ -21,6 +21,11 @@ const QUARANTINE_EXPIRY_EVERY_MS = 6 * 3_600_000;
 const TOMBSTONE_QUERY_KEYS = 500;
 /** Least time between two passes the front asks of the standby while it waits to name it. */
 const PASS_REQUEST_MIN_GAP_MS = 1000;
+/**
+ * Target objects written this recently before a pass's listings are not deleted by it (the next pass
+ * decides): wider than a listing takes and than S3's one-second LastModified.
+ */
+const RECENT_WRITE_GRACE_MS = 5000;
 /** The peer's URLs, those on a heartbeat path that answers first (all of them when it lists none). */
 function liveFirst(peer: PeerRef): string[] {
   const urls = peer.ordered ? peer.ordered() : peer.urls;
@@ -102,6 +107,8 @@ export class RepoDataPath implements RoleHooks {
       front?: (guard: () => FrontGuard | null, journal: RepoFrontJournal) => RepoFrontServer;
       /** The delete journal's file (JSON lines); without it the journal lives in memory only. */
       tombstoneFile?: string;
+      /** How recent a standby object must be for a pass to leave its delete to the next pass (RECENT_WRITE_GRACE_MS). */
+      recentWriteGraceMs?: number;
     },
   ) {
     const c = opts.config;
@@ -137,6 +144,9 @@ export class RepoDataPath implements RoleHooks {
         // The puller's deletes go into the journal first; a copy drops the key's tombstone.
         beforeDelete: (key) => this.tombstones.deleted(key, this.epoch),
         afterCopy: (key) => void this.tombstones.written(key).catch(() => undefined),
+        // A write the sync front sent to both nodes between the pass's two listings is on this side
+        // only as far as the pass can tell: it must not be taken for a delete.
+        deferRecentDeletesMs: opts.recentWriteGraceMs ?? RECENT_WRITE_GRACE_MS,
       },
     });
     const bucket = c.local.bucket;

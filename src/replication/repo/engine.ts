@@ -61,6 +61,15 @@ export interface SyncOptions {
   beforeDelete?: (key: string) => Promise<void>;
   /** Called after an object was copied to the target (its tombstone, if any, goes). */
   afterCopy?: (key: string) => void;
+  /**
+   * Live replication: a target object modified within this many ms before the listings began is not
+   * deleted by this pass (it may be a write that reached both sides between the two listings), and every
+   * delete first asks the source again (HEAD) and keeps what the source has by then. The next pass
+   * decides. Default 0: a one-shot mirror deletes what the listings say.
+   */
+  deferRecentDeletesMs?: number;
+  /** The wall clock the target's modification times are compared with (default Date.now). */
+  nowMs?: () => number;
 }
 
 export interface SyncResult {
@@ -75,6 +84,8 @@ export interface SyncResult {
   /** Objects found different by the deep pass (and recopied). */
   corrupt: number;
   quarantined: number;
+  /** Deletes in `planned.delete` left to a later pass: recently written on the target, or on the source again. */
+  deferredDeletes: number;
   quarantinePrefix: string | null;
   bytes: number;
   durationMs: number;
@@ -132,7 +143,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   const quarantinePrefix = quarantine ? `${QUARANTINE_PREFIX}${opts.eventId ?? newEventId()}/` : null;
   const result: SyncResult = {
     sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 },
-    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, quarantinePrefix,
+    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, deferredDeletes: 0, quarantinePrefix,
     bytes: 0, durationMs: 0, dryRun: opts.dryRun ?? false, aborted: false, errors: [],
   };
   const progress: SyncProgress = { phase: 'list', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, bytesPerSec: 0 };
@@ -160,6 +171,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   };
 
   report(true);
+  const listedFromMs = (opts.nowMs ?? Date.now)();
   // Both listings complete before anything changes: a partial source listing must never drive deletes.
   const [src, tgt] = await Promise.all([listAll(source, signal), listAll(target, signal)]);
   if (signal?.aborted) return aborted();
@@ -186,6 +198,12 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
 
   result.planned = { copy: diff.copy.length, delete: diff.delete.length, bytes: totalBytes(diff.copy) };
   result.skipped = diff.unchanged.length - result.corrupt;
+  const graceMs = opts.deferRecentDeletesMs ?? 0;
+  if (graceMs > 0) {
+    const { now, later } = splitRecentDeletes(diff.delete, listedFromMs - graceMs);
+    diff.delete = now;
+    result.deferredDeletes = later.length;
+  }
   const dw = opts.deleteWindow;
   let guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
   if (!guard && dw && src.length > 0) {
@@ -230,6 +248,11 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   progress.phase = 'delete';
   await runPool(diff.delete, concurrency, async (t) => {
     try {
+      if (graceMs > 0 && (await source.head(t.key)) !== null) {
+        // Written to the source after its listing (a write reaching both sides mid-pass): keep it.
+        result.deferredDeletes++;
+        return;
+      }
       if (quarantinePrefix) {
         await copyWithin(target, t.key, quarantinePrefix + t.key, signal);
         result.quarantined++;
@@ -243,6 +266,18 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     }
   }, signal);
   return signal?.aborted ? aborted() : finish();
+}
+
+/**
+ * Target objects the listings say to delete, split by their modification time: those modified before
+ * `cutoffMs` may go now, the others (possibly written to both sides while the two listings ran) wait
+ * for the next pass.
+ */
+export function splitRecentDeletes(deletes: ObjectInfo[], cutoffMs: number): { now: ObjectInfo[]; later: ObjectInfo[] } {
+  const now: ObjectInfo[] = [];
+  const later: ObjectInfo[] = [];
+  for (const t of deletes) (t.mtimeMs >= cutoffMs ? later : now).push(t);
+  return { now, later };
 }
 
 /** Why deleting `deletes` objects is refused, or null when it is allowed. */
