@@ -154,6 +154,28 @@ describe('config-tree delete guard', () => {
     await waitFor('later edit', async () => (await files(p.dst)).includes('later.conf'));
   });
 
+  it('a directory below the root moved aside and re-created at once is watched again: later writes in it arrive', async () => {
+    const p = await pair({ src: 0 });
+    await mkdir(join(p.src, 'sub'), { recursive: true });
+    for (let i = 0; i < 30; i++) await writeFile(join(p.src, 'sub', `old${i}.conf`), `old ${i}\n`);
+    await p.sender.start();
+    await waitFor('initial copy', async () => (await files(p.dst)).length === 30);
+
+    // In one go (no await between): the watcher sees the old files unlinked and the new directory as the old one.
+    const { mkdirSync, renameSync, writeFileSync } = await import('node:fs');
+    renameSync(join(p.src, 'sub'), join(p.base, 'sub-aside'));
+    mkdirSync(join(p.src, 'sub'));
+    writeFileSync(join(p.src, 'sub', 'new0.conf'), 'new 0\n');
+    // Written over the next second and a half, after the watcher settled on the replaced directory.
+    for (let i = 1; i <= 5; i++) {
+      await sleep(300);
+      await writeFile(join(p.src, 'sub', `new${i}.conf`), `new ${i}\n`);
+    }
+    await waitFor('every new file', async () => (await files(p.dst)).filter((f) => /sub\/new\d\.conf$/.test(f)).length === 6, 10_000);
+    // The 30 old files are held back by the guard (the standby keeps them), not deleted.
+    expect((await files(p.dst)).filter((f) => /sub\/old\d+\.conf$/.test(f))).toHaveLength(30);
+  });
+
   it('a node whose tree is an empty mount becomes primary and does not delete the returning node’s files', async () => {
     // The new primary's tree is empty; the returning node (now the receiver) still has its 50 files.
     const p = await pair({ src: 0, dst: 50 });

@@ -19,11 +19,15 @@ import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from 
 import { mapLimit } from './limit.js';
 import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
+import { DirWatchCheck } from './dir-watch-check.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
 /** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
 export type PeerUrl = string | null | (() => string | null);
 type PeerFn = () => string;
+
+/** How long after a watcher event the directories it touched are checked for replacement. */
+const DIR_CHECK_DELAY_MS = 50;
 
 type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
 
@@ -102,6 +106,9 @@ interface Tree {
   rootId: string | null;
   rootMissingReported: boolean;
   watcher: FSWatcher | null;
+  /** Directories below the root replaced under the watcher (see dir-watch-check.ts). */
+  dirs: DirWatchCheck;
+  dirCheck: { timer: NodeJS.Timeout | null; running: Promise<void> | null };
 }
 
 export class FileSyncSender {
@@ -159,6 +166,8 @@ export class FileSyncSender {
       rootId: null,
       rootMissingReported: false,
       watcher: null,
+      dirs: new DirWatchCheck(posix.resolve(cfg.path), makeExcluder(cfg.exclude)),
+      dirCheck: { timer: null, running: null },
     }));
     this.clock = opts.clock ?? systemClock;
     this.peer = toPeerFn(opts.peerUrl ?? null);
@@ -207,6 +216,11 @@ export class FileSyncSender {
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
     await this.rootCheck;
+    for (const t of this.trees) {
+      if (t.dirCheck.timer) clearTimeout(t.dirCheck.timer);
+      t.dirCheck.timer = null;
+      await t.dirCheck.running;
+    }
     await Promise.all(this.trees.map((t) => this.unwatch(t)));
     await this.loop;
   }
@@ -230,7 +244,11 @@ export class FileSyncSender {
       if (ev === 'addDir') {
         const rel = this.relOf(t, p);
         if (rel) t.newDirs.add(rel);
+        void t.dirs.recordBelow(posix.resolve(p));
       }
+      if (ev === 'unlinkDir') t.dirs.forgetBelow(posix.resolve(p));
+      t.dirs.touched(posix.resolve(p));
+      this.scheduleDirCheck(t, w);
       // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
       if (ev === 'unlinkDir' && posix.resolve(p) === t.root) void this.checkRoots();
       if (ev === 'unlink' || ev === 'unlinkDir') this.gone(t, p);
@@ -248,6 +266,35 @@ export class FileSyncSender {
       if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
     });
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    t.dirs = new DirWatchCheck(t.root, t.excluded);
+    await t.dirs.recordBelow(t.root);
+  }
+
+  /**
+   * Soon after watcher events, look for directories replaced under the watcher (moved aside and
+   * re-created at once): watch each afresh and list it at the next flush, or files written into the
+   * new directory would never be reported.
+   */
+  private scheduleDirCheck(t: Tree, w: FSWatcher): void {
+    if (t.dirCheck.timer || t.dirCheck.running || !t.dirs.pending) return;
+    t.dirCheck.timer = setTimeout(() => {
+      t.dirCheck.timer = null;
+      t.dirCheck.running = (async () => {
+        for (const dir of await t.dirs.replaced()) {
+          if (t.watcher !== w || !this.running) return;
+          w.unwatch(dir);
+          w.add(dir);
+          const rel = this.relOf(t, dir);
+          if (rel) t.newDirs.add(rel);
+          this.mark(t, dir);
+        }
+      })()
+        .catch(() => undefined)
+        .finally(() => {
+          t.dirCheck.running = null;
+          if (t.watcher === w && this.running) this.scheduleDirCheck(t, w);
+        });
+    }, DIR_CHECK_DELAY_MS);
   }
 
   private async unwatch(t: Tree): Promise<void> {
