@@ -122,7 +122,7 @@ describe('syncRepo', () => {
 
   it('a write that reaches both sides between the two listings is not deleted from the target (live replication)', async () => {
     /** The source lists first; then the write lands on both sides; then the target lists (and sees it). */
-    async function racedPass(deferRecentDeletesMs: number) {
+    async function racedPass(deferRecentMs: number) {
       const a = await lab.repo();
       const b = await lab.repo();
       await fillSmall(a.store, 20);
@@ -144,7 +144,7 @@ describe('syncRepo', () => {
           yield* b.store.list(prefix);
         },
       });
-      const r = await syncRepo(source, target, { deferRecentDeletesMs });
+      const r = await syncRepo(source, target, { deferRecentMs });
       return { r, onTarget: (await listing(b.store)).has('img/mid.qcow2') };
     }
     // What the pass does without the grace: the listings say "delete".
@@ -152,7 +152,7 @@ describe('syncRepo', () => {
     expect(bare.r.deleted).toBe(1);
     expect(bare.onTarget).toBe(false);
     const guarded = await racedPass(5000);
-    expect(guarded.r).toMatchObject({ deleted: 0, deferredDeletes: 1, failed: 0 });
+    expect(guarded.r).toMatchObject({ deleted: 0, deferred: 1, failed: 0 });
     expect(guarded.onTarget).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareObjects, diffListings, isMultipartEtag, type Verdict } from '../../src/replication/repo/diff.js';
-import { deleteGuard, splitRecentDeletes } from '../../src/replication/repo/engine.js';
+import { deleteGuard, splitRecent } from '../../src/replication/repo/engine.js';
 import type { ObjectInfo } from '../../src/ports.js';
 
 const A = 'a'.repeat(32);
@@ -77,7 +77,7 @@ describe('deleteGuard', () => {
   });
 });
 
-describe('splitRecentDeletes', () => {
+describe('splitRecent', () => {
   const at = (key: string, mtimeMs: number): ObjectInfo => ({ key, size: 1, etag: A, mtimeMs });
   const rows: Array<[string, ObjectInfo[], number, string[], string[]]> = [
     ['nothing to delete', [], 1000, [], []],
@@ -86,9 +86,19 @@ describe('splitRecentDeletes', () => {
     ['written after the listings began waits (a write to both sides mid-pass)', [at('old', 1), at('new', 5000)], 1000, ['old'], ['new']],
     ['unknown time (0) counts as old', [at('a', 0)], 1000, ['a'], []],
   ];
-  it.each(rows)('%s', (_n, deletes, cutoff, now, later) => {
-    const r = splitRecentDeletes(deletes, cutoff);
+  it.each(rows)('deletes: %s', (_n, deletes, cutoff, now, later) => {
+    const r = splitRecent(deletes, (t) => t.mtimeMs, cutoff);
     expect(r.now.map((x) => x.key)).toEqual(now);
     expect(r.later.map((x) => x.key)).toEqual(later);
+  });
+  it('copies: a new object (no target) goes now; one that would overwrite a recent target object waits', () => {
+    const items = [
+      { key: 'new', target: undefined },
+      { key: 'over-old', target: at('over-old', 10) },
+      { key: 'over-recent', target: at('over-recent', 2000) },
+    ];
+    const r = splitRecent(items, (c) => c.target?.mtimeMs, 1000);
+    expect(r.now.map((x) => x.key)).toEqual(['new', 'over-old']);
+    expect(r.later.map((x) => x.key)).toEqual(['over-recent']);
   });
 });

@@ -146,7 +146,7 @@ export class RepoDataPath implements RoleHooks {
         afterCopy: (key) => void this.tombstones.written(key).catch(() => undefined),
         // A write the sync front sent to both nodes between the pass's two listings is on this side
         // only as far as the pass can tell: it must not be taken for a delete.
-        deferRecentDeletesMs: opts.recentWriteGraceMs ?? RECENT_WRITE_GRACE_MS,
+        deferRecentMs: opts.recentWriteGraceMs ?? RECENT_WRITE_GRACE_MS,
       },
     });
     const bucket = c.local.bucket;

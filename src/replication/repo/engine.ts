@@ -62,12 +62,13 @@ export interface SyncOptions {
   /** Called after an object was copied to the target (its tombstone, if any, goes). */
   afterCopy?: (key: string) => void;
   /**
-   * Live replication: a target object modified within this many ms before the listings began is not
-   * deleted by this pass (it may be a write that reached both sides between the two listings), and every
-   * delete first asks the source again (HEAD) and keeps what the source has by then. The next pass
-   * decides. Default 0: a one-shot mirror deletes what the listings say.
+   * Live replication: a target object modified within this many ms before the listings began is neither
+   * deleted nor overwritten by this pass (it may be a write that reached both sides between the two
+   * listings, or while the source still held the older version), and every delete first asks the source
+   * again (HEAD) and keeps what the source has by then. The next pass decides. Default 0: a one-shot
+   * mirror does what the listings say.
    */
-  deferRecentDeletesMs?: number;
+  deferRecentMs?: number;
   /** The wall clock the target's modification times are compared with (default Date.now). */
   nowMs?: () => number;
 }
@@ -84,8 +85,8 @@ export interface SyncResult {
   /** Objects found different by the deep pass (and recopied). */
   corrupt: number;
   quarantined: number;
-  /** Deletes in `planned.delete` left to a later pass: recently written on the target, or on the source again. */
-  deferredDeletes: number;
+  /** Copies and deletes in `planned` left to a later pass: the target object is recent, or the source has it again. */
+  deferred: number;
   quarantinePrefix: string | null;
   bytes: number;
   durationMs: number;
@@ -143,7 +144,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   const quarantinePrefix = quarantine ? `${QUARANTINE_PREFIX}${opts.eventId ?? newEventId()}/` : null;
   const result: SyncResult = {
     sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 },
-    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, deferredDeletes: 0, quarantinePrefix,
+    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, deferred: 0, quarantinePrefix,
     bytes: 0, durationMs: 0, dryRun: opts.dryRun ?? false, aborted: false, errors: [],
   };
   const progress: SyncProgress = { phase: 'list', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, bytesPerSec: 0 };
@@ -198,11 +199,14 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
 
   result.planned = { copy: diff.copy.length, delete: diff.delete.length, bytes: totalBytes(diff.copy) };
   result.skipped = diff.unchanged.length - result.corrupt;
-  const graceMs = opts.deferRecentDeletesMs ?? 0;
+  const graceMs = opts.deferRecentMs ?? 0;
   if (graceMs > 0) {
-    const { now, later } = splitRecentDeletes(diff.delete, listedFromMs - graceMs);
-    diff.delete = now;
-    result.deferredDeletes = later.length;
+    const cutoff = listedFromMs - graceMs;
+    const deletes = splitRecent(diff.delete, (t) => t.mtimeMs, cutoff);
+    const copies = splitRecent(diff.copy, (c) => c.target?.mtimeMs, cutoff);
+    diff.delete = deletes.now;
+    diff.copy = copies.now;
+    result.deferred = deletes.later.length + copies.later.length;
   }
   const dw = opts.deleteWindow;
   let guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
@@ -250,7 +254,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     try {
       if (graceMs > 0 && (await source.head(t.key)) !== null) {
         // Written to the source after its listing (a write reaching both sides mid-pass): keep it.
-        result.deferredDeletes++;
+        result.deferred++;
         return;
       }
       if (quarantinePrefix) {
@@ -269,14 +273,17 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
 }
 
 /**
- * Target objects the listings say to delete, split by their modification time: those modified before
- * `cutoffMs` may go now, the others (possibly written to both sides while the two listings ran) wait
- * for the next pass.
+ * Changes the listings ask for, split by the modification time of the target object they would delete
+ * or overwrite: those before `cutoffMs` (or with no target object) go now, the others (possibly written
+ * to both sides while the two listings ran) wait for the next pass.
  */
-export function splitRecentDeletes(deletes: ObjectInfo[], cutoffMs: number): { now: ObjectInfo[]; later: ObjectInfo[] } {
-  const now: ObjectInfo[] = [];
-  const later: ObjectInfo[] = [];
-  for (const t of deletes) (t.mtimeMs >= cutoffMs ? later : now).push(t);
+export function splitRecent<T>(items: T[], targetMtime: (t: T) => number | undefined, cutoffMs: number): { now: T[]; later: T[] } {
+  const now: T[] = [];
+  const later: T[] = [];
+  for (const t of items) {
+    const m = targetMtime(t);
+    (m !== undefined && m >= cutoffMs ? later : now).push(t);
+  }
   return { now, later };
 }
 

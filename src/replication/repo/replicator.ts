@@ -39,7 +39,7 @@ export interface RepoReplicatorOptions {
   /** node-cron expression for the deep pass. Default daily at 03:17. Empty string: no schedule. */
   deepVerifyCron?: string;
   /** Options handed to every pass. */
-  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify' | 'beforeDelete' | 'afterCopy' | 'deferRecentDeletesMs'>;
+  sync?: Pick<SyncOptions, 'concurrency' | 'maxDeleteFraction' | 'allowEmptySource' | 'conflictPolicy' | 'verify' | 'beforeDelete' | 'afterCopy' | 'deferRecentMs'>;
   /** The delete guard's sliding window across passes. Default 1 h and 1,000 objects. */
   deleteWindowMs?: number;
   maxDeletesPerWindow?: number;
@@ -397,6 +397,6 @@ export class RepoReplicator {
 function skippedResult(): PassResult {
   return {
     sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 }, copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0,
-    quarantined: 0, deferredDeletes: 0, quarantinePrefix: null, bytes: 0, durationMs: 0, dryRun: false, aborted: false, errors: [], skippedByHint: true,
+    quarantined: 0, deferred: 0, quarantinePrefix: null, bytes: 0, durationMs: 0, dryRun: false, aborted: false, errors: [], skippedByHint: true,
   };
 }
