@@ -1,0 +1,73 @@
+/**
+ * DirWatchCheck on real temp directories: which touched directories were replaced (dev:ino moved).
+ */
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DirWatchCheck } from '../../src/replication/files/dir-watch-check.js';
+
+const made: string[] = [];
+afterEach(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tree(): string {
+  const base = mkdtempSync(join(tmpdir(), 'nha-dirwatch-'));
+  made.push(base);
+  const root = join(base, 'etc');
+  for (const d of ['a', 'a/deep', 'b', 'skip']) mkdirSync(join(root, d), { recursive: true });
+  return root;
+}
+
+const noneExcluded = () => false;
+
+describe('DirWatchCheck', () => {
+  it('remembers every directory below the root, not the root, and skips excluded ones', async () => {
+    const root = tree();
+    const c = new DirWatchCheck(root, (rel) => rel === 'skip');
+    await c.recordBelow(root);
+    expect(c.size).toBe(3);
+  });
+
+  it('reports a touched directory that was moved aside and re-created, once', async () => {
+    const root = tree();
+    const c = new DirWatchCheck(root, noneExcluded);
+    await c.recordBelow(root);
+    expect(c.size).toBe(4);
+    renameSync(join(root, 'a'), join(root, '..', 'a-aside'));
+    mkdirSync(join(root, 'a'));
+    c.touched(join(root, 'a', 'old.conf'));
+    expect(c.pending).toBe(true);
+    expect(await c.replaced()).toEqual([join(root, 'a')]);
+    expect(c.pending).toBe(false);
+    // The new identity is remembered: touched again, it is not reported again.
+    c.touched(join(root, 'a', 'new.conf'));
+    expect(await c.replaced()).toEqual([]);
+    // The moved-away a/deep is forgotten with it: a (new), b, skip.
+    expect(c.size).toBe(3);
+  });
+
+  it('does not report directories that are unchanged, gone, the root itself, or outside the tree', async () => {
+    const root = tree();
+    const c = new DirWatchCheck(root, noneExcluded);
+    await c.recordBelow(root);
+    c.touched(join(root, 'b', 'x.conf'));
+    c.touched(join(root, 'top.conf'));
+    c.touched('/elsewhere/file');
+    rmSync(join(root, 'a'), { recursive: true });
+    c.touched(join(root, 'a', 'gone.conf'));
+    expect(await c.replaced()).toEqual([]);
+  });
+
+  it('a replaced directory covers a touched one below it', async () => {
+    const root = tree();
+    const c = new DirWatchCheck(root, noneExcluded);
+    await c.recordBelow(root);
+    renameSync(join(root, 'a'), join(root, '..', 'a-aside'));
+    mkdirSync(join(root, 'a', 'deep'), { recursive: true });
+    c.touched(join(root, 'a', 'deep', 'f.conf'));
+    c.touched(join(root, 'a', 'f.conf'));
+    expect(await c.replaced()).toEqual([join(root, 'a')]);
+  });
+});
