@@ -154,26 +154,44 @@ describe('config-tree delete guard', () => {
     await waitFor('later edit', async () => (await files(p.dst)).includes('later.conf'));
   });
 
-  it('a directory below the root moved aside and re-created at once is watched again: later writes in it arrive', async () => {
+  it('a directory below the root moved aside and re-created at once is watched again: later writes in it and below it arrive', async () => {
     const p = await pair({ src: 0 });
-    await mkdir(join(p.src, 'sub'), { recursive: true });
+    await mkdir(join(p.src, 'sub', 'inner'), { recursive: true });
+    await mkdir(join(p.src, 'empty'), { recursive: true });
     for (let i = 0; i < 30; i++) await writeFile(join(p.src, 'sub', `old${i}.conf`), `old ${i}\n`);
+    for (let i = 0; i < 5; i++) await writeFile(join(p.src, 'sub', 'inner', `old${i}.conf`), `old inner ${i}\n`);
     await p.sender.start();
-    await waitFor('initial copy', async () => (await files(p.dst)).length === 30);
+    await waitFor('initial copy', async () => (await files(p.dst)).length === 35);
 
-    // In one go (no await between): the watcher sees the old files unlinked and the new directory as the old one.
+    // In one go (no await between): the watcher takes the new directories for the old ones.
     const { mkdirSync, renameSync, writeFileSync } = await import('node:fs');
     renameSync(join(p.src, 'sub'), join(p.base, 'sub-aside'));
-    mkdirSync(join(p.src, 'sub'));
+    mkdirSync(join(p.src, 'sub', 'inner'), { recursive: true });
     writeFileSync(join(p.src, 'sub', 'new0.conf'), 'new 0\n');
-    // Written over the next second and a half, after the watcher settled on the replaced directory.
+    // An empty directory replaced by an empty one: nothing inside it changes.
+    renameSync(join(p.src, 'empty'), join(p.base, 'empty-aside'));
+    mkdirSync(join(p.src, 'empty'));
+    // Written over the next second and a half, after the watcher settled on the replaced directories.
     for (let i = 1; i <= 5; i++) {
       await sleep(300);
       await writeFile(join(p.src, 'sub', `new${i}.conf`), `new ${i}\n`);
+      await writeFile(join(p.src, 'sub', 'inner', `new${i}.conf`), `new inner ${i}\n`);
+      await writeFile(join(p.src, 'empty', `new${i}.conf`), `new empty ${i}\n`);
     }
-    await waitFor('every new file', async () => (await files(p.dst)).filter((f) => /sub\/new\d\.conf$/.test(f)).length === 6, 10_000);
-    // The 30 old files are held back by the guard (the standby keeps them), not deleted.
-    expect((await files(p.dst)).filter((f) => /sub\/old\d+\.conf$/.test(f))).toHaveLength(30);
+    const arrived = async () => {
+      const f = await files(p.dst);
+      return {
+        sub: f.filter((x) => /^sub\/new\d\.conf$/.test(x)).length,
+        inner: f.filter((x) => /^sub\/inner\/new\d\.conf$/.test(x)).length,
+        empty: f.filter((x) => /^empty\/new\d\.conf$/.test(x)).length,
+      };
+    };
+    await waitFor('every new file', async () => JSON.stringify(await arrived()) === JSON.stringify({ sub: 6, inner: 5, empty: 5 }), 10_000).catch(async (err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await arrived())}`);
+    });
+    // The old files are held back by the guard (the standby keeps them), not deleted.
+    expect((await files(p.dst)).filter((f) => /old\d+\.conf$/.test(f))).toHaveLength(35);
+    expect(p.events.some((e) => e.type === 'files_dir_replaced')).toBe(true);
   });
 
   it('a node whose tree is an empty mount becomes primary and does not delete the returning node’s files', async () => {

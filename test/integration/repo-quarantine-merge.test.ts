@@ -36,7 +36,7 @@ function store(r: Repo) {
   return { endpoint: r.cumulus.url, bucket: 'Repo', accessKeyId: ACCESS, secretAccessKey: SECRET };
 }
 
-/** `recentWriteGraceMs` 0: the rejoin's first pass moves this node's lonely uploads aside at once (by default it waits 5 s and they are merged from the bucket). */
+/** `recentWriteGraceMs` 0 (async's default): the rejoin's first pass moves this node's lonely uploads aside at once; with mode sync's 5 s they are merged from the bucket. */
 function dataPath(me: Repo, other: Repo, quarantine: Record<string, unknown> = {}, recentWriteGraceMs?: number) {
   const events: HaEvent[] = [];
   const bus = new EventBus('a', () => 2);
@@ -123,7 +123,7 @@ describe('quarantine merge-back on rejoin', () => {
 
   it.each([
     ['the delete guard keeps the pass from moving them aside', 0],
-    ['they are too recent for the pass to move aside (the default grace)', undefined],
+    ['they are too recent for the pass to move aside (mode sync\'s grace)', 5000],
   ] as const)('merges back straight from the bucket when %s', async (_why, grace) => {
     a = await lab.repo();
     b = await lab.repo();

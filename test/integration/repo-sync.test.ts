@@ -156,6 +156,23 @@ describe('syncRepo', () => {
     expect(guarded.onTarget).toBe(true);
   });
 
+  it('with the grace, a recent target object the puller wrote is replaced at once; one written elsewhere waits for the next pass', async () => {
+    const a = await lab.repo();
+    const b = await lab.repo();
+    await fillSmall(a.store, 20);
+    await syncRepo(a.store, b.store);
+    // Changed on the source since the puller copied it a moment ago: copied now.
+    await putBytes(a.store, 'img/001.qcow2', randomBytes(300));
+    // Written on the target by someone else (the front) with other content than the source lists: waits.
+    await putBytes(b.store, 'img/002.qcow2', randomBytes(400));
+    const r = await syncRepo(a.store, b.store, { deferRecentMs: 5000 });
+    expect(r).toMatchObject({ copied: 1, deferred: 1, failed: 0 });
+    expect(md5(await readBytes(b.store, 'img/001.qcow2'))).toBe(md5(await readBytes(a.store, 'img/001.qcow2')));
+    expect(md5(await readBytes(b.store, 'img/002.qcow2'))).not.toBe(md5(await readBytes(a.store, 'img/002.qcow2')));
+    // Without the grace (a one-shot mirror) the listings decide.
+    expect(await syncRepo(a.store, b.store)).toMatchObject({ copied: 1, deferred: 0 });
+  });
+
   it('an empty source never empties the target unless allowed', async () => {
     const empty = await lab.repo();
     const b = await lab.repo();

@@ -119,6 +119,7 @@ export class FileSyncSender {
   private readonly skippedLinks = new Set<string>();
   private rootTimer: NodeJS.Timeout | null = null;
   private rootCheck: Promise<void> | null = null;
+  private watchOps: Promise<void> = Promise.resolve();
   private heldTimer: NodeJS.Timeout | null = null;
   private readonly limits: DeleteLimits;
   private lastGuard: string | null = null;
@@ -216,6 +217,7 @@ export class FileSyncSender {
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
     await this.rootCheck;
+    await this.watchOps;
     for (const t of this.trees) {
       if (t.dirCheck.timer) clearTimeout(t.dirCheck.timer);
       t.dirCheck.timer = null;
@@ -244,9 +246,8 @@ export class FileSyncSender {
       if (ev === 'addDir') {
         const rel = this.relOf(t, p);
         if (rel) t.newDirs.add(rel);
-        void t.dirs.recordBelow(posix.resolve(p));
+        void t.dirs.record(posix.resolve(p));
       }
-      if (ev === 'unlinkDir') t.dirs.forgetBelow(posix.resolve(p));
       t.dirs.touched(posix.resolve(p));
       this.scheduleDirCheck(t, w);
       // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
@@ -261,40 +262,69 @@ export class FileSyncSender {
       if (!watched || typeof evPath !== 'string' || !evPath) return;
       if (posix.basename(watched) === evPath) this.mark(t, watched);
       this.mark(t, posix.join(watched, evPath));
+      // A directory replaced with nothing changing inside it shows only here (a rename in its parent).
+      t.dirs.touched(posix.join(watched, evPath));
+      this.scheduleDirCheck(t, w);
     });
     w.on('error', (err) => {
       if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
     });
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
     t.dirs = new DirWatchCheck(t.root, t.excluded);
-    await t.dirs.recordBelow(t.root);
+    await t.dirs.recordTree();
   }
 
   /**
    * Soon after watcher events, look for directories replaced under the watcher (moved aside and
-   * re-created at once): watch each afresh and list it at the next flush, or files written into the
-   * new directory would never be reported.
+   * re-created at once). chokidar keeps watching the old one and everything below it, so the tree is
+   * watched afresh and compared with the standby's copy in a full pass.
    */
   private scheduleDirCheck(t: Tree, w: FSWatcher): void {
     if (t.dirCheck.timer || t.dirCheck.running || !t.dirs.pending) return;
     t.dirCheck.timer = setTimeout(() => {
       t.dirCheck.timer = null;
-      t.dirCheck.running = (async () => {
-        for (const dir of await t.dirs.replaced()) {
-          if (t.watcher !== w || !this.running) return;
-          w.unwatch(dir);
-          w.add(dir);
-          const rel = this.relOf(t, dir);
-          if (rel) t.newDirs.add(rel);
-          this.mark(t, dir);
-        }
-      })()
+      const again = () => {
+        const cur = t.watcher;
+        if (cur && this.running) this.scheduleDirCheck(t, cur);
+      };
+      // The watcher was replaced meanwhile: the new one has its own record and suspects.
+      if (t.watcher !== w || !this.running) return again();
+      t.dirCheck.running = t.dirs
+        .replaced()
+        .then((dirs) => {
+          if (dirs.length && t.watcher === w && this.running) void this.rewatch(t, w, dirs);
+        })
         .catch(() => undefined)
         .finally(() => {
           t.dirCheck.running = null;
-          if (t.watcher === w && this.running) this.scheduleDirCheck(t, w);
+          again();
         });
     }, DIR_CHECK_DELAY_MS);
+  }
+
+  /** Watch a tree afresh after directories below its root were replaced, then a full pass. */
+  private rewatch(t: Tree, w: FSWatcher, dirs: string[]): Promise<void> {
+    return this.exclusive(async () => {
+      if (t.watcher !== w || !this.running) return;
+      await this.unwatch(t);
+      if (!this.running) return;
+      await this.watchTree(t);
+      const rels = dirs.map((d) => this.relOf(t, d) ?? d);
+      this.opts.events?.emit({
+        type: 'files_dir_replaced',
+        severity: 'info',
+        message: `Tree "${t.cfg.name}": ${rels.length === 1 ? `directory ${rels[0]} was` : `${rels.length} directories were`} replaced (moved aside and created again); watching the tree afresh and comparing it with the standby's copy in a full pass.`,
+        details: { tree: t.cfg.name, dirs: rels.slice(0, 10) },
+      });
+      this.requestFullPass();
+    });
+  }
+
+  /** Runs watcher replacements (root check, rewatch) one at a time. */
+  private exclusive(job: () => Promise<void>): Promise<void> {
+    const run = this.watchOps.then(job);
+    this.watchOps = run.catch(() => undefined);
+    return run;
   }
 
   private async unwatch(t: Tree): Promise<void> {
@@ -309,7 +339,7 @@ export class FileSyncSender {
    * and watch the new directory, with an event and a full pass.
    */
   private checkRoots(): Promise<void> {
-    this.rootCheck ??= (async () => {
+    this.rootCheck ??= this.exclusive(async () => {
       for (const t of this.trees) {
         if (!this.running) break;
         const id = await rootIdOf(t.root);
@@ -340,7 +370,7 @@ export class FileSyncSender {
         });
         this.requestFullPass();
       }
-    })().finally(() => (this.rootCheck = null));
+    }).finally(() => (this.rootCheck = null));
     return this.rootCheck;
   }
 

@@ -107,7 +107,7 @@ export class RepoDataPath implements RoleHooks {
       front?: (guard: () => FrontGuard | null, journal: RepoFrontJournal) => RepoFrontServer;
       /** The delete journal's file (JSON lines); without it the journal lives in memory only. */
       tombstoneFile?: string;
-      /** How recent a standby object must be for a pass to leave its delete to the next pass (RECENT_WRITE_GRACE_MS). */
+      /** How recent a standby object must be for a pass to leave it to the next pass (default: RECENT_WRITE_GRACE_MS in mode sync, 0 in async). */
       recentWriteGraceMs?: number;
     },
   ) {
@@ -145,8 +145,9 @@ export class RepoDataPath implements RoleHooks {
         beforeDelete: (key) => this.tombstones.deleted(key, this.epoch),
         afterCopy: (key) => void this.tombstones.written(key).catch(() => undefined),
         // A write the sync front sent to both nodes between the pass's two listings is on this side
-        // only as far as the pass can tell: it must not be taken for a delete.
-        deferRecentMs: opts.recentWriteGraceMs ?? RECENT_WRITE_GRACE_MS,
+        // only as far as the pass can tell: it must not be taken for a delete. Without a front (async)
+        // only the puller writes here, and nothing waits.
+        deferRecentMs: opts.recentWriteGraceMs ?? (c.mode === 'sync' ? RECENT_WRITE_GRACE_MS : 0),
       },
     });
     const bucket = c.local.bucket;

@@ -11,7 +11,7 @@ import type { EventInput } from '../../events/bus.js';
 import { diffListings, isMultipartEtag, totalBytes, type CopyItem, type RepoDiff } from './diff.js';
 import { contentMd5, copyObject, copyWithin, type VerifyMode } from './copy.js';
 import { runPool } from './pool.js';
-import { QUARANTINE_PREFIX } from './types.js';
+import { QUARANTINE_PREFIX, SOURCE_ETAG_META } from './types.js';
 import { checkDeletes, type DeleteWindow } from '../files/delete-guard.js';
 
 export type ConflictPolicy = 'source-wins' | 'quarantine';
@@ -62,11 +62,12 @@ export interface SyncOptions {
   /** Called after an object was copied to the target (its tombstone, if any, goes). */
   afterCopy?: (key: string) => void;
   /**
-   * Live replication: a target object modified within this many ms before the listings began is neither
-   * deleted nor overwritten by this pass (it may be a write that reached both sides between the two
-   * listings, or while the source still held the older version), and every delete first asks the source
-   * again (HEAD) and keeps what the source has by then. The next pass decides. Default 0: a one-shot
-   * mirror does what the listings say.
+   * Live replication next to a write-through front: a target object modified within this many ms
+   * before the listings began is neither deleted nor overwritten by this pass unless this puller wrote
+   * it (it may be a write that reached both sides between the two listings, or while the source still
+   * held the older version); every delete first checks (HEAD) that the target still holds the listed
+   * object and the source still lacks it. The next pass decides. Default 0: a one-shot mirror, or a
+   * puller with no front, does what the listings say.
    */
   deferRecentMs?: number;
   /** The wall clock the target's modification times are compared with (default Date.now). */
@@ -204,9 +205,19 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     const cutoff = listedFromMs - graceMs;
     const deletes = splitRecent(diff.delete, (t) => t.mtimeMs, cutoff);
     const copies = splitRecent(diff.copy, (c) => c.target?.mtimeMs, cutoff);
+    // A recent target object this puller wrote itself carries the source ETag it copied: not a write
+    // from elsewhere, so it is replaced now (a source changed since the last copy must not wait).
+    const own: CopyItem[] = [];
+    let waiting = 0;
+    await runPool(copies.later, concurrency, async (c) => {
+      const h = await target.head(c.key).catch(() => null);
+      if (h?.metadata?.[SOURCE_ETAG_META] !== undefined) own.push(c);
+      else waiting++;
+    }, signal);
+    if (signal?.aborted) return aborted();
     diff.delete = deletes.now;
-    diff.copy = copies.now;
-    result.deferred = deletes.later.length + copies.later.length;
+    diff.copy = [...copies.now, ...own];
+    result.deferred = deletes.later.length + waiting;
   }
   const dw = opts.deleteWindow;
   let guard = deleteGuard(src.length, result.targetObjects, diff.delete.length, maxDeleteFraction, opts.allowEmptySource ?? false);
@@ -252,8 +263,8 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   progress.phase = 'delete';
   await runPool(diff.delete, concurrency, async (t) => {
     try {
-      if (graceMs > 0 && (await source.head(t.key)) !== null) {
-        // Written to the source after its listing (a write reaching both sides mid-pass): keep it.
+      if (graceMs > 0 && !(await stillToDelete(source, target, t))) {
+        // Written again since the listings (a write reaching both sides mid-pass): keep it.
         result.deferred++;
         return;
       }
@@ -270,6 +281,19 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     }
   }, signal);
   return signal?.aborted ? aborted() : finish();
+}
+
+/**
+ * Live replication, right before a delete: the target object is still the one listed (same ETag and
+ * size, same second) and the source still lacks the key. Narrows the window in which a write through
+ * the front lands between the listings and the delete to the two requests.
+ */
+async function stillToDelete(source: ObjectStore, target: ObjectStore, listed: ObjectInfo): Promise<boolean> {
+  const cur = await target.head(listed.key);
+  if (!cur) return false;
+  const sec = (ms: number) => Math.floor(ms / 1000);
+  if (cur.etag !== listed.etag || cur.size !== listed.size || sec(cur.mtimeMs) !== sec(listed.mtimeMs)) return false;
+  return (await source.head(listed.key)) === null;
 }
 
 /**
