@@ -9,6 +9,8 @@ import { Readable } from 'node:stream';
 import type { Cluster } from '../../../fixtures/cluster.js';
 import type { Rng } from './rng.js';
 import { sleep, store, type DbCounter } from './load-types.js';
+import { originalKey } from '../../replication/repo/quarantine.js';
+import { QUARANTINE_PREFIX } from '../../replication/repo/types.js';
 
 export type Node = 'a' | 'b';
 export const other = (n: Node): Node => (n === 'a' ? 'b' : 'a');
@@ -279,14 +281,26 @@ const massDeleteRepo: FaultFn = async (x, p) => {
   const guard = guardEvents(await x.c.events(p).catch(() => [])) + guardEvents(await x.c.events(q).catch(() => []));
   const violations: string[] = [];
   if (keys.length >= 10 && kept < keys.length * 0.9) violations.push(`mass delete of ${keys.length} objects on ${p}: only ${kept} kept on ${q} (the delete guard did not hold)`);
-  // The operator restores the deleted objects from the standby.
+  // The operator restores the deleted objects from the standby: from its bucket, or from the copies its
+  // puller moved into quarantine while the deletes it followed stayed within the delete guard.
+  const aside = new Map<string, string>();
+  try {
+    for await (const o of peer.list(QUARANTINE_PREFIX)) {
+      const k = originalKey(o.key);
+      if (k) aside.set(k, o.key); // listed in order: the newest event's copy last
+    }
+  } catch {
+    /* restored from the bucket only */
+  }
   let restored = 0;
+  let fromQuarantine = 0;
   for (const k of keys) {
     try {
-      const h = await peer.head(k);
-      if (!h) continue;
+      const from = (await peer.head(k)) ? k : aside.get(k);
+      if (!from) continue;
+      if (from !== k) fromQuarantine++;
       const chunks: Buffer[] = [];
-      for await (const ch of await peer.get(k)) chunks.push(ch as Buffer);
+      for await (const ch of await peer.get(from)) chunks.push(ch as Buffer);
       const body = Buffer.concat(chunks);
       await local.put(k, Readable.from([body]), body.length);
       restored++;
@@ -296,7 +310,7 @@ const massDeleteRepo: FaultFn = async (x, p) => {
   }
   local.close();
   peer.close();
-  return { fault: `mass delete: ${keys.length} objects deleted on ${p}'s repository (then restored from ${q})`, violations, at, notes: { deleted: keys.length, kept_on_standby: kept, restored, guard_events: guard } };
+  return { fault: `mass delete: ${keys.length} objects deleted on ${p}'s repository (then restored from ${q})`, violations, at, notes: { deleted: keys.length, kept_on_standby: kept, restored, restored_from_quarantine: fromQuarantine, guard_events: guard } };
 };
 
 /** Deletes (mass-delete) or empties (empty-source-tree) the primary's config tree; the standby must keep it. */
