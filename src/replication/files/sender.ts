@@ -292,7 +292,9 @@ export class FileSyncSender {
       t.dirCheck.running = t.dirs
         .replaced()
         .then((dirs) => {
-          if (dirs.length && t.watcher === w && this.running) void this.rewatch(t, w, dirs);
+          if (dirs.length && t.watcher === w && this.running) {
+            void this.rewatch(t, w, dirs).catch((err) => this.fail(`watching tree "${t.cfg.name}" afresh: ${errorMessage(err)}`));
+          }
         })
         .catch(() => undefined)
         .finally(() => {
@@ -370,7 +372,9 @@ export class FileSyncSender {
         });
         this.requestFullPass();
       }
-    }).finally(() => (this.rootCheck = null));
+    })
+      .catch((err) => this.fail(`checking the roots of the trees: ${errorMessage(err)}`))
+      .finally(() => (this.rootCheck = null));
     return this.rootCheck;
   }
 
