@@ -22,8 +22,8 @@ const TOMBSTONE_QUERY_KEYS = 500;
 /** Least time between two passes the front asks of the standby while it waits to name it. */
 const PASS_REQUEST_MIN_GAP_MS = 1000;
 /**
- * Target objects written this recently before a pass's listings are not deleted by it (the next pass
- * decides): wider than a listing takes and than S3's one-second LastModified.
+ * Target objects written this recently before a pass's listings are neither deleted nor overwritten by
+ * it (the next pass decides): wider than a listing takes and than S3's one-second LastModified.
  */
 const RECENT_WRITE_GRACE_MS = 5000;
 /** The peer's URLs, those on a heartbeat path that answers first (all of them when it lists none). */

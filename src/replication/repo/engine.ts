@@ -70,8 +70,6 @@ export interface SyncOptions {
    * puller with no front, does what the listings say.
    */
   deferRecentMs?: number;
-  /** The wall clock the target's modification times are compared with (default Date.now). */
-  nowMs?: () => number;
 }
 
 export interface SyncResult {
@@ -173,7 +171,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   };
 
   report(true);
-  const listedFromMs = (opts.nowMs ?? Date.now)();
+  const listedFromMs = Date.now();
   // Both listings complete before anything changes: a partial source listing must never drive deletes.
   const [src, tgt] = await Promise.all([listAll(source, signal), listAll(target, signal)]);
   if (signal?.aborted) return aborted();
