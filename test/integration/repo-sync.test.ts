@@ -312,4 +312,33 @@ describe('syncRepo', () => {
     // Converged: the next pass has nothing to do and quarantines nothing more.
     expect(await syncRepo(a.store, b.store, { conflictPolicy: 'quarantine' })).toMatchObject({ copied: 0, quarantined: 0, failed: 0 });
   });
+
+  it('an object killed mid-write on the source (empty ETag) is copied by its content, once, and counts as in sync', async () => {
+    // The primary's store was killed while an upload landed: the bytes are complete, but the server lists
+    // and serves the object with an empty ETag. Its content is all there is to go by; a pass that insisted
+    // on the ETag failed on it forever and the standby never caught up.
+    const a = await lab.repo();
+    const b = await lab.repo();
+    const data = randomBytes(8192);
+    await putBytes(a.store, 'VMS/chaos/chaos-006940.img', data);
+    await putBytes(a.store, 'VMS/chaos/chaos-006941.img', randomBytes(100));
+    const path = a.cumulus.objectPath('VMS/chaos/chaos-006940.img');
+    await writeFile(`${path}.md5`, '');
+    await rm(path.replace(/object$/, 'metadata.json'));
+    expect((await a.store.head('VMS/chaos/chaos-006940.img'))?.etag).toBe('');
+
+    const first = await syncRepo(a.store, b.store);
+    expect(first).toMatchObject({ copied: 2, failed: 0 });
+    expect(md5(await readBytes(b.store, 'VMS/chaos/chaos-006940.img'))).toBe(md5(data));
+    // Converged: nothing to copy again, nothing behind.
+    const again = await syncRepo(a.store, b.store);
+    expect(again).toMatchObject({ copied: 0, skipped: 2, failed: 0, deleted: 0 });
+    // The deep pass compares content, and finds the copy sound.
+    expect(await syncRepo(a.store, b.store, { deep: true })).toMatchObject({ corrupt: 0, copied: 0, failed: 0 });
+    // A later, sound upload of the key replaces the copy.
+    const next = randomBytes(8192);
+    await putBytes(a.store, 'VMS/chaos/chaos-006940.img', next);
+    expect(await syncRepo(a.store, b.store)).toMatchObject({ copied: 1, failed: 0 });
+    expect(md5(await readBytes(b.store, 'VMS/chaos/chaos-006940.img'))).toBe(md5(next));
+  });
 });

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { isMultipartEtag, isPlainMd5 } from './diff.js';
-import { canCopy, partSizeFor, SOURCE_ETAG_META, type ObjectBody } from './types.js';
+import { canCopy, partSizeFor, SOURCE_ETAG_META, sourceEtagMeta, type ObjectBody } from './types.js';
 import { WRITTEN_AT_META } from './quarantine.js';
 
 /**
@@ -125,7 +125,7 @@ export async function copyObject(
   if (signal?.aborted) throw abortError();
   const body = (await source.get(listed.key)) as ObjectBody;
   const info = body.info ?? listed;
-  const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: info.etag };
+  const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: sourceEtagMeta(info.etag) };
   const partSize = partSizeFor(target, info.size);
   // The MD5 the stored content must have, when the source already states it: no need to hash in flight.
   const sourceMd5 = partSize === null && isPlainMd5(info.etag) ? info.etag : null;
@@ -184,7 +184,8 @@ interface Sent {
 /** Whether the bytes read are the source object the listing and GET described. */
 function sourceProblem(source: ObjectInfo, sent: Sent): string | null {
   if (sent.bytes !== source.size) return `read ${sent.bytes} bytes, source says ${source.size}`;
-  if (sent.md5 && !isMultipartEtag(source.etag) && source.etag !== sent.md5) return `content MD5 ${sent.md5} differs from source ETag ${source.etag}`;
+  // Only a plain MD5 ETag states the content; a multipart or empty one is checked by size alone here.
+  if (sent.md5 && isPlainMd5(source.etag) && source.etag !== sent.md5) return `content MD5 ${sent.md5} differs from source ETag ${source.etag}`;
   return null;
 }
 
@@ -198,7 +199,7 @@ function targetProblem(source: ObjectInfo, head: ObjectInfo | null, sent: Sent, 
   if (isMultipartEtag(head.etag) && sent.composite && parts(head.etag) === parts(sent.composite) && head.etag !== sent.composite) {
     return `target ETag ${head.etag} differs from the composite ETag ${sent.composite} of the parts sent`;
   }
-  if (head.etag !== source.etag && head.metadata?.[SOURCE_ETAG_META] !== source.etag) return 'stored source ETag missing on target';
+  if (head.etag !== source.etag && head.metadata?.[SOURCE_ETAG_META] !== sourceEtagMeta(source.etag)) return 'stored source ETag missing on target';
   return null;
 }
 

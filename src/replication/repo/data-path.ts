@@ -9,7 +9,7 @@ import { RepoReplicator } from './replicator.js';
 import { RepoChangeWatch } from './change-watch.js';
 import { parseHint, type RepoChangeHint } from './hint.js';
 import { FrontGuard, type LoneWrite } from './front-guard.js';
-import { SOURCE_ETAG_META } from './types.js';
+import { SOURCE_ETAG_META, sourceEtagMeta } from './types.js';
 import { QuarantineKeeper } from './quarantine-keeper.js';
 import { retentionFromDays, TombstoneJournal } from '../tombstones.js';
 import { z } from 'zod';
@@ -305,7 +305,7 @@ export class RepoDataPath implements RoleHooks {
           const info = await withTimeout(this.opts.peer.head(key), timeoutMs);
           if (w.deleted) return info === null;
           if (info === null) return false;
-          return w.etag === null || info.etag === w.etag || info.metadata?.[SOURCE_ETAG_META] === w.etag;
+          return w.etag === null || info.etag === w.etag || info.metadata?.[SOURCE_ETAG_META] === sourceEtagMeta(w.etag);
         }),
       );
       if (answers.some((ok) => !ok)) return false;

@@ -4,7 +4,7 @@
  * when either side has one the target's stored source ETag (metadata nha-source-etag) decides.
  */
 import type { ObjectInfo } from '../../ports.js';
-import { QUARANTINE_PREFIX, SOURCE_ETAG_META } from './types.js';
+import { QUARANTINE_PREFIX, SOURCE_ETAG_META, sourceEtagMeta } from './types.js';
 
 export type Verdict = 'same' | 'different' | 'unknown';
 
@@ -37,11 +37,13 @@ export function isPlainMd5(etag: string): boolean {
 export function compareObjects(source: ObjectInfo, target: ObjectInfo): Verdict {
   if (source.size !== target.size) return 'different';
   if (source.etag === target.etag) return 'same';
-  // Two plain MD5 ETags that differ mean different bytes, whatever the metadata claims.
-  if (!isMultipartEtag(source.etag) && !isMultipartEtag(target.etag)) return 'different';
+  // Two plain MD5 ETags that differ mean different bytes, whatever the metadata claims. Any other ETag
+  // (multipart, or empty from a store killed mid-write) does not state the content: the source ETag the
+  // target recorded when it was copied decides.
+  if (isPlainMd5(source.etag) && isPlainMd5(target.etag)) return 'different';
   const stored = target.metadata?.[SOURCE_ETAG_META];
   if (target.metadata === undefined) return 'unknown';
-  return stored === source.etag ? 'same' : 'different';
+  return stored === sourceEtagMeta(source.etag) ? 'same' : 'different';
 }
 
 /** Keys under the quarantine prefix belong to neither side of the comparison. */

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import { HaError, errorMessage } from '../../errors.js';
 import type { EventInput } from '../../events/bus.js';
-import { diffListings, isMultipartEtag, totalBytes, type CopyItem, type RepoDiff } from './diff.js';
+import { diffListings, isPlainMd5, totalBytes, type CopyItem, type RepoDiff } from './diff.js';
 import { contentMd5, copyObject, copyWithin, type VerifyMode } from './copy.js';
 import { runPool } from './pool.js';
 import { QUARANTINE_PREFIX, SOURCE_ETAG_META } from './types.js';
@@ -184,7 +184,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
     await runPool(diff.unchanged, Math.min(concurrency, 4), async ({ source: s, target: t }) => {
       try {
         const got = await contentMd5(target, t.key, signal);
-        const want = isMultipartEtag(s.etag) ? await contentMd5(source, s.key, signal) : s.etag;
+        const want = isPlainMd5(s.etag) ? s.etag : await contentMd5(source, s.key, signal);
         if (got !== want) {
           result.corrupt++;
           diff.copy.push({ key: s.key, reason: 'corrupt', source: s, target: t });

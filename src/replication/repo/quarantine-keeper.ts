@@ -25,7 +25,7 @@ import type { ObjectInfo, ObjectStore } from '../../ports.js';
 import type { EventInput } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
 import { contentMd5, copyObject } from './copy.js';
-import { isMultipartEtag } from './diff.js';
+import { isPlainMd5 } from './diff.js';
 import { originalKey, planQuarantine, QUARANTINE_PREFIX, writtenAtOf, type QuarantinedObject } from './quarantine.js';
 import { deletedAfterWrite } from '../tombstones.js';
 
@@ -361,7 +361,7 @@ export class QuarantineKeeper {
   private async sameContent(q: { key: string; etag: string; size: number }, b: ObjectInfo, bStore: ObjectStore): Promise<boolean> {
     if (q.size !== b.size) return false;
     if (q.etag === b.etag) return true;
-    if (!isMultipartEtag(q.etag) && !isMultipartEtag(b.etag)) return false;
+    if (isPlainMd5(q.etag) && isPlainMd5(b.etag)) return false;
     return (await contentMd5(this.o.local, q.key)) === (await contentMd5(bStore, b.key));
   }
 

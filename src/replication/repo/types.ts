@@ -30,5 +30,12 @@ export function partSizeFor(store: ObjectStore, size: number): number | null {
 
 /** User-metadata key (x-amz-meta-nha-source-etag) holding the source ETag of a replicated object. */
 export const SOURCE_ETAG_META = 'nha-source-etag';
+/**
+ * The value stored under SOURCE_ETAG_META for a source ETag. A store killed mid-write can list an object
+ * with an empty ETag; it is recorded as `none` (an empty user-metadata value may not survive the trip).
+ */
+export function sourceEtagMeta(etag: string): string {
+  return etag === '' ? 'none' : etag;
+}
 /** Prefix where the quarantine conflict policy keeps target objects before overwriting or deleting them. */
 export const QUARANTINE_PREFIX = 'nha-quarantine/';
