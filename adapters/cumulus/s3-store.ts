@@ -21,6 +21,10 @@ import { HaError, errorMessage } from '../../src/errors.js';
 import { SignatureV2Signer, encodeRfc3986 } from './sigv2.js';
 import type { ObjectBody } from '../../src/replication/repo/types.js';
 
+// The SDK's Node 20 support warning (see src/cli/main.ts) also for programs that reach the store without
+// the CLI: the benchmarks and the chaos harness. =false still shows it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface S3StoreOptions {
   /** Endpoint URL, e.g. http://127.0.0.1:8888 (Cumulus) or https://s3.example.org. */
   endpoint: string;
