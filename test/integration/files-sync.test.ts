@@ -31,6 +31,8 @@ interface Rig {
   client: PeerClient;
   events: EventInput[];
   requests: string[];
+  /** Paths the sender reported gone on this node (onGone), in order. */
+  gone: string[];
   listen(port?: number): Promise<void>;
 }
 
@@ -55,7 +57,7 @@ async function rig(opts: { largeFileBytes?: number; seed?: (src: string, dst: st
   app.use('/peer/files', express.json({ verify: captureRawBody, limit: '64mb' }), requirePeerAuth(SECRET, { allowStream: true }), filesPeerRouter({ receiver }));
   const client = new PeerClient('primary', SECRET);
   const r: Rig = {
-    base, src, dst, qdir, url: '', server: null as unknown as Server, receiver, client, events, requests,
+    base, src, dst, qdir, url: '', server: null as unknown as Server, receiver, client, events, requests, gone: [],
     sender: null as unknown as FileSyncSender,
     async listen(port = 0) {
       r.server = await new Promise<Server>((resolve, reject) => {
@@ -73,6 +75,7 @@ async function rig(opts: { largeFileBytes?: number; seed?: (src: string, dst: st
     events: { emit: (e) => events.push(e) },
     retryMinMs: 100,
     retryMaxMs: 500,
+    onGone: (tree, rel) => r.gone.push(`${tree}/${rel}`),
   });
   rigs.push(r);
   return r;
@@ -185,6 +188,38 @@ describe('file-tree sync, primary to standby', () => {
     expect(got).toHaveLength(1000);
     for (const i of [0, 1, 499, 998, 999]) expect(await content(join(r.dst, 'many', `f${i}.conf`))).toBe(`value ${i}\n`);
     expect(got).not.toContain('edit.swp');
+    expect(r.sender.status().filesBehind).toBe(0);
+  });
+
+  it('watches directories, not files: a 1,200-file tree holds a few watches, and edits, chmods and deletes of its files still arrive', async () => {
+    const watches = () => process.getActiveResourcesInfo().filter((x) => x === 'FSEventWrap').length;
+    const r = await rig({
+      seed: async (src) => {
+        for (const d of ['a', 'b', 'c']) {
+          await mkdir(join(src, d));
+          for (let i = 0; i < 400; i++) await writeFile(join(src, d, `f${i}.conf`), `${d} ${i}\n`);
+        }
+      },
+    });
+    const before = watches();
+    await r.sender.start();
+    await waitFor('initial pass', async () => (await readdir(join(r.dst, 'c')).catch(() => [])).length === 400, 30_000);
+    // One watch per directory (the root and a, b, c), not one per file as chokidar does for files it tracks.
+    expect(watches() - before).toBeLessThanOrEqual(8);
+    await writeFile(join(r.src, 'a', 'f7.conf'), 'edited\n');
+    await chmod(join(r.src, 'b', 'f8.conf'), 0o600);
+    await unlink(join(r.src, 'c', 'f9.conf'));
+    await rm(join(r.src, 'b', 'gone-dir'), { recursive: true, force: true });
+    await mkdir(join(r.src, 'b', 'gone-dir'));
+    await writeFile(join(r.src, 'b', 'gone-dir', 'x.conf'), 'x\n');
+    await waitFor('edits', async () => (await content(join(r.dst, 'a', 'f7.conf'))) === 'edited\n' && !(await exists(join(r.dst, 'c', 'f9.conf'))) && (await content(join(r.dst, 'b', 'gone-dir', 'x.conf'))) === 'x\n');
+    await waitFor('chmod', async () => ((await stat(join(r.dst, 'b', 'f8.conf'))).mode & 0o777) === 0o600);
+    await rm(join(r.src, 'b', 'gone-dir'), { recursive: true });
+    await waitFor('directory delete', async () => !(await exists(join(r.dst, 'b', 'gone-dir'))));
+    // Deletes on this node are reported (merge-back's tombstones), edits are not.
+    expect(r.gone).toContain('etc/c/f9.conf');
+    expect(r.gone).toContain('etc/b/gone-dir');
+    expect(r.gone).not.toContain('etc/a/f7.conf');
     expect(r.sender.status().filesBehind).toBe(0);
   });
 

@@ -233,7 +233,12 @@ export class FileSyncSender {
       followSymlinks: false,
       atomic: false,
       persistent: true,
-      ignored: (p: string) => {
+      // chokidar watches every file it tracks with an fs.watch of its own (an inotify watch and a handle
+      // each, all closed one by one in a single tick when their directory goes). Files are left to their
+      // directory's watch instead: its raw events name every file created, written, chmod-ed, renamed or
+      // removed in it, and a flush looks at each named path. Directories and symlinks stay tracked.
+      ignored: (p: string, stats?: { isFile(): boolean }) => {
+        if (stats?.isFile()) return true;
         const rel = this.relOf(t, p);
         return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
       },
@@ -252,7 +257,6 @@ export class FileSyncSender {
       this.scheduleDirCheck(t, w);
       // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
       if (ev === 'unlinkDir' && posix.resolve(p) === t.root) void this.checkRoots();
-      if (ev === 'unlink' || ev === 'unlinkDir') this.gone(t, p);
       this.mark(t, p);
     });
     // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
@@ -413,9 +417,7 @@ export class FileSyncSender {
     return posix.relative(t.root, p);
   }
 
-  private gone(t: Tree, abs: string): void {
-    const rel = this.relOf(t, abs);
-    if (!rel || isTempName(rel) || t.excluded(rel)) return;
+  private gone(t: Tree, rel: string): void {
     this.opts.onGone?.(t.cfg.name, rel);
   }
 
@@ -530,6 +532,9 @@ export class FileSyncSender {
         rels.forEach((rel, i) => {
           const abs = posix.join(t.root, rel);
           const cur = states[i];
+          // Gone on this node: recorded (merge-back never brings it back) whether or not the guard lets
+          // the delete through. A directory's record covers everything below it.
+          if (!cur) this.gone(t, rel);
           if (cur && this.shipped.get(abs) === cur.sig) return;
           if (cur) sigs.set(abs, cur.sig);
           items.push({ rel, entry: cur ? (this.portable(t, cur.entry) ?? null) : null });
