@@ -45,6 +45,12 @@ export class ReceivedRecords {
   delete(tree: string, rel: string): void {
     const m = this.trees.get(tree);
     if (!m) return;
+    // Records are kept for files (and links): a recorded path has nothing below it. Only a directory
+    // needs the scan, so an `rm -r` of thousands of files costs one lookup per file, not one scan each.
+    if (m.delete(rel)) {
+      this.dirty = true;
+      return;
+    }
     const prefix = rel + '/';
     for (const k of m.keys()) {
       if (k === rel || k.startsWith(prefix)) {
