@@ -7,7 +7,10 @@
  * latter from process.getActiveResourcesInfo()) and the bytes of every directory the node writes.
  * The last line is JSON: { minutes, lost_rows, lost_images, nodes: { a: {...}, b: {...} } }.
  *
- *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256]
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--svg FILE] [--samples FILE]
+ *
+ * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
+ * marked); --samples writes every sample as JSON.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { parse, stringify } from 'yaml';
 import { Cluster } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
 import { FileWriter, Uploader, objectMd5, sleep, store } from '../../src/cli/chaos/load.js';
+import { svgPlot, type Series } from '../lib/svg-plot.js';
 
 type Node = 'a' | 'b';
 const NODES: Node[] = ['a', 'b'];
@@ -29,6 +33,12 @@ const archiveMaxMb = arg('archive-max-mb', 256);
 const warmupMs = arg('warmup-s', 120) * 1000;
 const switchoverMs = arg('switchover-s', 300) * 1000;
 const json = process.argv.includes('--json');
+function argPath(name: string): string | null {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : null;
+}
+const svgFile = argPath('svg');
+const samplesFile = argPath('samples');
 const say = (m: string) => (json ? console.error(m) : console.log(m));
 
 interface Sample {
@@ -202,6 +212,11 @@ async function main(): Promise<void> {
       archive_over_limit_samples: archiveOverLimit,
       nodes,
     };
+    if (samplesFile) writeFileSync(samplesFile, JSON.stringify({ switchovers, samples }));
+    if (svgFile) {
+      writeFileSync(svgFile, chart(samples, switchovers, minutes));
+      say(`chart written to ${svgFile}`);
+    }
     console.log(JSON.stringify(result));
   } finally {
     for (const w of writers) await w.stop().catch(() => undefined);
@@ -209,6 +224,26 @@ async function main(): Promise<void> {
     await files?.stop().catch(() => undefined);
     await cleanup();
   }
+}
+
+/** RSS, heap, active resources and disk use of both nodes over the run, switchovers marked. */
+function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from: string }[], minutes: number): string {
+  const colors: Record<Node, string> = { a: '#1f77b4', b: '#ff7f0e' };
+  const min = (t: number) => Math.round((t / 60_000) * 100) / 100;
+  const mib = (v: number | null) => (v === null ? null : Math.round((v / 2 ** 20) * 10) / 10);
+  const series = (label: string, pick: (x: Sample) => number | null, dashed = false): Series[] =>
+    NODES.map((n) => ({ label: `${n} ${label}`, color: colors[n], dashed, points: samples[n].map((x) => [min(x.t), pick(x)] as [number, number | null]) }));
+  return svgPlot({
+    title: `nimbus-ha soak: ${minutes} min, steady load, a switchover every ${Math.round(switchoverMs / 60_000)} min`,
+    xLabel: 'minutes',
+    markerLegend: 'switchover',
+    markers: switchovers.map((s) => ({ x: min(s.at), label: `switchover from ${s.from}` })),
+    panels: [
+      { title: 'sidecar memory', unit: 'MiB', series: [...series('RSS', (x) => mib(x.rss)), ...series('heap used', (x) => mib(x.heap), true)] },
+      { title: 'active resources and open fds', unit: 'count', series: [...series('resources', (x) => x.handles), ...series('fds', (x) => x.fds, true)] },
+      { title: 'disk', unit: 'MiB', series: [...series('node dir', (x) => mib(x.dirs.total)), ...series('WAL archive', (x) => mib(x.dirs.archive), true)] },
+    ],
+  });
 }
 
 main().then(
