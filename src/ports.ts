@@ -210,7 +210,12 @@ export interface PutOptions {
    * it (S3, MinIO, Ceph) refuses a damaged body and keeps the object it had.
    */
   contentMd5?: string;
+  /** A canned ACL for the new object (x-amz-acl); none: the server's default (private). */
+  acl?: CannedAcl;
 }
+
+/** The canned object ACLs a repository can tell apart by their grants. */
+export type CannedAcl = 'private' | 'public-read' | 'public-read-write' | 'authenticated-read';
 
 /** An S3-compatible repository bucket (Cumulus, MinIO, s3rver). */
 export interface ObjectStore {
@@ -224,6 +229,13 @@ export interface ObjectStore {
   /** Store an object from a stream of known size (multipart when large) with user metadata. */
   put(key: string, body: Readable, size: number, metadata?: Record<string, string>, opts?: PutOptions): Promise<ObjectInfo>;
   delete(key: string): Promise<void>;
+  /**
+   * An object's ACL as a canned ACL (from its grants), null when the server keeps no object ACLs
+   * (answers NotImplemented), or when the object is gone. Optional: stores without it copy no ACLs.
+   */
+  getAcl?(key: string): Promise<CannedAcl | null>;
+  /** Set an object's canned ACL. */
+  putAcl?(key: string, acl: CannedAcl): Promise<void>;
 }
 
 /** A heartbeat/peer message as carried over the wire (signed by the transport). */

@@ -8,15 +8,17 @@ import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
+  GetObjectAclCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsCommand,
+  PutObjectAclCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { ObjectInfo, ObjectStore, PutOptions } from '../../src/ports.js';
+import type { CannedAcl, ObjectInfo, ObjectStore, PutOptions } from '../../src/ports.js';
 import { HaError, errorMessage } from '../../src/errors.js';
 import { SignatureV2Signer, encodeRfc3986 } from './sigv2.js';
 import type { ObjectBody } from '../../src/replication/repo/types.js';
@@ -85,6 +87,18 @@ interface SdkErrorShape {
 
 const SILENT_LOGGER = { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
+const ALL_USERS = 'http://acs.amazonaws.com/groups/global/AllUsers';
+const AUTHENTICATED_USERS = 'http://acs.amazonaws.com/groups/global/AuthenticatedUsers';
+
+/** The canned ACL an object's grants amount to (the owner's own grant aside). */
+export function cannedFromGrants(grants: ReadonlyArray<{ uri: string; permission: string }>): CannedAcl {
+  const has = (uri: string, perm: string) => grants.some((g) => g.uri === uri && (g.permission === perm || g.permission === 'FULL_CONTROL'));
+  if (has(ALL_USERS, 'WRITE')) return 'public-read-write';
+  if (has(ALL_USERS, 'READ')) return 'public-read';
+  if (has(AUTHENTICATED_USERS, 'READ')) return 'authenticated-read';
+  return 'private';
+}
+
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
   /** Uploads, on the same sockets: see the constructor. */
@@ -93,6 +107,8 @@ export class S3Store implements ObjectStore {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly multipartThreshold: number;
+  /** The server answered NotImplemented to GET ?acl: it keeps no object ACLs; not asked again. */
+  private aclsUnsupported = false;
 
   constructor(private readonly opts: S3StoreOptions) {
     this.multipart = opts.multipart ?? true;
@@ -198,7 +214,7 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Readable, size: number, metadata?: Record<string, string>, opts: PutOptions = {}): Promise<ObjectInfo> {
-    const params = { Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata };
+    const params = { Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata, ...(opts.acl ? { ACL: opts.acl } : {}) };
     let etag: string | undefined;
     const partSize = this.uploadPartSize(size);
     if (partSize !== null) {
@@ -249,6 +265,30 @@ export class S3Store implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     await this.call(`delete ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key })));
+  }
+
+  /** The object's grants as a canned ACL; null when the server keeps no ACLs (remembered) or the object is gone. */
+  async getAcl(key: string): Promise<CannedAcl | null> {
+    if (this.aclsUnsupported) return null;
+    let grants: Array<{ uri: string; permission: string }>;
+    try {
+      const r = await this.client.send(new GetObjectAclCommand({ Bucket: this.opts.bucket, Key: key }));
+      grants = (r.Grants ?? []).map((g) => ({ uri: g.Grantee?.URI ?? '', permission: g.Permission ?? '' }));
+    } catch (err) {
+      const e = err as SdkErrorShape;
+      const code = e.Code ?? e.name ?? e.code ?? '';
+      if (code === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return null;
+      if (code === 'NotImplemented' || e.$metadata?.httpStatusCode === 501) {
+        this.aclsUnsupported = true;
+        return null;
+      }
+      throw this.mapError(err, `get ACL of ${key}`);
+    }
+    return cannedFromGrants(grants);
+  }
+
+  async putAcl(key: string, acl: CannedAcl): Promise<void> {
+    await this.call(`put ACL of ${key}`, () => this.client.send(new PutObjectAclCommand({ Bucket: this.opts.bucket, Key: key, ACL: acl })));
   }
 
   /** Release sockets. */

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncRepo, type SyncProgress } from '../../src/replication/repo/engine.js';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { HaError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/ports.js';
 import type { ObjectBody } from '../../src/replication/repo/types.js';
@@ -340,5 +340,37 @@ describe('syncRepo', () => {
     await putBytes(a.store, 'VMS/chaos/chaos-006940.img', next);
     expect(await syncRepo(a.store, b.store)).toMatchObject({ copied: 1, failed: 0 });
     expect(md5(await readBytes(b.store, 'VMS/chaos/chaos-006940.img'))).toBe(md5(next));
+  });
+
+  it("an object's ACL travels with it: a public image is public on the target, one made private again becomes private there in the deep pass", async () => {
+    const a = await lab.repo();
+    const b = await lab.repo();
+    const pub = randomBytes(3000);
+    await a.store.put('VMS/common/base.img', Readable.from([pub]), pub.length, undefined, { acl: 'public-read' });
+    await putBytes(a.store, 'VMS/u1/private.img', randomBytes(2000));
+    const anonymous = (url: string, key: string) => fetch(`${url}/Repo/${key}`).then((r) => r.status);
+    expect(await anonymous(a.cumulus.url, 'VMS/common/base.img')).toBe(200);
+
+    expect(await syncRepo(a.store, b.store)).toMatchObject({ copied: 2, failed: 0 });
+    expect(await b.store.getAcl('VMS/common/base.img')).toBe('public-read');
+    expect(await b.store.getAcl('VMS/u1/private.img')).toBe('private');
+    expect(await anonymous(b.cumulus.url, 'VMS/common/base.img')).toBe(200);
+    expect(await anonymous(b.cumulus.url, 'VMS/u1/private.img')).toBe(403);
+
+    // PUT ?acl on the source changes no listing: the quick pass cannot see it, the deep pass does.
+    await a.store.putAcl('VMS/common/base.img', 'private');
+    await a.store.putAcl('VMS/u1/private.img', 'authenticated-read');
+    expect(await syncRepo(a.store, b.store)).toMatchObject({ copied: 0, aclsFixed: 0 });
+    expect(await syncRepo(a.store, b.store, { deep: true, dryRun: true })).toMatchObject({ aclsFixed: 2 });
+    expect(await anonymous(b.cumulus.url, 'VMS/common/base.img')).toBe(200);
+    expect(await syncRepo(a.store, b.store, { deep: true })).toMatchObject({ copied: 0, corrupt: 0, aclsFixed: 2, failed: 0 });
+    expect(await anonymous(b.cumulus.url, 'VMS/common/base.img')).toBe(403);
+    expect(await b.store.getAcl('VMS/u1/private.img')).toBe('authenticated-read');
+    expect(await syncRepo(a.store, b.store, { deep: true })).toMatchObject({ aclsFixed: 0 });
+    // The same through Cumulus's own path (signature v2, single PUT).
+    const v2 = b.storeWith({ signatureVersion: 'v2', multipart: false });
+    await v2.putAcl('VMS/common/base.img', 'public-read');
+    expect(await v2.getAcl('VMS/common/base.img')).toBe('public-read');
+    expect(await anonymous(b.cumulus.url, 'VMS/common/base.img')).toBe(200);
   });
 });

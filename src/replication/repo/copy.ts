@@ -5,7 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ObjectInfo, ObjectStore } from '../../ports.js';
+import type { CannedAcl, ObjectInfo, ObjectStore } from '../../ports.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { isMultipartEtag, isPlainMd5 } from './diff.js';
 import { canCopy, partSizeFor, SOURCE_ETAG_META, sourceEtagMeta, type ObjectBody } from './types.js';
@@ -123,7 +123,18 @@ export async function copyObject(
   toKey: string = listed.key,
 ): Promise<CopyOutcome> {
   if (signal?.aborted) throw abortError();
+  // The object's ACL travels with it (a public image stays readable after a failover, a private one
+  // never turns public): asked alongside the GET, so it adds no round trip.
+  const aclAsked = target.putAcl && source.getAcl ? source.getAcl(listed.key) : Promise.resolve(null);
+  aclAsked.catch(() => undefined); // awaited below, once the GET answered
   const body = (await source.get(listed.key)) as ObjectBody;
+  let acl: CannedAcl | null;
+  try {
+    acl = await aclAsked;
+  } catch (err) {
+    body.destroy();
+    throw err;
+  }
   const info = body.info ?? listed;
   const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: sourceEtagMeta(info.etag) };
   const partSize = partSizeFor(target, info.size);
@@ -132,7 +143,7 @@ export async function copyObject(
   const { tap, done } = tapBody(body, onBytes, signal, partSize, sourceMd5 === null);
   let put: ObjectInfo;
   try {
-    put = await target.put(toKey, tap, info.size, metadata, sourceMd5 ? { contentMd5: sourceMd5 } : undefined);
+    put = await target.put(toKey, tap, info.size, metadata, { ...(sourceMd5 ? { contentMd5: sourceMd5 } : {}), ...(acl && acl !== 'private' ? { acl } : {}) });
   } finally {
     done();
   }

@@ -83,6 +83,8 @@ export interface SyncResult {
   failed: number;
   /** Objects found different by the deep pass (and recopied). */
   corrupt: number;
+  /** Objects whose ACL the deep pass found different from the source's, and set (not in a dry run). */
+  aclsFixed: number;
   quarantined: number;
   /** Copies and deletes in `planned` left to a later pass: the target object is recent, or the source has it again. */
   deferred: number;
@@ -143,7 +145,7 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
   const quarantinePrefix = quarantine ? `${QUARANTINE_PREFIX}${opts.eventId ?? newEventId()}/` : null;
   const result: SyncResult = {
     sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 },
-    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, quarantined: 0, deferred: 0, quarantinePrefix,
+    copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, aclsFixed: 0, quarantined: 0, deferred: 0, quarantinePrefix,
     bytes: 0, durationMs: 0, dryRun: opts.dryRun ?? false, aborted: false, errors: [],
   };
   const progress: SyncProgress = { phase: 'list', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, bytesPerSec: 0 };
@@ -188,6 +190,14 @@ export async function syncRepo(source: ObjectStore, target: ObjectStore, opts: S
         if (got !== want) {
           result.corrupt++;
           diff.copy.push({ key: s.key, reason: 'corrupt', source: s, target: t });
+        } else if (source.getAcl && target.getAcl && target.putAcl) {
+          // An ACL changed on the source without a new upload (PUT ?acl) changes no listing: the deep
+          // pass compares them.
+          const [sa, ta] = await Promise.all([source.getAcl(s.key), target.getAcl(t.key)]);
+          if (sa !== null && ta !== null && sa !== ta) {
+            if (!opts.dryRun) await target.putAcl(t.key, sa);
+            result.aclsFixed++;
+          }
         }
       } catch (err) {
         if (!signal?.aborted) fail(s.key, err);

@@ -396,7 +396,7 @@ export class RepoReplicator {
 
 function skippedResult(): PassResult {
   return {
-    sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 }, copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0,
+    sourceObjects: 0, targetObjects: 0, planned: { copy: 0, delete: 0, bytes: 0 }, copied: 0, deleted: 0, skipped: 0, failed: 0, corrupt: 0, aclsFixed: 0,
     quarantined: 0, deferred: 0, quarantinePrefix: null, bytes: 0, durationMs: 0, dryRun: false, aborted: false, errors: [], skippedByHint: true,
   };
 }
