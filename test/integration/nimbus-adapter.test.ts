@@ -159,7 +159,8 @@ describe('NimbusServiceController, process mode', () => {
 
   it('fails start() with SERVICE_FAILED when the service exits at once', async () => {
     const logFile = join(root, 'bad.log');
-    const c = controller({ command: [process.execPath, '-e', 'console.error("bad config: db.url missing"); process.exit(3)'], pidFile: undefined, logFile });
+    // The grace must outlast a Node start on a busy machine, or the exit is seen only after start() returned.
+    const c = controller({ command: [process.execPath, '-e', 'console.error("bad config: db.url missing"); process.exit(3)'], pidFile: undefined, logFile, startGraceMs: 3000 });
     await expect(c.start()).rejects.toMatchObject({ code: 'SERVICE_FAILED', message: expect.stringContaining('bad config: db.url missing') });
   });
 
