@@ -7,7 +7,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,6 +43,24 @@ async function cumulus(): Promise<Proc> {
     child.once('exit', (c) => reject(new Error(`cumulus exited ${c}`)));
   });
   return { child, url: (JSON.parse(line) as { url: string }).url, dir };
+}
+
+/** An HTTPS endpoint in front of a plain-HTTP Cumulus (a repository reached over TLS), with this certificate. */
+async function tlsTerminator(cert: string, key: string, target: string): Promise<{ url: string; close(): Promise<void> }> {
+  const t = new URL(target);
+  const server = https.createServer({ cert, key }, (req, res) => {
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
 }
 
 /** One v2-signed S3 request over HTTPS (as an S3 client through the repository VIP would send it). */
@@ -118,6 +138,48 @@ describe('repository front over HTTPS with tls configured (real Cumulus stand-in
     expect(get.status).toBe(200);
     expect(md5(get.body)).toBe(md5(data));
     expect(front.stats.both).toBe(1);
+  });
+
+  it("reaches the standby's repository over https:// (verified against the cluster CA), and acknowledges nothing when its certificate does not verify", async () => {
+    const bCert = await readFile(join(root, 'certs', 'b.crt'), 'utf8');
+    const bKey = await readFile(join(root, 'certs', 'b.key'), 'utf8');
+    const good = await tlsTerminator(bCert, bKey, b.url);
+    // A certificate from a CA the cluster does not know.
+    certsInit({ dir: join(root, 'other'), nodes: ['b'], witness: false });
+    const bad = await tlsTerminator(await readFile(join(root, 'other', 'b.crt'), 'utf8'), await readFile(join(root, 'other', 'b.key'), 'utf8'), b.url);
+    const material = loadTls({ cert: join(root, 'certs', 'a.crt'), key: join(root, 'certs', 'a.key'), ca: join(root, 'certs', 'ca.crt') });
+    const fronts: RepoFront[] = [];
+    try {
+      for (const peer of [good.url, bad.url]) {
+        const guard = new FrontGuard({ degradeAfterMs: 1000, claim: async () => true, emit: () => undefined, now: () => 0 });
+        await guard.tick(true);
+        const f = new RepoFront({
+          host: '127.0.0.1',
+          port: 0,
+          local: { endpoint: a.url, accessKeyId: ACCESS, secretAccessKey: SECRET },
+          peer: { endpoint: peer, accessKeyId: ACCESS, secretAccessKey: SECRET },
+          guard: () => guard,
+          tls: { cert: material.cert, key: material.key, ca: material.ca },
+        });
+        await f.start();
+        fronts.push(f);
+      }
+      const data = randomBytes(64 * 1024 + 5);
+      const put = await s3(fronts[0].url, 'PUT', '/Repo/VMS/u1/over-tls.qcow2', data, { ca });
+      expect(put.status).toBe(200);
+      expect((await store(b.url).head('VMS/u1/over-tls.qcow2'))?.etag).toBe(md5(data));
+      expect(fronts[0].stats.both).toBe(1);
+
+      const other = randomBytes(1000);
+      const refused = await s3(fronts[1].url, 'PUT', '/Repo/VMS/u1/untrusted-peer.qcow2', other, { ca });
+      expect(refused.status).toBe(503);
+      expect(await store(b.url).head('VMS/u1/untrusted-peer.qcow2')).toBeNull();
+      expect(fronts[1].stats.both).toBe(0);
+    } finally {
+      for (const f of fronts) await f.close();
+      await good.close();
+      await bad.close();
+    }
   });
 
   it('is refused by a client that does not trust the CA or expects another host name, and speaks no clear text', async () => {
