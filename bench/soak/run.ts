@@ -4,7 +4,7 @@
  * database VIP (4 writers, up to 200 commits/s), an image upload and a config edit every few seconds, and
  * a planned switchover every 5 minutes. Every 10 s it samples each sidecar's RSS, heap, open file
  * descriptors and active resources (its own /metrics: prom-client's process and Node.js gauges, the
- * latter from process.getActiveResourcesInfo()) and the bytes of every directory the node writes.
+ * latter from process.getActiveResourcesInfo(), summed over types) and the bytes of every directory the node writes.
  * The last line is JSON: { minutes, lost_rows, lost_images, nodes: { a: {...}, b: {...} } }.
  *
  *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--svg FILE] [--samples FILE]
@@ -55,8 +55,11 @@ async function scrape(url: string): Promise<Record<string, number>> {
   try {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
     for (const line of text.split('\n')) {
-      const m = /^nimbus_ha_(process_resident_memory_bytes|nodejs_heap_size_used_bytes|process_open_fds|nodejs_active_resources_total) ([0-9.e+]+)$/.exec(line);
+      const m = /^nimbus_ha_(process_resident_memory_bytes|nodejs_heap_size_used_bytes|process_open_fds) ([0-9.e+]+)$/.exec(line);
       if (m) out[m[1]] = Number(m[2]);
+      // Active resources by type (FSEventWrap, TCPWrap, Timeout...): their sum.
+      const r = /^nimbus_ha_nodejs_active_resources\{[^}]*\} ([0-9.e+]+)$/.exec(line);
+      if (r) out.nodejs_active_resources = (out.nodejs_active_resources ?? 0) + Number(r[1]);
     }
   } catch {
     /* a node restarting: no sample */
@@ -140,7 +143,7 @@ async function main(): Promise<void> {
           const m = await scrape(c.nodes[n].url);
           const dirs = dirsOf(c.nodes[n].dataDir);
           if (dirs.archive > archiveLimit) archiveOverLimit++;
-          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources_total ?? null, dirs });
+          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, dirs });
         }
         const rows = writers.reduce((s, w) => s + w.acked.length, 0);
         const la = samples.a.at(-1)!;

@@ -1,9 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Agent } from '../cluster/agent.js';
-import type { EventBus } from '../events/bus.js';
+import { IMPORTANT_EVENT_TYPES, type EventBus } from '../events/bus.js';
 import type { Role } from '../ports.js';
 
 const ROLES: Role[] = ['starting', 'standby', 'primary', 'fenced', 'maintenance'];
+/** The events that count as a promotion of this node, by kind (nimbus_ha_failovers_total). */
+const PROMOTION_KINDS = ['failover', 'switchover', 'failback', 'promoted'] as const;
 
 /** Extra gauges a data path registers (repository lag, files behind...). */
 export type MetricsExtension = (registry: Registry) => void;
@@ -20,6 +22,9 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
   // matters for failure detection is nimbus_ha_heartbeat_timer_lag_seconds below, measured on the
   // heartbeat timer's own wake-ups.
   collectDefaultMetrics({ register: registry, prefix: 'nimbus_ha_', eventLoopMonitoringPrecision: 10_000 });
+  // prom-client also exports these three sums as gauges named *_total, which Prometheus's naming rules
+  // (promtool check metrics) keep for counters; sum(nimbus_ha_nodejs_active_resources) etc. give them.
+  for (const name of ['nodejs_active_resources_total', 'nodejs_active_handles_total', 'nodejs_active_requests_total']) registry.removeSingleMetric(`nimbus_ha_${name}`);
   new Gauge({
     name: 'nimbus_ha_heartbeat_timer_lag_seconds',
     help: 'largest delay of the heartbeat timer behind its schedule since the last scrape (event-loop lag at heartbeat granularity)',
@@ -87,23 +92,22 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
   });
   /** The data paths' status() summaries, as /status shows them (read at scrape time). */
   const replication = () => (agent.status().replication ?? {}) as Record<string, Record<string, unknown>>;
-  new Gauge({
-    name: 'nimbus_ha_data_behind',
-    help: 'work a data path still has to do to catch up (database: bytes, repository: objects, files: files)',
-    labelNames: ['path', 'unit'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const rep = replication();
-      const num = (v: unknown) => (typeof v === 'number' ? v : null);
-      const db = num(rep.db?.lag_bytes);
-      if (db !== null) this.set({ path: 'db', unit: 'bytes' }, db);
-      const repo = num(rep.repo?.objectsBehind);
-      if (repo !== null) this.set({ path: 'repo', unit: 'objects' }, repo);
-      const files = num(rep.files?.filesBehind);
-      if (files !== null) this.set({ path: 'files', unit: 'files' }, files);
-    },
-  });
+  // What a data path still has to do to catch up, one metric per unit (absent while a path does not say).
+  const behind = (name: string, unit: string, pathName: string, pick: (rep: Record<string, Record<string, unknown>>) => unknown) =>
+    new Gauge({
+      name,
+      help: `${unit} the ${pathName} data path still has to send to the standby (or, on the standby, to fetch) to catch up`,
+      labelNames: ['path'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const v = pick(replication());
+        if (typeof v === 'number') this.set({ path: pathName }, v);
+      },
+    });
+  behind('nimbus_ha_data_behind_bytes', 'bytes of WAL', 'db', (rep) => rep.db?.lag_bytes);
+  behind('nimbus_ha_data_behind_objects', 'objects', 'repo', (rep) => rep.repo?.objectsBehind);
+  behind('nimbus_ha_data_behind_files', 'files', 'files', (rep) => rep.files?.filesBehind);
   new Counter({
     name: 'nimbus_ha_repo_passes_total',
     help: 'repository sync passes on this node: listed (full listing of both sides) or skipped (the primary\'s change hint showed no change)',
@@ -132,9 +136,14 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
       this.set({ side: 'peer' }, peer?.ok ? 1 : 0);
     },
   });
-  const failovers = new Counter({ name: 'nimbus_ha_failovers_total', help: 'promotions of this node by kind', labelNames: ['kind'], registers: [registry] });
+  const failovers = new Counter({ name: 'nimbus_ha_failovers_total', help: 'promotions of this node by kind (failover, switchover, failback; promoted: start-up and recovery)', labelNames: ['kind'], registers: [registry] });
   const fences = new Counter({ name: 'nimbus_ha_fenced_total', help: 'times this node fenced itself', registers: [registry] });
-  const events = new Counter({ name: 'nimbus_ha_events_total', help: 'events recorded by type', labelNames: ['type'], registers: [registry] });
+  const events = new Counter({ name: 'nimbus_ha_events_total', help: 'events recorded by type (role and epoch events exported from start, at 0 until the first)', labelNames: ['type'], registers: [registry] });
+  // Every known series exists from the start, at 0: increase() over a counter that appears at 1 is 0,
+  // so the first failover of each kind after every restart would never alert.
+  for (const kind of PROMOTION_KINDS) failovers.inc({ kind }, 0);
+  for (const type of IMPORTANT_EVENT_TYPES) events.inc({ type }, 0);
+  fences.inc(0);
   const cycle = new Histogram({
     name: 'nimbus_ha_decision_cycle_seconds',
     help: 'duration of the last decision cycles',
@@ -142,7 +151,7 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     registers: [registry],
   });
   let lastCycles = 0;
-  new Gauge({
+  new Counter({
     name: 'nimbus_ha_decision_cycles_total',
     help: 'decision cycles run since start',
     registers: [registry],
@@ -151,12 +160,13 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
         cycle.observe(agent.stats.lastCycleMs / 1000);
         lastCycles = agent.stats.cycles;
       }
-      this.set(agent.stats.cycles);
+      this.reset();
+      this.inc(agent.stats.cycles);
     },
   });
   bus.on((e) => {
     events.inc({ type: e.type });
-    if (e.type === 'failover' || e.type === 'switchover' || e.type === 'promoted') failovers.inc({ kind: e.type });
+    if ((PROMOTION_KINDS as readonly string[]).includes(e.type)) failovers.inc({ kind: e.type });
     if (e.type === 'fenced') fences.inc();
   });
   for (const ext of extensions) ext(registry);
