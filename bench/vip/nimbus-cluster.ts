@@ -96,7 +96,8 @@ export class NetnsCluster {
         preferredPrimary: 'a',
         peers: [{ node: other(node), urls: [`http://${topo.node(other(node)).address}:${AGENT_PORT}`] }],
         witness: { url: `http://${topo.node('w').address}:${WITNESS_PORT}` },
-        timings: this.timings,
+        // The tests and the bench move the role back and forth on purpose: no hold-down between planned moves.
+        timings: { ...this.timings, plannedHoldDownMs: 0 },
         vip: { kind: 'linux-ip', address: this.o.vipCidr, interface: 'eth0', ...this.o.vip },
         log: { level: this.o.logLevel ?? 'info' },
       };

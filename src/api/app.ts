@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Registry } from 'prom-client';
-import type { Agent } from '../cluster/agent.js';
+import type { Agent, RequestRecord } from '../cluster/agent.js';
 import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { EventBus } from '../events/bus.js';
 import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest } from '../peer/auth.js';
@@ -114,12 +114,16 @@ export function createApp(d: ApiDeps): express.Express {
     next();
   });
   admin.use(express.json({ limit: '16kb' }));
+  // 202 with the queued request, or 409 when it is refused at once (a planned move already queued or
+  // running, the hold-down after the last one): the body is the request record and an Error.
+  const answer = (res: Response, rec: RequestRecord) =>
+    rec.state === 'refused' ? res.status(409).json({ error: 'REQUEST_REFUSED', ...rec }) : res.status(202).json(rec);
   admin.post('/switchover', (req, res) => {
     const to = typeof req.body?.to === 'string' ? req.body.to : null;
-    res.status(202).json(d.agent.request('switchover', to));
+    answer(res, d.agent.request('switchover', to));
   });
   admin.post('/failback', (_req, res) => {
-    res.status(202).json(d.agent.request('failback'));
+    answer(res, d.agent.request('failback'));
   });
   // Promote this node although the data-holder record does not name it: whatever the holders
   // acknowledged and this node lacks is lost. The body must say so explicitly.
@@ -128,7 +132,7 @@ export function createApp(d: ApiDeps): express.Express {
       res.status(400).json({ error: 'USAGE', message: 'expected a JSON body {"acceptDataLoss": true}: a forced promotion loses every acknowledged write this node lacks' });
       return;
     }
-    res.status(202).json(d.agent.request('promote'));
+    answer(res, d.agent.request('promote'));
   });
   admin.post('/maintenance', (req, res) => {
     const on = req.body?.on;

@@ -113,6 +113,12 @@ async function waitRequest(url: string, token: string | undefined, id: string, t
 
 async function adminAction(kind: 'switchover' | 'failback', opts: { url: string; token?: string; to?: string; wait: string }) {
   const { status, data } = await apiRequest<{ id: string; message: string; error?: string }>('POST', opts.url, `/admin/${kind}`, { token: opts.token, body: kind === 'switchover' ? { to: opts.to } : {} });
+  if (status === 409) {
+    // Refused at once (a planned move already queued or running, or the hold-down after the last one).
+    console.log(`${kind}: refused: ${data.message}`);
+    process.exitCode = 1;
+    return;
+  }
   if (status !== 202) throw new HaError('USAGE', `${kind} not accepted (HTTP ${status}): ${data.message ?? JSON.stringify(data)}`);
   const r = await waitRequest(opts.url, opts.token, data.id, Number(opts.wait));
   console.log(`${kind}: ${r.state}: ${r.message}`);

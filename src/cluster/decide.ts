@@ -113,9 +113,11 @@ export interface View {
   noPrimaryForMs: number;
   /** ms since a handover this node started was aborted by a data path (null: none since start). */
   handoverAbortedAgoMs: number | null;
+  /** ms since this node became primary by a switchover or fail-back (null: by other means, or not primary). */
+  plannedMoveAgoMs: number | null;
   /** The data-holder record (zero acknowledged loss across double faults). */
   holderRecord: HolderView;
-  timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number };
+  timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number; plannedHoldDownMs: number };
 }
 
 export type Action =
@@ -293,6 +295,8 @@ function decidePrimary(v: View): Decision {
       keep(v, `${r.kind} refused: ${msg}`, [...reconcile, { kind: 'completeRequest', id: r.id, ok: false, message: `${r.kind} refused: ${msg}` }]);
     if (r.kind === 'promote') return refusal('this node is already primary');
     if (!p) return refusal('no peer is configured');
+    const held = plannedHoldDownLeftMs(v);
+    if (held > 0) return refusal(holdDownMessage(v.plannedMoveAgoMs ?? 0, held));
     if (r.kind === 'switchover' && r.to && r.to !== p.node) return refusal(`unknown node ${r.to} (expected ${p.node})`);
     if (r.kind === 'failback' && v.preferred) return refusal('this node is already the preferred primary');
     if (!p.alive) return refusal(`peer ${p.node} is not answering heartbeats`);
@@ -506,4 +510,13 @@ export function decideVote(s: VoteState, candidate: string, epoch: number): { gr
     return { granted: false, reason: `primary ${s.promise.node} was heard ${Math.round(s.promise.until - s.now)} ms before its lease ends` };
   }
   return { granted: true, reason: `no live primary; granting epoch ${epoch} to ${candidate}` };
+}
+
+/** How much longer planned moves are held down after the last one made this node primary (0: not held). */
+export function plannedHoldDownLeftMs(v: Pick<View, 'plannedMoveAgoMs' | 'timings'>): number {
+  return v.plannedMoveAgoMs === null ? 0 : Math.max(0, v.timings.plannedHoldDownMs - v.plannedMoveAgoMs);
+}
+
+export function holdDownMessage(agoMs: number, leftMs: number): string {
+  return `hold-down: this node became primary by a planned move ${(agoMs / 1000).toFixed(1)} s ago; the next switchover or fail-back is allowed in ${Math.ceil(leftMs / 1000)} s (timings.plannedHoldDownMs)`;
 }

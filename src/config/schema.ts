@@ -109,6 +109,12 @@ export const timingsSchema = z
       .min(100)
       .default(30_000)
       .describe('how long the successor may take to become primary once a graceful handover offered it the role (the data paths bound their own waits before the offer); then the handover is abandoned and the cluster elects again'),
+    plannedHoldDownMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe('after a switchover or fail-back, the new primary refuses further ones (409) for this long, so a burst of requests moves the role once; 0: no hold-down'),
   })
   .strict()
   .transform(({ profile, ...t }) => {

@@ -1,6 +1,6 @@
 import type { PeerView, View } from '../../src/cluster/decide.js';
 
-export const T = { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, handoverTimeoutMs: 30_000 };
+export const T = { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, handoverTimeoutMs: 30_000, plannedHoldDownMs: 10_000 };
 export const NOW = 100_000;
 
 /** A live, healthy standby peer. */
@@ -63,6 +63,7 @@ export function primaryView(over: Partial<View> = {}): View {
     vipHeld: true,
     noPrimaryForMs: 0,
     handoverAbortedAgoMs: null,
+    plannedMoveAgoMs: null,
     holderRecord: { kept: false, holders: null },
     autoFailback: { enabled: false, holdDownMs: 300_000, peerIsPreferred: false, peerReadyForMs: 0 },
     timings: T,

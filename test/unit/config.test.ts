@@ -32,7 +32,7 @@ describe('config', () => {
 
   it('applies defaults and freezes the result', () => {
     const r = check(valid);
-    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400, handoverTimeoutMs: 30000 });
+    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400, handoverTimeoutMs: 30000, plannedHoldDownMs: 10000 });
     expect(r.config?.vip).toEqual({ kind: 'none' });
     expect(Object.isFrozen(r.config)).toBe(true);
     expect(Object.isFrozen(r.config?.timings)).toBe(true);
@@ -74,6 +74,7 @@ vip: { kind: floating }
       probeMs: 5000,
       requestTimeoutMs: 400,
       handoverTimeoutMs: 30000,
+      plannedHoldDownMs: 10000,
     });
     expect(withTimings('{ profile: frugal, deadAfterMs: 2500 }').config?.timings).toMatchObject({ heartbeatMs: 1000, deadAfterMs: 2500, leaseMs: 3500 });
     expect(withTimings('{ profile: frugal, probeMs: 3000 }').config?.timings).toMatchObject({ heartbeatMs: 1000, probeMs: 3000 });

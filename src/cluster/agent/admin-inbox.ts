@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { AdminRequest } from '../decide.js';
+import { holdDownMessage, plannedHoldDownLeftMs, type AdminRequest } from '../decide.js';
 import type { AgentCore, RequestRecord } from './state.js';
 
 /** How many finished requests stay readable (GET /admin/requests/:id). */
 const REQUEST_LOG_SIZE = 50;
+/** Requests refused at once for the same reason are reported (event, notifiers) once per this window. */
+const REFUSAL_REPORT_MS = 60_000;
 
 /**
  * Admin requests: recorded here, decided by the next cycle (never acted on directly), readable by id
@@ -13,6 +15,8 @@ export class AdminInbox {
   /** Requests waiting for a decision, oldest first. */
   private queue: AdminRequest[] = [];
   private readonly log: RequestRecord[] = [];
+  /** Per reason: when a refusal was last reported, and how many like it were not reported since. */
+  private readonly refusals = new Map<string, { at: number; unreported: number }>();
 
   constructor(private readonly c: AgentCore) {}
 
@@ -25,7 +29,23 @@ export class AdminInbox {
     return this.queue.length;
   }
 
+  /**
+   * Queue a request for the next decision cycle, or refuse it at once (state 'refused', the API answers
+   * 409) when the answer is already known: a planned move already queued or running, or the hold-down
+   * after the last one. A burst of requests thus moves the role once.
+   */
   request(kind: 'switchover' | 'failback' | 'promote', to: string | null = null): RequestRecord {
+    const c = this.c;
+    if (kind !== 'promote') {
+      const queued = this.queue.find((r) => r.kind !== 'promote');
+      if (queued) return this.refuseNow(kind, 'queued', `${kind} refused: a ${queued.kind} is already queued (request ${queued.id})`);
+      if (c.s.handover) return this.refuseNow(kind, 'running', `${kind} refused: a handover to ${c.s.handover.to} is in progress`);
+      if (c.s.role === 'primary' && c.s.plannedMoveAt !== null) {
+        const view = { plannedMoveAgoMs: c.d.clock.monotonicMs() - c.s.plannedMoveAt, timings: c.timings };
+        const left = plannedHoldDownLeftMs(view);
+        if (left > 0) return this.refuseNow(kind, 'hold-down', `${kind} refused: ${holdDownMessage(view.plannedMoveAgoMs, left)}`);
+      }
+    }
     const id = randomUUID();
     const req: AdminRequest = kind === 'switchover' ? { id, kind, to } : { id, kind };
     this.queue.push(req);
@@ -69,6 +89,21 @@ export class AdminInbox {
   /** The last few records, for /status. */
   recent(n = 10): RequestRecord[] {
     return this.log.slice(-n);
+  }
+
+  /** A request refused before it was queued; reported once per reason and REFUSAL_REPORT_MS, with a count. */
+  private refuseNow(kind: RequestRecord['kind'], reason: string, message: string): RequestRecord {
+    const rec = this.record({ id: randomUUID(), kind, state: 'refused', message });
+    const now = this.c.d.clock.monotonicMs();
+    const last = this.refusals.get(reason);
+    if (last && now - last.at < REFUSAL_REPORT_MS) {
+      last.unreported++;
+      return rec;
+    }
+    const more = last?.unreported ? ` (${last.unreported} more refused for this reason since the last report)` : '';
+    this.refusals.set(reason, { at: now, unreported: 0 });
+    this.c.d.bus.emit({ type: 'request_refused', severity: 'warning', message: `${message}${more}`, details: { id: rec.id, reason, unreported: last?.unreported ?? 0 } });
+    return rec;
   }
 
   private record(r: Omit<RequestRecord, 'createdAt'>): RequestRecord {

@@ -148,6 +148,7 @@ export class Executor {
     s.promise = null;
     this.setRole('primary');
     const takeover = s.timing?.kind;
+    s.plannedMoveAt = takeover === 'switchover' || takeover === 'failback' ? clock.monotonicMs() : null;
     await this.runHooks('onPromote', (h) => h.onPromote?.({ ...this.hookCtx(), takeover }));
     const t1 = clock.monotonicMs();
     let vipOk = true;

@@ -108,6 +108,7 @@ export function buildView(c: AgentCore): View {
     vipHeld: s.vipHeld,
     noPrimaryForMs: s.role === 'primary' ? 0 : now - s.lastPrimarySeenAt,
     handoverAbortedAgoMs: s.handoverAbortedAt === null ? null : now - s.handoverAbortedAt,
+    plannedMoveAgoMs: s.plannedMoveAt === null ? null : now - s.plannedMoveAt,
     holderRecord: { kept: c.holders.kept(), holders: c.holders.list() },
     autoFailback: {
       enabled: cfg.failback.auto,
@@ -115,7 +116,7 @@ export function buildView(c: AgentCore): View {
       peerIsPreferred: !!c.peerCfg && cfg.preferredPrimary === c.peerCfg.node,
       peerReadyForMs: s.peerReadySince === null ? 0 : now - s.peerReadySince,
     },
-    timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs },
+    timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs, plannedHoldDownMs: t.plannedHoldDownMs },
   };
 }
 

@@ -64,6 +64,8 @@ export class AgentState {
   handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';
   /** When a handover this node started was last aborted by a data path (monotonic ms), or null. */
   handoverAbortedAt: number | null = null;
+  /** When this node became primary by a switchover or fail-back (monotonic ms): the hold-down runs from there. */
+  plannedMoveAt: number | null = null;
   /** Since when (monotonic) the peer has been a healthy, caught-up standby (automatic fail-back). */
   peerReadySince: number | null = null;
   vipHeld = false;
