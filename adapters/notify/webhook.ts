@@ -2,7 +2,12 @@
  * Webhook notifier: POSTs each event as one JSON object. Each attempt has its own timeout; failed
  * attempts are retried with exponential back-off. The EventBus calls send() one event at a time, so a
  * slow receiver delays later events but never reorders them.
+ *
+ * With a secret, every attempt is signed: `x-nimbus-ha-timestamp` (Unix seconds) and
+ * `x-nimbus-ha-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, over the exact bytes
+ * sent, so a receiver can refuse forged and replayed deliveries (docs/monitoring.md has the check).
  */
+import { createHmac } from 'node:crypto';
 import axios, { type AxiosError } from 'axios';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { HaEvent, Notifier } from '../../src/ports.js';
@@ -20,6 +25,10 @@ export interface WebhookNotifierOptions {
   maxBackoffMs?: number;
   /** Extra headers, e.g. Authorization. */
   headers?: Record<string, string>;
+  /** Key of the HMAC-SHA256 signature of each delivery (none: deliveries are not signed). */
+  secret?: string;
+  /** Injected for tests: Unix time in seconds. */
+  nowSeconds?: () => number;
   /** Injected for tests; defaults to a real timer. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -38,6 +47,14 @@ function describeError(err: unknown, timeoutMs: number): string {
     return `no answer within ${timeoutMs} ms`;
   }
   return e.code ? `${e.code}: ${errorMessage(err)}` : errorMessage(err);
+}
+
+export const TIMESTAMP_HEADER = 'x-nimbus-ha-timestamp';
+export const SIGNATURE_HEADER = 'x-nimbus-ha-signature';
+
+/** The signature header value of a delivery: `v1=` and the hex HMAC-SHA256 of "<timestamp>.<body>". */
+export function webhookSignature(secret: string, timestamp: number, body: string): string {
+  return `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
 export class WebhookNotifier implements Notifier {
@@ -59,13 +76,23 @@ export class WebhookNotifier implements Notifier {
 
   async send(event: HaEvent): Promise<void> {
     const errors: string[] = [];
+    // One serialization, sent as is: the signature covers exactly these bytes.
+    const body = JSON.stringify(event);
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       try {
-        await axios.post(this.opts.url, event, {
+        const signed: Record<string, string> = {};
+        if (this.opts.secret) {
+          // Signed afresh per attempt: a receiver may refuse deliveries older than a few minutes.
+          const ts = Math.floor(this.opts.nowSeconds ? this.opts.nowSeconds() : Date.now() / 1000);
+          signed[TIMESTAMP_HEADER] = String(ts);
+          signed[SIGNATURE_HEADER] = webhookSignature(this.opts.secret, ts, body);
+        }
+        await axios.post(this.opts.url, body, {
           timeout: this.timeoutMs,
           // axios' timeout only covers the response; the signal also bounds connect and a stalled body.
           signal: AbortSignal.timeout(this.timeoutMs),
-          headers: { 'content-type': 'application/json', 'user-agent': 'nimbus-ha', ...this.opts.headers },
+          headers: { 'content-type': 'application/json', 'user-agent': 'nimbus-ha', ...this.opts.headers, ...signed },
+          transformRequest: [(d: string) => d],
           maxRedirects: 0,
           validateStatus: (s) => s >= 200 && s < 300,
         });

@@ -22,6 +22,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   NHA_DB_REPL_PASSWORD: ['db', 'replicationPassword'],
   NHA_REPO_ACCESS_KEY_ID: ['repo', 'local', 'accessKeyId'],
   NHA_REPO_SECRET_ACCESS_KEY: ['repo', 'local', 'secretAccessKey'],
+  NHA_WEBHOOK_SECRET: ['notify', 'webhook', 'secret'],
 };
 
 /** Replace `${VAR}` and `${VAR:-default}` in string values; unknown variables are reported. */

@@ -85,7 +85,8 @@ export class EventBus {
       time: new Date(this.opts.nowMs ? this.opts.nowMs() : Date.now()).toISOString(),
       severity: input.severity,
       message: input.message,
-      ...(input.details ? { details: input.details } : {}),
+      // Always present (an empty object when there is nothing to add): receivers need not test for it.
+      details: input.details ?? {},
     };
     const ring = isImportantEvent(event) ? this.importantRing : this.ring;
     ring.push({ seq: this.seq++, e: event });

@@ -183,6 +183,11 @@ export const webhookConfigSchema = z
       .record(z.string())
       .default({})
       .describe('Extra request headers, e.g. an Authorization token.'),
+    secret: z
+      .string()
+      .min(16, 'at least 16 characters')
+      .optional()
+      .describe('Key of the HMAC-SHA256 signature each delivery carries (x-nimbus-ha-timestamp, x-nimbus-ha-signature: v1=<hex of HMAC(secret, "<timestamp>.<body>")>; docs/monitoring.md shows the check). Env NHA_WEBHOOK_SECRET overrides. Without it deliveries are not signed.'),
   })
   .strict();
 export type WebhookConfig = z.infer<typeof webhookConfigSchema>;

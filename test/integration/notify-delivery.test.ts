@@ -175,3 +175,55 @@ describe('createNotifiers', () => {
     expect(subjects.slice(before)).toEqual(['[nimbus-ha] failover on head-b']);
   });
 });
+
+describe('signed webhooks', () => {
+  it('every attempt carries a timestamp and an HMAC-SHA256 signature the documented check accepts; a forged or altered delivery fails it', async () => {
+    const { createHmac, timingSafeEqual } = await import('node:crypto');
+    const secret = 'webhook-signing-key-0123456789';
+    // The receiver's check, as docs/monitoring.md gives it.
+    const verify = (key: string, headers: IncomingMessage['headers'], body: string, nowSeconds: number): boolean => {
+      const ts = Number(headers['x-nimbus-ha-timestamp']);
+      const sig = String(headers['x-nimbus-ha-signature'] ?? '');
+      if (!Number.isInteger(ts) || Math.abs(nowSeconds - ts) > 300) return false;
+      const want = Buffer.from(`v1=${createHmac('sha256', key).update(`${ts}.${body}`).digest('hex')}`);
+      const got = Buffer.from(sig);
+      return got.length === want.length && timingSafeEqual(got, want);
+    };
+    const got: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+    let failures = 1;
+    const server = createServer(async (req, res) => {
+      got.push({ headers: req.headers, body: await readBody(req) });
+      res.statusCode = failures-- > 0 ? 503 : 204;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      let now = 1_800_000_000;
+      const hook = new WebhookNotifier({ url: `http://127.0.0.1:${port}/hook`, secret, backoffMs: 1, nowSeconds: () => now++ });
+      const bus = new EventBus('head-a', () => 7, { notifiers: [hook] });
+      bus.emit({ type: 'vote_granted', severity: 'info', message: 'no details given' });
+      await bus.flush();
+      expect(got).toHaveLength(2); // one 503, then delivered
+      for (const d of got) {
+        expect(verify(secret, d.headers, d.body, Number(d.headers['x-nimbus-ha-timestamp']))).toBe(true);
+        expect(JSON.parse(d.body)).toMatchObject({ type: 'vote_granted', node: 'head-a', epoch: 7, details: {} });
+      }
+      // Each attempt is signed afresh.
+      expect(got[0].headers['x-nimbus-ha-timestamp']).not.toBe(got[1].headers['x-nimbus-ha-timestamp']);
+      const d = got[1];
+      const at = Number(d.headers['x-nimbus-ha-timestamp']);
+      expect(verify('another-key-0123456789abcdef', d.headers, d.body, at)).toBe(false);
+      expect(verify(secret, d.headers, d.body.replace('vote_granted', 'failover'), at)).toBe(false);
+      expect(verify(secret, { ...d.headers, 'x-nimbus-ha-timestamp': String(at + 1) }, d.body, at)).toBe(false);
+      expect(verify(secret, d.headers, d.body, at + 3600)).toBe(false); // replayed an hour later
+      // Without a secret nothing is signed.
+      got.length = 0;
+      failures = 0;
+      await new WebhookNotifier({ url: `http://127.0.0.1:${port}/hook` }).send({ type: 'x', node: 'n', epoch: 1, time: new Date().toISOString(), severity: 'info', message: 'm', details: {} });
+      expect(got[0].headers['x-nimbus-ha-signature']).toBeUndefined();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
