@@ -154,6 +154,21 @@ describe('config-tree delete guard', () => {
     await waitFor('later edit', async () => (await files(p.dst)).includes('later.conf'));
   });
 
+  it('a root removed and created again at once (often with the same inode number) is watched again, round after round', async () => {
+    const p = await pair({ src: 20 });
+    await p.sender.start();
+    await waitFor('initial copy', async () => (await files(p.dst)).length === 20);
+    for (let round = 0; round < 3; round++) {
+      await rm(p.src, { recursive: true });
+      await mkdir(p.src);
+      await writeFile(join(p.src, `round${round}.conf`), `round ${round}\n`);
+      // Written after the sender had time to look: arrives only if the new directory is watched.
+      await new Promise((r) => setTimeout(r, 700));
+      await writeFile(join(p.src, `later${round}.conf`), `later ${round}\n`);
+      await waitFor(`round ${round}`, async () => (await files(p.dst)).includes(`later${round}.conf`), 10_000);
+    }
+  });
+
   it('a directory below the root moved aside and re-created at once is watched again: later writes in it and below it arrive', async () => {
     const p = await pair({ src: 0 });
     await mkdir(join(p.src, 'sub', 'inner'), { recursive: true });

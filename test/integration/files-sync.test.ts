@@ -2,7 +2,7 @@
  * End to end: a real FileSyncSender (chokidar on temp dirs) ships to a real receiver behind the real
  * HMAC middleware on loopback. Each case waits for the standby's tree to match, within bounded time.
  */
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,7 +38,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function rig(opts: { largeFileBytes?: number; seed?: (src: string, dst: string) => Promise<void>; exclude?: string[] } = {}): Promise<Rig> {
+async function rig(opts: { largeFileBytes?: number; seed?: (src: string, dst: string) => Promise<void>; exclude?: string[]; fullPassIntervalMs?: number } = {}): Promise<Rig> {
   const base = await mkdtemp(join(tmpdir(), 'nha-files-sync-'));
   const src = join(base, 'primary', 'etc');
   const dst = join(base, 'standby', 'etc');
@@ -69,7 +69,7 @@ async function rig(opts: { largeFileBytes?: number; seed?: (src: string, dst: st
   };
   await r.listen();
   r.sender = new FileSyncSender({
-    config: { trees: [{ name: 'etc', path: src, exclude: opts.exclude ?? [] }], batchMs: 100, maxBatchMs: 300, largeFileBytes: opts.largeFileBytes ?? 1024 * 1024 },
+    config: { trees: [{ name: 'etc', path: src, exclude: opts.exclude ?? [] }], batchMs: 100, maxBatchMs: 300, largeFileBytes: opts.largeFileBytes ?? 1024 * 1024, ...(opts.fullPassIntervalMs !== undefined ? { fullPassIntervalMs: opts.fullPassIntervalMs } : {}) },
     transport: client,
     peerUrl: r.url,
     events: { emit: (e) => events.push(e) },
@@ -221,6 +221,32 @@ describe('file-tree sync, primary to standby', () => {
     expect(r.gone).toContain('etc/b/gone-dir');
     expect(r.gone).not.toContain('etc/a/f7.conf');
     expect(r.sender.status().filesBehind).toBe(0);
+  });
+
+  it('hard links: a write through one name reaches every name in the tree; a write through a link outside the tree arrives with the periodic pass', async () => {
+    const r = await rig({
+      fullPassIntervalMs: 700,
+      seed: async (src) => {
+        await mkdir(join(src, 'a'));
+        await mkdir(join(src, 'b'));
+        await writeFile(join(src, 'a', 'x.conf'), 'orig\n');
+      },
+    });
+    await r.sender.start();
+    await waitFor('initial pass', async () => (await content(join(r.dst, 'a', 'x.conf'))) === 'orig\n');
+    await link(join(r.src, 'a', 'x.conf'), join(r.src, 'b', 'y.conf'));
+    await waitFor('the second name', async () => (await content(join(r.dst, 'b', 'y.conf'))) === 'orig\n');
+    // Only b/ reports the write; a/x.conf is the same file.
+    await writeFile(join(r.src, 'b', 'y.conf'), 'changed via b/y\n');
+    await waitFor('both names changed', async () => (await content(join(r.dst, 'a', 'x.conf'))) === 'changed via b/y\n' && (await content(join(r.dst, 'b', 'y.conf'))) === 'changed via b/y\n', 5000);
+    // A name outside the tree: no watched directory hears of it; the periodic pass does.
+    const outside = join(r.base, 'outside.conf');
+    await link(join(r.src, 'a', 'x.conf'), outside);
+    await writeFile(outside, 'changed outside\n');
+    await waitFor('the write from outside', async () => (await content(join(r.dst, 'a', 'x.conf'))) === 'changed outside\n' && (await content(join(r.dst, 'b', 'y.conf'))) === 'changed outside\n', 5000);
+    await chmod(outside, 0o600);
+    await waitFor('the chmod from outside', async () => ((await stat(join(r.dst, 'a', 'x.conf'))).mode & 0o777) === 0o600, 5000);
+    expect(r.sender.status().inSync).toBe(true);
   });
 
   it('delivers files written synchronously into a brand-new directory (before its watch exists)', async () => {

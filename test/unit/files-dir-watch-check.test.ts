@@ -43,6 +43,21 @@ describe('DirWatchCheck', () => {
     expect(c.pending).toBe(false);
   });
 
+  it('a directory removed and created again at once is replaced, also when it gets the same inode number back', async () => {
+    const root = tree();
+    const c = new DirWatchCheck(root, noneExcluded);
+    await c.recordTree();
+    // ext4 hands the freed inode number straight to the next mkdir most of the time: five rounds
+    // almost surely include such a reuse, which dev:ino alone took for the same directory.
+    for (let round = 0; round < 5; round++) {
+      rmSync(join(root, 'a'), { recursive: true });
+      mkdirSync(join(root, 'a'));
+      c.touched(join(root, 'a', `f${round}.conf`));
+      expect(await c.replaced()).toEqual([join(root, 'a')]);
+      await c.record(join(root, 'a'));
+    }
+  });
+
   it('an empty directory replaced is found from the event naming it in its parent (a raw rename)', async () => {
     const root = tree();
     const c = new DirWatchCheck(root, noneExcluded);

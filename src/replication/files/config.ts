@@ -51,6 +51,15 @@ export const filesConfigSchema = z
       .max(120_000)
       .default(500)
       .describe('Upper bound from the first change of a batch to its shipping, even while changes keep coming.'),
+    fullPassIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(300_000)
+      .describe(
+        'The primary also compares each tree with the standby\'s copy this often (a manifest request; unchanged files are not read again). ' +
+          'It catches what the directory watches cannot see: a write through a hard link from outside the tree, an mmap write, an overflowed inotify queue. 0: only at start, on reconnect and after errors.',
+      ),
     largeFileBytes: z
       .number()
       .int()

@@ -72,7 +72,7 @@ export async function entryAt(root: string, rel: string, cache: HashCache): Prom
  * shipper hashes what it reads) and a signature that changes whenever content, mode or times change.
  * Null when the path is gone.
  */
-export async function statEntry(root: string, rel: string): Promise<{ entry: ManifestEntry; sig: string } | null> {
+export async function statEntry(root: string, rel: string): Promise<{ entry: ManifestEntry; sig: string; links: number } | null> {
   const abs = posix.join(root, rel);
   let st: Stats;
   try {
@@ -85,14 +85,14 @@ export async function statEntry(root: string, rel: string): Promise<{ entry: Man
   const mode = st.mode & 0o777;
   if (st.isSymbolicLink()) {
     try {
-      return { entry: { type: 'link', path: rel, target: await readlink(abs) }, sig };
+      return { entry: { type: 'link', path: rel, target: await readlink(abs) }, sig, links: st.nlink };
     } catch (err) {
       if (isMissing(err)) return null;
       throw err;
     }
   }
-  if (st.isDirectory()) return { entry: { type: 'dir', path: rel, mode }, sig };
-  if (st.isFile()) return { entry: { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256: '', mode }, sig };
+  if (st.isDirectory()) return { entry: { type: 'dir', path: rel, mode }, sig, links: 1 };
+  if (st.isFile()) return { entry: { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256: '', mode }, sig, links: st.nlink };
   return null;
 }
 
@@ -146,9 +146,15 @@ export async function listBelow(root: string, dir: string, excluded: (rel: strin
 }
 
 /** dev:ino of a directory (null when it is missing or not a directory): tells a replaced or re-mounted root apart. */
+/**
+ * The identity of a directory: dev:ino and, where the file system records it, its birth time. A
+ * directory removed and created again at once often gets the same inode number back (ext4 reuses it),
+ * so dev:ino alone would take the new directory for the old one.
+ */
 export async function rootIdOf(root: string): Promise<string | null> {
-  const st = await stat(root).catch(() => null);
-  return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
+  const st = await stat(root, { bigint: true }).catch(() => null);
+  if (!st?.isDirectory()) return null;
+  return st.birthtimeNs > 0n ? `${st.dev}:${st.ino}:${st.birthtimeNs}` : `${st.dev}:${st.ino}`;
 }
 
 /** Whether a tree holds any file or link (not counting directories, excluded paths and temp files). */

@@ -4,7 +4,7 @@
  * when the peer changes or reconnects, and after any failed send, so nothing depends on events that
  * happened while the standby was away.
  */
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
@@ -33,7 +33,7 @@ type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed
 
 export interface FileSyncSenderOptions {
   /** The `files` config section (trees, batchMs, maxBatchMs, largeFileBytes). */
-  config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'> & Partial<GuardConfig>;
+  config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'> & Partial<GuardConfig> & Partial<Pick<FilesConfig, 'fullPassIntervalMs'>>;
   /** Signed peer transport (PeerClient in production). */
   transport: PeerTransport;
   /**
@@ -118,6 +118,9 @@ export class FileSyncSender {
   private readonly shipped = new Map<string, string>();
   private readonly skippedLinks = new Set<string>();
   private rootTimer: NodeJS.Timeout | null = null;
+  private verifyTimer: NodeJS.Timeout | null = null;
+  /** A full pass to verify the standby's copy is due (fullPassIntervalMs, or a file with hard links changed); unlike passNeeded it does not make the standby look behind. */
+  private verifyDue = false;
   private rootCheck: Promise<void> | null = null;
   private watchOps: Promise<void> = Promise.resolve();
   private heldTimer: NodeJS.Timeout | null = null;
@@ -206,6 +209,14 @@ export class FileSyncSender {
       if (t.rootId) await this.watchTree(t);
     }
     this.rootTimer = setInterval(() => void this.checkRoots(), this.opts.rootCheckMs ?? 1000);
+    const every = this.opts.config.fullPassIntervalMs ?? 300_000;
+    if (every > 0) {
+      this.verifyTimer = setInterval(() => {
+        this.verifyDue = true;
+        this.kick();
+      }, every);
+      this.verifyTimer.unref?.();
+    }
     this.kick();
   }
 
@@ -214,6 +225,8 @@ export class FileSyncSender {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.rootTimer) clearInterval(this.rootTimer);
+    if (this.verifyTimer) clearInterval(this.verifyTimer);
+    this.verifyTimer = null;
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
     await this.rootCheck;
@@ -465,7 +478,7 @@ export class FileSyncSender {
     // Asked again before each request: a path cut in the middle of a pass is left at once.
     const peer: PeerFn = () => this.peerNow() ?? first;
     try {
-      if (this.passNeeded) await this.fullPass(peer);
+      if (this.passNeeded || this.verifyDue) await this.fullPass(peer);
       else if (this.firstChangeAt !== null) await this.flush(peer);
       if (this.failing) {
         this.failing = false;
@@ -529,6 +542,9 @@ export class FileSyncSender {
         let items: LocalItem[] = [];
         const sigs = new Map<string, string>();
         const states = await mapLimit(rels, 16, (rel) => statEntry(t.root, rel));
+        // A file with other names changed under all of them, and only this name was reported: the
+        // verifying pass finds the others (inside the tree) right after this batch.
+        if (states.some((x) => x !== null && x.entry.type === 'file' && x.links > 1)) this.verifyDue = true;
         rels.forEach((rel, i) => {
           const abs = posix.join(t.root, rel);
           const cur = states[i];
@@ -670,9 +686,13 @@ export class FileSyncSender {
   /** Compare every tree with the standby's manifest and send the difference. */
   private async fullPass(peer: PeerFn): Promise<void> {
     this.passNeeded = false;
+    this.verifyDue = false;
     const t0 = this.clock.monotonicMs();
     this.shipped.clear();
     for (const t of this.trees) {
+      // The pass ships whatever the pending paths hold now; a pending path that is gone is still a
+      // delete made on this node (merge-back's record).
+      for (const rel of t.pending) if (!(await lstat(posix.join(t.root, rel)).then(() => true, () => false))) this.gone(t, rel);
       t.pending.clear();
       t.newDirs.clear();
       try {
