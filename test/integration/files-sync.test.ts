@@ -246,7 +246,8 @@ describe('file-tree sync, primary to standby', () => {
     await waitFor('the write from outside', async () => (await content(join(r.dst, 'a', 'x.conf'))) === 'changed outside\n' && (await content(join(r.dst, 'b', 'y.conf'))) === 'changed outside\n', 5000);
     await chmod(outside, 0o600);
     await waitFor('the chmod from outside', async () => ((await stat(join(r.dst, 'a', 'x.conf'))).mode & 0o777) === 0o600, 5000);
-    expect(r.sender.status().inSync).toBe(true);
+    // In sync once the batch that carried it returned (the standby applies it before it answers).
+    await waitFor('in sync', async () => r.sender.status().inSync, 5000);
   });
 
   it('delivers files written synchronously into a brand-new directory (before its watch exists)', async () => {

@@ -7,6 +7,7 @@ describe('filesConfigSchema', () => {
       trees: [],
       batchMs: 200,
       maxBatchMs: 500,
+      fullPassIntervalMs: 300_000,
       largeFileBytes: 1024 * 1024,
       quarantineRetentionDays: 14,
       maxDeleteFraction: 0.1,
