@@ -544,7 +544,10 @@ export class FileSyncSender {
         const states = await mapLimit(rels, 16, (rel) => statEntry(t.root, rel));
         // A file with other names changed under all of them, and only this name was reported: the
         // verifying pass finds the others (inside the tree) right after this batch.
-        if (states.some((x) => x !== null && x.entry.type === 'file' && x.links > 1)) this.verifyDue = true;
+        if (states.some((x) => x !== null && x.entry.type === 'file' && x.links > 1)) {
+          this.verifyDue = true;
+          this.again = true; // work() runs again once this batch is done
+        }
         rels.forEach((rel, i) => {
           const abs = posix.join(t.root, rel);
           const cur = states[i];
