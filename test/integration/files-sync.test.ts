@@ -260,6 +260,25 @@ describe('file-tree sync, primary to standby', () => {
     await waitFor('in sync', async () => r.sender.status().inSync, 5000);
   });
 
+  it('stop() during start(), before the watcher is ready, lets start() return (a watcher closed early never emits ready)', async () => {
+    const r = await rig({
+      seed: async (src) => {
+        for (let d = 0; d < 400; d++) {
+          mkdirSync(join(src, `d${d}`, 'x'), { recursive: true });
+          writeFileSync(join(src, `d${d}`, 'x', 'f.conf'), `${d}\n`);
+        }
+      },
+    });
+    const started = r.sender.start();
+    await new Promise((res) => setTimeout(res, 5));
+    await r.sender.stop();
+    const outcome = await Promise.race([started.then(() => 'returned'), new Promise((res) => setTimeout(() => res('hung'), 10_000))]);
+    expect(outcome).toBe('returned');
+    // And it starts again normally afterwards.
+    await r.sender.start();
+    await waitFor('initial pass after the restart', async () => (await content(join(r.dst, 'd399', 'x', 'f.conf'))) === '399\n', 30_000);
+  });
+
   it('delivers files written synchronously into a brand-new directory (before its watch exists)', async () => {
     const r = await rig();
     await r.sender.start();

@@ -26,6 +26,10 @@ import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } fro
 export type PeerUrl = string | null | (() => string | null);
 type PeerFn = () => string;
 
+/** Longest wait for a new watcher's first scan; then the sender goes on with full passes (event files_watch_slow). */
+const WATCH_READY_MAX_MS = 120_000;
+/** Longest wait for a watcher to close. */
+const WATCH_CLOSE_MAX_MS = 5_000;
 /** How long after a watcher event the directories it touched are checked for replacement. */
 const DIR_CHECK_DELAY_MS = 50;
 
@@ -118,6 +122,10 @@ export class FileSyncSender {
   private readonly shipped = new Map<string, string>();
   private readonly skippedLinks = new Set<string>();
   private rootTimer: NodeJS.Timeout | null = null;
+  /** Releases a watchTree() waiting for its watcher's ready event (the watcher is being closed). */
+  private readonly readyWaits = new Map<FSWatcher, () => void>();
+  /** Counts start() calls: a start overtaken by stop() and another start() leaves the rest to that one. */
+  private starts = 0;
   private verifyTimer: NodeJS.Timeout | null = null;
   /** A full pass to verify the standby's copy is due (fullPassIntervalMs, or a file with hard links changed); unlike passNeeded it does not make the standby look behind. */
   private verifyDue = false;
@@ -204,10 +212,14 @@ export class FileSyncSender {
     if (this.running) return;
     this.running = true;
     this.passNeeded = true;
+    const gen = ++this.starts;
+    const current = () => this.running && gen === this.starts;
     for (const t of this.trees) {
       t.rootId = await rootIdOf(t.root);
-      if (t.rootId) await this.watchTree(t);
+      if (t.rootId && current()) await this.watchTree(t);
     }
+    // Stopped (and perhaps started again) while the watchers started: stop() has already cleaned up.
+    if (!current()) return;
     this.rootTimer = setInterval(() => void this.checkRoots(), this.opts.rootCheckMs ?? 1000);
     const every = this.opts.config.fullPassIntervalMs ?? 300_000;
     if (every > 0) {
@@ -229,6 +241,8 @@ export class FileSyncSender {
     this.verifyTimer = null;
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
+    // A watcher still in its first scan would hold up the root check or rewatch waiting for it.
+    for (const release of [...this.readyWaits.values()]) release();
     await this.rootCheck;
     await this.watchOps;
     for (const t of this.trees) {
@@ -241,6 +255,9 @@ export class FileSyncSender {
   }
 
   private async watchTree(t: Tree): Promise<void> {
+    // What an earlier watch (an earlier term as primary) recorded is stale: directories replaced since
+    // would look replaced now and set off a rewatch in the middle of this one.
+    t.dirs = new DirWatchCheck(t.root, t.excluded);
     const w = watch(t.root, {
       ignoreInitial: true,
       followSymlinks: false,
@@ -286,8 +303,24 @@ export class FileSyncSender {
     w.on('error', (err) => {
       if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
     });
-    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
-    t.dirs = new DirWatchCheck(t.root, t.excluded);
+    // chokidar never emits ready for a watcher closed during its first scan (close() drops the
+    // listeners): unwatch() releases this wait too, so start() and a rewatch always return.
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), WATCH_READY_MAX_MS);
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.readyWaits.delete(w);
+        resolve(ok);
+      };
+      this.readyWaits.set(w, () => done(false));
+      w.once('ready', () => done(true));
+    });
+    if (t.watcher !== w || !this.running) return;
+    if (!ready) {
+      // Still scanning after all this time: events may be missing; the full pass compares the tree anyway.
+      this.opts.events?.emit({ type: 'files_watch_slow', severity: 'warning', message: `Tree "${t.cfg.name}": the watcher was not ready after ${WATCH_READY_MAX_MS / 1000} s; relying on full passes until it is.`, details: { tree: t.cfg.name } });
+      this.requestFullPass();
+    }
     await t.dirs.recordTree();
   }
 
@@ -349,7 +382,10 @@ export class FileSyncSender {
   private async unwatch(t: Tree): Promise<void> {
     const w = t.watcher;
     t.watcher = null;
-    await w?.close();
+    if (!w) return;
+    this.readyWaits.get(w)?.();
+    // Bounded: a close that never settles must not hold up stop() or later watcher changes.
+    await Promise.race([w.close(), new Promise<void>((r) => setTimeout(r, WATCH_CLOSE_MAX_MS).unref?.())]);
   }
 
   /**
