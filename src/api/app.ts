@@ -92,7 +92,11 @@ export function createApp(d: ApiDeps): express.Express {
     res.set('content-type', d.metrics.contentType).send(await d.metrics.metrics());
   });
   app.get('/events', (req, res) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      res.status(400).json({ error: 'USAGE', message: 'limit must be a whole number from 1 to 1000' });
+      return;
+    }
     const types = typeof req.query.type === 'string' ? req.query.type.split(',') : undefined;
     res.json({ events: d.bus.recent({ limit, types }) });
   });
@@ -119,7 +123,12 @@ export function createApp(d: ApiDeps): express.Express {
   const answer = (res: Response, rec: RequestRecord) =>
     rec.state === 'refused' ? res.status(409).json({ error: 'REQUEST_REFUSED', ...rec }) : res.status(202).json(rec);
   admin.post('/switchover', (req, res) => {
-    const to = typeof req.body?.to === 'string' ? req.body.to : null;
+    const raw = req.body?.to;
+    if (raw !== undefined && raw !== null && (typeof raw !== 'string' || raw === '')) {
+      res.status(400).json({ error: 'USAGE', message: 'to must be the name of the target node (a non-empty string), or left out for the peer' });
+      return;
+    }
+    const to = typeof raw === 'string' ? raw : null;
     answer(res, d.agent.request('switchover', to));
   });
   admin.post('/failback', (_req, res) => {

@@ -47,6 +47,20 @@ describe('JSON errors everywhere', () => {
     await expectJsonError(del, 405, 'METHOD_NOT_ALLOWED');
   });
 
+  it('invalid parameters are a JSON 400 USAGE and change nothing: switchover to a non-string, events limit out of range, negative max_lag_ms (GET and HEAD)', async () => {
+    api = await startApi();
+    const auth = { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json' };
+    for (const body of [{ to: 5 }, { to: '' }, { to: ['b'] }]) {
+      await expectJsonError(await fetch(`${api.url}/admin/switchover`, { method: 'POST', headers: auth, body: JSON.stringify(body) }), 400, 'USAGE');
+    }
+    expect(api.calls).toEqual([]);
+    expect((await fetch(`${api.url}/admin/switchover`, { method: 'POST', headers: auth, body: JSON.stringify({ to: 'b' }) })).status).toBe(202);
+    for (const q of ['0', '1001', '2.5', 'x']) await expectJsonError(await fetch(`${api.url}/events?limit=${q}`), 400, 'USAGE');
+    expect((await fetch(`${api.url}/events?limit=1000`)).status).toBe(200);
+    await expectJsonError(await fetch(`${api.url}/standby?max_lag_ms=-1`), 400, 'USAGE');
+    expect((await fetch(`${api.url}/standby?max_lag_ms=-1`, { method: 'HEAD' })).status).toBe(400);
+  });
+
   it('a malformed URL escape is a JSON 400, not an HTML page', async () => {
     api = await startApi();
     await expectJsonError(await fetch(`${api.url}/admin/requests/%E0%A4%A`, { headers: { authorization: `Bearer ${api.adminToken}` } }), 400, 'BAD_REQUEST');
