@@ -107,7 +107,7 @@ export class S3Store implements ObjectStore {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly multipartThreshold: number;
-  /** The server answered NotImplemented to GET ?acl: it keeps no object ACLs; not asked again. */
+  /** The server answered NotImplemented (or AccessDenied) to GET ?acl: no ACLs to copy; not asked again. */
   private aclsUnsupported = false;
 
   constructor(private readonly opts: S3StoreOptions) {
@@ -278,7 +278,8 @@ export class S3Store implements ObjectStore {
       const e = err as SdkErrorShape;
       const code = e.Code ?? e.name ?? e.code ?? '';
       if (code === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return null;
-      if (code === 'NotImplemented' || e.$metadata?.httpStatusCode === 501) {
+      // No ACLs kept, or none this account may read: copies go on without them (not asked again).
+      if (code === 'NotImplemented' || code === 'AccessDenied' || e.$metadata?.httpStatusCode === 501 || e.$metadata?.httpStatusCode === 403) {
         this.aclsUnsupported = true;
         return null;
       }

@@ -125,16 +125,10 @@ export async function copyObject(
   if (signal?.aborted) throw abortError();
   // The object's ACL travels with it (a public image stays readable after a failover, a private one
   // never turns public): asked alongside the GET, so it adds no round trip.
-  const aclAsked = target.putAcl && source.getAcl ? source.getAcl(listed.key) : Promise.resolve(null);
-  aclAsked.catch(() => undefined); // awaited below, once the GET answered
+  // The content matters more than its ACL: an ACL that cannot be read leaves the copy at the default.
+  const aclAsked: Promise<CannedAcl | null> = target.putAcl && source.getAcl ? source.getAcl(listed.key).catch(() => null) : Promise.resolve(null);
   const body = (await source.get(listed.key)) as ObjectBody;
-  let acl: CannedAcl | null;
-  try {
-    acl = await aclAsked;
-  } catch (err) {
-    body.destroy();
-    throw err;
-  }
+  const acl = await aclAsked;
   const info = body.info ?? listed;
   const metadata: Record<string, string> = { ...(info.metadata ?? {}), [SOURCE_ETAG_META]: sourceEtagMeta(info.etag) };
   const partSize = partSizeFor(target, info.size);
