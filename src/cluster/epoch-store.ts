@@ -11,9 +11,14 @@ export interface EpochState {
   votedFor: { epoch: number; node: string } | null;
   /** Maintenance flag survives restarts so a paused cluster stays paused. */
   maintenance: boolean;
+  /**
+   * Version of the maintenance setting: raised by every change made on either node and carried in the
+   * heartbeats, so both nodes hold the newest setting (the higher version wins; `on` wins a tie).
+   */
+  maintenanceVersion: number;
 }
 
-const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false };
+const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false, maintenanceVersion: 0 };
 
 /**
  * JSON file written with write-to-temp + fsync + rename + fsync(dir), so a crash leaves either the old or
@@ -57,7 +62,8 @@ export class EpochStore {
     try {
       const j = JSON.parse(text) as Partial<EpochState>;
       if (typeof j.epoch !== 'number' || !Number.isInteger(j.epoch) || j.epoch < 0) throw new Error('epoch is not a non-negative integer');
-      return { epoch: j.epoch, votedFor: j.votedFor ?? null, maintenance: j.maintenance === true };
+      const mv = j.maintenanceVersion;
+      return { epoch: j.epoch, votedFor: j.votedFor ?? null, maintenance: j.maintenance === true, maintenanceVersion: typeof mv === 'number' && Number.isInteger(mv) && mv >= 0 ? mv : 0 };
     } catch (err) {
       throw new HaError(
         'EPOCH_STORE_CORRUPT',

@@ -26,6 +26,18 @@ export interface HeartbeatMessage {
   replication?: Record<string, unknown>;
   /** The sender's heartbeatMs, deadAfterMs and leaseMs, so a mismatch between the nodes is reported. */
   timings?: [number, number, number];
+  /** The cluster's maintenance setting as the sender holds it: on, and its version (see EpochState). */
+  maintenance?: [boolean, number];
+}
+
+/**
+ * Whether a peer's maintenance setting replaces ours: a higher version does; at the same version a
+ * setting that pauses wins over one that does not (both nodes changed it at once: stay safe).
+ */
+export function peerMaintenanceWins(local: { on: boolean; version: number }, peer: [boolean, number] | undefined): boolean {
+  if (!Array.isArray(peer) || typeof peer[0] !== 'boolean' || typeof peer[1] !== 'number' || !Number.isInteger(peer[1])) return false;
+  const [on, version] = peer;
+  return version > local.version || (version === local.version && on && !local.on);
 }
 
 /**

@@ -58,8 +58,10 @@ export class AdminInbox {
     const c = this.c;
     const was = c.maintenance;
     if (was !== on) {
-      c.d.store.update({ maintenance: on });
-      c.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused' : 'maintenance mode off: automation resumed' });
+      // A new version: the peer takes it from the next heartbeat (maintenance is cluster-wide).
+      const version = c.d.store.get().maintenanceVersion + 1;
+      c.d.store.update({ maintenance: on, maintenanceVersion: version });
+      c.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused on both nodes' : 'maintenance mode off: automation resumed on both nodes', details: { version } });
     }
     const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'}${was === on ? ' (unchanged)' : ''}` });
     c.kick();

@@ -1,5 +1,5 @@
 import { errorMessage } from '../../errors.js';
-import type { HeartbeatMessage, HeartbeatReply } from '../heartbeat.js';
+import { peerMaintenanceWins, type HeartbeatMessage, type HeartbeatReply } from '../heartbeat.js';
 import { hooksOf, type AgentCore } from './state.js';
 
 /** The timings both nodes must share; heartbeats carry them (as a tuple) so a mismatch is reported. */
@@ -30,7 +30,7 @@ export class PeerExchange {
   message(): HeartbeatMessage {
     const { s } = this.c;
     const now = this.c.d.clock.monotonicMs();
-    const key = `${s.role}|${this.c.epoch}|${s.handover?.epoch}|${s.handover?.ready}|${s.handoverReason}`;
+    const key = `${s.role}|${this.c.epoch}|${s.handover?.epoch}|${s.handover?.ready}|${s.handoverReason}|${this.c.maintenance}|${this.c.d.store.get().maintenanceVersion}`;
     const cached = this.cache;
     if (cached && cached.key === key && now - cached.at < this.c.timings.heartbeatMs / 2) return cached.msg;
     const msg = this.build();
@@ -57,7 +57,26 @@ export class PeerExchange {
       sentAt: c.d.clock.nowMs(),
       replication,
       timings: [t.heartbeatMs, t.deadAfterMs, t.leaseMs],
+      maintenance: [c.maintenance, c.d.store.get().maintenanceVersion],
     };
+  }
+
+  /** Take the peer's maintenance setting when it is newer (maintenance is cluster-wide). */
+  private adoptMaintenance(msg: HeartbeatMessage): void {
+    const c = this.c;
+    const local = { on: c.maintenance, version: c.d.store.get().maintenanceVersion };
+    if (!peerMaintenanceWins(local, msg.maintenance)) return;
+    const [on, version] = msg.maintenance!;
+    c.d.store.update({ maintenance: on, maintenanceVersion: version });
+    if (on !== local.on) {
+      c.d.bus.emit({
+        type: on ? 'maintenance_on' : 'maintenance_off',
+        severity: 'warning',
+        message: on ? `maintenance mode on (set on ${msg.node}): automatic promotion, handover and restarts paused on both nodes` : `maintenance mode off (set on ${msg.node}): automation resumed`,
+        details: { from: msg.node, version },
+      });
+    }
+    c.kick();
   }
 
   /** Incoming heartbeat from the peer. */
@@ -68,6 +87,7 @@ export class PeerExchange {
     c.peerLink?.heard(msg);
     this.toHooks(msg);
     this.noteTimings(msg);
+    this.adoptMaintenance(msg);
     let ack = false;
     if (msg.role === 'primary' && msg.epoch >= c.epoch && s.role !== 'primary') {
       s.promise = { node: msg.node, until: now + c.timings.leaseMs };
@@ -89,6 +109,7 @@ export class PeerExchange {
     const st = reply.state;
     this.toHooks(st);
     this.noteTimings(st);
+    this.adoptMaintenance(st);
     if (st.role === 'primary' && st.epoch >= c.epoch && s.role !== 'primary') {
       s.lastPrimarySeenAt = c.d.clock.monotonicMs();
     }
