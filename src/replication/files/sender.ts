@@ -731,7 +731,11 @@ export class FileSyncSender {
     for (const t of this.trees) {
       // The pass ships whatever the pending paths hold now; a pending path that is gone is still a
       // delete made on this node (merge-back's record).
-      for (const rel of t.pending) if (!(await lstat(posix.join(t.root, rel)).then(() => true, () => false))) this.gone(t, rel);
+      const pending = [...t.pending];
+      const present = await mapLimit(pending, 16, (rel) => lstat(posix.join(t.root, rel)).then(() => true, () => false));
+      pending.forEach((rel, i) => {
+        if (!present[i]) this.gone(t, rel);
+      });
       t.pending.clear();
       t.newDirs.clear();
       try {
