@@ -6,12 +6,11 @@
  */
 import { lstat, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
 import { errorMessage, HaError } from '../../errors.js';
 import type { FilesConfig, FilesTreeConfig } from './config.js';
-import { isInside, isTempName, makeExcluder, relativizeLinkTarget } from './paths.js';
+import { isTempName, makeExcluder, relativizeLinkTarget } from './paths.js';
 import type { ManifestEntry, ManifestResponse } from './protocol.js';
 import type { EventSink } from './receiver.js';
 import { differs } from './diff.js';
@@ -19,19 +18,12 @@ import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from 
 import { mapLimit } from './limit.js';
 import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
-import { DirWatchCheck } from './dir-watch-check.js';
+import { newWatchedTree, relInside, TreeWatches, type WatchedTree } from './tree-watch.js';
 import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
 
 /** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
 export type PeerUrl = string | null | (() => string | null);
 type PeerFn = () => string;
-
-/** Longest wait for a new watcher's first scan; then the sender goes on with full passes (event files_watch_slow). */
-const WATCH_READY_MAX_MS = 120_000;
-/** Longest wait for a watcher to close. */
-const WATCH_CLOSE_MAX_MS = 5_000;
-/** How long after a watcher event the directories it touched are checked for replacement. */
-const DIR_CHECK_DELAY_MS = 50;
 
 type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
 
@@ -92,13 +84,9 @@ export interface FileSenderStatus {
   inSync: boolean;
 }
 
-interface Tree {
+interface Tree extends WatchedTree {
   cfg: FilesTreeConfig;
-  root: string;
-  excluded: (rel: string) => boolean;
   pending: Set<string>;
-  /** Directories that appeared since the last flush; listed again at flush time (see start()). */
-  newDirs: Set<string>;
   /** What the standby's copy holds (path → type): from its manifest, kept current as changes ship. */
   copy: CopyPicture | null;
   /** Deletes the guard refused; the standby keeps these paths. */
@@ -106,13 +94,6 @@ interface Tree {
   window: DeleteWindow;
   /** The last guard refusal reported for this tree (one event per situation). */
   guardKey: string | null;
-  /** dev:ino of the root directory being watched, or null when it is missing. */
-  rootId: string | null;
-  rootMissingReported: boolean;
-  watcher: FSWatcher | null;
-  /** Directories below the root replaced under the watcher (see dir-watch-check.ts). */
-  dirs: DirWatchCheck;
-  dirCheck: { timer: NodeJS.Timeout | null; running: Promise<void> | null };
 }
 
 export class FileSyncSender {
@@ -121,16 +102,12 @@ export class FileSyncSender {
   private readonly cache = new HashCache();
   private readonly shipped = new Map<string, string>();
   private readonly skippedLinks = new Set<string>();
-  private rootTimer: NodeJS.Timeout | null = null;
-  /** Releases a watchTree() waiting for its watcher's ready event (the watcher is being closed). */
-  private readonly readyWaits = new Map<FSWatcher, () => void>();
+  private readonly watches: TreeWatches<Tree>;
   /** Counts start() calls: a start overtaken by stop() and another start() leaves the rest to that one. */
   private starts = 0;
   private verifyTimer: NodeJS.Timeout | null = null;
   /** A full pass to verify the standby's copy is due (fullPassIntervalMs, or a file with hard links changed); unlike passNeeded it does not make the standby look behind. */
   private verifyDue = false;
-  private rootCheck: Promise<void> | null = null;
-  private watchOps: Promise<void> = Promise.resolve();
   private heldTimer: NodeJS.Timeout | null = null;
   private readonly limits: DeleteLimits;
   private lastGuard: string | null = null;
@@ -166,21 +143,25 @@ export class FileSyncSender {
       allowEmptySource: c.allowEmptySource ?? false,
     };
     this.trees = c.trees.map((cfg) => ({
+      ...newWatchedTree(cfg.name, cfg.path, makeExcluder(cfg.exclude)),
       cfg,
-      root: posix.resolve(cfg.path),
-      excluded: makeExcluder(cfg.exclude),
       pending: new Set(),
-      newDirs: new Set(),
       copy: null,
       held: new Set(),
       window: new DeleteWindow(c.deleteWindowMs ?? 600_000),
       guardKey: null,
-      rootId: null,
-      rootMissingReported: false,
-      watcher: null,
-      dirs: new DirWatchCheck(posix.resolve(cfg.path), makeExcluder(cfg.exclude)),
-      dirCheck: { timer: null, running: null },
     }));
+    this.watches = new TreeWatches(
+      this.trees,
+      {
+        running: () => this.running,
+        changed: (t, abs) => this.mark(t, abs),
+        fail: (message) => this.fail(message),
+        requestFullPass: () => this.requestFullPass(),
+        events: opts.events,
+      },
+      opts.rootCheckMs ?? 1000,
+    );
     this.clock = opts.clock ?? systemClock;
     this.peer = toPeerFn(opts.peerUrl ?? null);
     this.retryMs = opts.retryMinMs ?? 500;
@@ -213,14 +194,8 @@ export class FileSyncSender {
     this.running = true;
     this.passNeeded = true;
     const gen = ++this.starts;
-    const current = () => this.running && gen === this.starts;
-    for (const t of this.trees) {
-      t.rootId = await rootIdOf(t.root);
-      if (t.rootId && current()) await this.watchTree(t);
-    }
     // Stopped (and perhaps started again) while the watchers started: stop() has already cleaned up.
-    if (!current()) return;
-    this.rootTimer = setInterval(() => void this.checkRoots(), this.opts.rootCheckMs ?? 1000);
+    if (!(await this.watches.start(() => this.running && gen === this.starts))) return;
     const every = this.opts.config.fullPassIntervalMs ?? 300_000;
     if (every > 0) {
       this.verifyTimer = setInterval(() => {
@@ -236,199 +211,11 @@ export class FileSyncSender {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.rootTimer) clearInterval(this.rootTimer);
     if (this.verifyTimer) clearInterval(this.verifyTimer);
-    this.verifyTimer = null;
     if (this.heldTimer) clearTimeout(this.heldTimer);
-    this.timer = this.retryTimer = this.rootTimer = this.heldTimer = null;
-    // A watcher still in its first scan would hold up the root check or rewatch waiting for it.
-    for (const release of [...this.readyWaits.values()]) release();
-    await this.rootCheck;
-    await this.watchOps;
-    for (const t of this.trees) {
-      if (t.dirCheck.timer) clearTimeout(t.dirCheck.timer);
-      t.dirCheck.timer = null;
-      await t.dirCheck.running;
-    }
-    await Promise.all(this.trees.map((t) => this.unwatch(t)));
+    this.timer = this.retryTimer = this.verifyTimer = this.heldTimer = null;
+    await this.watches.stop();
     await this.loop;
-  }
-
-  private async watchTree(t: Tree): Promise<void> {
-    // What an earlier watch (an earlier term as primary) recorded is stale: directories replaced since
-    // would look replaced now and set off a rewatch in the middle of this one.
-    t.dirs = new DirWatchCheck(t.root, t.excluded);
-    const w = watch(t.root, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      atomic: false,
-      persistent: true,
-      // chokidar watches every file it tracks with an fs.watch of its own (an inotify watch and a handle
-      // each, all closed one by one in a single tick when their directory goes). Files are left to their
-      // directory's watch instead: its raw events name every file created, written, chmod-ed, renamed or
-      // removed in it, and a flush looks at each named path. Directories and symlinks stay tracked.
-      ignored: (p: string, stats?: { isFile(): boolean }) => {
-        if (stats?.isFile()) return true;
-        const rel = this.relOf(t, p);
-        return rel !== null && rel !== '' && (isTempName(rel) || t.excluded(rel));
-      },
-    });
-    t.watcher = w;
-    w.on('all', (ev, p) => {
-      if (t.watcher !== w) return;
-      // Files created in a new directory before chokidar's watch on it is in place are never
-      // reported; listing the directory again at flush time catches them.
-      if (ev === 'addDir') {
-        const rel = this.relOf(t, p);
-        if (rel) t.newDirs.add(rel);
-        void t.dirs.record(posix.resolve(p));
-      }
-      t.dirs.touched(posix.resolve(p));
-      this.scheduleDirCheck(t, w);
-      // The root itself went away (moved aside, unmounted): look at it now rather than at the next tick.
-      if (ev === 'unlinkDir' && posix.resolve(p) === t.root) void this.checkRoots();
-      this.mark(t, p);
-    });
-    // chmod on a file read since its last write emits no 'change' in chokidar; raw events catch it.
-    w.on('raw', (_ev, evPath, details: unknown) => {
-      if (t.watcher !== w) return;
-      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
-      if (!watched || typeof evPath !== 'string' || !evPath) return;
-      if (posix.basename(watched) === evPath) this.mark(t, watched);
-      this.mark(t, posix.join(watched, evPath));
-      // A directory replaced with nothing changing inside it shows only here (a rename in its parent).
-      t.dirs.touched(posix.join(watched, evPath));
-      this.scheduleDirCheck(t, w);
-    });
-    w.on('error', (err) => {
-      if (t.watcher === w) this.fail(`watcher of tree "${t.cfg.name}": ${errorMessage(err)}`);
-    });
-    // chokidar never emits ready for a watcher closed during its first scan (close() drops the
-    // listeners): unwatch() releases this wait too, so start() and a rewatch always return.
-    const ready = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), WATCH_READY_MAX_MS);
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.readyWaits.delete(w);
-        resolve(ok);
-      };
-      this.readyWaits.set(w, () => done(false));
-      w.once('ready', () => done(true));
-    });
-    if (t.watcher !== w || !this.running) return;
-    if (!ready) {
-      // Still scanning after all this time: events may be missing; the full pass compares the tree anyway.
-      this.opts.events?.emit({ type: 'files_watch_slow', severity: 'warning', message: `Tree "${t.cfg.name}": the watcher was not ready after ${WATCH_READY_MAX_MS / 1000} s; relying on full passes until it is.`, details: { tree: t.cfg.name } });
-      this.requestFullPass();
-    }
-    await t.dirs.recordTree();
-  }
-
-  /**
-   * Soon after watcher events, look for directories replaced under the watcher (moved aside and
-   * re-created at once). chokidar keeps watching the old one and everything below it, so the tree is
-   * watched afresh and compared with the standby's copy in a full pass.
-   */
-  private scheduleDirCheck(t: Tree, w: FSWatcher): void {
-    if (t.dirCheck.timer || t.dirCheck.running || !t.dirs.pending) return;
-    t.dirCheck.timer = setTimeout(() => {
-      t.dirCheck.timer = null;
-      const again = () => {
-        const cur = t.watcher;
-        if (cur && this.running) this.scheduleDirCheck(t, cur);
-      };
-      // The watcher was replaced meanwhile: the new one has its own record and suspects.
-      if (t.watcher !== w || !this.running) return again();
-      t.dirCheck.running = t.dirs
-        .replaced()
-        .then((dirs) => {
-          if (dirs.length && t.watcher === w && this.running) {
-            void this.rewatch(t, w, dirs).catch((err) => this.fail(`watching tree "${t.cfg.name}" afresh: ${errorMessage(err)}`));
-          }
-        })
-        .catch(() => undefined)
-        .finally(() => {
-          t.dirCheck.running = null;
-          again();
-        });
-    }, DIR_CHECK_DELAY_MS);
-  }
-
-  /** Watch a tree afresh after directories below its root were replaced, then a full pass. */
-  private rewatch(t: Tree, w: FSWatcher, dirs: string[]): Promise<void> {
-    return this.exclusive(async () => {
-      if (t.watcher !== w || !this.running) return;
-      await this.unwatch(t);
-      if (!this.running) return;
-      await this.watchTree(t);
-      const rels = dirs.map((d) => this.relOf(t, d) ?? d);
-      this.opts.events?.emit({
-        type: 'files_dir_replaced',
-        severity: 'info',
-        message: `Tree "${t.cfg.name}": ${rels.length === 1 ? `directory ${rels[0]} was` : `${rels.length} directories were`} replaced (moved aside and created again); watching the tree afresh and comparing it with the standby's copy in a full pass.`,
-        details: { tree: t.cfg.name, dirs: rels.slice(0, 10) },
-      });
-      this.requestFullPass();
-    });
-  }
-
-  /** Runs watcher replacements (root check, rewatch) one at a time. */
-  private exclusive(job: () => Promise<void>): Promise<void> {
-    const run = this.watchOps.then(job);
-    this.watchOps = run.catch(() => undefined);
-    return run;
-  }
-
-  private async unwatch(t: Tree): Promise<void> {
-    const w = t.watcher;
-    t.watcher = null;
-    if (!w) return;
-    this.readyWaits.get(w)?.();
-    // Bounded: a close that never settles must not hold up stop() or later watcher changes.
-    await Promise.race([w.close(), new Promise<void>((r) => setTimeout(r, WATCH_CLOSE_MAX_MS).unref?.())]);
-  }
-
-  /**
-   * A root that was moved aside and re-created, re-mounted or removed keeps an inotify watch on the old
-   * directory (or on nothing): chokidar would go quiet. Compare the root's dev:ino with the watched one
-   * and watch the new directory, with an event and a full pass.
-   */
-  private checkRoots(): Promise<void> {
-    this.rootCheck ??= this.exclusive(async () => {
-      for (const t of this.trees) {
-        if (!this.running) break;
-        const id = await rootIdOf(t.root);
-        if (id === t.rootId) continue;
-        const was = t.rootId;
-        t.rootId = id;
-        await this.unwatch(t);
-        if (id === null) {
-          if (!t.rootMissingReported) {
-            t.rootMissingReported = true;
-            this.opts.events?.emit({
-              type: 'files_root_missing',
-              severity: 'critical',
-              message: `Tree "${t.cfg.name}": its root ${t.root} is gone on this node (moved, removed or unmounted); nothing is deleted on the standby, and sync resumes when the directory is back.`,
-              details: { tree: t.cfg.name, root: t.root },
-            });
-          }
-          continue;
-        }
-        if (!this.running) break;
-        await this.watchTree(t);
-        t.rootMissingReported = false;
-        this.opts.events?.emit({
-          type: 'files_root_replaced',
-          severity: 'warning',
-          message: `Tree "${t.cfg.name}": its root ${t.root} is ${was === null ? 'back' : 'a different directory now (replaced or re-mounted)'}; watching it and comparing it with the standby's copy in a full pass.`,
-          details: { tree: t.cfg.name, root: t.root, was, now: id },
-        });
-        this.requestFullPass();
-      }
-    })
-      .catch((err) => this.fail(`checking the roots of the trees: ${errorMessage(err)}`))
-      .finally(() => (this.rootCheck = null));
-    return this.rootCheck;
   }
 
   /** Point the sender at a (new or reconnected) standby, or at none; a full pass follows. */
@@ -460,18 +247,12 @@ export class FileSyncSender {
     return false;
   }
 
-  private relOf(t: Tree, abs: string): string | null {
-    const p = posix.resolve(abs);
-    if (!isInside(t.root, p)) return null;
-    return posix.relative(t.root, p);
-  }
-
   private gone(t: Tree, rel: string): void {
     this.opts.onGone?.(t.cfg.name, rel);
   }
 
   private mark(t: Tree, abs: string): void {
-    const rel = this.relOf(t, abs);
+    const rel = relInside(t.root, abs);
     if (!rel || isTempName(rel) || t.excluded(rel)) return;
     t.pending.add(rel);
     const now = this.clock.monotonicMs();
@@ -659,7 +440,7 @@ export class FileSyncSender {
     // A root that is not the directory we watch (replaced, re-mounted, gone) makes every path look deleted.
     const id = await rootIdOf(t.root);
     if (id === null || id !== t.rootId) {
-      void this.checkRoots();
+      void this.watches.checkRoots();
       verdict = { ok: false, rule: 'empty-source', allowed: 0, message: `the root ${t.root} is ${id === null ? 'missing' : 'not the directory being watched (replaced or re-mounted)'}: ${n} delete(s) are held until it has been compared with the standby's copy` };
     } else {
       verdict = this.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
