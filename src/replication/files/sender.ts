@@ -19,7 +19,8 @@ import { mapLimit } from './limit.js';
 import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
 import { CopyPicture } from './copy-picture.js';
 import { newWatchedTree, relInside, TreeWatches, type WatchedTree } from './tree-watch.js';
-import { checkDeletes, DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
+import { DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
+import { SenderDeleteGuard, type GuardedTree } from './sender-guard.js';
 
 /** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
 export type PeerUrl = string | null | (() => string | null);
@@ -84,16 +85,9 @@ export interface FileSenderStatus {
   inSync: boolean;
 }
 
-interface Tree extends WatchedTree {
+interface Tree extends WatchedTree, GuardedTree {
   cfg: FilesTreeConfig;
   pending: Set<string>;
-  /** What the standby's copy holds (path → type): from its manifest, kept current as changes ship. */
-  copy: CopyPicture | null;
-  /** Deletes the guard refused; the standby keeps these paths. */
-  held: Set<string>;
-  window: DeleteWindow;
-  /** The last guard refusal reported for this tree (one event per situation). */
-  guardKey: string | null;
 }
 
 export class FileSyncSender {
@@ -108,9 +102,7 @@ export class FileSyncSender {
   private verifyTimer: NodeJS.Timeout | null = null;
   /** A full pass to verify the standby's copy is due (fullPassIntervalMs, or a file with hard links changed); unlike passNeeded it does not make the standby look behind. */
   private verifyDue = false;
-  private heldTimer: NodeJS.Timeout | null = null;
-  private readonly limits: DeleteLimits;
-  private lastGuard: string | null = null;
+  private readonly guard: SenderDeleteGuard;
   private passedOnce = false;
   private peer: (() => string | null) | null;
   private running = false;
@@ -136,12 +128,6 @@ export class FileSyncSender {
 
   constructor(private readonly opts: FileSyncSenderOptions) {
     const c = opts.config;
-    this.limits = {
-      maxDeleteFraction: c.maxDeleteFraction ?? 0.1,
-      minDeletes: c.deletesAlwaysAllowed ?? 10,
-      maxDeletesPerWindow: c.maxDeletesPerWindow ?? 100,
-      allowEmptySource: c.allowEmptySource ?? false,
-    };
     this.trees = c.trees.map((cfg) => ({
       ...newWatchedTree(cfg.name, cfg.path, makeExcluder(cfg.exclude)),
       cfg,
@@ -163,6 +149,13 @@ export class FileSyncSender {
       opts.rootCheckMs ?? 1000,
     );
     this.clock = opts.clock ?? systemClock;
+    const limits: DeleteLimits = {
+      maxDeleteFraction: c.maxDeleteFraction ?? 0.1,
+      minDeletes: c.deletesAlwaysAllowed ?? 10,
+      maxDeletesPerWindow: c.maxDeletesPerWindow ?? 100,
+      allowEmptySource: c.allowEmptySource ?? false,
+    };
+    this.guard = new SenderDeleteGuard(limits, this.clock, () => this.requestFullPass(), opts.events);
     this.peer = toPeerFn(opts.peerUrl ?? null);
     this.retryMs = opts.retryMinMs ?? 500;
   }
@@ -182,7 +175,7 @@ export class FileSyncSender {
       ...this.st,
       linksSkipped: this.skippedLinks.size,
       deletesHeld: held,
-      lastGuard: this.lastGuard,
+      lastGuard: this.guard.lastGuard,
       rootsMissing,
       inSync,
     };
@@ -212,8 +205,8 @@ export class FileSyncSender {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.verifyTimer) clearInterval(this.verifyTimer);
-    if (this.heldTimer) clearTimeout(this.heldTimer);
-    this.timer = this.retryTimer = this.verifyTimer = this.heldTimer = null;
+    this.guard.stop();
+    this.timer = this.retryTimer = this.verifyTimer = null;
     await this.watches.stop();
     await this.loop;
   }
@@ -393,7 +386,7 @@ export class FileSyncSender {
     this.inFlight = 0;
     const vanished = new Set(r.vanished);
     const deleted = items.filter((i) => !i.entry).map((i) => i.rel);
-    const removed = this.copyDeletes(t, deleted);
+    const removed = this.guard.removes(t, deleted);
     t.copy?.forget(deleted);
     for (const rel of deleted) {
       this.shipped.delete(posix.join(t.root, rel));
@@ -412,29 +405,17 @@ export class FileSyncSender {
       this.opts.onWritten?.(t.cfg.name, i.rel);
     }
     if (sigs) for (const [abs, sig] of sigs) this.shipped.set(abs, sig);
-    if (removed > 0) {
-      t.window.add(this.clock.monotonicMs(), removed);
-      if (t.held.size === 0) t.guardKey = null;
-    }
+    this.guard.deleted(t, removed);
     if (vanished.size > 0) this.firstChangeAt ??= this.clock.monotonicMs();
     this.record(r.entries, r.bytes);
     return r.entries;
-  }
-
-  /** Entries of the standby's copy (files and links) a delete of `rels` removes, directories counting by content. */
-  private copyDeletes(t: Tree, rels: readonly string[]): number {
-    return t.copy ? t.copy.removes(rels) : rels.length;
-  }
-
-  private copyCount(t: Tree): number {
-    return t.copy?.count() ?? 0;
   }
 
   /** The delete guard on an event-driven change set: drops the deletes it refuses (they are held). */
   private async guardFlush(t: Tree, items: LocalItem[]): Promise<LocalItem[]> {
     const deletes = items.filter((i) => !i.entry);
     if (deletes.length === 0) return items;
-    const n = this.copyDeletes(t, deletes.map((i) => i.rel));
+    const n = this.guard.removes(t, deletes.map((i) => i.rel));
     if (n === 0) return items;
     let verdict: DeleteVerdict;
     // A root that is not the directory we watch (replaced, re-mounted, gone) makes every path look deleted.
@@ -443,64 +424,11 @@ export class FileSyncSender {
       void this.watches.checkRoots();
       verdict = { ok: false, rule: 'empty-source', allowed: 0, message: `the root ${t.root} is ${id === null ? 'missing' : 'not the directory being watched (replaced or re-mounted)'}: ${n} delete(s) are held until it has been compared with the standby's copy` };
     } else {
-      verdict = this.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
+      verdict = this.guard.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
     }
     if (verdict.ok) return items;
-    const { go, held } = this.windowShare(t, deletes.map((i) => i.rel), verdict);
-    this.hold(t, held, n - this.copyDeletes(t, go), verdict);
-    const keep = new Set(go);
+    const keep = this.guard.refuse(t, deletes.map((i) => i.rel), n, verdict);
     return items.filter((i) => i.entry || keep.has(i.rel));
-  }
-
-  /** A window refusal still lets through the deletes that fit in the room the window has left. */
-  private windowShare(t: Tree, rels: readonly string[], v: Exclude<DeleteVerdict, { ok: true }>): { go: string[]; held: string[] } {
-    if (v.rule !== 'window' || v.allowed <= 0) return { go: [], held: [...rels] };
-    const go: string[] = [];
-    const held: string[] = [];
-    let room = v.allowed;
-    const by = t.copy?.deletesBy(rels);
-    for (const rel of rels) {
-      const n = by ? by.get(rel)! : 1;
-      if (n <= room) {
-        go.push(rel);
-        room -= n;
-      } else held.push(rel);
-    }
-    return { go, held };
-  }
-
-  private verdict(t: Tree, sourceEmpty: boolean, deletes: number): DeleteVerdict {
-    const now = this.clock.monotonicMs();
-    return checkDeletes({ sourceEmpty, copyCount: this.copyCount(t), deletes, recentDeletes: t.window.recent(now) }, this.limits, 'file');
-  }
-
-  /** Refused deletes: the standby keeps the paths; one critical event per situation; the window's refusals are retried when it has room. */
-  private hold(t: Tree, all: readonly string[], n: number, v: Exclude<DeleteVerdict, { ok: true }>): void {
-    // Only paths the standby has count (raw watcher events also name paths that never existed).
-    const rels = all.filter((rel) => t.copy?.has(rel) ?? true);
-    for (const rel of rels) t.held.add(rel);
-    const message = `Tree "${t.cfg.name}": held back ${n} delete(s) on the standby: ${v.message}.`;
-    this.lastGuard = message;
-    const key = `${v.rule}:${t.held.size}`;
-    if (t.guardKey !== key) {
-      t.guardKey = key;
-      this.opts.events?.emit({
-        type: 'files_delete_guard',
-        severity: 'critical',
-        message,
-        details: { tree: t.cfg.name, rule: v.rule, deletes: n, held: t.held.size, allowed: v.allowed, copy: this.copyCount(t), sample: [...rels].slice(0, 10) },
-      });
-    }
-    if (v.rule === 'window' && !this.heldTimer) {
-      const now = this.clock.monotonicMs();
-      const at = t.window.nextFreeAt(now);
-      if (at !== null) {
-        this.heldTimer = setTimeout(() => {
-          this.heldTimer = null;
-          this.requestFullPass();
-        }, Math.max(50, at - now));
-      }
-    }
   }
 
   /** Compare every tree with the standby's manifest and send the difference. */
@@ -546,12 +474,10 @@ export class FileSyncSender {
         for (const [rel, e] of local) if (differs(e, remoteMap.get(rel))) items.push({ rel, entry: e });
         t.held.clear();
         const deletes = items.filter((i) => !i.entry).map((i) => i.rel);
-        const n = this.copyDeletes(t, deletes);
-        const v = n > 0 ? this.verdict(t, localCount === 0, n) : ({ ok: true } as const);
+        const n = this.guard.removes(t, deletes);
+        const v = n > 0 ? this.guard.verdict(t, localCount === 0, n) : ({ ok: true } as const);
         if (!v.ok) {
-          const { go, held } = this.windowShare(t, deletes, v);
-          this.hold(t, held, n - this.copyDeletes(t, go), v);
-          const keep = new Set(go);
+          const keep = this.guard.refuse(t, deletes, n, v);
           items = items.filter((i) => i.entry || keep.has(i.rel));
         } else t.guardKey = null;
         await this.ship(peer, t, items);
@@ -561,7 +487,7 @@ export class FileSyncSender {
       }
     }
     this.passedOnce = true;
-    if (this.trees.every((t) => t.held.size === 0)) this.lastGuard = null;
+    if (this.trees.every((t) => t.held.size === 0)) this.guard.lastGuard = null;
     this.st.passes++;
     this.st.lastPassAt = new Date(this.clock.nowMs()).toISOString();
     this.st.lastShipMs = Math.round(this.clock.monotonicMs() - t0);
