@@ -3,8 +3,7 @@
  * (embedded mode: nimbus-ha runs initdb, owns pg_hba.conf) or an installed server (external mode: given
  * pg_ctl and a connection string). Standbys stream from a physical slot and restore from the WAL archive.
  */
-import { readFileSync } from 'node:fs';
-import { chmod, cp, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
@@ -12,7 +11,7 @@ import { HaError } from '../../src/errors.js';
 import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
 import type { TlsFiles } from '../../src/peer/tls.js';
 import type { DbConfig } from '../../src/replication/db/config.js';
-import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory, type TimelineFork } from '../../src/replication/db/lsn.js';
+import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from '../../src/replication/db/lsn.js';
 import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
 import { slotNameFor } from '../../src/replication/db/wal-names.js';
 import { extractBackup } from './backup-format.js';
@@ -21,7 +20,10 @@ import {
   conninfoQuote, ensureInclude, PRIMARY_ONLY_AUTO_SETTINGS, removeAutoSettings, renderHba, renderNodeConf,
   scramVerifier, setStandbySignal, writeOwned, NODE_CONF,
 } from './conf.js';
-import { readControlFile } from './pgcontrol.js';
+import { localTimelineHistory, readControlFile } from './pgcontrol.js';
+import { chownTree, initdb } from './initdb.js';
+export { initTemplate } from './initdb.js';
+import { installServerTls, replicationSsl, serverTlsFiles } from './tls-files.js';
 import { chownFor, embeddedBinDir, postmasterAlive, redact, resolveOsUser, run, type OsUser } from './proc.js';
 import { clientConfig, createSlotOverReplication, isConnectionLoss, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
 import { queryReplicas, querySlots, queryStatus } from './status-sql.js';
@@ -48,9 +50,6 @@ export interface PostgresNodeOptions {
    */
   tlsDir?: string;
 }
-
-/** File names of the server's copies in the TLS directory. */
-const TLS_NAMES = { cert: 'node.crt', key: 'node.key', ca: 'ca.crt' } as const;
 
 export class PostgresNode implements ManagedDatabase {
   private user: OsUser | null | undefined;
@@ -89,39 +88,8 @@ export class PostgresNode implements ManagedDatabase {
     return this.opts.tlsDir ?? `${this.cfg.dataDir.replace(/\/+$/, '')}.tls`;
   }
 
-  /** The server's copies of cert, key and CA (null without tls). */
-  private get sslFiles(): { certFile: string; keyFile: string; caFile: string } | null {
-    if (!this.opts.tls) return null;
-    return { certFile: join(this.tlsDir, TLS_NAMES.cert), keyFile: join(this.tlsDir, TLS_NAMES.key), caFile: join(this.tlsDir, TLS_NAMES.ca) };
-  }
-
-  /**
-   * Copies cert, key and CA for the server's OS user: PostgreSQL (server and walreceiver) refuses a key
-   * readable by others, and when nimbus-ha runs as root the originals are root's (mode 0600).
-   */
-  private async installTls(user: OsUser | null): Promise<void> {
-    const t = this.opts.tls;
-    if (!t) return;
-    const dir = this.tlsDir;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-    await chownFor(dir, user);
-    for (const field of ['cert', 'key', 'ca'] as const) {
-      const target = join(dir, TLS_NAMES[field]);
-      await rm(target, { force: true }); // a fresh file: mode and owner as written, whatever was there
-      await writeOwned(target, await readFile(t[field], 'utf8'), user);
-    }
-  }
-
-  /** TLS for the sidecar's own replication sessions to the peer (null without tls). */
-  private replicationSsl(): { ca: string; cert: string; key: string } | undefined {
-    const t = this.opts.tls;
-    if (!t) return undefined;
-    return { ca: readFileSync(t.ca, 'utf8'), cert: readFileSync(t.cert, 'utf8'), key: readFileSync(t.key, 'utf8') };
-  }
-
   private replicationTo(primary: DbEndpoint): ConnTarget {
-    return replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword, this.replicationSsl());
+    return replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword, replicationSsl(this.opts.tls));
   }
 
   private get logFile(): string {
@@ -217,8 +185,8 @@ export class PostgresNode implements ManagedDatabase {
   private async writeNodeConf(standby: DbEndpoint | null, overrides: Record<string, string> = {}): Promise<void> {
     const c = this.cfg;
     const user = await this.osUser();
-    const ssl = this.sslFiles;
-    await this.installTls(user);
+    const ssl = this.opts.tls ? serverTlsFiles(this.tlsDir) : null;
+    await installServerTls(this.opts.tls, this.tlsDir, user);
     const conninfo = standby
       ? [
           `host=${conninfoQuote(standby.host)}`,
@@ -437,25 +405,12 @@ export class PostgresNode implements ManagedDatabase {
     }
   }
 
-  /** The forks that led to local timeline `timeline` (its history file in pg_wal), null when missing. */
-  private async localHistory(timeline: number): Promise<TimelineFork[] | null> {
-    if (timeline <= 1) return [];
-    const name = `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
-    // pg_wal only: the archive may hold another history's file under the same name.
-    try {
-      return parseTimelineHistory(await readFile(join(this.cfg.dataDir, 'pg_wal', name), 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return null;
-    }
-  }
-
   async follow(primary: DbEndpoint): Promise<void> {
     // Immediate: a fast shutdown would write a shutdown checkpoint past the new primary's fork point.
     if (await this.isRunning()) await this.stop('immediate');
     const ident = await this.identifyPrimary(primary);
     const end = await this.localWalEnd();
-    const history = await this.localHistory(end.timeline);
+    const history = await localTimelineHistory(this.cfg.dataDir, end.timeline);
     const verdict = canFollow({ timeline: end.timeline, endBytes: end.bytes, history }, ident);
     if (!verdict.ok) {
       throw new HaError('TIMELINE_DIVERGED', `cannot follow ${primary.host}:${primary.port}: ${verdict.reason}; re-clone this node (its data directory is kept aside)`, {
@@ -585,37 +540,4 @@ export class PostgresNode implements ManagedDatabase {
   async synchronousStandbyNames(): Promise<string> {
     return this.sql('read synchronous_standby_names', async (c) => (await c.query<{ s: string }>('select current_setting($1) as s', ['synchronous_standby_names'])).rows[0].s);
   }
-}
-
-async function chownTree(dir: string, user: OsUser | null): Promise<void> {
-  if (!user) return;
-  await chownFor(dir, user);
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await chownTree(p, user);
-    else await chownFor(p, user);
-  }
-}
-
-async function initdb(bin: string, dataDir: string, superuser: string, password: string, walSegMb: number, user: OsUser | null, secrets: string[]): Promise<void> {
-  const pwfile = join(dataDir, '..', `.nha-pw-${process.pid}-${Date.now()}`);
-  await writeOwned(pwfile, `${password}\n`, user);
-  try {
-    const r = await run(
-      join(bin, 'initdb'),
-      ['-D', dataDir, '-U', superuser, `--pwfile=${pwfile}`, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C', `--wal-segsize=${walSegMb}`],
-      { user, timeoutMs: 300_000 },
-    );
-    if (r.code !== 0) throw new HaError('DB_FAILED', `initdb failed: ${redact(r.stderr || r.stdout, secrets).trim()}`);
-  } finally {
-    await rm(pwfile, { force: true });
-  }
-}
-
-/** Exposed for tests and the CLI: initdb into `dir` as the server user (for a template to copy). */
-export async function initTemplate(dir: string, opts: { superuser: string; password: string; walSegmentSizeMb: number; osUser?: string; binDir?: string }): Promise<void> {
-  const user = await resolveOsUser(opts.osUser ?? 'postgres');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chownFor(dir, user);
-  await initdb(opts.binDir ?? embeddedBinDir(), dir, opts.superuser, opts.password, opts.walSegmentSizeMb, user, [opts.password]);
 }

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseTimelineHistory, type TimelineFork } from '../../src/replication/db/lsn.js';
 
 export const DB_STATE = {
   1: 'shut down',
@@ -52,4 +53,17 @@ export function parseControlFile(b: Buffer): ControlData {
 
 export async function readControlFile(dataDir: string): Promise<ControlData> {
   return parseControlFile(await readFile(join(dataDir, 'global', 'pg_control')));
+}
+
+/** The forks that led to local timeline `timeline` (its history file in pg_wal), null when missing. */
+export async function localTimelineHistory(dataDir: string, timeline: number): Promise<TimelineFork[] | null> {
+  if (timeline <= 1) return [];
+  const name = `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+  // pg_wal only: the archive may hold another history's file under the same name.
+  try {
+    return parseTimelineHistory(await readFile(join(dataDir, 'pg_wal', name), 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return null;
+  }
 }
