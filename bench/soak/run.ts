@@ -5,7 +5,13 @@
  * a planned switchover every 5 minutes. Every 10 s it samples each sidecar's RSS, heap, open file
  * descriptors and active resources (its own /metrics: prom-client's process and Node.js gauges, the
  * latter from process.getActiveResourcesInfo(), summed over types) and the bytes of every directory the node writes.
- * The last line is JSON: { minutes, lost_rows, lost_images, nodes: { a: {...}, b: {...} } }.
+ * The last line is JSON: { targets, minutes, lost_rows, lost_images, nodes: { a: {...}, b: {...} } }.
+ * A primary holds more than a standby (the front, the senders, client sessions), so growth and drift
+ * compare like with like: each node's figures per role (`by_role`: first and last settled sample in that
+ * role, fds and active resources at the end of every term in it), and `rss_growth_pct` is the last
+ * sample in the role the node had after warm-up over that first sample (`rss_growth_pct_raw`: end over
+ * start, whatever the roles). `targets` holds the worst of those over both nodes and whether the targets
+ * (growth ≤ 5 %, fds and resources within ± 2 of the first term's, nothing lost, archive under its cap) were met.
  *
  *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--svg FILE] [--samples FILE]
  *
@@ -47,11 +53,14 @@ interface Sample {
   heap: number | null;
   fds: number | null;
   handles: number | null;
+  /** The node's role at the sample (its nimbus_ha_role gauge), null when it did not answer. */
+  role: string | null;
   dirs: Record<string, number>;
 }
 
-async function scrape(url: string): Promise<Record<string, number>> {
+async function scrape(url: string): Promise<{ values: Record<string, number>; role: string | null }> {
   const out: Record<string, number> = {};
+  let role: string | null = null;
   try {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
     for (const line of text.split('\n')) {
@@ -60,11 +69,13 @@ async function scrape(url: string): Promise<Record<string, number>> {
       // Active resources by type (FSEventWrap, TCPWrap, Timeout...): their sum.
       const r = /^nimbus_ha_nodejs_active_resources\{[^}]*\} ([0-9.e+]+)$/.exec(line);
       if (r) out.nodejs_active_resources = (out.nodejs_active_resources ?? 0) + Number(r[1]);
+      const ro = /^nimbus_ha_role\{role="([a-z_]+)"\} 1$/.exec(line);
+      if (ro) role = ro[1];
     }
   } catch {
     /* a node restarting: no sample */
   }
-  return out;
+  return { values: out, role };
 }
 
 function duBytes(path: string): number {
@@ -140,10 +151,10 @@ async function main(): Promise<void> {
       if (Date.now() >= nextSample) {
         nextSample += 10_000;
         for (const n of NODES) {
-          const m = await scrape(c.nodes[n].url);
+          const { values: m, role } = await scrape(c.nodes[n].url);
           const dirs = dirsOf(c.nodes[n].dataDir);
           if (dirs.archive > archiveLimit) archiveOverLimit++;
-          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, dirs });
+          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, role, dirs });
         }
         const rows = writers.reduce((s, w) => s + w.acked.length, 0);
         const la = samples.a.at(-1)!;
@@ -151,13 +162,12 @@ async function main(): Promise<void> {
         say(`t=${Math.round((Date.now() - t0) / 1000)}s rows=${rows} images=${uploader.acked.size} a: rss=${((la.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${la.fds} res=${la.handles} archive=${(la.dirs.archive / 2 ** 20).toFixed(0)}MiB  b: rss=${((lb.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${lb.fds} res=${lb.handles} archive=${(lb.dirs.archive / 2 ** 20).toFixed(0)}MiB`);
       }
       if (Date.now() >= nextSwitch) {
-        nextSwitch += switchoverMs;
         const p = await c.primary();
-        if (p) {
-          const r = await c.admin(p, '/admin/switchover', {}).catch(() => ({ status: 0, data: null }));
-          switchovers.push({ at: Date.now() - t0, from: p, ok: r.status === 202 });
-          say(`switchover from ${p}: ${r.status}`);
-        }
+        const r = p ? await c.admin(p, '/admin/switchover', {}).catch(() => ({ status: 0, data: null })) : { status: 0, data: null };
+        if (p) switchovers.push({ at: Date.now() - t0, from: p, ok: r.status === 202 });
+        say(`switchover from ${p ?? '(no primary)'}: ${r.status}${r.status === 202 ? '' : ` ${JSON.stringify(r.data?.message ?? r.data ?? '')}; asking again in 15 s`}`);
+        // Refused (the standby not caught up yet, say): asked again shortly; the next one a full interval after it.
+        nextSwitch = r.status === 202 ? nextSwitch + switchoverMs : Date.now() + 15_000;
       }
       await sleep(250);
     }
@@ -179,9 +189,13 @@ async function main(): Promise<void> {
       const last = [...s].reverse().find((x) => x.rss !== null);
       const mib = (b: number | null | undefined) => (b == null ? null : Math.round((b / 2 ** 20) * 10) / 10);
       const hours = last && afterWarm && last.t > afterWarm.t ? (last.t - afterWarm.t) / 3_600_000 : null;
+      const roles = byRole(s, switchovers.filter((x) => x.ok).map((x) => x.at));
       nodes[n] = {
         rss_mib: { start: mib(afterWarm?.rss), end: mib(last?.rss), max: mib(Math.max(...s.map((x) => x.rss ?? 0))) },
-        rss_growth_pct: afterWarm?.rss && last?.rss ? Math.round(((last.rss - afterWarm.rss) / afterWarm.rss) * 1000) / 10 : null,
+        // A primary holds more (the front, the senders, client sessions): growth compares like with like.
+        rss_growth_pct: roles.growth,
+        rss_growth_pct_raw: afterWarm?.rss && last?.rss ? pct(last.rss, afterWarm.rss) : null,
+        by_role: roles.byRole,
         heap_mib: { start: mib(afterWarm?.heap), end: mib(last?.heap) },
         fds: { start: afterWarm?.fds ?? null, end: last?.fds ?? null, min: Math.min(...s.map((x) => x.fds ?? Infinity)), max: Math.max(...s.map((x) => x.fds ?? 0)) },
         handles: { start: afterWarm?.handles ?? null, end: last?.handles ?? null, min: Math.min(...s.map((x) => x.handles ?? Infinity)), max: Math.max(...s.map((x) => x.handles ?? 0)) },
@@ -202,7 +216,26 @@ async function main(): Promise<void> {
       }
     }
     const rows = writers.reduce((s, w) => s + w.acked.length, 0);
+    /** The largest value (growth) or the largest difference either way (drift) over both nodes and roles. */
+    const worst = (f: (r: RoleStats) => number | null, either: boolean) => {
+      let m: number | null = null;
+      for (const n of NODES) for (const r of Object.values((nodes[n] as { by_role: Record<string, RoleStats> }).by_role)) {
+        const v = f(r);
+        if (v !== null && (m === null || (either ? Math.abs(v) > Math.abs(m) : v > m))) m = v;
+      }
+      return m;
+    };
+    const growthWorst = worst((r) => r.rss_growth_pct, false);
+    const fdsWorst = worst((r) => r.fds_drift_max, true);
+    const handlesWorst = worst((r) => r.handles_drift_max, true);
+    const targets = {
+      rss_growth_pct_worst: growthWorst,
+      fds_drift_worst: fdsWorst,
+      handles_drift_worst: handlesWorst,
+      met: lostRows === 0 && lostImages === 0 && archiveOverLimit === 0 && (growthWorst ?? 0) <= 5 && Math.abs(fdsWorst ?? 0) <= 2 && Math.abs(handlesWorst ?? 0) <= 2,
+    };
     const result = {
+      targets,
       events: roleEvents,
       minutes,
       rows_acked: rows,
@@ -229,8 +262,66 @@ async function main(): Promise<void> {
   }
 }
 
+function pct(end: number, start: number): number {
+  return Math.round(((end - start) / start) * 1000) / 10;
+}
+
+interface RoleStats {
+  terms: number;
+  rss_mib: { first: number | null; last: number | null };
+  rss_growth_pct: number | null;
+  /** fds / active resources at the end of each term in this role, and the largest difference from the first term's. */
+  fds_at_term_end: (number | null)[];
+  fds_drift_max: number | null;
+  handles_at_term_end: (number | null)[];
+  handles_drift_max: number | null;
+}
+
+/**
+ * Figures per role, from settled samples only (after the warm-up and at least 30 s after a switchover):
+ * a term is a run of samples in one role; growth is the last sample in a role over the first, drift the
+ * largest difference of a term's last fds / resources from the first term's.
+ */
+function byRole(s: Sample[], switchAts: number[]): { growth: number | null; byRole: Record<string, RoleStats> } {
+  const settled = s.filter((x) => x.t >= warmupMs && x.rss !== null && x.role !== null && !switchAts.some((at) => x.t >= at && x.t < at + 30_000));
+  const terms: { role: string; samples: Sample[] }[] = [];
+  for (const x of settled) {
+    const cur = terms.at(-1);
+    if (cur && cur.role === x.role) cur.samples.push(x);
+    else terms.push({ role: x.role!, samples: [x] });
+  }
+  const out: Record<string, RoleStats> = {};
+  for (const role of new Set(terms.map((t) => t.role))) {
+    const mine = terms.filter((t) => t.role === role);
+    const ends = mine.map((t) => t.samples.at(-1)!);
+    const first = mine[0].samples[0];
+    const last = ends.at(-1)!;
+    const drift = (f: (x: Sample) => number | null) => {
+      const base = f(ends[0]);
+      let m: number | null = null;
+      for (const e of ends) {
+        const v = f(e);
+        if (base === null || v === null) continue;
+        if (m === null || Math.abs(v - base) > Math.abs(m)) m = v - base;
+      }
+      return m;
+    };
+    out[role] = {
+      terms: mine.length,
+      rss_mib: { first: first.rss === null ? null : Math.round((first.rss / 2 ** 20) * 10) / 10, last: last.rss === null ? null : Math.round((last.rss / 2 ** 20) * 10) / 10 },
+      rss_growth_pct: first.rss && last.rss ? pct(last.rss, first.rss) : null,
+      fds_at_term_end: ends.map((e) => e.fds),
+      fds_drift_max: drift((x) => x.fds),
+      handles_at_term_end: ends.map((e) => e.handles),
+      handles_drift_max: drift((x) => x.handles),
+    };
+  }
+  const growth = settled.length ? out[settled[0].role!].rss_growth_pct : null;
+  return { growth, byRole: out };
+}
+
 /** RSS, heap, active resources and disk use of both nodes over the run, switchovers marked. */
-function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from: string }[], minutes: number): string {
+function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from: string; ok: boolean }[], minutes: number): string {
   const colors: Record<Node, string> = { a: '#1f77b4', b: '#ff7f0e' };
   const min = (t: number) => Math.round((t / 60_000) * 100) / 100;
   const mib = (v: number | null) => (v === null ? null : Math.round((v / 2 ** 20) * 10) / 10);
@@ -240,7 +331,7 @@ function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from:
     title: `nimbus-ha soak: ${minutes} min, steady load, a switchover every ${Math.round(switchoverMs / 60_000)} min`,
     xLabel: 'minutes',
     markerLegend: 'switchover',
-    markers: switchovers.map((s) => ({ x: min(s.at), label: `switchover from ${s.from}` })),
+    markers: switchovers.filter((s) => s.ok).map((s) => ({ x: min(s.at), label: `switchover from ${s.from}` })),
     panels: [
       { title: 'sidecar memory', unit: 'MiB', series: [...series('RSS', (x) => mib(x.rss)), ...series('heap used', (x) => mib(x.heap), true)] },
       { title: 'active resources and open fds', unit: 'count', series: [...series('resources', (x) => x.handles), ...series('fds', (x) => x.fds, true)] },
