@@ -6,6 +6,7 @@ import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { EventBus } from '../events/bus.js';
 import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest } from '../peer/auth.js';
 import { ReplayGuard } from '../peer/replay.js';
+import { keysOf, type KeyInput, type KeyUse } from '../peer/keyring.js';
 import { AuthFailures } from './auth-failures.js';
 import { jsonErrorHandler, notFoundHandler } from './json-errors.js';
 
@@ -13,11 +14,14 @@ export interface ApiDeps {
   agent: Agent;
   bus: EventBus;
   metrics: Registry;
-  /** Lease key: heartbeats, votes and takeover offers (`secret`; the witness holds it too). */
-  secret: string;
-  /** Data-path key: every feature router under /peer (`dataSecret`); `secret` when not given. */
-  dataSecret?: string;
-  adminToken: string;
+  /** Lease key(s): heartbeats, votes and takeover offers (`secret`; the witness holds it too). */
+  secret: KeyInput;
+  /** Data-path key(s): every feature router under /peer (`dataSecret`); `secret` when not given. */
+  dataSecret?: KeyInput;
+  /** Bearer token(s) of /admin: any of them is accepted (a list while rotating). */
+  adminToken: KeyInput;
+  /** Which key each peer signs with, per key (lease, data): shown in /status as `auth`. */
+  keyUse?: { lease: KeyUse; data: KeyUse | null };
   /** Feature routers mounted under /peer/<name> behind HMAC authentication. */
   peerRouters?: Record<string, Router>;
   /** Feature routers that accept streamed (unsigned-body) requests, checked by content hash. */
@@ -36,11 +40,13 @@ export interface ApiDeps {
  */
 const DATA_BODY_BYTES: Record<string, number> = { files: 64 * 1024 * 1024, default: 1024 * 1024 };
 
-function tokenOk(header: string | undefined, token: string): boolean {
+function tokenOk(header: string | undefined, tokens: KeyInput): boolean {
   if (!header?.startsWith('Bearer ')) return false;
   const given = Buffer.from(header.slice(7));
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
+  return keysOf(tokens).some((token) => {
+    const want = Buffer.from(token);
+    return given.length === want.length && timingSafeEqual(given, want);
+  });
 }
 
 /**
@@ -86,7 +92,8 @@ export function createApp(d: ApiDeps): express.Express {
     health(res, isStandby && healthy && lagOk && failing.length === 0, { lag_ms: lag, max_lag_ms: maxLag, healthy, replication_failing: failing });
   });
   app.get('/status', (_req, res) => {
-    res.set('cache-control', 'no-store').json(d.agent.status());
+    const k = d.keyUse;
+    res.set('cache-control', 'no-store').json(k ? { ...d.agent.status(), auth: { lease: k.lease.status(), data: k.data?.status() ?? null } } : d.agent.status());
   });
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', d.metrics.contentType).send(await d.metrics.metrics());
@@ -164,6 +171,7 @@ export function createApp(d: ApiDeps): express.Express {
   const peerAuth = (o: { allowStream?: boolean; maxBodyBytes?: number; data?: boolean } = {}) =>
     requirePeerAuth(o.data ? (d.dataSecret ?? d.secret) : d.secret, {
       ...o,
+      keyUse: o.data ? (d.keyUse?.data ?? d.keyUse?.lease) : d.keyUse?.lease,
       nonces,
       replay,
       self: d.node ?? null,

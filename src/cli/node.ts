@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Notifier, ObjectStore, Vip } from '../ports.js';
 import { HaError, errorMessage } from '../errors.js';
 import { ReplayGuard } from '../peer/replay.js';
+import { KeyUse } from '../peer/keyring.js';
 import { childEnv } from '../util/child-env.js';
 import { buildServices, probePeriods } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
@@ -245,6 +246,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const metrics = createMetrics(agent, bus, [...(extras.metrics ?? []), disk.metrics()]);
   // One replay guard for HTTP and UDP: nothing signed before this start, nor before a sender's last mark.
   const replay = new ReplayGuard(join(cfg.dataDir, 'replay-marks.json'));
+  const keyUse = { lease: new KeyUse(cfg.secret), data: cfg.dataSecret ? new KeyUse(cfg.dataSecret) : null };
   const app = createApp({
     agent,
     bus,
@@ -252,6 +254,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     secret: cfg.secret,
     ...(cfg.dataSecret ? { dataSecret: cfg.dataSecret } : {}),
     adminToken: cfg.adminToken,
+    keyUse,
     peerRouters,
     streamPeerRouters: streamRouters,
     node: cfg.node,
@@ -271,6 +274,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     },
     (reason, from) => bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected heartbeat datagram from ${from}: ${reason}` }),
     replay,
+    keyUse.lease,
   );
   try {
     await udp.listen(cfg.listen.host, port);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Clock, LeaseAnswer } from '../ports.js';
 import { requirePeerAuth } from '../peer/auth.js';
+import type { KeyInput, KeyUse } from '../peer/keyring.js';
 import { writeJsonDurable } from '../util/durable.js';
 
 /** Persisted witness state: the highest epoch granted and to whom, and the data-holder record. */
@@ -179,17 +180,18 @@ export function witnessHandlers(state: WitnessState): Record<string, (body: unkn
  */
 export function createWitnessApp(
   state: WitnessState,
-  secret: string,
+  secret: KeyInput,
   onReject?: (reason: string) => void,
-  opts: { replay?: import('../peer/replay.js').ReplayGuard } = {},
+  opts: { replay?: import('../peer/replay.js').ReplayGuard; keyUse?: KeyUse } = {},
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.get('/health', (_req, res) => {
-    res.json({ ok: true, ...state.read() });
+    // Key ids only (SHA-256 prefixes): which key signs and which each node used last, to follow a rotation.
+    res.json({ ok: true, ...state.read(), ...(opts.keyUse ? { auth: opts.keyUse.status() } : {}) });
   });
-  app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, onReject: (r) => onReject?.(r) }));
+  app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, keyUse: opts.keyUse, onReject: (r) => onReject?.(r) }));
   for (const [path, handler] of Object.entries(witnessHandlers(state))) {
     app.post(path, (req, res) => {
       const out = handler(req.body);

@@ -17,13 +17,15 @@ export function clusterCrossChecks(cfg: ClusterConfig): ConfigProblem[] {
   if (cfg.peers.some((peer) => peer.node === cfg.node)) {
     p.push({ key: 'peers', problem: `lists this node ${cfg.node} itself (expected the other node)` });
   }
-  if (cfg.secret === cfg.adminToken) {
+  // Lists while rotating: no key may serve two of them.
+  const shared = (a: readonly string[] | undefined, b: readonly string[] | undefined) => a !== undefined && b !== undefined && a.some((k) => b.includes(k));
+  if (shared(cfg.secret, cfg.adminToken)) {
     p.push({ key: 'adminToken', problem: 'is the same as secret (expected a different random value: the admin token must not also sign peer traffic)' });
   }
-  if (cfg.dataSecret !== undefined && cfg.dataSecret === cfg.secret) {
+  if (shared(cfg.dataSecret, cfg.secret)) {
     p.push({ key: 'dataSecret', problem: 'is the same as secret (expected a different random value: the witness holds secret, and must not be able to sign data pushes)' });
   }
-  if (cfg.dataSecret !== undefined && cfg.dataSecret === cfg.adminToken) {
+  if (shared(cfg.dataSecret, cfg.adminToken)) {
     p.push({ key: 'dataSecret', problem: 'is the same as adminToken (expected a different random value)' });
   }
   if (cfg.dataSecret === undefined && cfg.witness && !cfg.tls) {

@@ -37,6 +37,7 @@ function typeName(t: z.ZodTypeAny): string {
   if (t instanceof z.ZodArray) return `list of ${typeName(unwrap(t.element).inner)}`;
   if (t instanceof z.ZodRecord) return 'map';
   if (t instanceof z.ZodObject) return 'object';
+  if (t instanceof z.ZodUnion) return (t.options as z.ZodTypeAny[]).map((o) => typeName(unwrap(o).inner)).join(' or ');
   if (t instanceof z.ZodDiscriminatedUnion) return `one of kind: ${[...t.optionsMap.keys()].map((k) => JSON.stringify(k)).join(', ')}`;
   return 'value';
 }

@@ -6,6 +6,7 @@ import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseCertificates, tlsFileProblems } from '../peer/tls.js';
+import { MAX_KEYS, splitKeys, type Keys } from '../peer/keyring.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
@@ -27,6 +28,29 @@ const secretString = z.string().superRefine((v, ctx) => {
   const problem = secretProblem(v);
   if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
 });
+
+/**
+ * The cluster secret, the data secret or the admin token: one random value, or several while rotating
+ * (a list, or one per line in the value of an environment variable or a secret file). The first signs;
+ * a message or token matching any of them is accepted (src/peer/keyring.ts).
+ */
+const secretKeys = z
+  .union([z.string(), z.array(z.string())])
+  .superRefine((v, ctx) => {
+    const list = splitKeys(v);
+    const issue = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    if (list.length === 0) return issue('is empty (expected a random secret, or a list of them while rotating)');
+    if (list.length > MAX_KEYS) issue(`holds ${list.length} keys (expected at most ${MAX_KEYS}: the new and the old ones while rotating)`);
+    list.forEach((k, i) => {
+      const problem = secretProblem(k);
+      if (problem) issue(list.length > 1 ? `key ${i + 1} of ${list.length} ${problem}` : problem);
+    });
+    if (new Set(list).size !== list.length) issue('lists the same key twice (expected different keys)');
+  })
+  .transform((v) => {
+    const list = splitKeys(v);
+    return (list.length ? list : ['']) as unknown as Keys;
+  });
 
 /**
  * `tls`: certificate, key and CA of this node (PEM files). The files are read and checked when the config
@@ -206,24 +230,24 @@ export const clusterConfigSchema = z
   .object({
     node: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only').describe('this node\'s name'),
     listen: hostPort.describe('address of the HTTP API (health, status, admin, peer)'),
-    secret: secretString.describe(
-      `shared HMAC secret of the cluster: random, at least ${MIN_SECRET_LENGTH} characters, not a placeholder, not the adminToken (env NHA_SECRET overrides; or secretFile)`,
+    secret: secretKeys.describe(
+      `shared HMAC secret of the cluster: random, at least ${MIN_SECRET_LENGTH} characters, not a placeholder, not the adminToken (env NHA_SECRET overrides; or secretFile). While rotating, a list (or one per line in NHA_SECRET or the file): the first signs, any is accepted (docs/operations.md, "Rotating secrets")`,
     ),
     secretFile: z
       .string()
       .optional()
       .describe('file holding the secret instead of `secret` (owned by the user running nimbus-ha, mode 0600)'),
-    dataSecret: secretString
+    dataSecret: secretKeys
       .optional()
       .describe(
-        `HMAC key of the data paths (base backups, WAL, config-file and Nimbus-state writes, repository hints), shared by the two nodes and never given to the witness, which holds only \`secret\` (the lease key): random, at least ${MIN_SECRET_LENGTH} characters, different from secret and adminToken (env NHA_DATA_SECRET overrides; or dataSecretFile). Required when a witness is configured without tls; otherwise, when unset, \`secret\` signs the data paths too (docs/security.md, "Key separation")`,
+        `HMAC key of the data paths (base backups, WAL, config-file and Nimbus-state writes, repository hints), shared by the two nodes and never given to the witness, which holds only \`secret\` (the lease key): random, at least ${MIN_SECRET_LENGTH} characters, different from secret and adminToken (env NHA_DATA_SECRET overrides; or dataSecretFile; a list while rotating, as for secret). Required when a witness is configured without tls; otherwise, when unset, \`secret\` signs the data paths too (docs/security.md, "Key separation")`,
       ),
     dataSecretFile: z
       .string()
       .optional()
       .describe('file holding the dataSecret instead of `dataSecret` (owned by the user running nimbus-ha, mode 0600)'),
-    adminToken: secretString.describe(
-      `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile)`,
+    adminToken: secretKeys.describe(
+      `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile). While rotating, a list (or one per line): any of them is accepted`,
     ),
     adminTokenFile: z
       .string()

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { ReplayGuard } from './replay.js';
 import { clientCertProblem, tlsSocketOf } from './tls.js';
+import { keysOf, signingKey, type KeyInput, type KeyUse } from './keyring.js';
 
 /**
  * HMAC-SHA256 authentication of sidecar-to-sidecar (and sidecar-to-witness) requests.
@@ -47,7 +48,7 @@ function replyCanonical(nonce: string, status: number, bodyHash: string, node: s
 
 /** Headers for a signed request. `body` is the exact bytes sent (or STREAM_BODY for a streamed body). */
 export function signRequest(
-  secret: string,
+  secret: KeyInput,
   node: string,
   method: string,
   path: string,
@@ -57,7 +58,7 @@ export function signRequest(
   const ts = String(nowMs);
   const nonce = randomBytes(12).toString('hex');
   const bodyHash = body === STREAM_BODY ? STREAM_BODY : sha256Hex(body);
-  const signature = createHmac('sha256', secret).update(canonical(method, path, ts, nonce, bodyHash, node)).digest('hex');
+  const signature = createHmac('sha256', signingKey(secret)).update(canonical(method, path, ts, nonce, bodyHash, node)).digest('hex');
   return {
     [HEADER.node]: node,
     [HEADER.ts]: ts,
@@ -93,7 +94,7 @@ export function signReply(secret: string, node: string, requestNonce: string, st
  * and body (`STREAM_BODY`: a streamed reply, only its status and headers are covered); else the reason.
  */
 export function verifyReply(
-  secret: string,
+  secret: KeyInput,
   headers: IncomingHttpHeaders,
   requestNonce: string,
   status: number,
@@ -108,13 +109,17 @@ export function verifyReply(
   const sig = h(HEADER.replySignature);
   if (!node || !bodyHash || !sig) return 'reply is not signed';
   if (body === STREAM_BODY ? bodyHash !== STREAM_BODY : bodyHash !== sha256Hex(body)) return 'reply body does not match its signed hash';
-  const expected = createHmac('sha256', secret).update(replyCanonical(requestNonce, status, bodyHash, node)).digest();
   const given = Buffer.from(sig, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'bad reply signature (wrong shared secret, or altered on the way)';
+  const signedWith = (key: string) => {
+    const expected = createHmac('sha256', key).update(replyCanonical(requestNonce, status, bodyHash, node)).digest();
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  if (!keysOf(secret).some(signedWith)) return 'bad reply signature (wrong shared secret, or altered on the way)';
   return null;
 }
 
-export type VerifyResult = { ok: true; node: string; nonce: string; ts: number; bodyHash: string } | { ok: false; reason: string };
+/** `key`: the one of the receiver's keys the request was signed with (its reply is signed with it too). */
+export type VerifyResult = { ok: true; node: string; nonce: string; ts: number; bodyHash: string; key: string } | { ok: false; reason: string };
 
 /** Remembers recent nonces (bounded) to refuse replays inside the skew window. */
 export class NonceCache {
@@ -148,7 +153,7 @@ interface VerifyOpts {
  * claims, so a request that passes is authentic except for its body, which `bodyMatches` then checks.
  * The nonce is used up only by a request that passes.
  */
-export function verifyHeaders(secret: string, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, method: string, path: string, opts: VerifyOpts = {}): VerifyResult {
+export function verifyHeaders(secret: KeyInput, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, method: string, path: string, opts: VerifyOpts = {}): VerifyResult {
   const h = (k: string) => {
     const v = headers[k];
     return Array.isArray(v) ? v[0] : v;
@@ -169,21 +174,23 @@ export function verifyHeaders(secret: string, headers: IncomingHttpHeaders | Rec
   } else if (!/^[0-9a-f]{64}$/.test(bodyHash)) {
     return { ok: false, reason: 'malformed body hash' };
   }
-  const expected = createHmac('sha256', secret).update(canonical(method, path, ts, nonce, bodyHash, node)).digest();
   const given = Buffer.from(sig, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, reason: 'bad signature (wrong shared secret?)' };
-  }
+  const text = canonical(method, path, ts, nonce, bodyHash, node);
+  const key = keysOf(secret).find((k) => {
+    const expected = createHmac('sha256', k).update(text).digest();
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  if (key === undefined) return { ok: false, reason: 'bad signature (wrong shared secret?)' };
   if (opts.self != null && node === opts.self) return { ok: false, reason: 'request claims to come from this node (reflected?)' };
   const stale = opts.replay?.check(node, tsNum);
   if (stale) return { ok: false, reason: stale };
   if (opts.nonces && !opts.nonces.use(nonce, now)) return { ok: false, reason: 'replayed request' };
-  return { ok: true, node, nonce, ts: tsNum, bodyHash };
+  return { ok: true, node, nonce, ts: tsNum, bodyHash, key };
 }
 
 /** Full check of a request whose body is already at hand (tests, tools). */
 export function verifyRequest(
-  secret: string,
+  secret: KeyInput,
   headers: Record<string, string | string[] | undefined>,
   method: string,
   path: string,
@@ -283,6 +290,8 @@ export interface PeerAuthOptions {
   onReject?: (reason: string, req: Request) => void;
   /** Answer for a refused request from a source over its failure budget (429 instead of 401). */
   limited?: (req: Request) => boolean;
+  /** Records which key each peer signs with (status). */
+  keyUse?: KeyUse;
 }
 
 /**
@@ -293,7 +302,7 @@ export interface PeerAuthOptions {
  *
  * Mounted behind `express.json({ verify: captureRawBody })` (older wiring) it checks the captured body.
  */
-export function requirePeerAuth(secret: string, opts: PeerAuthOptions = {}) {
+export function requirePeerAuth(secret: KeyInput, opts: PeerAuthOptions = {}) {
   const nonces = opts.nonces ?? new NonceCache();
   const replay = opts.replay ?? new ReplayGuard(null);
   const limit = opts.maxBodyBytes ?? SMALL_BODY_BYTES;
@@ -318,7 +327,8 @@ export function requirePeerAuth(secret: string, opts: PeerAuthOptions = {}) {
     const accept = () => {
       replay.accepted(r.node, r.ts);
       req.peerNode = r.node;
-      signReplies(res, secret, opts.self ?? 'peer', r.nonce);
+      opts.keyUse?.used(r.node, r.key);
+      signReplies(res, r.key, opts.self ?? 'peer', r.nonce);
       next();
     };
     if (r.bodyHash === STREAM_BODY) return accept();

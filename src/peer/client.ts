@@ -6,6 +6,7 @@ import { HaError, type ErrorCode } from '../errors.js';
 import { HEADER, isLeasePath, signRequest, STREAM_BODY, verifyReply } from './auth.js';
 import { UdpClient } from './udp.js';
 import type { TlsMaterial } from './tls.js';
+import type { KeyInput } from './keyring.js';
 
 /** TLS verification errors of node:tls / OpenSSL, explained for an operator. */
 const TLS_TRUST_ERRORS = new Set([
@@ -57,13 +58,14 @@ export class PeerClient implements PeerTransport {
   private udp: UdpClient | null = null;
   private readonly tls: TlsMaterial | null;
 
-  /** Key of the data paths (`dataSecret`); the lease key `secret` when none is configured. */
-  private readonly dataSecret: string;
+  /** Key(s) of the data paths (`dataSecret`); the lease key(s) `secret` when none is configured. */
+  private readonly dataSecret: KeyInput;
 
   constructor(
     private readonly node: string,
-    private readonly secret: string,
-    opts: { tls?: TlsMaterial | null; dataSecret?: string } = {},
+    /** The lease key(s): the first signs, a reply signed with any is accepted. */
+    private readonly secret: KeyInput,
+    opts: { tls?: TlsMaterial | null; dataSecret?: KeyInput } = {},
   ) {
     this.tls = opts.tls ?? null;
     this.dataSecret = opts.dataSecret ?? secret;
@@ -76,7 +78,7 @@ export class PeerClient implements PeerTransport {
   }
 
   /** The key that signs a request to `path` and its reply: lease traffic or data paths (`isLeasePath`). */
-  private keyFor(path: string): string {
+  private keyFor(path: string): KeyInput {
     return isLeasePath(path) ? this.secret : this.dataSecret;
   }
 

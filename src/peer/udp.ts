@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { HaError, type ErrorCode } from '../errors.js';
 import { MAX_SKEW_MS, NonceCache } from './auth.js';
 import { ReplayGuard } from './replay.js';
+import { keysOf, signingKey, type KeyInput, type KeyUse } from './keyring.js';
 
 /**
  * Signed request/reply datagrams for the sidecar's hot path: heartbeats between the nodes and lease
@@ -67,14 +68,15 @@ function sign(secret: string, json: string): string {
   return createHmac('sha256', keyOf(secret)).update(DOMAIN).update(json).digest('hex');
 }
 
-function encode(secret: string, frame: RequestFrame | ReplyFrame): Buffer {
+function encode(secret: KeyInput, frame: RequestFrame | ReplyFrame): Buffer {
   const json = JSON.stringify(frame);
-  return Buffer.from(`${MAGIC} ${sign(secret, json)} ${json}`, 'utf8');
+  return Buffer.from(`${MAGIC} ${sign(signingKey(secret), json)} ${json}`, 'utf8');
 }
 
-type Decoded = { ok: true; frame: RequestFrame | ReplyFrame } | { ok: false; reason: string; refusal?: { re: string; reason: string } };
+/** `key`: the one of the receiver's keys the datagram was signed with (a reply is signed with it too). */
+type Decoded = { ok: true; frame: RequestFrame | ReplyFrame; key: string } | { ok: false; reason: string; refusal?: { re: string; reason: string } };
 
-function decode(secret: string, msg: Buffer): Decoded {
+function decode(secret: KeyInput, msg: Buffer): Decoded {
   const text = msg.toString('utf8');
   if (text.startsWith('NHA1-REFUSED ')) {
     const [, re, ...why] = text.split(' ');
@@ -85,8 +87,11 @@ function decode(secret: string, msg: Buffer): Decoded {
   if (sp < 0) return { ok: false, reason: 'truncated datagram' };
   const sig = Buffer.from(text.slice(MAGIC.length + 1, sp), 'hex');
   const json = text.slice(sp + 1);
-  const expected = Buffer.from(sign(secret, json), 'hex');
-  if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) return { ok: false, reason: 'bad signature (wrong shared secret?)' };
+  const key = keysOf(secret).find((k) => {
+    const expected = Buffer.from(sign(k, json), 'hex');
+    return sig.length === expected.length && timingSafeEqual(sig, expected);
+  });
+  if (key === undefined) return { ok: false, reason: 'bad signature (wrong shared secret?)' };
   let frame: RequestFrame | ReplyFrame;
   try {
     frame = JSON.parse(json) as RequestFrame | ReplyFrame;
@@ -96,7 +101,7 @@ function decode(secret: string, msg: Buffer): Decoded {
   if (!frame || (frame.k !== 'q' && frame.k !== 'r') || typeof frame.n !== 'string' || typeof frame.ts !== 'number') {
     return { ok: false, reason: 'malformed datagram' };
   }
-  return { ok: true, frame };
+  return { ok: true, frame, key };
 }
 
 /** A request's id as it appears in a datagram that could not be verified (to address a refusal). */
@@ -131,12 +136,15 @@ export class UdpServer {
   constructor(
     /** This node's name: a request claiming it is a reflection and refused (null: no such check). */
     private readonly self: string | null,
-    private readonly secret: string,
+    /** The lease key(s): requests signed with any are accepted, each answered with the key it used. */
+    private readonly secret: KeyInput,
     private readonly routes: Record<string, UdpHandler>,
     /** Called for rejected datagrams, at most once per reason and 10 s (with the count suppressed). */
     private readonly onReject?: (reason: string, from: string) => void,
     /** Refuses requests signed before this receiver started (share it with the HTTP receiver). */
     private readonly replay: ReplayGuard = new ReplayGuard(null),
+    /** Records which key each peer signs with (status). */
+    private readonly keyUse?: KeyUse,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
@@ -200,7 +208,8 @@ export class UdpServer {
     } catch (err) {
       out = { status: 500, body: { error: 'INTERNAL', message: (err as Error).message } };
     }
-    const reply = encode(this.secret, { k: 'r', re: f.id, n: this.self ?? 'witness', ts: Date.now(), s: out.status, b: out.body });
+    this.keyUse?.used(f.n, d.key, now);
+    const reply = encode(d.key, { k: 'r', re: f.id, n: this.self ?? 'witness', ts: Date.now(), s: out.status, b: out.body });
     if (reply.length > MAX_DATAGRAM) return;
     socket.send(reply, rinfo.port, rinfo.address);
   }
@@ -238,7 +247,8 @@ export class UdpClient {
 
   constructor(
     private readonly node: string,
-    private readonly secret: string,
+    /** Signs with the first key; a reply signed with any of them is accepted. */
+    private readonly secret: KeyInput,
   ) {}
 
   private socketFor(url: string): Promise<dgram.Socket> {

@@ -9,6 +9,7 @@ import { createApp, type ApiDeps } from '../../src/api/app.js';
 import type { Agent } from '../../src/cluster/agent.js';
 import { EventBus } from '../../src/events/bus.js';
 import type { HaEvent, Notifier } from '../../src/ports.js';
+import { signingKey } from '../../src/peer/keyring.js';
 
 export const randomSecret = () => randomBytes(32).toString('base64url');
 
@@ -66,7 +67,7 @@ export async function startApi(over: Partial<ApiDeps> = {}) {
     url,
     port,
     secret: over.secret ?? secret,
-    adminToken: over.adminToken ?? adminToken,
+    adminToken: over.adminToken === undefined ? adminToken : signingKey(over.adminToken),
     bus,
     calls,
     notifier,

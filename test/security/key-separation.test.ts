@@ -108,8 +108,8 @@ ${extra}`;
     expect(check(base('')).problems).toEqual([{ key: 'dataSecret', problem: expect.stringMatching(/is not set, and a witness is configured without tls.*NHA_DATA_SECRET.*dataSecretFile/) }]);
     expect(check(base('', 'quorum: { allowTwoNodeWithoutWitness: true }')).problems).toEqual([]);
     const data = randomSecret();
-    expect(check(base(`dataSecret: ${data}`)).config?.dataSecret).toBe(data);
-    expect(check(base('dataSecret: ${NHA_DATA_SECRET}'), { NHA_DATA_SECRET: data }).config?.dataSecret).toBe(data);
+    expect(check(base(`dataSecret: ${data}`)).config?.dataSecret).toEqual([data]);
+    expect(check(base('dataSecret: ${NHA_DATA_SECRET}'), { NHA_DATA_SECRET: data }).config?.dataSecret).toEqual([data]);
   });
 
   it('follows the rules of secret: no placeholder, no weak value, not equal to secret or adminToken', () => {
@@ -129,7 +129,7 @@ ${extra}`;
     const data = randomSecret();
     const good = join(dir, 'data.key');
     writeFileSync(good, `${data}\n`, { mode: 0o600 });
-    expect(check(base(`dataSecretFile: ${good}`)).config?.dataSecret).toBe(data);
+    expect(check(base(`dataSecretFile: ${good}`)).config?.dataSecret).toEqual([data]);
     const loose = join(dir, 'loose.key');
     writeFileSync(loose, `${data}\n`, { mode: 0o644 });
     expect(check(base(`dataSecretFile: ${loose}`)).problems).toEqual([{ key: 'dataSecretFile', problem: expect.stringMatching(/mode 0644; expected mode 0600/) }]);

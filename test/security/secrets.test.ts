@@ -71,8 +71,8 @@ describe('no default secrets', () => {
     chmodSync(tf, 0o600);
     const ok = check(text);
     expect(ok.problems).toEqual([]);
-    expect(ok.config?.secret).toBe(secret);
-    expect(ok.config?.adminToken).toBe(token);
+    expect(ok.config?.secret).toEqual([secret]);
+    expect(ok.config?.adminToken).toEqual([token]);
     expect(check(text.replace(`secretFile: ${sf}`, `secretFile: ${sf}\nsecret: ${randomSecret()}`)).problems).toEqual([
       { key: 'secretFile', problem: expect.stringMatching(/together with secret/) },
     ]);

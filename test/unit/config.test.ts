@@ -109,9 +109,9 @@ vip: { kind: floating }
     const text = valid.replace(`secret: ${SECRET}`, 'secret: ${MY_SECRET}');
     expect(check(text).problems[0]).toEqual({ key: 'secret', problem: expect.stringContaining('MY_SECRET is not set') });
     const fromEnv = randomBytes(24).toString('base64url');
-    expect(check(text, { MY_SECRET: fromEnv }).config?.secret).toBe(fromEnv);
+    expect(check(text, { MY_SECRET: fromEnv }).config?.secret).toEqual([fromEnv]);
     const override = randomBytes(24).toString('base64url');
-    expect(check(valid, { NHA_ADMIN_TOKEN: override }).config?.adminToken).toBe(override);
+    expect(check(valid, { NHA_ADMIN_TOKEN: override }).config?.adminToken).toEqual([override]);
   });
 
   it('refuses a non-mapping or invalid YAML with a clear problem', () => {

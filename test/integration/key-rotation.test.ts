@@ -1,0 +1,109 @@
+/**
+ * Rotating the cluster secret and the data secret of a running pair, one process at a time, as
+ * docs/operations.md ("Rotating secrets") describes: add the new key last everywhere, move it first
+ * everywhere, drop the old one. Only standbys and the witness are restarted; the role moves by planned
+ * switchovers. Real sidecars, witness and embedded PostgreSQL in sync mode, an independent writer through
+ * the database VIP and a split-brain poller.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Cluster, DATA_SECRET, SECRET, SplitBrainChecker } from '../../fixtures/cluster.js';
+import { DbWriter } from '../../fixtures/db-writer.js';
+import { keyId } from '../../src/peer/keyring.js';
+import { directDb as direct, until } from '../helpers/wait.js';
+
+const NEW = randomBytes(32).toString('base64url');
+const NEW_DATA = randomBytes(32).toString('base64url');
+type Node = 'a' | 'b';
+
+describe('secret rotation one node at a time (real processes on loopback)', () => {
+  const keys: Record<Node, { secret: string[]; dataSecret: string[] }> = {
+    a: { secret: [SECRET], dataSecret: [DATA_SECRET] },
+    b: { secret: [SECRET], dataSecret: [DATA_SECRET] },
+  };
+  let c: Cluster;
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('add, promote, drop: no failover, no double primary, no acknowledged row lost; status shows each peer on the new key', async () => {
+    c = new Cluster({ db: { sync: 'sync' }, extraConfig: (n) => ({ secret: keys[n].secret, dataSecret: keys[n].dataSecret }) });
+    await c.start();
+    await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
+    await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
+    const w = new DbWriter(c.dbUrl, { everyMs: 20 });
+    await w.prepare();
+    w.start();
+    const split = new SplitBrainChecker([c.nodes.a.url, c.nodes.b.url], 20);
+    split.start();
+    const epoch0 = (await c.status('a'))!.epoch as number;
+
+    const steady = async (primary: Node, what: string) => {
+      const standby: Node = primary === 'a' ? 'b' : 'a';
+      await c.waitFor((a, b) => (primary === 'a' ? a : b)?.role === 'primary' && (primary === 'a' ? b : a)?.role === 'standby', 60_000, `${what}: ${primary} primary`);
+      await until(`${what}: ${standby} streaming and caught up`, async () => {
+        const s = (await c.status(standby))!;
+        const p = (await c.status(primary))!;
+        return s.replication.db.streaming === true && p.peers[0].caught_up === true && p.peers[0].alive === true;
+      }, 90_000);
+    };
+    const restartStandby = async (n: Node, k: { secret: string[]; dataSecret: string[] }, what: string) => {
+      keys[n] = k;
+      await c.restartNode(n);
+      await steady(n === 'a' ? 'b' : 'a', what);
+    };
+    const switchover = async (from: Node, what: string) => {
+      const r = await c.admin(from, '/admin/switchover', {});
+      expect(r.status, `${what}: ${JSON.stringify(r.data)}`).toBe(202);
+      await steady(from === 'a' ? 'b' : 'a', what);
+    };
+    const acked = () => w.acked.length;
+
+    // 1. The new keys go last everywhere: nothing changes on the wire yet.
+    const added = { secret: [SECRET, NEW], dataSecret: [DATA_SECRET, NEW_DATA] };
+    await c.restartWitness(`${SECRET}\n${NEW}`);
+    await restartStandby('b', added, 'add: b');
+    await switchover('a', 'add: switchover to b');
+    await restartStandby('a', added, 'add: a');
+    // 2. The new keys go first: a node signing with the new key meets one still signing with the old.
+    const promoted = { secret: [NEW, SECRET], dataSecret: [NEW_DATA, DATA_SECRET] };
+    await c.restartWitness(`${NEW}\n${SECRET}`);
+    await restartStandby('a', promoted, 'promote: a');
+    const mixed = (await c.status('b'))!;
+    expect(mixed.auth.lease.peers.a.keyId).toBe(keyId(NEW));
+    expect(mixed.auth.lease.signingKey).toBe(keyId(SECRET));
+    await switchover('b', 'promote: switchover to a');
+    await restartStandby('b', promoted, 'promote: b');
+    // 3. The old keys go.
+    const dropped = { secret: [NEW], dataSecret: [NEW_DATA] };
+    await c.restartWitness(NEW);
+    await restartStandby('b', dropped, 'drop: b');
+    await switchover('a', 'drop: switchover to b');
+    await restartStandby('a', dropped, 'drop: a');
+    const before = acked();
+    await until('writes go on', async () => acked() > before + 20, 30_000);
+
+    await w.stop();
+    split.stop();
+    const p = (await c.primary())!;
+    expect(p).toBe('b');
+    expect(await w.missing(direct(c.nodes.b.pgPort))).toEqual([]);
+    expect(w.acked.length).toBeGreaterThan(100);
+    expect(split.observed).toBe(0);
+    // Three planned switchovers and nothing else.
+    for (const n of ['a', 'b'] as const) expect(await c.events(n, 'failover')).toEqual([]);
+    expect((await c.status('b'))!.epoch).toBe(epoch0 + 3);
+    for (const n of ['a', 'b'] as const) {
+      const st = (await c.status(n))!;
+      const other = n === 'a' ? 'b' : 'a';
+      expect(st.auth.lease.acceptedKeys).toEqual([keyId(NEW)]);
+      expect(st.auth.lease.peers[other].keyId).toBe(keyId(NEW));
+      expect(st.auth.data.acceptedKeys).toEqual([keyId(NEW_DATA)]);
+    }
+    // The witness took lease calls from both nodes on the new key.
+    const wh = await (await fetch(`http://127.0.0.1:${c.witnessPort}/health`)).json();
+    expect(wh.auth.acceptedKeys).toEqual([keyId(NEW)]);
+    expect(Object.keys(wh.auth.peers).sort()).toEqual(['a', 'b']);
+    for (const v of Object.values(wh.auth.peers) as { keyId: string }[]) expect(v.keyId).toBe(keyId(NEW));
+  }, 600_000);
+});
