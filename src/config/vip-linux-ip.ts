@@ -8,28 +8,17 @@ import { z } from 'zod';
 export const linuxIpVipConfigSchema = z
   .object({
     kind: z.literal('linux-ip'),
-    /** The advertised address with prefix length, e.g. "10.0.1.100/24" (IPv4 only: takeover uses ARP). */
-    address: z.string().refine(isIpv4Cidr, { message: 'must be an IPv4 address with prefix length, e.g. 10.0.1.100/24' }),
-    /** Interface that carries the address, e.g. "eth0". */
-    interface: z.string().min(1).max(15),
-    /** Optional address label ("eth0:vip"); a label not starting with the interface name gets it prefixed. */
-    label: z.string().min(1).max(15).optional(),
-    /** Gratuitous ARPs sent after taking the address (the first at once, the rest arpIntervalMs apart). */
-    arpCount: z.number().int().min(0).max(20).default(3),
-    /** Pause between gratuitous ARPs, in ms. */
-    arpIntervalMs: z.number().int().min(10).max(10_000).default(250),
-    /** Probe for another holder before taking the address (adds up to dadTimeoutMs to takeover). */
-    dad: z.boolean().default(true),
-    /** How long the duplicate address probe waits for an answer, in ms (a holder answers within ms on a LAN). */
-    dadTimeoutMs: z.number().int().min(50).max(10_000).default(500),
-    /** Take the address even when another host answers for it (the old primary may be alive but wedged). */
-    allowDuplicate: z.boolean().default(false),
-    /** Path of the `ip` binary (iproute2). */
-    ipPath: z.string().min(1).default('ip'),
-    /** Path of the `arping` binary (iputils-arping or Habets' arping, detected at first use). */
-    arpingPath: z.string().min(1).default('arping'),
-    /** Network namespace to act in (`ip -n NS`); for tests and for sidecars that manage another namespace. */
-    netns: z.string().min(1).optional(),
+    address: z.string().refine(isIpv4Cidr, { message: 'must be an IPv4 address with prefix length, e.g. 10.0.1.100/24' }).describe('the advertised address with prefix length, e.g. "10.0.1.100/24" (IPv4 only: takeover uses ARP)'),
+    interface: z.string().min(1).max(15).describe('interface that carries the address, e.g. "eth0"'),
+    label: z.string().min(1).max(15).optional().describe('address label ("eth0:vip"); a label not starting with the interface name gets it prefixed'),
+    arpCount: z.number().int().min(0).max(20).default(3).describe('gratuitous ARPs sent after taking the address (the first at once, the rest arpIntervalMs apart)'),
+    arpIntervalMs: z.number().int().min(10).max(10_000).default(250).describe('pause between gratuitous ARPs, in ms'),
+    dad: z.boolean().default(true).describe('probe for another holder before taking the address (adds up to dadTimeoutMs to takeover)'),
+    dadTimeoutMs: z.number().int().min(50).max(10_000).default(500).describe('how long the duplicate address probe waits for an answer, in ms (a holder answers within ms on a LAN)'),
+    allowDuplicate: z.boolean().default(false).describe('take the address even when another host answers for it (the old primary may be alive but wedged)'),
+    ipPath: z.string().min(1).default('ip').describe('path of the `ip` binary (iproute2)'),
+    arpingPath: z.string().min(1).default('arping').describe("path of the `arping` binary (iputils-arping or Habets' arping, detected at first use)"),
+    netns: z.string().min(1).optional().describe('network namespace to act in (`ip -n NS`); for tests and for sidecars that manage another namespace'),
   })
   .strict();
 
