@@ -28,7 +28,68 @@ export type ErrorCode =
   | 'FILES_PATH_OUTSIDE_TREE'
   | 'FILES_FAILED'
   | 'NOTIFY_FAILED'
-  | 'USAGE';
+  | 'NIMBUS_STATE_FAILED'
+  | 'USAGE'
+  // Answers of the HTTP API (docs/openapi.yaml, Error) beyond the ones above.
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'AUTH_RATE_LIMITED'
+  | 'BAD_JSON'
+  | 'BODY_TOO_LARGE'
+  | 'BAD_REQUEST'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'REQUEST_REFUSED'
+  | 'INTERNAL';
+
+/**
+ * Every code with the HTTP status the API answers it with and whether the same request may succeed when
+ * sent again unchanged (after a wait, or once the cluster has moved on): a client retries those, and
+ * fixes the request or its credentials for the others.
+ */
+export const ERROR_INFO: Readonly<Record<ErrorCode, { httpStatus: number; retryable: boolean }>> = {
+  CONFIG_INVALID: { httpStatus: 400, retryable: false },
+  CONFIG_NOT_FOUND: { httpStatus: 400, retryable: false },
+  PEER_AUTH_FAILED: { httpStatus: 401, retryable: false },
+  ADMIN_AUTH_FAILED: { httpStatus: 401, retryable: false },
+  PEER_UNREACHABLE: { httpStatus: 503, retryable: true },
+  WITNESS_UNREACHABLE: { httpStatus: 503, retryable: true },
+  EPOCH_STORE_CORRUPT: { httpStatus: 500, retryable: false },
+  SWITCHOVER_REFUSED: { httpStatus: 409, retryable: true },
+  FAILBACK_REFUSED: { httpStatus: 409, retryable: true },
+  VIP_FAILED: { httpStatus: 500, retryable: true },
+  VIP_ADDRESS_IN_USE: { httpStatus: 409, retryable: true },
+  VIP_NOT_PERMITTED: { httpStatus: 500, retryable: false },
+  SERVICE_FAILED: { httpStatus: 500, retryable: true },
+  CLONE_TARGET_NOT_EMPTY: { httpStatus: 409, retryable: false },
+  CLONE_FAILED: { httpStatus: 500, retryable: true },
+  DB_AUTH_FAILED: { httpStatus: 500, retryable: false },
+  DB_FAILED: { httpStatus: 500, retryable: true },
+  TIMELINE_DIVERGED: { httpStatus: 409, retryable: false },
+  REPO_AUTH_FAILED: { httpStatus: 500, retryable: false },
+  REPO_BUCKET_MISSING: { httpStatus: 500, retryable: false },
+  REPO_DELETE_GUARD: { httpStatus: 409, retryable: false },
+  REPO_VERIFY_FAILED: { httpStatus: 500, retryable: true },
+  REPO_FAILED: { httpStatus: 500, retryable: true },
+  FILES_PATH_OUTSIDE_TREE: { httpStatus: 400, retryable: false },
+  FILES_FAILED: { httpStatus: 500, retryable: true },
+  NOTIFY_FAILED: { httpStatus: 500, retryable: true },
+  NIMBUS_STATE_FAILED: { httpStatus: 500, retryable: true },
+  USAGE: { httpStatus: 400, retryable: false },
+  NOT_FOUND: { httpStatus: 404, retryable: false },
+  METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false },
+  AUTH_RATE_LIMITED: { httpStatus: 429, retryable: true },
+  BAD_JSON: { httpStatus: 400, retryable: false },
+  BODY_TOO_LARGE: { httpStatus: 413, retryable: false },
+  BAD_REQUEST: { httpStatus: 400, retryable: false },
+  UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },
+  REQUEST_REFUSED: { httpStatus: 409, retryable: true },
+  INTERNAL: { httpStatus: 500, retryable: true },
+};
+
+/** The API's JSON error answer for `code`: its status from ERROR_INFO and the documented body. */
+export function apiError(code: ErrorCode, message: string): { status: number; body: { error: ErrorCode; message: string } } {
+  return { status: ERROR_INFO[code].httpStatus, body: { error: code, message } };
+}
 
 export class HaError extends Error {
   constructor(

@@ -8,7 +8,7 @@ import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest
 import { ReplayGuard } from '../peer/replay.js';
 import { keysOf, type KeyInput, type KeyUse } from '../peer/keyring.js';
 import { AuthFailures } from './auth-failures.js';
-import { jsonErrorHandler, notFoundHandler } from './json-errors.js';
+import { jsonErrorHandler, notFoundHandler, sendError } from './json-errors.js';
 
 export interface ApiDeps {
   agent: Agent;
@@ -75,7 +75,7 @@ export function createApp(d: ApiDeps): express.Express {
     if (max !== undefined) {
       maxLag = Number(max);
       if (!Number.isFinite(maxLag) || maxLag < 0) {
-        res.status(400).json({ error: 'USAGE', message: 'max_lag_ms must be a non-negative number of milliseconds' });
+        sendError(res, 'USAGE', 'max_lag_ms must be a non-negative number of milliseconds');
         return;
       }
     }
@@ -101,7 +101,7 @@ export function createApp(d: ApiDeps): express.Express {
   app.get('/events', (req, res) => {
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      res.status(400).json({ error: 'USAGE', message: 'limit must be a whole number from 1 to 1000' });
+      sendError(res, 'USAGE', 'limit must be a whole number from 1 to 1000');
       return;
     }
     const types = typeof req.query.type === 'string' ? req.query.type.split(',') : undefined;
@@ -132,7 +132,7 @@ export function createApp(d: ApiDeps): express.Express {
   admin.post('/switchover', (req, res) => {
     const raw = req.body?.to;
     if (raw !== undefined && raw !== null && (typeof raw !== 'string' || raw === '')) {
-      res.status(400).json({ error: 'USAGE', message: 'to must be the name of the target node (a non-empty string), or left out for the peer' });
+      sendError(res, 'USAGE', 'to must be the name of the target node (a non-empty string), or left out for the peer');
       return;
     }
     const to = typeof raw === 'string' ? raw : null;
@@ -145,7 +145,7 @@ export function createApp(d: ApiDeps): express.Express {
   // acknowledged and this node lacks is lost. The body must say so explicitly.
   admin.post('/promote', (req, res) => {
     if (req.body?.acceptDataLoss !== true) {
-      res.status(400).json({ error: 'USAGE', message: 'expected a JSON body {"acceptDataLoss": true}: a forced promotion loses every acknowledged write this node lacks' });
+      sendError(res, 'USAGE', 'expected a JSON body {"acceptDataLoss": true}: a forced promotion loses every acknowledged write this node lacks');
       return;
     }
     answer(res, d.agent.request('promote'));
@@ -153,14 +153,14 @@ export function createApp(d: ApiDeps): express.Express {
   admin.post('/maintenance', (req, res) => {
     const on = req.body?.on;
     if (typeof on !== 'boolean') {
-      res.status(400).json({ error: 'USAGE', message: 'expected a JSON body {"on": true|false}' });
+      sendError(res, 'USAGE', 'expected a JSON body {"on": true|false}');
       return;
     }
     res.json(d.agent.setMaintenance(on));
   });
   admin.get('/requests/:id', (req, res) => {
     const r = d.agent.getRequest(req.params.id);
-    if (!r) res.status(404).json({ error: 'USAGE', message: 'no such request' });
+    if (!r) sendError(res, 'NOT_FOUND', `no request ${req.params.id} on this node (unknown, or no longer kept: requests live in memory, the newest only, until a restart)`);
     else res.json(r);
   });
   app.use('/admin', admin);
@@ -187,13 +187,13 @@ export function createApp(d: ApiDeps): express.Express {
   peer.post('/heartbeat', small, (req: PeerRequest, res) => {
     const msg: unknown = req.body;
     if (!isHeartbeatMessage(msg)) {
-      res.status(400).json({ error: 'USAGE', message: 'malformed heartbeat' });
+      sendError(res, 'USAGE', 'malformed heartbeat');
       return;
     }
     // The signed sender must be the node the heartbeat speaks for (as over UDP).
     if (msg.node !== req.peerNode) {
       failures.record('peer', source(req), `heartbeat for node ${msg.node} signed by ${req.peerNode}`, `${req.method} ${req.originalUrl}`);
-      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `heartbeat speaks for ${msg.node} but is signed by ${req.peerNode}` });
+      sendError(res, 'PEER_AUTH_FAILED', `heartbeat speaks for ${msg.node} but is signed by ${req.peerNode}`);
       return;
     }
     res.json(d.agent.receiveHeartbeat(msg));
@@ -201,11 +201,11 @@ export function createApp(d: ApiDeps): express.Express {
   peer.post('/vote', small, (req: PeerRequest, res) => {
     const { node, epoch } = req.body as { node?: unknown; epoch?: unknown };
     if (typeof node !== 'string' || !Number.isInteger(epoch)) {
-      res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
+      sendError(res, 'USAGE', 'expected {node, epoch}');
       return;
     }
     if (node !== req.peerNode) {
-      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `vote request for ${node} signed by ${req.peerNode}` });
+      sendError(res, 'PEER_AUTH_FAILED', `vote request for ${node} signed by ${req.peerNode}`);
       return;
     }
     res.json(d.agent.receiveVote(node, epoch as number));
@@ -213,11 +213,11 @@ export function createApp(d: ApiDeps): express.Express {
   peer.post('/takeover', small, (req: PeerRequest, res) => {
     const { node, epoch, reason } = req.body as { node?: unknown; epoch?: unknown; reason?: unknown };
     if (typeof node !== 'string' || !Number.isInteger(epoch)) {
-      res.status(400).json({ error: 'USAGE', message: 'expected {node, epoch}' });
+      sendError(res, 'USAGE', 'expected {node, epoch}');
       return;
     }
     if (node !== req.peerNode) {
-      res.status(401).json({ error: 'PEER_AUTH_FAILED', message: `takeover offer from ${node} signed by ${req.peerNode}` });
+      sendError(res, 'PEER_AUTH_FAILED', `takeover offer from ${node} signed by ${req.peerNode}`);
       return;
     }
     res.json(d.agent.receiveTakeover(node, epoch as number, typeof reason === 'string' ? reason : 'switchover'));

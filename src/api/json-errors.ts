@@ -1,4 +1,11 @@
 import type { Express, NextFunction, Request, Response } from 'express';
+import { apiError, type ErrorCode } from '../errors.js';
+
+/** Answer with the documented JSON error for `code` (its status from the error registry, src/errors.ts). */
+export function sendError(res: Response, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  const e = apiError(code, message);
+  res.status(e.status).set(headers).json(e.body);
+}
 
 /**
  * One error contract for every HTTP answer the sidecar and the witness give: the documented JSON
@@ -33,10 +40,10 @@ export function notFoundHandler(app: Express) {
     const stack = (app as unknown as { _router?: { stack: Layer[] } })._router?.stack;
     const allowed = allowedMethods(stack, req.path);
     if (allowed.size && !allowed.has(req.method)) {
-      res.status(405).set('allow', [...allowed].sort().join(', ')).json({ error: 'METHOD_NOT_ALLOWED', message: `${req.method} is not supported on ${req.path} (expected ${[...allowed].sort().join(' or ')})` });
+      sendError(res, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path} (expected ${[...allowed].sort().join(' or ')})`, { allow: [...allowed].sort().join(', ') });
       return;
     }
-    res.status(404).json({ error: 'NOT_FOUND', message: 'no such route (see docs/openapi.yaml)' });
+    sendError(res, 'NOT_FOUND', 'no such route (see docs/openapi.yaml)');
   };
 }
 

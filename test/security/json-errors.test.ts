@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { signRequest } from '../../src/peer/auth.js';
+import { apiError, ERROR_INFO } from '../../src/errors.js';
 import { startApi } from './helpers.js';
 
 type Api = Awaited<ReturnType<typeof startApi>>;
@@ -45,6 +46,19 @@ describe('JSON errors everywhere', () => {
     const del = await fetch(`${api.url}/admin/failback`, { method: 'DELETE', headers: { authorization: `Bearer ${api.adminToken}` } });
     expect(del.headers.get('allow')).toBe('POST');
     await expectJsonError(del, 405, 'METHOD_NOT_ALLOWED');
+    // An unknown admin request is NOT_FOUND too (it was labelled USAGE).
+    await expectJsonError(await fetch(`${api.url}/admin/requests/no-such-id`, { headers: { authorization: `Bearer ${api.adminToken}` } }), 404, 'NOT_FOUND');
+  });
+
+  it('every error code has one HTTP status (4xx or 5xx) and a retryable flag; the API answers with it', () => {
+    for (const [code, info] of Object.entries(ERROR_INFO)) {
+      expect(info.httpStatus, code).toBeGreaterThanOrEqual(400);
+      expect(info.httpStatus, code).toBeLessThan(600);
+      expect(typeof info.retryable, code).toBe('boolean');
+    }
+    expect(apiError('NOT_FOUND', 'x')).toEqual({ status: 404, body: { error: 'NOT_FOUND', message: 'x' } });
+    expect(ERROR_INFO.AUTH_RATE_LIMITED).toEqual({ httpStatus: 429, retryable: true });
+    expect(ERROR_INFO.USAGE.retryable).toBe(false);
   });
 
   it('invalid parameters are a JSON 400 USAGE and change nothing: switchover to a non-string, events limit out of range, negative max_lag_ms (GET and HEAD)', async () => {
