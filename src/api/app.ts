@@ -20,7 +20,7 @@ export interface ApiDeps {
   dataSecret?: KeyInput;
   /** Bearer token(s) of /admin: any of them is accepted (a list while rotating). */
   adminToken: KeyInput;
-  /** Which key each peer signs with, per key (lease, data): shown in /status as `auth`. */
+  /** Which key each peer signs with, per key (lease, data): GET /admin/keys (key ids are for admins only). */
   keyUse?: { lease: KeyUse; data: KeyUse | null };
   /** Feature routers mounted under /peer/<name> behind HMAC authentication. */
   peerRouters?: Record<string, Router>;
@@ -92,8 +92,7 @@ export function createApp(d: ApiDeps): express.Express {
     health(res, isStandby && healthy && lagOk && failing.length === 0, { lag_ms: lag, max_lag_ms: maxLag, healthy, replication_failing: failing });
   });
   app.get('/status', (_req, res) => {
-    const k = d.keyUse;
-    res.set('cache-control', 'no-store').json(k ? { ...d.agent.status(), auth: { lease: k.lease.status(), data: k.data?.status() ?? null } } : d.agent.status());
+    res.set('cache-control', 'no-store').json(d.agent.status());
   });
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', d.metrics.contentType).send(await d.metrics.metrics());
@@ -157,6 +156,11 @@ export function createApp(d: ApiDeps): express.Express {
       return;
     }
     res.json(d.agent.setMaintenance(on));
+  });
+  // Key ids (SHA-256 prefixes) let an offline guess of a weak key be checked: admins only, not /status.
+  admin.get('/keys', (_req, res) => {
+    const k = d.keyUse;
+    res.set('cache-control', 'no-store').json({ lease: k?.lease.status() ?? null, data: k?.data?.status() ?? null });
   });
   admin.get('/requests/:id', (req, res) => {
     const r = d.agent.getRequest(req.params.id);

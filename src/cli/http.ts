@@ -1,6 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { splitKeys } from '../peer/keyring.js';
 import { HaError } from '../errors.js';
 
 /**
@@ -9,9 +8,7 @@ import { HaError } from '../errors.js';
  * ports, e.g. 6000). Proxy variables are not used: the sidecar's API is reached directly.
  */
 export async function apiRequest<T>(method: 'GET' | 'POST', url: string, path: string, opts: { token?: string; body?: unknown; timeoutMs?: number } = {}): Promise<{ status: number; data: T }> {
-  // NHA_ADMIN_TOKEN may hold the node's token list while it is rotated (one per line): the first is sent.
-  const token = opts.token ? splitKeys(opts.token)[0] : undefined;
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   if (body !== undefined) {
     headers['content-type'] = 'application/json';

@@ -59,19 +59,32 @@ program
   });
 
 program
+  .command('key-id')
+  .description('print the key id of a secret or token read from standard input or --file (what GET /admin/keys and the witness log show; the key is never taken from the command line)')
+  .option('--file <file>', 'file holding the key (mode 0600), instead of standard input')
+  .action(async (opts: { file?: string }) => {
+    const { readFileSync } = await import('node:fs');
+    const { keyId } = await import('../peer/keyring.js');
+    // As a secret file is read: the whole content, less one trailing newline.
+    const raw = readFileSync(opts.file ?? 0, 'utf8').replace(/\r?\n$/, '');
+    if (!raw) throw new HaError('USAGE', 'no key on standard input (expected the key, e.g. nimbus-ha key-id < /etc/nimbus-ha/secret)');
+    console.log(keyId(raw));
+  });
+
+program
   .command('witness')
   .description('run the witness: the third vote of a two-node cluster (key from NHA_SECRET or --secret-file, never the command line)')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8790')
   .requiredOption('--data-dir <dir>', 'where the witness persists its epoch and lease holder')
-  .option('--secret-file <file>', 'file holding the cluster secret (mode 0600, owned by this user); default: env NHA_SECRET')
+  .option('--secret-file <file>', 'file holding the cluster secret (mode 0600, owned by this user); given again for each key while the secret is rotated, the first signing; default: env NHA_SECRET', (v: string, prev: string[] = []) => [...prev, v])
   .option('--max-lease-ms <ms>', 'upper bound of any lease', '10000')
   .option('--tls-cert <file>', 'PEM certificate of the witness (with --tls-key and --tls-ca: serve https, lease calls only from clients with a certificate the CA issued)')
   .option('--tls-key <file>', 'PEM private key of --tls-cert (mode 0600, owned by this user)')
   .option('--tls-ca <file>', 'PEM certificate of the cluster CA')
-  .action(async (opts: { listen: string; dataDir: string; secretFile?: string; maxLeaseMs: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
+  .action(async (opts: { listen: string; dataDir: string; secretFile?: string[]; maxLeaseMs: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
     parseListen('--listen', opts.listen);
     const { witnessSecret, witnessTls } = await import('./witness.js');
-    const secret = witnessSecret(opts.secretFile, process.env.NHA_SECRET);
+    const secret = witnessSecret(opts.secretFile ?? [], process.env.NHA_SECRET);
     // Children of the witness (none today) must not see the key either.
     delete process.env.NHA_SECRET;
     const tls = witnessTls(opts);

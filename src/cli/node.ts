@@ -246,7 +246,11 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const metrics = createMetrics(agent, bus, [...(extras.metrics ?? []), disk.metrics()]);
   // One replay guard for HTTP and UDP: nothing signed before this start, nor before a sender's last mark.
   const replay = new ReplayGuard(join(cfg.dataDir, 'replay-marks.json'));
-  const keyUse = { lease: new KeyUse(cfg.secret), data: cfg.dataSecret ? new KeyUse(cfg.dataSecret) : null };
+  // A peer moving to another key (a rotation step) is an event: who signs with which key id now.
+  const keyChanged = (which: 'secret' | 'dataSecret') => (node: string, keyId: string, before: string | null) => {
+    if (before !== null) bus.emit({ type: 'peer_key_changed', severity: 'info', message: `${node} signs its ${which === 'secret' ? 'lease' : 'data'} traffic with key id ${keyId} now (was ${before})`, details: { peer: node, key: which, keyId, before } });
+  };
+  const keyUse = { lease: new KeyUse(cfg.secret, keyChanged('secret')), data: cfg.dataSecret ? new KeyUse(cfg.dataSecret, keyChanged('dataSecret')) : null };
   const app = createApp({
     agent,
     bus,

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { UdpServer } from '../peer/udp.js';
 import { ReplayGuard } from '../peer/replay.js';
 import { readSecretFile, secretProblem } from '../config/secrets.js';
-import { KeyUse, keysOf, MAX_KEYS, splitKeys, type KeyInput, type Keys } from '../peer/keyring.js';
+import { KeyUse, keyId, keysOf, MAX_KEYS, type KeyInput, type Keys } from '../peer/keyring.js';
 import { HaError } from '../errors.js';
 import { listenServer } from '../api/server.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from '../peer/tls.js';
@@ -26,28 +26,29 @@ export function witnessTls(opts: { tlsCert?: string; tlsKey?: string; tlsCa?: st
 }
 
 /**
- * The witness's key(s): from a file (mode 0600, owned by the running user) or the NHA_SECRET environment
- * variable, never from the command line (visible to every user in `ps`). Held to the nodes' rules. While
- * the secret is rotated, one per line: the first signs, a request signed with any is accepted.
+ * The witness's key(s): from files (mode 0600, owned by the running user; `--secret-file` given once per
+ * key while the secret is rotated, the first signing) or the NHA_SECRET environment variable (one key),
+ * never from the command line (visible to every user in `ps`). Held to the nodes' rules.
  */
-export function witnessSecret(file: string | undefined, env: string | undefined): Keys {
-  let secret: string;
-  if (file) {
-    const r = readSecretFile(file);
-    if ('problem' in r) throw new HaError('CONFIG_INVALID', `--secret-file: ${r.problem}`);
-    secret = r.value;
+export function witnessSecret(files: readonly string[], env: string | undefined): Keys {
+  let keys: string[];
+  if (files.length > 0) {
+    keys = files.map((file) => {
+      const r = readSecretFile(file);
+      if ('problem' in r) throw new HaError('CONFIG_INVALID', `--secret-file: ${r.problem}`);
+      return r.value;
+    });
   } else if (env) {
-    secret = env;
+    keys = [env];
   } else {
     throw new HaError('CONFIG_INVALID', 'the witness needs the cluster secret: export NHA_SECRET or pass --secret-file FILE (mode 0600); it is never taken from the command line');
   }
-  const keys = splitKeys(secret);
-  if (keys.length === 0) throw new HaError('CONFIG_INVALID', 'the witness secret is empty (expected a random secret, or one per line while rotating)');
-  if (keys.length > MAX_KEYS) throw new HaError('CONFIG_INVALID', `the witness secret holds ${keys.length} keys (expected at most ${MAX_KEYS}, one per line: the new and the old ones while rotating)`);
+  if (keys.length > MAX_KEYS) throw new HaError('CONFIG_INVALID', `--secret-file is given ${keys.length} times (expected at most ${MAX_KEYS}: the new and the old keys while rotating)`);
   keys.forEach((k, i) => {
-    const problem = secretProblem(k);
-    if (problem) throw new HaError('CONFIG_INVALID', `the witness secret ${keys.length > 1 ? `(key ${i + 1} of ${keys.length}) ` : ''}${problem}`);
+    const problem = k === '' ? 'is empty (expected a random secret)' : secretProblem(k);
+    if (problem) throw new HaError('CONFIG_INVALID', `the witness secret ${keys.length > 1 ? `(key ${i + 1} of ${keys.length}, ${files[i]}) ` : ''}${problem}`);
   });
+  if (new Set(keys).size !== keys.length) throw new HaError('CONFIG_INVALID', 'the witness secret files hold the same key twice (expected different keys)');
   return keysOf(keys);
 }
 
@@ -59,7 +60,8 @@ export async function runWitness(opts: { listen: string; file: string; secret: K
   const state = new WitnessState(systemClock, opts.file, opts.maxLeaseMs);
   // Nothing signed before this start, nor before a node's last accepted request, is accepted (HTTP and UDP).
   const replay = new ReplayGuard(`${dirname(opts.file)}/replay-marks.json`);
-  const keyUse = new KeyUse(keysOf(opts.secret));
+  const keys = keysOf(opts.secret);
+  const keyUse = new KeyUse(keys, (node, id, before) => log.info({ node, keyId: id, before }, `${node} signs with key id ${id}${before ? ` (was ${before})` : ''}`));
   const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay, keyUse });
   // With TLS the witness serves https and takes lease calls only from clients whose certificate the CA
   // issued for the node that signs them; /health stays open to monitoring.
@@ -72,7 +74,7 @@ export async function runWitness(opts: { listen: string; file: string; secret: K
     server.close();
     throw new HaError('USAGE', `the witness cannot bind UDP ${opts.listen} (used for lease calls over UDP): ${(err as Error).message}`);
   }
-  log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
+  log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', signingKey: keyId(keys[0]), acceptedKeys: keys.map(keyId), ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
   const stop = () => {
     udp.close();
     replay.close();

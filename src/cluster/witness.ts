@@ -188,8 +188,7 @@ export function createWitnessApp(
   app.disable('x-powered-by');
   app.set('etag', false);
   app.get('/health', (_req, res) => {
-    // Key ids only (SHA-256 prefixes): which key signs and which each node used last, to follow a rotation.
-    res.json({ ok: true, ...state.read(), ...(opts.keyUse ? { auth: opts.keyUse.status() } : {}) });
+    res.json({ ok: true, ...state.read() });
   });
   app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, keyUse: opts.keyUse, onReject: (r) => onReject?.(r) }));
   for (const [path, handler] of Object.entries(witnessHandlers(state))) {

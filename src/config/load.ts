@@ -59,15 +59,21 @@ function resolveSecretFiles(raw: Record<string, unknown>, problems: ConfigProble
   for (const [key, fileKey] of SECRET_KEYS) {
     const file = raw[fileKey];
     if (file === undefined) continue;
-    if (typeof file !== 'string' || !file) continue; // the schema reports the type
+    // A list of files while the key is rotated: one key per file, the first signing.
+    const files = typeof file === 'string' ? [file] : Array.isArray(file) && file.every((f) => typeof f === 'string') ? (file as string[]) : null;
+    if (!files || files.some((f) => !f)) continue; // the schema reports the type
     if (given.has(key)) {
       problems.push({ key: fileKey, problem: `is set together with ${key} (expected one of them)` });
       continue;
     }
     if (raw[key] !== undefined) continue; // the environment variable overrides the file
-    const r = readSecretFile(file);
-    if ('problem' in r) problems.push({ key: fileKey, problem: r.problem });
-    else raw[key] = r.value;
+    const values: string[] = [];
+    files.forEach((f, i) => {
+      const r = readSecretFile(f);
+      if ('problem' in r) problems.push({ key: typeof file === 'string' ? fileKey : `${fileKey}.${i}`, problem: r.problem });
+      else values.push(r.value);
+    });
+    if (values.length === files.length) raw[key] = typeof file === 'string' ? values[0] : values;
   }
 }
 

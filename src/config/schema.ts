@@ -6,7 +6,7 @@ import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseCertificates, tlsFileProblems } from '../peer/tls.js';
-import { MAX_KEYS, splitKeys, type Keys } from '../peer/keyring.js';
+import { MAX_KEYS, type Keys } from '../peer/keyring.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
@@ -30,27 +30,27 @@ const secretString = z.string().superRefine((v, ctx) => {
 });
 
 /**
- * The cluster secret, the data secret or the admin token: one random value, or several while rotating
- * (a list, or one per line in the value of an environment variable or a secret file). The first signs;
- * a message or token matching any of them is accepted (src/peer/keyring.ts).
+ * The cluster secret, the data secret or the admin token: one random value, or a list of them while it
+ * is rotated (the first signs; a message or token matching any is accepted: src/peer/keyring.ts). A
+ * string is one key exactly as given, newlines included.
  */
 const secretKeys = z
-  .union([z.string(), z.array(z.string())])
+  .union([z.string(), z.array(z.string())], {
+    errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_union' ? `has the wrong type ${Array.isArray(ctx.data) ? 'list with a non-string entry' : typeof ctx.data} (expected a string, or a list of strings while rotating)` : ctx.defaultError }),
+  })
   .superRefine((v, ctx) => {
-    const list = splitKeys(v);
+    const list = typeof v === 'string' ? [v] : v;
     const issue = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, message });
-    if (list.length === 0) return issue('is empty (expected a random secret, or a list of them while rotating)');
+    if (list.length === 0) return issue('is an empty list (expected a random secret, or a list of them while rotating)');
     if (list.length > MAX_KEYS) issue(`holds ${list.length} keys (expected at most ${MAX_KEYS}: the new and the old ones while rotating)`);
     list.forEach((k, i) => {
-      const problem = secretProblem(k);
-      if (problem) issue(list.length > 1 ? `key ${i + 1} of ${list.length} ${problem}` : problem);
+      const where = list.length > 1 ? `key ${i + 1} of ${list.length} ` : '';
+      const problem = k === '' ? 'is empty (expected a random secret)' : secretProblem(k);
+      if (problem) issue(`${where}${problem}`);
     });
     if (new Set(list).size !== list.length) issue('lists the same key twice (expected different keys)');
   })
-  .transform((v) => {
-    const list = splitKeys(v);
-    return (list.length ? list : ['']) as unknown as Keys;
-  });
+  .transform((v) => (typeof v === 'string' ? [v] : v) as unknown as Keys);
 
 /**
  * `tls`: certificate, key and CA of this node (PEM files). The files are read and checked when the config
@@ -231,28 +231,28 @@ export const clusterConfigSchema = z
     node: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only').describe('this node\'s name'),
     listen: hostPort.describe('address of the HTTP API (health, status, admin, peer)'),
     secret: secretKeys.describe(
-      `shared HMAC secret of the cluster: random, at least ${MIN_SECRET_LENGTH} characters, not a placeholder, not the adminToken (env NHA_SECRET overrides; or secretFile). While rotating, a list (or one per line in NHA_SECRET or the file): the first signs, any is accepted (docs/operations.md, "Rotating secrets")`,
+      `shared HMAC secret of the cluster: random, at least ${MIN_SECRET_LENGTH} characters, not a placeholder, not the adminToken (env NHA_SECRET overrides; or secretFile). While rotating, a list (YAML list, or secretFile as a list of files): the first signs, any is accepted (docs/operations.md, "Rotating secrets and certificates")`,
     ),
     secretFile: z
-      .string()
+      .union([z.string(), z.array(z.string())])
       .optional()
-      .describe('file holding the secret instead of `secret` (owned by the user running nimbus-ha, mode 0600)'),
+      .describe('file holding the secret instead of `secret` (owned by the user running nimbus-ha, mode 0600; the whole file is one key, less one trailing newline); a list of files while rotating, the first signing'),
     dataSecret: secretKeys
       .optional()
       .describe(
         `HMAC key of the data paths (base backups, WAL, config-file and Nimbus-state writes, repository hints), shared by the two nodes and never given to the witness, which holds only \`secret\` (the lease key): random, at least ${MIN_SECRET_LENGTH} characters, different from secret and adminToken (env NHA_DATA_SECRET overrides; or dataSecretFile; a list while rotating, as for secret). Required when a witness is configured without tls; otherwise, when unset, \`secret\` signs the data paths too (docs/security.md, "Key separation")`,
       ),
     dataSecretFile: z
-      .string()
+      .union([z.string(), z.array(z.string())])
       .optional()
-      .describe('file holding the dataSecret instead of `dataSecret` (owned by the user running nimbus-ha, mode 0600)'),
+      .describe('file holding the dataSecret instead of `dataSecret` (owned by the user running nimbus-ha, mode 0600; the whole file is one key, less one trailing newline); a list of files while rotating, the first signing'),
     adminToken: secretKeys.describe(
-      `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile). While rotating, a list (or one per line): any of them is accepted`,
+      `bearer token for /admin/*: random, at least ${MIN_SECRET_LENGTH} characters, not the secret (env NHA_ADMIN_TOKEN overrides; or adminTokenFile). While rotating, a list (or a list of files): any of them is accepted`,
     ),
     adminTokenFile: z
-      .string()
+      .union([z.string(), z.array(z.string())])
       .optional()
-      .describe('file holding the adminToken instead of `adminToken` (owned by the user running nimbus-ha, mode 0600)'),
+      .describe('file holding the adminToken instead of `adminToken` (owned by the user running nimbus-ha, mode 0600; the whole file is one key, less one trailing newline); a list of files while rotating, the first signing'),
     tls: tlsSchema
       .optional()
       .describe(

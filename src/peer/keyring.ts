@@ -1,32 +1,31 @@
 /**
  * Keys for rotation without restarts in lockstep: a secret (or token) may be a list. The first one signs;
  * a message signed with any of them is accepted, and a reply is signed with the key its request was
- * verified with. Rotating is then three rolling steps, one node at a time: add the new key last
+ * verified with. Rotating is then three rolling steps, one process at a time: add the new key last
  * everywhere, move it first everywhere, drop the old one (docs/operations.md, "Rotating secrets").
  *
- * A key is named in status and logs by its key id: the first 8 hex digits of a SHA-256 over it (never
- * the key itself).
+ * A string is always one key, exactly as given (a secret may hold newlines: `openssl rand -base64 64`
+ * wraps its output); lists come from YAML lists or from several secret files.
+ *
+ * A key is named by its key id, `nimbus-ha key-id` prints it: the first 8 hex digits of
+ * SHA-256("nimbus-ha key id\n" + key). Key ids are shown to admins only (GET /admin/keys).
  */
 import { createHash } from 'node:crypto';
 
 /** Most keys a rotation holds at once (the new one, the old one, and room for a second rotation). */
 export const MAX_KEYS = 4;
 
-/** One key, or several (the first signs). In a string, keys are separated by newlines (env, files). */
+/** One key, or several (the first signs). */
 export type KeyInput = string | readonly string[];
 
 /** Non-empty list of keys; the first signs. */
 export type Keys = readonly [string, ...string[]];
 
-/** The keys of a list or of a string with one per line (blank lines and surrounding blanks dropped). */
-export function splitKeys(k: KeyInput): string[] {
-  return (typeof k === 'string' ? k.split('\n') : k).map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
+/** The keys of `k`: a string is one key; a list as it is (validated where it was configured). */
 export function keysOf(k: KeyInput): Keys {
-  const list = splitKeys(k);
-  if (list.length === 0) throw new Error('an empty key list');
-  return list as unknown as Keys;
+  if (typeof k === 'string') return [k];
+  if (k.length === 0) throw new Error('an empty key list');
+  return k as Keys;
 }
 
 /** The key that signs. */
@@ -50,7 +49,11 @@ export function keyId(key: string): string {
 export class KeyUse {
   private readonly byNode = new Map<string, { keyId: string; at: number }>();
 
-  constructor(private readonly keys: Keys) {}
+  constructor(
+    private readonly keys: Keys,
+    /** Called when a peer signs with another key than before (the witness logs it). */
+    private readonly onChange?: (node: string, keyId: string, before: string | null) => void,
+  ) {}
 
   used(node: string, key: string, nowMs = Date.now()): void {
     const cur = this.byNode.get(node);
@@ -58,6 +61,7 @@ export class KeyUse {
     if (cur && cur.keyId === id && nowMs - cur.at < 1000) return;
     if (this.byNode.size > 64 && !cur) return; // bounded: only authenticated senders get here
     this.byNode.set(node, { keyId: id, at: nowMs });
+    if (cur?.keyId !== id) this.onChange?.(node, id, cur?.keyId ?? null);
   }
 
   status(): { signingKey: string; acceptedKeys: string[]; peers: Record<string, { keyId: string; at: string }> } {

@@ -4,7 +4,7 @@
  * its request used, and a key no longer listed is refused. Real HTTP and UDP servers on loopback.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { KeyUse, keyId, keysOf, splitKeys } from '../../src/peer/keyring.js';
+import { KeyUse, keyId, keysOf } from '../../src/peer/keyring.js';
 import { signReply, signRequest, verifyHeaders, verifyReply, HEADER } from '../../src/peer/auth.js';
 import { PeerClient } from '../../src/peer/client.js';
 import { UdpClient, UdpServer } from '../../src/peer/udp.js';
@@ -13,6 +13,9 @@ import { clusterConfigSchema } from '../../src/config/schema.js';
 import { clusterCrossChecks } from '../../src/config/checks.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { witnessSecret } from '../../src/cli/witness.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { heartbeat, randomSecret, startApi } from './helpers.js';
 
 const OLD = randomSecret();
@@ -25,10 +28,11 @@ afterEach(async () => {
 });
 
 describe('key lists', () => {
-  it('split a list or one key per line; key ids are stable 8-hex names that never show the key', () => {
-    expect(splitKeys(` ${NEW} \n\n${OLD}\n`)).toEqual([NEW, OLD]);
+  it('a string is one key exactly as given (newlines too); key ids are stable 8-hex names that never show the key', () => {
+    // openssl rand -base64 64 wraps its output: still one key.
+    expect(keysOf(`${NEW}\n${OLD}`)).toEqual([`${NEW}\n${OLD}`]);
     expect(keysOf([OLD])).toEqual([OLD]);
-    expect(() => keysOf('\n \n')).toThrow();
+    expect(() => keysOf([])).toThrow();
     expect(keyId(NEW)).toMatch(/^[0-9a-f]{8}$/);
     expect(keyId(NEW)).toBe(keyId(NEW));
     expect(keyId(NEW)).not.toBe(keyId(OLD));
@@ -43,8 +47,8 @@ describe('key lists', () => {
     const old = verifyHeaders([OLD], h, 'POST', '/peer/heartbeat');
     expect(old.ok).toBe(false);
     expect(!old.ok && old.reason).toMatch(/bad signature/);
-    // A newline-separated string is the same list.
-    expect(verifyHeaders(`${OTHER}\n${NEW}`, h, 'POST', '/peer/heartbeat').ok).toBe(true);
+    // A string is one key: newlines do not make a list.
+    expect(verifyHeaders(`${OTHER}\n${NEW}`, h, 'POST', '/peer/heartbeat').ok).toBe(false);
   });
 
   it('a reply signed with any listed key verifies; one signed with a dropped key does not', () => {
@@ -83,18 +87,33 @@ witness: { url: "http://127.0.0.1:8790" }
 ${extra}`;
   const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
 
-  it('takes one key, a YAML list, or one per line in NHA_SECRET; the first signs', () => {
+  it('takes one key, a YAML list (with variables), or a list of secret files; a value with newlines stays one key', () => {
     expect(check(base(NEW)).config?.secret).toEqual([NEW]);
     expect(check(base(`[ ${NEW}, ${OLD} ]`)).config?.secret).toEqual([NEW, OLD]);
-    const fromEnv = check(base('${NHA_SECRET}'), { NHA_SECRET: `${NEW}\n${OLD}\n` });
+    const fromEnv = check(base('[ "${NHA_SECRET_NEW}", "${NHA_SECRET_OLD}" ]'), { NHA_SECRET_NEW: NEW, NHA_SECRET_OLD: OLD });
     expect(fromEnv.problems).toEqual([]);
     expect(fromEnv.config?.secret).toEqual([NEW, OLD]);
+    const wrapped = `${NEW}\n${OLD}`;
+    expect(check(base('${NHA_SECRET}'), { NHA_SECRET: wrapped }).config?.secret).toEqual([wrapped]);
+    const dir = mkdtempSync(join(tmpdir(), 'nha-keys-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const f1 = join(dir, 'new.key');
+    const f2 = join(dir, 'old.key');
+    writeFileSync(f1, `${NEW}\n`, { mode: 0o600 });
+    writeFileSync(f2, wrapped, { mode: 0o600 });
+    const files = check(base(NEW).replace(`secret: ${NEW}`, `secretFile: [ ${f1}, ${f2} ]`));
+    expect(files.problems).toEqual([]);
+    expect(files.config?.secret).toEqual([NEW, wrapped]);
   });
 
   it('names the key and the entry of a list that is wrong', () => {
     const weak = check(base(`[ ${NEW}, "changeme" ]`));
     expect(weak.config).toBeUndefined();
     expect(weak.problems.find((p) => p.key === 'secret')?.problem).toMatch(/^key 2 of 2 .*\(expected .+\)$/);
+    const empty = check(base(`[ "", ${NEW} ]`));
+    expect(empty.problems.find((p) => p.key === 'secret')?.problem).toMatch(/^key 1 of 2 is empty/);
+    const wrongType = check(base(`[ 123, ${NEW} ]`));
+    expect(wrongType.problems.find((p) => p.key === 'secret')?.problem).toMatch(/wrong type .*\(expected a string, or a list of strings while rotating\)$/);
     const twice = check(base(`[ ${NEW}, ${NEW} ]`));
     expect(twice.problems.find((p) => p.key === 'secret')?.problem).toMatch(/the same key twice/);
     const many = check(base(`[ ${[1, 2, 3, 4, 5].map(() => randomSecret()).join(', ')} ]`));
@@ -104,9 +123,18 @@ ${extra}`;
     expect(shared.problems.find((p) => p.key === 'adminToken')?.problem).toMatch(/same as secret/);
   });
 
-  it('the witness takes one key per line from NHA_SECRET and checks each', () => {
-    expect(witnessSecret(undefined, `${NEW}\n${OLD}`)).toEqual([NEW, OLD]);
-    expect(() => witnessSecret(undefined, `${NEW}\nchangeme`)).toThrow(/key 2 of 2/);
+  it('the witness takes one key from NHA_SECRET, or one per --secret-file, and checks each', () => {
+    expect(witnessSecret([], `${NEW}\n${OLD}`)).toEqual([`${NEW}\n${OLD}`]);
+    const dir = mkdtempSync(join(tmpdir(), 'nha-wkeys-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const f = (name: string, v: string) => {
+      const p = join(dir, name);
+      writeFileSync(p, v, { mode: 0o600 });
+      return p;
+    };
+    expect(witnessSecret([f('n', NEW), f('o', OLD)], undefined)).toEqual([NEW, OLD]);
+    expect(() => witnessSecret([f('n2', NEW), f('w', 'changeme')], undefined)).toThrow(/key 2 of 2/);
+    expect(() => witnessSecret([f('n3', NEW), f('n4', NEW)], undefined)).toThrow(/same key twice/);
   });
 });
 
@@ -130,10 +158,12 @@ describe('a pair in the middle of a rotation (real servers on loopback)', () => 
     expect(err).toBeInstanceOf(HaError);
     expect((err as HaError).code).toBe('PEER_AUTH_FAILED');
     expect(api.calls.filter((c) => c.kind === 'heartbeat')).toHaveLength(3);
-    // /status shows key ids, never keys.
-    const st = await (await fetch(`${api.url}/status`)).json();
-    expect(st.auth.lease.acceptedKeys).toEqual([keyId(OLD), keyId(NEW)]);
-    expect(JSON.stringify(st)).not.toContain(OLD);
+    // Key ids are for admins (GET /admin/keys); the open /status shows none.
+    expect(JSON.stringify(await (await fetch(`${api.url}/status`)).json())).not.toContain(keyId(OLD));
+    expect((await fetch(`${api.url}/admin/keys`)).status).toBe(401);
+    const k = await (await fetch(`${api.url}/admin/keys`, { headers: { authorization: `Bearer ${api.adminToken}` } })).json();
+    expect(k.lease.acceptedKeys).toEqual([keyId(OLD), keyId(NEW)]);
+    expect(JSON.stringify(k)).not.toContain(OLD);
   });
 
   it('HTTP: every listed admin token is accepted, any other gets 401 and changes nothing', async () => {

@@ -9,7 +9,7 @@ describe('docs/openapi.yaml', () => {
     expect(doc.openapi).toMatch(/^3\./);
     const routes = [
       'get /health', 'head /health', 'get /primary', 'head /primary', 'get /standby', 'head /standby', 'get /status', 'get /metrics', 'get /events',
-      'post /admin/switchover', 'post /admin/failback', 'post /admin/promote', 'post /admin/maintenance', 'get /admin/requests/{id}',
+      'post /admin/switchover', 'post /admin/failback', 'post /admin/promote', 'post /admin/maintenance', 'get /admin/keys', 'get /admin/requests/{id}',
       'post /peer/heartbeat', 'post /peer/vote', 'post /peer/takeover',
       'get /peer/db/basebackup', 'post /peer/db/archive/list', 'put /peer/db/archive/{name}', 'post /peer/db/wait-replay',
       'post /peer/repo/sync-now', 'get /peer/files/status', 'post /peer/files/manifest', 'post /peer/files/batch', 'put /peer/files/file',
