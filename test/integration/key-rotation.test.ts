@@ -7,12 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, Cluster, DATA_SECRET, SECRET, SplitBrainChecker } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
 import { keyId } from '../../src/peer/keyring.js';
-import { directDb as direct, until } from '../helpers/wait.js';
+import { directDb as direct, sleep, until } from '../helpers/wait.js';
 
 const NEW = randomBytes(32).toString('base64url');
 const NEW_DATA = randomBytes(32).toString('base64url');
@@ -24,12 +25,17 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
     b: { secret: [SECRET], dataSecret: [DATA_SECRET] },
   };
   let c: Cluster;
+  // The stack's directory (logs, event histories) is kept when the test fails, for a look afterwards.
+  const dir = mkdtempSync(join(tmpdir(), 'nha-keyrot-'));
+  let passed = false;
   afterAll(async () => {
     await c?.stop();
+    if (passed) rmSync(dir, { recursive: true, force: true });
+    else console.warn(`key rotation test failed: its stack is kept in ${dir}`);
   });
 
   it('add, promote, drop: no failover, no double primary, no acknowledged row lost; status shows each peer on the new key', async () => {
-    c = new Cluster({ db: { sync: 'sync' }, extraConfig: (n) => ({ secret: keys[n].secret, dataSecret: keys[n].dataSecret }) });
+    c = new Cluster({ dir, db: { sync: 'sync' }, extraConfig: (n) => ({ secret: keys[n].secret, dataSecret: keys[n].dataSecret }) });
     await c.start();
     await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
     await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
@@ -49,10 +55,26 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
         return s.replication.db.streaming === true && p.peers[0].caught_up === true && p.peers[0].alive === true;
       }, 90_000);
     };
+    // One process at a time: the next restart waits until the primary's lease has every vote again.
+    const allVotes = async (primary: Node, what: string) =>
+      until(`${what}: the primary's lease has all 3 votes`, async () => {
+        const l = (await c.status(primary))!.lease;
+        return l.votes === 3 && l.voters === 3;
+      }, 30_000);
+    const witnessStarts = () => readFileSync(join(dir, 'witness.log'), 'utf8').split('witness listening').length - 1;
+    const restartWitness = async (k: string[], primary: Node, what: string) => {
+      const before = witnessStarts();
+      await c.restartWitness(k);
+      await until(`${what}: the witness listens again`, async () => witnessStarts() > before, 20_000);
+      // An ack from the old witness process counts for one lease (700 ms): only a vote after that is the new one's.
+      await sleep(1000);
+      await allVotes(primary, what);
+    };
     const restartStandby = async (n: Node, k: { secret: string[]; dataSecret: string[] }, what: string) => {
       keys[n] = k;
       await c.restartNode(n);
       await steady(n === 'a' ? 'b' : 'a', what);
+      await allVotes(n === 'a' ? 'b' : 'a', what);
     };
     const switchover = async (from: Node, what: string) => {
       const r = await c.admin(from, '/admin/switchover', {});
@@ -64,13 +86,13 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
 
     // 1. The new keys go last everywhere: nothing changes on the wire yet.
     const added = { secret: [SECRET, NEW], dataSecret: [DATA_SECRET, NEW_DATA] };
-    await c.restartWitness([SECRET, NEW]);
+    await restartWitness([SECRET, NEW], 'a', 'add: witness');
     await restartStandby('b', added, 'add: b');
     await switchover('a', 'add: switchover to b');
     await restartStandby('a', added, 'add: a');
     // 2. The new keys go first: a node signing with the new key meets one still signing with the old.
     const promoted = { secret: [NEW, SECRET], dataSecret: [NEW_DATA, DATA_SECRET] };
-    await c.restartWitness([NEW, SECRET]);
+    await restartWitness([NEW, SECRET], 'b', 'promote: witness');
     await restartStandby('a', promoted, 'promote: a');
     const mixed = await keyStatus('b');
     expect(mixed.lease.peers.a.keyId).toBe(keyId(NEW));
@@ -80,7 +102,7 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
     await restartStandby('b', promoted, 'promote: b');
     // 3. The old keys go.
     const dropped = { secret: [NEW], dataSecret: [NEW_DATA] };
-    await c.restartWitness([NEW]);
+    await restartWitness([NEW], 'a', 'drop: witness');
     await restartStandby('b', dropped, 'drop: b');
     await switchover('a', 'drop: switchover to b');
     await restartStandby('a', dropped, 'drop: a');
@@ -111,5 +133,6 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
     const since = log.slice(log.map((l) => l.includes('witness listening')).lastIndexOf(true));
     expect(since[0]).toContain(keyId(NEW));
     for (const n of ['a', 'b']) expect(since.some((l) => l.includes(`${n} signs with key id ${keyId(NEW)}`))).toBe(true);
+    passed = true;
   }, 600_000);
 });

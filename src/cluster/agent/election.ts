@@ -23,7 +23,9 @@ export async function campaign(c: AgentCore, epoch: number, view: View, force = 
   s.campaignRetryAt = null;
   if (!s.timing || s.timing.epochBefore !== c.epoch) {
     const p = view.peer;
-    const kind: TakeoverTiming['kind'] = s.takeoverOffer !== null ? s.takeoverReason : !p ? 'bootstrap' : p.alive ? (c.epoch === 0 ? 'bootstrap' : 'recovery') : 'failover';
+    // The cluster's first primary (epoch 0) is a bootstrap even when the peer has not started yet: counting
+    // it as a failover would fire failover alerts on every fresh start.
+    const kind: TakeoverTiming['kind'] = s.takeoverOffer !== null ? s.takeoverReason : !p || c.epoch === 0 ? 'bootstrap' : p.alive ? 'recovery' : 'failover';
     const data = Object.fromEntries(hooksOf(c).filter((h) => h.status).map((h) => [h.name, h.status!()]));
     s.timing = { kind, detectMs: p && !p.alive ? c.observer.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: c.epoch, data };
   }
