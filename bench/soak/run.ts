@@ -16,7 +16,7 @@
  * nodes and whether the targets (fitted growth ≤ 5 %, fds and resources within ± 2 of the first term's,
  * nothing lost, archive under its cap) were met. bench/soak/analyze.ts recomputes them from --samples.
  *
- *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--svg FILE] [--samples FILE]
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files N] [--svg FILE] [--samples FILE]
  *
  * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
  * marked); --samples writes every sample as JSON.
@@ -135,7 +135,8 @@ async function main(): Promise<void> {
     }
     uploader = new Uploader(vipStore, 'VMS/soak/', 3000);
     uploader.start();
-    files = new FileWriter(NODES.map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 3000);
+    // --edit-files N: the config writer edits N files in turn (a tree that does not grow), instead of a new file each time.
+    files = new FileWriter(NODES.map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 3000, arg('edit-files', 0));
     files.start();
     const t0 = Date.now();
     const end = t0 + minutes * 60_000;

@@ -131,7 +131,12 @@ export class FileWriter {
   private running = false;
   private loop: Promise<void> | null = null;
   private n = 0;
-  constructor(private readonly nodes: { name: 'a' | 'b'; url: string; etcDir: string }[], private readonly everyMs: number) {}
+  constructor(
+    private readonly nodes: { name: 'a' | 'b'; url: string; etcDir: string }[],
+    private readonly everyMs: number,
+    /** Edit this many files in turn instead of writing a new file each time (a tree that does not grow). */
+    private readonly editFiles = 0,
+  ) {}
   private async isPrimary(url: string): Promise<boolean> {
     return fetch(`${url}/primary`, { signal: AbortSignal.timeout(300) }).then((r) => r.status === 200, () => false);
   }
@@ -141,8 +146,9 @@ export class FileWriter {
       while (this.running) {
         for (const n of this.nodes) {
           if (!(await this.isPrimary(n.url))) continue;
-          const rel = `chaos/f-${String(++this.n).padStart(6, '0')}.conf`;
-          const content = `chaos.setting.${this.n}=${randomBytes(6).toString('hex')}\n`;
+          const k = ++this.n;
+          const rel = `chaos/f-${String(this.editFiles > 0 ? k % this.editFiles : k).padStart(6, '0')}.conf`;
+          const content = `chaos.setting.${k}=${randomBytes(6).toString('hex')}\n`;
           try {
             mkdirSync(dirname(join(n.etcDir, rel)), { recursive: true });
             writeFileSync(join(n.etcDir, rel), content);
