@@ -10,9 +10,14 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Cluster, SplitBrainChecker } from '../../fixtures/cluster.js';
+import { S3Store } from '../../adapters/cumulus/s3-store.js';
+import { Cluster, CUMULUS_KEY, CUMULUS_SECRET, SplitBrainChecker } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
 import { FileWriter, Uploader, objectMd5, store } from '../../src/cli/chaos/load.js';
+
+/** A client of the repository VIP: the write-through front takes signature version 2, as Cumulus does. */
+const frontClient = (endpoint: string) =>
+  new S3Store({ endpoint, bucket: 'Repo', accessKeyId: CUMULUS_KEY, secretAccessKey: CUMULUS_SECRET, signatureVersion: 'v2', multipart: false, maxAttempts: 1 });
 import { directDb as direct, until } from '../helpers/wait.js';
 
 const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
@@ -28,16 +33,23 @@ describe('replacing a node with empty disks (real processes on loopback)', () =>
     await c.start();
     await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
     await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
+    // The front acknowledges uploads once b is named a holder of the repository (two clean passes).
+    await until('front in sync, b named holder', async () => {
+      const f = (await c.status('a'))?.replication?.repo?.front;
+      return f?.state === 'sync' && f.standbyHolds === true;
+    }, 120_000);
     const w = new DbWriter(c.dbUrl, { everyMs: 20 });
     await w.prepare();
     w.start();
-    const up = new Uploader(store(c.repoUrl), 'VMS/replace/', 300);
+    const up = new Uploader(frontClient(c.repoUrl), 'VMS/replace/', 300);
     up.start();
     const files = new FileWriter((['a', 'b'] as const).map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 300);
     files.start();
     const split = new SplitBrainChecker([c.nodes.a.url, c.nodes.b.url], 20);
     split.start();
-    await until('some of everything acknowledged', async () => w.acked.length > 100 && up.acked.size > 5 && files.acked.size > 5, 60_000);
+    await until('some of everything acknowledged', async () => w.acked.length > 100 && up.acked.size > 5 && files.acked.size > 5, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${w.acked.length} rows, ${up.acked.size} images (${up.failed} failed), ${files.acked.size} files`);
+    });
 
     // b's machine is gone: every process killed, its disks replaced by empty ones.
     c.kill('b', true);
@@ -59,7 +71,7 @@ describe('replacing a node with empty disks (real processes on loopback)', () =>
     await until('b caught up on every data path', async () => {
       const a = (await c.status('a'))!;
       const b = (await c.status('b'))!;
-      return b.replication.db.streaming === true && a.peers[0].caught_up === true && a.replication.repo?.front?.state === 'sync';
+      return b.replication.db.streaming === true && a.peers[0].caught_up === true && a.replication.repo?.front?.state === 'sync' && a.replication.repo?.front?.standbyHolds === true;
     }, 240_000);
     const cloned = await c.events('b', 'db.cloned');
     expect(cloned.length).toBeGreaterThan(0);
