@@ -6,13 +6,12 @@
  * sidecars, witness and embedded PostgreSQL (1 MiB WAL segments so the cap acts within seconds), an
  * independent writer through the database VIP.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../fixtures/cluster.js';
-import { DbWriter } from '../../fixtures/db-writer.js';
+import { patchNodeConfigs, startPairWithWriter } from '../helpers/db-pair.js';
 import { directDb as direct, until } from '../helpers/wait.js';
 
 const CAP = 12 * 1024 * 1024;
@@ -37,24 +36,12 @@ describe('WAL archive hard cap with the standby away (real PostgreSQL)', () => {
 
   it('the cap marks the absent standby, which re-clones when it returns; nothing acknowledged is lost', async () => {
     c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 1000 } });
-    const prepare = c.prepare.bind(c);
-    c.prepare = async () => {
-      await prepare();
-      for (const n of ['a', 'b'] as const) {
-        const cfg = parse(readFileSync(c.nodes[n].configFile, 'utf8')) as Record<string, any>;
-        cfg.db.walSegmentSizeMb = 1;
-        cfg.db.archiveMaxBytes = CAP;
-        cfg.db.archiveRetention = { maxAgeHours: 0, keepMb: 2 };
-        writeFileSync(c.nodes[n].configFile, stringify(cfg));
-      }
-    };
-    await c.start();
-    await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
-    await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
-    const w = new DbWriter(c.dbUrl, { everyMs: 10 });
-    await w.prepare();
-    w.start();
-    await until('rows acknowledged', async () => w.acked.length > 50, 30_000);
+    patchNodeConfigs(c, (cfg) => {
+      cfg.db.walSegmentSizeMb = 1;
+      cfg.db.archiveMaxBytes = CAP;
+      cfg.db.archiveRetention = { maxAgeHours: 0, keepMb: 2 };
+    });
+    const w = await startPairWithWriter(c);
 
     // b's machine goes down: sidecar and PostgreSQL.
     c.kill('b');

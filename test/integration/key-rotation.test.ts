@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, Cluster, DATA_SECRET, SECRET, SplitBrainChecker } from '../../fixtures/cluster.js';
-import { DbWriter } from '../../fixtures/db-writer.js';
+import { startPairWithWriter } from '../helpers/db-pair.js';
 import { keyId } from '../../src/peer/keyring.js';
 import { directDb as direct, sleep, until } from '../helpers/wait.js';
 
@@ -36,12 +36,7 @@ describe('secret rotation one node at a time (real processes on loopback)', () =
 
   it('add, promote, drop: no failover, no double primary, no acknowledged row lost; status shows each peer on the new key', async () => {
     c = new Cluster({ dir, db: { sync: 'sync' }, extraConfig: (n) => ({ secret: keys[n].secret, dataSecret: keys[n].dataSecret }) });
-    await c.start();
-    await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
-    await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
-    const w = new DbWriter(c.dbUrl, { everyMs: 20 });
-    await w.prepare();
-    w.start();
+    const w = await startPairWithWriter(c, 20);
     const split = new SplitBrainChecker([c.nodes.a.url, c.nodes.b.url], 20);
     split.start();
     const epoch0 = (await c.status('a'))!.epoch as number;

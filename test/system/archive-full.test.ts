@@ -7,25 +7,16 @@
  * sync mode, an independent writer through the database VIP.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../fixtures/cluster.js';
-import { DbWriter } from '../../fixtures/db-writer.js';
+import { patchNodeConfigs, startPairWithWriter } from '../helpers/db-pair.js';
+import { tmpfsUnavailable } from '../helpers/root.js';
 import { directDb as direct, until } from '../helpers/wait.js';
 
-function unavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'not root (mounting a small tmpfs needs root); run as root: npm run test:system';
-  try {
-    execFileSync('mount', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'mount(8) not found';
-  }
-  return null;
-}
-const skipReason = unavailable();
+const skipReason = tmpfsUnavailable();
 if (skipReason) console.warn(`skipping full-archive system test: ${skipReason}`);
 
 async function query<T extends pg.QueryResultRow>(port: number, sql: string): Promise<T[]> {
@@ -50,27 +41,20 @@ describe.skipIf(skipReason !== null)('the primary\'s WAL archive volume is full 
 
   it('reads and acknowledged writes go on, disk.critical is raised, archiving catches up once there is room', async () => {
     c = new Cluster({ db: { sync: 'sync' } });
-    const prepare = c.prepare.bind(c);
-    c.prepare = async () => {
-      await prepare();
-      for (const n of ['a', 'b'] as const) {
-        const cfg = parse(readFileSync(c.nodes[n].configFile, 'utf8')) as Record<string, any>;
+    patchNodeConfigs(
+      c,
+      (cfg) => {
         cfg.db.walSegmentSizeMb = 1;
         cfg.disk = { intervalMs: 1000 };
-        writeFileSync(c.nodes[n].configFile, stringify(cfg));
-      }
-      const dir = join(c.nodes.a.dataDir, 'wal-archive');
-      mkdirSync(dir, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m,mode=0750', 'tmpfs', dir]);
-      mnt = dir;
-    };
-    await c.start();
-    await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary');
-    await until('b streaming', async () => (await c.status('b'))!.replication.db.streaming === true, 90_000);
-    const w = new DbWriter(c.dbUrl, { everyMs: 10 });
-    await w.prepare();
-    w.start();
-    await until('rows acknowledged', async () => w.acked.length > 50, 30_000);
+      },
+      () => {
+        const dir = join(c.nodes.a.dataDir, 'wal-archive');
+        mkdirSync(dir, { recursive: true });
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m,mode=0750', 'tmpfs', dir]);
+        mnt = dir;
+      },
+    );
+    const w = await startPairWithWriter(c);
 
     // About 20 MiB of WAL: the 6 MiB archive fills and archive_command starts failing.
     await query(c.nodes.a.pgPort, 'create table filler (id int, pad text)');

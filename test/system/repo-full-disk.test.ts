@@ -14,18 +14,10 @@ import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { EventBus } from '../../src/events/bus.js';
 import { RepoReplicator } from '../../src/replication/repo/replicator.js';
 import { ACCESS, SECRET, MiB, listing, md5, putBytes, readBytes, RepoLab } from '../integration/repo-helpers.js';
+import { tmpfsUnavailable } from '../helpers/root.js';
 import { sleep as delay, until } from '../helpers/wait.js';
 
-function unavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'not root (mounting a small tmpfs needs root); run as root: npm run test:system';
-  try {
-    execFileSync('mount', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'mount(8) not found';
-  }
-  return null;
-}
-const skipReason = unavailable();
+const skipReason = tmpfsUnavailable();
 if (skipReason) console.warn(`skipping full-repository system test: ${skipReason}`);
 
 describe.skipIf(skipReason !== null)('standby repository on a full disk (tmpfs, real s3rver)', () => {
