@@ -4,8 +4,8 @@ import { WitnessState, createWitnessApp, witnessHandlers } from '../cluster/witn
 import { dirname } from 'node:path';
 import { UdpServer } from '../peer/udp.js';
 import { ReplayGuard } from '../peer/replay.js';
-import { readSecretFile, secretProblem } from '../config/secrets.js';
-import { KeyUse, keyId, keysOf, MAX_KEYS, type KeyInput, type Keys } from '../peer/keyring.js';
+import { keyListProblems, readSecretFile } from '../config/secrets.js';
+import { KeyUse, keyId, keysOf, type KeyInput, type Keys } from '../peer/keyring.js';
 import { HaError } from '../errors.js';
 import { listenServer } from '../api/server.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from '../peer/tls.js';
@@ -43,12 +43,8 @@ export function witnessSecret(files: readonly string[], env: string | undefined)
   } else {
     throw new HaError('CONFIG_INVALID', 'the witness needs the cluster secret: export NHA_SECRET or pass --secret-file FILE (mode 0600); it is never taken from the command line');
   }
-  if (keys.length > MAX_KEYS) throw new HaError('CONFIG_INVALID', `--secret-file is given ${keys.length} times (expected at most ${MAX_KEYS}: the new and the old keys while rotating)`);
-  keys.forEach((k, i) => {
-    const problem = k === '' ? 'is empty (expected a random secret)' : secretProblem(k);
-    if (problem) throw new HaError('CONFIG_INVALID', `the witness secret ${keys.length > 1 ? `(key ${i + 1} of ${keys.length}, ${files[i]}) ` : ''}${problem}`);
-  });
-  if (new Set(keys).size !== keys.length) throw new HaError('CONFIG_INVALID', 'the witness secret files hold the same key twice (expected different keys)');
+  const problems = keyListProblems(keys);
+  if (problems.length) throw new HaError('CONFIG_INVALID', `the witness secret ${problems[0]}${files.length ? ` (--secret-file ${files.join(', ')})` : ''}`);
   return keysOf(keys);
 }
 

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { linuxIpVipConfigSchema as linuxIpVipSchema } from './vip-linux-ip.js';
 import { nimbusConfigSchema } from './nimbus.js';
-import { MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
+import { keyListProblems, MIN_SECRET_LENGTH, secretProblem } from './secrets.js';
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseCertificates, tlsFileProblems } from '../peer/tls.js';
-import { MAX_KEYS, type Keys } from '../peer/keyring.js';
+import type { Keys } from '../peer/keyring.js';
 import { filesConfigSchema } from '../replication/files/config.js';
 import { nimbusStateConfigSchema } from '../replication/nimbus-state/config.js';
 import { repoConfigSchema } from '../replication/repo/config.js';
@@ -39,16 +39,7 @@ const secretKeys = z
     errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_union' ? `has the wrong type ${Array.isArray(ctx.data) ? 'list with a non-string entry' : typeof ctx.data} (expected a string, or a list of strings while rotating)` : ctx.defaultError }),
   })
   .superRefine((v, ctx) => {
-    const list = typeof v === 'string' ? [v] : v;
-    const issue = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, message });
-    if (list.length === 0) return issue('is an empty list (expected a random secret, or a list of them while rotating)');
-    if (list.length > MAX_KEYS) issue(`holds ${list.length} keys (expected at most ${MAX_KEYS}: the new and the old ones while rotating)`);
-    list.forEach((k, i) => {
-      const where = list.length > 1 ? `key ${i + 1} of ${list.length} ` : '';
-      const problem = k === '' ? 'is empty (expected a random secret)' : secretProblem(k);
-      if (problem) issue(`${where}${problem}`);
-    });
-    if (new Set(list).size !== list.length) issue('lists the same key twice (expected different keys)');
+    for (const message of keyListProblems(typeof v === 'string' ? [v] : v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
   })
   .transform((v) => (typeof v === 'string' ? [v] : v) as unknown as Keys);
 

@@ -35,6 +35,25 @@ export function secretProblem(value: string): string | null {
   return null;
 }
 
+/** Most keys a rotation holds at once (the new one, the old one, and room for a second rotation). */
+export const MAX_KEYS = 4;
+
+/**
+ * Problems of a key list while a secret is rotated (a node's config and the witness alike): too many,
+ * each key held to the rules of a single one (named "key i of n" in a list), and no key twice.
+ */
+export function keyListProblems(list: readonly string[]): string[] {
+  const out: string[] = [];
+  if (list.length === 0) return ['is an empty list (expected a random secret, or a list of them while rotating)'];
+  if (list.length > MAX_KEYS) out.push(`holds ${list.length} keys (expected at most ${MAX_KEYS}: the new and the old ones while rotating)`);
+  list.forEach((k, i) => {
+    const problem = k === '' ? 'is empty (expected a random secret)' : secretProblem(k);
+    if (problem) out.push(`${list.length > 1 ? `key ${i + 1} of ${list.length} ` : ''}${problem}`);
+  });
+  if (new Set(list).size !== list.length) out.push('lists the same key twice (expected different keys)');
+  return out;
+}
+
 /**
  * Read a secret from a file that only the running user can read: owned by it, mode 0600 or 0400.
  * Returns the value (trailing newline removed) or a problem.

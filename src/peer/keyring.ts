@@ -12,9 +12,6 @@
  */
 import { createHash } from 'node:crypto';
 
-/** Most keys a rotation holds at once (the new one, the old one, and room for a second rotation). */
-export const MAX_KEYS = 4;
-
 /** One key, or several (the first signs). */
 export type KeyInput = string | readonly string[];
 
