@@ -84,7 +84,7 @@ class ScriptedWitness implements Coordinator {
   }
 }
 
-function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null, vip: Vip | null = null, clock: Clock = systemClock) {
+function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator: Coordinator | null = null, vip: Vip | null = null, clock: Clock = systemClock, epoch = 1) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-agent-'));
   dirs.push(dir);
   const config = clusterConfigSchema.parse({
@@ -99,10 +99,14 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
     timings: { heartbeatMs, deadAfterMs: heartbeatMs * 5, leaseMs: heartbeatMs * 7, requestTimeoutMs: heartbeatMs * 4 },
   });
   const store = EpochStore.inDir(dir);
-  store.update({ epoch: 1 });
+  if (epoch > 0) store.update({ epoch });
   const bus = new EventBus('b', () => store.get().epoch);
   const events: string[] = [];
-  bus.on((e) => events.push(e.type));
+  const promotions: (string | undefined)[] = [];
+  bus.on((e) => {
+    events.push(e.type);
+    if (e.message?.startsWith('promoted to primary')) promotions.push((e.details as { kind?: string } | undefined)?.kind);
+  });
   let healthy = true;
   const health: HealthSource = { healthy: () => healthy, escalated: () => false, status: () => [] };
   const transport = new ScriptedPrimary();
@@ -112,7 +116,7 @@ function standbyAgent(heartbeatMs: number, hooks: RoleHooks[] = [], coordinator:
   const log = { info: note, warn: note, error: note };
   const agent = new Agent({ config, clock, store, bus, transport, coordinator, vip, health, hooks, log });
   agents.push(agent);
-  return { agent, transport, events, trace, setHealthy: (h: boolean) => (healthy = h) };
+  return { agent, transport, events, promotions, trace, setHealthy: (h: boolean) => (healthy = h) };
 }
 
 /** A settled standby whose primary then goes silent; returns once the standby has declared it dead. */
@@ -215,6 +219,20 @@ describe('failover election', () => {
     expect(granted.at).toBeGreaterThanOrEqual(witness.leaseEnd);
     const explain = () => JSON.stringify({ leaseEnd: witness.leaseEnd, asks: witness.asks, trace }, null, 1);
     expect(granted.at - witness.leaseEnd, explain()).toBeLessThan(hb / 2);
+    expect(agent.epoch).toBe(2);
+  });
+
+  it('a fresh node (epoch 0) that never heard its peer but finds the witness at epoch 1 labels its takeover a failover, not the bootstrap', async () => {
+    // The old primary was elected and killed before this node heard a single heartbeat from it.
+    const hb = 40;
+    const witness = new ScriptedWitness(3 * hb);
+    const { agent, transport, events, promotions } = standbyAgent(hb, [], witness, null, systemClock, 0);
+    transport.answering = false;
+    await agent.start();
+    await until('primary', () => agent.role === 'primary', 100 * hb);
+    expect(witness.asks.some((a) => !a.granted)).toBe(true);
+    expect(promotions).toEqual(['failover']);
+    expect(events).toContain('failover');
     expect(agent.epoch).toBe(2);
   });
 });

@@ -21,12 +21,13 @@ export async function campaign(c: AgentCore, epoch: number, view: View, force = 
   const startedAt = c.d.clock.monotonicMs();
   s.lastCampaignAt = startedAt;
   s.campaignRetryAt = null;
-  if (!s.timing || s.timing.epochBefore !== c.epoch) {
-    const p = view.peer;
-    // The cluster's first primary is a bootstrap even when the peer has not started yet (never heard, or
-    // heard before any primary): counting it as a failover would fire failover alerts on every fresh
-    // start. A standby whose own epoch is still 0 but that heard a primary at a later epoch fails over.
-    const firstPrimary = !p || (c.epoch === 0 && (p.role === null || p.epoch === 0));
+  const p = view.peer;
+  // The cluster's first primary is a bootstrap even when the peer has not started yet (never heard, or
+  // heard before any primary): counting it as a failover would fire failover alerts on every fresh
+  // start. A standby whose own epoch is still 0 but that heard a primary at a later epoch fails over, and
+  // so does one that never heard the primary but learnt from the witness that some node held an epoch.
+  const firstPrimary = !p || (c.epoch === 0 && (p.role === null || p.epoch === 0) && (s.witnessEpoch ?? 0) === 0);
+  if (!s.timing || s.timing.epochBefore !== c.epoch || (s.timing.kind === 'bootstrap' && !firstPrimary)) {
     const kind: TakeoverTiming['kind'] = s.takeoverOffer !== null ? s.takeoverReason : firstPrimary ? 'bootstrap' : p.alive ? 'recovery' : 'failover';
     const data = Object.fromEntries(hooksOf(c).filter((h) => h.status).map((h) => [h.name, h.status!()]));
     s.timing = { kind, detectMs: p && !p.alive ? c.observer.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: c.epoch, data };
