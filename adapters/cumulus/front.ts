@@ -13,12 +13,17 @@
  * MD5 but is the same on both for the same parts); otherwise 503 and nothing is acknowledged. Multipart
  * upload ids differ between the repositories: the front maps the local id to the standby's.
  * Reads and listings go to the local repository only.
+ *
+ * Deletes are journaled before they are acknowledged: an object DELETE by its path, a multi-object
+ * `POST ?delete` by the keys its answer did not list as errors (its small body is read on the way through,
+ * up to MAX_MULTI_DELETE_BYTES).
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
+import { MAX_MULTI_DELETE_BYTES, deletedKeys } from './multi-delete.js';
 import type { FrontGuard, LoneWrite } from '../../src/replication/repo/front-guard.js';
 
 export interface FrontBackend {
@@ -42,7 +47,10 @@ export interface RepoFrontOptions {
    * system's roots, for repositories whose endpoint is https://.
    */
   tls?: { cert: string; key: string; ca: string };
-  /** The delete journal: an object DELETE is acknowledged only once its tombstone is durable. */
+  /**
+   * The delete journal: an object DELETE, or a multi-object delete, is acknowledged only once the
+   * tombstone of every key it removed is durable. Paths are path-style, `/bucket/key` (key URL-encoded).
+   */
   journal?: { deleted(path: string): Promise<void> };
 }
 
@@ -207,6 +215,15 @@ export class RepoFront {
       req.resume();
       return;
     }
+    // A multi-object delete names its keys in the body: keep a copy of it (small, and bounded) to journal them.
+    const multiDelete = method === 'POST' && url.searchParams.has('delete');
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (multiDelete && !(declared >= 0 && declared <= MAX_MULTI_DELETE_BYTES)) {
+      s3Error(res, 400, 'MalformedXML', `a multi-object delete needs a Content-Length of at most ${MAX_MULTI_DELETE_BYTES} bytes`);
+      req.resume();
+      return;
+    }
+    const body: Buffer[] | null = multiDelete ? [] : null;
     const local = this.send(this.o.local, method, path, url.pathname, query, headers);
     const peer = peerOk ? this.send(this.o.peer, method, peerPath, url.pathname, peerQuery, headers) : null;
     const localAnswer = answer(local);
@@ -214,6 +231,7 @@ export class RepoFront {
     // Both sides must see every byte; a side that stops reading holds the client back (no buffering).
     const sinks = peer ? [local, peer] : [local];
     req.on('data', (chunk: Buffer) => {
+      body?.push(chunk);
       let waiting = 0;
       for (const s of sinks) {
         if (s.destroyed) continue;
@@ -249,6 +267,11 @@ export class RepoFront {
       s3Error(res, 502, 'BadDigest', `the repositories disagree on the content (ETag ${etagOf(l)} vs ${etagOf(p)})`);
       return;
     }
+    // The objects this write removed or wrote, path-style.
+    const bucketPath = url.pathname.replace(/\/+$/, '');
+    const writes: LoneWrite[] = body
+      ? deletedKeys(Buffer.concat(body).toString(), l.body.toString()).map((k) => ({ path: `${bucketPath}/${encodeURIComponent(k)}`, etag: null, deleted: true }))
+      : [objectWrite(method, url, l)].filter((w): w is LoneWrite => w !== null);
     if (localOk && !peerAgrees) {
       if (peer) guard.peerFailed();
       if (!guard.mayAckAlone()) {
@@ -257,15 +280,19 @@ export class RepoFront {
         s3Error(res, 503, 'ServiceUnavailable', `the standby's repository did not take the write (${why}); not acknowledged`);
         return;
       }
-      guard.ackedAlone(objectWrite(method, url, l) ?? undefined);
+      if (writes.length) for (const w of writes) guard.ackedAlone(w);
+      else guard.ackedAlone();
       this.stats.alone++;
     } else if (localOk) {
-      if (objectWrite(method, url, l)) guard.ackedBoth(url.pathname);
+      for (const w of writes) guard.ackedBoth(w.path);
       this.stats.both++;
     }
-    if (localOk && method === 'DELETE' && uploadId === null && this.o.journal) {
+    const deleted = writes.filter((w) => w.deleted).map((w) => w.path);
+    if (localOk && deleted.length && this.o.journal) {
+      const journal = this.o.journal;
       try {
-        await this.o.journal.deleted(url.pathname);
+        // Concurrent appends share one fdatasync (the journal commits in groups).
+        await Promise.all(deleted.map((d) => journal.deleted(d)));
       } catch (err) {
         s3Error(res, 503, 'ServiceUnavailable', `the delete could not be recorded in the delete journal (${(err as Error).message}); not acknowledged`);
         return;

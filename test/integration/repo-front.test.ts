@@ -5,6 +5,7 @@
  * record names this node alone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
+import { signV2, stringToSignV2 } from '../../adapters/cumulus/sigv2.js';
+import { createHash } from 'node:crypto';
 import { RepoFront } from '../../adapters/cumulus/front.js';
 import { FrontGuard } from '../../src/replication/repo/front-guard.js';
 import { MiB, md5, putBytes, readBytes } from './repo-helpers.js';
@@ -70,7 +73,9 @@ const store = (endpoint: string, extra: Partial<ConstructorParameters<typeof S3S
   return s;
 };
 
-async function front(opts: { claim?: (peerHolds: boolean) => Promise<boolean>; degradeAfterMs?: number; peerUrl?: string } = {}) {
+async function front(
+  opts: { claim?: (peerHolds: boolean) => Promise<boolean>; degradeAfterMs?: number; peerUrl?: string; journal?: { deleted(path: string): Promise<void> } } = {},
+) {
   let now = 0;
   const events: string[] = [];
   const claims: boolean[] = [];
@@ -90,6 +95,7 @@ async function front(opts: { claim?: (peerHolds: boolean) => Promise<boolean>; d
     local: { endpoint: a.url, accessKeyId: ACCESS, secretAccessKey: SECRET },
     peer: { endpoint: opts.peerUrl ?? b.url, accessKeyId: ACCESS, secretAccessKey: SECRET },
     guard: () => guard,
+    journal: opts.journal,
   });
   await f.start();
   closers.push(() => f.close());
@@ -149,6 +155,70 @@ describe('repository write-through front', () => {
       for (const k of ['VMS/x/anon.qcow2', 'VMS/x/bad.qcow2', 'VMS/x/wrong.qcow2']) expect(await s.head(k)).toBeNull();
     }
     expect(f.stats.authFailures).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a multi-object delete (POST ?delete) reaches both repositories and journals every key it removed before the 200', async () => {
+    const journaled: string[] = [];
+    let failJournal = false;
+    const journal = {
+      deleted: async (path: string) => {
+        if (failJournal) throw new Error('disk full');
+        journaled.push(decodeURIComponent(path));
+      },
+    };
+    const { f } = await front({ journal });
+    const client = store(f.url);
+    const keys = ['VMS/md/one.qcow2', 'VMS/md/two & <three>.qcow2', 'VMS/md/keep.qcow2'];
+    for (const k of keys) await putBytes(client, k, randomBytes(100));
+    // A signed POST ?delete sent as it is on the wire: Content-Length from the body, a declared one, or chunked.
+    const multiDelete = (names: string[], framing: { contentLength?: number; chunked?: boolean } = {}) => {
+      const esc = (k: string) => k.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+      const xml = `<?xml version="1.0" encoding="UTF-8"?><Delete>${names.map((k) => `<Object><Key>${esc(k)}</Key></Object>`).join('')}</Delete>`;
+      const headers: Record<string, string> = { 'content-type': 'application/xml', 'content-md5': createHash('md5').update(xml).digest('base64'), 'x-amz-date': new Date().toUTCString() };
+      const sts = stringToSignV2({ method: 'POST', path: '/Repo', query: { delete: '' }, headers });
+      const framingHeader = framing.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(framing.contentLength ?? Buffer.byteLength(xml)) };
+      const u = new URL(f.url);
+      return new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(
+          { host: u.hostname, port: u.port, method: 'POST', path: '/Repo?delete', headers: { ...headers, ...framingHeader, authorization: `AWS ${ACCESS}:${signV2(sts, SECRET)}` } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+          },
+        );
+        req.on('error', reject);
+        // A declared length above the body's: the answer comes before the rest would be sent.
+        if (framing.contentLength !== undefined) req.write(xml);
+        else req.end(xml);
+      });
+    };
+    const r = await multiDelete(keys.slice(0, 2));
+    expect(r.status, r.text).toBe(200);
+    for (const s of [store(a.url), store(b.url)]) {
+      expect(await s.head(keys[0])).toBeNull();
+      expect(await s.head(keys[1])).toBeNull();
+      expect(await s.head(keys[2])).not.toBeNull();
+    }
+    expect(journaled.sort()).toEqual(['/Repo/VMS/md/one.qcow2', '/Repo/VMS/md/two & <three>.qcow2']);
+
+    // The journal cannot take the tombstones: the delete is not acknowledged.
+    failJournal = true;
+    const refused = await multiDelete([keys[2]]);
+    expect(refused.status).toBe(503);
+    expect(refused.text).toContain('delete journal');
+    failJournal = false;
+
+    // Without a Content-Length, or with one above the bound, the body is not read: 400, nothing deleted.
+    await putBytes(client, keys[0], randomBytes(10));
+    for (const framing of [{ chunked: true }, { contentLength: 3 * MiB }]) {
+      const bad = await multiDelete([keys[0]], framing);
+      expect(bad.status).toBe(400);
+      expect(bad.text).toContain('MalformedXML');
+    }
+    expect(await store(a.url).head(keys[0])).not.toBeNull();
+    expect(await store(b.url).head(keys[0])).not.toBeNull();
+    expect(journaled).toHaveLength(2);
   });
 
   it("the standby's repository killed mid-upload: no acknowledgement until the record names this node alone", async () => {
