@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'PEER_AUTH_FAILED'
   | 'ADMIN_AUTH_FAILED'
   | 'PEER_UNREACHABLE'
+  | 'PEER_INCOMPATIBLE'
   | 'WITNESS_UNREACHABLE'
   | 'EPOCH_STORE_CORRUPT'
   | 'SWITCHOVER_REFUSED'
@@ -52,6 +53,7 @@ export const ERROR_INFO: Readonly<Record<ErrorCode, { httpStatus: number; retrya
   PEER_AUTH_FAILED: { httpStatus: 401, retryable: false },
   ADMIN_AUTH_FAILED: { httpStatus: 401, retryable: false },
   PEER_UNREACHABLE: { httpStatus: 503, retryable: true },
+  PEER_INCOMPATIBLE: { httpStatus: 400, retryable: false },
   WITNESS_UNREACHABLE: { httpStatus: 503, retryable: true },
   EPOCH_STORE_CORRUPT: { httpStatus: 500, retryable: false },
   SWITCHOVER_REFUSED: { httpStatus: 409, retryable: true },

@@ -181,6 +181,7 @@ export function createApp(d: ApiDeps): express.Express {
       self: d.node ?? null,
       onReject: (reason, req) => failures.record('peer', source(req), reason, `${req.method} ${req.originalUrl}`),
       limited: (req) => failures.limited('peer', source(req)),
+      onProtocol: (node, protocol, release, problem) => d.agent.peerProtocol(node, protocol, release, problem),
     });
   const small = peerAuth({ maxBodyBytes: SMALL_BODY_BYTES });
   for (const [name, router] of Object.entries(d.streamPeerRouters ?? {})) {

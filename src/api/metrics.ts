@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ownProtocol } from '../peer/protocol.js';
 import type { Agent } from '../cluster/agent.js';
 import { IMPORTANT_EVENT_TYPES, type EventBus } from '../events/bus.js';
 import type { Role } from '../ports.js';
@@ -56,6 +57,36 @@ export function createMetrics(agent: Agent, bus: EventBus, extensions: MetricsEx
     registers: [registry],
     collect() {
       this.set(agent.witnessUnreachable() ? 1 : 0);
+    },
+  });
+  const me = ownProtocol();
+  new Gauge({
+    name: 'nimbus_ha_build_info',
+    help: 'always 1: the release of nimbus-ha this node runs and the peer protocol version it speaks',
+    labelNames: ['release', 'protocol'],
+    registers: [registry],
+    collect() {
+      this.set({ release: me.release, protocol: String(me.version) }, 1);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_peer_protocol_version',
+    help: 'the peer protocol version the peer last stated (1: a release from before versions were stated); no series before the peer was heard',
+    labelNames: ['peer', 'release'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const v = agent.peerVersion;
+      const peer = agent.d.config.peers[0]?.node;
+      if (v && peer) this.set({ peer, release: v.release ?? 'unknown' }, v.protocol);
+    },
+  });
+  new Gauge({
+    name: 'nimbus_ha_peer_incompatible',
+    help: '1 while the peer is alive but speaks a protocol version this node does not share (no promotion on it): finish the upgrade',
+    registers: [registry],
+    collect() {
+      this.set(agent.peerIncompatible() ? 1 : 0);
     },
   });
   new Gauge({

@@ -279,6 +279,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     (reason, from) => bus.emit({ type: 'peer_auth_failed', severity: 'warning', message: `rejected heartbeat datagram from ${from}: ${reason}` }),
     replay,
     keyUse.lease,
+    (node, protocol, release, problem) => agent.peerProtocol(node, protocol, release, problem),
   );
   try {
     await udp.listen(cfg.listen.host, port);

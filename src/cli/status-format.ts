@@ -2,12 +2,20 @@
 export function formatStatus(s: Record<string, any>, events: Record<string, any>[] = []): string {
   const lines: string[] = [];
   const lease = s.lease ?? {};
-  lines.push(`node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? '   MAINTENANCE' : ''}   healthy ${s.healthy ? 'yes' : 'NO'}`);
+  const release = (v: { release?: string | null; protocol?: number | null } | null | undefined) =>
+    v && (v.release || v.protocol) ? `   release ${v.release ?? 'unknown'} (protocol ${v.protocol ?? 1})` : '';
+  lines.push(
+    `node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? '   MAINTENANCE' : ''}   healthy ${s.healthy ? 'yes' : 'NO'}${release(s.protocol ? { release: s.protocol.release, protocol: s.protocol.version } : null)}`,
+  );
+  if (s.mixed_versions) lines.push('MIXED VERSIONS: the nodes run different releases; finish the upgrade (docs/operations.md, Upgrading nimbus-ha)');
   lines.push(`decision: ${s.reason}`);
   if (s.role === 'primary') lines.push(`lease: ${lease.votes}/${lease.voters} votes (majority ${lease.majority}), ${lease.remaining_ms ?? '∞'} ms left`);
   if (s.vip) lines.push(`vip: ${s.vip.address} ${s.vip.held ? '(held)' : '(not held)'}`);
   for (const p of s.peers ?? []) {
-    lines.push(`peer ${p.node}: ${p.alive ? 'alive' : 'DEAD'}, ${p.role ?? 'unknown'} at epoch ${p.epoch ?? '-'}, healthy ${p.healthy ? 'yes' : 'no'}, caught up ${p.caught_up ? 'yes' : 'no'}`);
+    lines.push(
+      `peer ${p.node}: ${p.alive ? (p.incompatible ? 'alive but INCOMPATIBLE' : 'alive') : 'DEAD'}, ${p.role ?? 'unknown'} at epoch ${p.epoch ?? '-'}, healthy ${p.healthy ? 'yes' : 'no'}, caught up ${p.caught_up ? 'yes' : 'no'}${release(p)}`,
+    );
+    if (p.incompatible) lines.push(`  ${p.incompatible}`);
     for (const path of p.paths ?? []) {
       lines.push(`  path ${path.url.padEnd(28)} ${path.age_ms === null ? 'never answered' : `${path.age_ms} ms ago`}${path.degraded ? '  DEGRADED' : ''}${path.last_error ? `  (${path.last_error})` : ''}`);
     }

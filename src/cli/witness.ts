@@ -9,6 +9,7 @@ import { KeyUse, keyId, keysOf, type KeyInput, type Keys } from '../peer/keyring
 import { HaError } from '../errors.js';
 import { listenServer } from '../api/server.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from '../peer/tls.js';
+import { ownProtocol } from '../peer/protocol.js';
 
 /**
  * The witness's TLS files from `--tls-cert`, `--tls-key`, `--tls-ca`: all three or none, each checked
@@ -58,19 +59,29 @@ export async function runWitness(opts: { listen: string; file: string; secret: K
   const replay = new ReplayGuard(`${dirname(opts.file)}/replay-marks.json`);
   const keys = keysOf(opts.secret);
   const keyUse = new KeyUse(keys, (node, id, before) => log.info({ node, keyId: id, before }, `${node} signs with key id ${id}${before ? ` (was ${before})` : ''}`));
-  const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay, keyUse });
+  // Each node's protocol version and release, logged when it changes (and every refusal of a version).
+  const versions = new Map<string, string>();
+  const onProtocol = (node: string, protocol: number, release: string | null, problem: string | null) => {
+    const k = `${protocol}|${release}|${problem}`;
+    if (versions.get(node) === k) return;
+    if (versions.size >= 16 && !versions.has(node)) versions.delete(versions.keys().next().value as string);
+    versions.set(node, k);
+    if (problem) log.warn({ code: 'PEER_INCOMPATIBLE', node, protocol, release }, `refused ${node}: ${problem}`);
+    else log.info({ node, protocol, release }, `${node} speaks protocol ${protocol} (release ${release ?? 'unknown'})`);
+  };
+  const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay, keyUse, onProtocol });
   // With TLS the witness serves https and takes lease calls only from clients whose certificate the CA
   // issued for the node that signs them; /health stays open to monitoring.
   const { server, port } = await listenServer(app, { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }, opts.tls ?? null);
   // Lease calls also arrive as signed datagrams on the same port number (witness.transport: udp).
-  const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`), replay, keyUse);
+  const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`), replay, keyUse, onProtocol);
   try {
     await udp.listen(m[1].replace(/^\[|\]$/g, ''), port);
   } catch (err) {
     server.close();
     throw new HaError('USAGE', `the witness cannot bind UDP ${opts.listen} (used for lease calls over UDP): ${(err as Error).message}`);
   }
-  log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', signingKey: keyId(keys[0]), acceptedKeys: keys.map(keyId), ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
+  log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', protocol: ownProtocol().version, release: ownProtocol().release, signingKey: keyId(keys[0]), acceptedKeys: keys.map(keyId), ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
   const stop = () => {
     udp.close();
     replay.close();

@@ -126,6 +126,11 @@ export class Agent implements AgentCore {
     return this.holders.list();
   }
 
+  /** Why the peer is incompatible (alive, but refusing or speaking another protocol version), or null. */
+  peerIncompatible(): string | null {
+    return this.peerLink?.incompatible(this.d.clock.monotonicMs(), this.timings.deadAfterMs) ?? null;
+  }
+
   /** Whether the coordinator has failed to answer for more than three lease times. */
   witnessUnreachable(): boolean {
     return this.witness.unreachable();
@@ -243,6 +248,21 @@ export class Agent implements AgentCore {
   /** Incoming heartbeat from the peer. */
   receiveHeartbeat(msg: HeartbeatMessage): HeartbeatReply {
     return this.peers.receive(msg);
+  }
+
+  /**
+   * An authenticated request from `node` stated this protocol version and release (HTTP or UDP); `problem`
+   * says why this node refused it (an incompatible peer is alive, never dead).
+   */
+  peerProtocol(node: string, protocol: number, release: string | null, problem: string | null): void {
+    if (node !== this.peerCfg?.node) return;
+    this.peers.noteVersion(protocol, release, problem);
+    if (problem) this.kick();
+  }
+
+  /** The peer's protocol version and release as last stated, and whether this node accepts it. */
+  get peerVersion(): { protocol: number; release: string | null; problem: string | null } | null {
+    return this.peers.peerVersion;
   }
 
   /** The peer asks for our vote for `epoch`. */

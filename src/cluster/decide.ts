@@ -29,6 +29,11 @@ export interface PeerView {
   takeoverOffer: number | null;
   /** The data-holder record names the peer: it holds every acknowledged write. */
   holder: boolean;
+  /**
+   * Why the peer is incompatible (it refused our protocol version, or speaks one we do not accept), or
+   * null. Such a peer is alive: nothing is promoted on it.
+   */
+  incompatible?: string | null;
 }
 
 export type AdminRequest =
@@ -450,6 +455,12 @@ function decideNonPrimary(v: View): Decision {
   }
 
   if (!v.healthy) return { nextRole: target, epoch: v.epoch, actions, reason: 'no promotion: local services are unhealthy' };
+
+  // A peer that answers in a protocol version this node does not accept (or refuses ours) is alive: its
+  // silence on what it is doing is no reason to promote. The operator finishes the upgrade.
+  if (p && p.alive && p.incompatible) {
+    return { nextRole: target, epoch: v.epoch, actions, reason: `peer ${p.node} is alive but incompatible (${p.incompatible}); not campaigning` };
+  }
 
   if (p && p.takeoverOffer !== null && p.alive) return campaign(`takeover offered by ${p.node}`);
 

@@ -21,6 +21,12 @@ export interface EpochState {
 const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false, maintenanceVersion: 0 };
 
 /**
+ * The file's format, written into it. A release reads every format up to its own and refuses a newer one
+ * (written by a later release) instead of misreading it. A file without `format` is format 1.
+ */
+export const EPOCH_FORMAT = 1;
+
+/**
  * JSON file written with write-to-temp + fsync + rename + fsync(dir), so a crash leaves either the old or
  * the new state, never a torn one. Writes are synchronous on purpose: an epoch must be durable before the
  * node acts on it (promote, vote).
@@ -59,6 +65,18 @@ export class EpochStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...EMPTY };
       throw err;
     }
+    let format: unknown;
+    try {
+      format = (JSON.parse(text) as { format?: unknown }).format;
+    } catch {
+      format = undefined; // reported below
+    }
+    if (format !== undefined && (typeof format !== 'number' || !Number.isInteger(format) || format > EPOCH_FORMAT)) {
+      throw new HaError(
+        'EPOCH_STORE_CORRUPT',
+        `epoch store ${this.file} has format ${JSON.stringify(format)}, written by a newer release of nimbus-ha; this release reads formats up to ${EPOCH_FORMAT}: run the newer release on this node (downgrading needs the newer release's epoch store moved aside and the epoch restored by hand)`,
+      );
+    }
     try {
       const j = JSON.parse(text) as Partial<EpochState>;
       if (typeof j.epoch !== 'number' || !Number.isInteger(j.epoch) || j.epoch < 0) throw new Error('epoch is not a non-negative integer');
@@ -73,6 +91,6 @@ export class EpochStore {
   }
 
   private write(s: EpochState): void {
-    writeJsonDurable(this.file, s);
+    writeJsonDurable(this.file, { format: EPOCH_FORMAT, ...s });
   }
 }

@@ -1,5 +1,5 @@
 import type { Clock, PeerTransport, Role } from '../ports.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, HaError } from '../errors.js';
 import { udpUrlOf } from '../peer/udp.js';
 
 /** Where heartbeats to a peer go: its URLs (http) or the same host:port over UDP (the default). */
@@ -28,6 +28,9 @@ export interface HeartbeatMessage {
   timings?: [number, number, number];
   /** The cluster's maintenance setting as the sender holds it: on, and its version (see EpochState). */
   maintenance?: [boolean, number];
+  /** The sender's protocol version and release (src/peer/protocol.ts); absent from version 1. */
+  protocol?: number;
+  release?: string;
 }
 
 /**
@@ -85,6 +88,11 @@ export class PeerLink {
   lastState: HeartbeatMessage | null = null;
   /** Last time anything was heard from the peer (request or reply), monotonic. */
   lastHeardAt: number | null = null;
+  /**
+   * The last signed answer (or request) of the peer that refused our protocol version or spoke one we do
+   * not accept: it proves the peer alive, but nothing it says is read. Cleared by a compatible exchange.
+   */
+  incompatibility: { at: number; reason: string } | null = null;
   private readonly maxInFlight: number[];
   /** Beats waiting for an answer, per path. */
   private readonly flights: Set<{ ctrl: AbortController; sentAt: number }>[];
@@ -166,6 +174,7 @@ export class PeerLink {
           path.lastOkAt = at;
           path.lastError = null;
           this.lastHeardAt = at;
+          this.incompatibility = null;
           if (reply && reply.state) {
             this.lastState = reply.state;
             this.opts.onReply(reply, flight.sentAt, path.url);
@@ -175,6 +184,13 @@ export class PeerLink {
           if (flight.ctrl.signal.aborted) return; // counted by expire()
           path.failed++;
           path.lastError = errorMessage(err);
+          // A signed refusal of our protocol version (or an answer in one we do not accept): the peer
+          // is there, so the path answered, but it is incompatible rather than dead.
+          if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE') {
+            const at = this.clock.monotonicMs();
+            path.lastOkAt = at;
+            this.heardIncompatible(path.lastError, at);
+          }
         })
         .finally(() => {
           if (flights.delete(flight)) path.inFlight = flights.size;
@@ -182,11 +198,24 @@ export class PeerLink {
     }
   }
 
+  /** The peer was heard, authenticated, but speaking a protocol version this node does not accept. */
+  heardIncompatible(reason: string, at = this.clock.monotonicMs()): void {
+    this.lastHeardAt = at;
+    this.incompatibility = { at, reason };
+  }
+
+  /** Why the peer is incompatible, if it was within `deadAfterMs` and nothing compatible came since. */
+  incompatible(now: number, deadAfterMs: number): string | null {
+    const i = this.incompatibility;
+    return i && now - i.at < deadAfterMs ? i.reason : null;
+  }
+
   /** Record a heartbeat the peer sent us (incoming direction). */
   heard(msg: HeartbeatMessage): void {
     const now = this.clock.monotonicMs();
     this.lastState = msg;
     this.lastHeardAt = now;
+    this.incompatibility = null;
     const path = typeof msg.path === 'number' ? this.paths[msg.path] : undefined;
     if (path) {
       // The peer's heartbeat crossed this path: it is as good as an answered one.

@@ -182,7 +182,7 @@ export function createWitnessApp(
   state: WitnessState,
   secret: KeyInput,
   onReject?: (reason: string) => void,
-  opts: { replay?: import('../peer/replay.js').ReplayGuard; keyUse?: KeyUse } = {},
+  opts: { replay?: import('../peer/replay.js').ReplayGuard; keyUse?: KeyUse; onProtocol?: import('../peer/udp.js').ProtocolListener } = {},
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -190,7 +190,7 @@ export function createWitnessApp(
   app.get('/health', (_req, res) => {
     res.json({ ok: true, ...state.read() });
   });
-  app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, keyUse: opts.keyUse, onReject: (r) => onReject?.(r) }));
+  app.use('/witness', requirePeerAuth(secret, { self: 'witness', replay: opts.replay, keyUse: opts.keyUse, onProtocol: opts.onProtocol, onReject: (r) => onReject?.(r) }));
   for (const [path, handler] of Object.entries(witnessHandlers(state))) {
     app.post(path, (req, res) => {
       const out = handler(req.body);

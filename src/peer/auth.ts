@@ -4,6 +4,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { ReplayGuard } from './replay.js';
 import { clientCertProblem, tlsSocketOf } from './tls.js';
 import { keysOf, signingKey, type KeyInput, type KeyUse } from './keyring.js';
+import { PROTOCOL_HEADER, PROTOCOL_MAX_HEADER, RELEASE_HEADER, canTalk, incompatibleBody, ownProtocol, protocolHeaders, protocolProblem, statedVersions } from './protocol.js';
 
 /**
  * HMAC-SHA256 authentication of sidecar-to-sidecar (and sidecar-to-witness) requests.
@@ -209,13 +210,13 @@ export interface PeerRequest extends Request {
 }
 
 /** Answer a refused request; a body not read yet is not read at all (the connection is closed after the answer). */
-export function refuse(req: Request, res: Response, status: number, error: string, message: string, headers: Record<string, string> = {}): void {
+export function refuse(req: Request, res: Response, status: number, error: string, message: string, headers: Record<string, string> = {}, body?: object): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   if (!req.complete) res.set('connection', 'close');
-  res.status(status).set(headers).json({ error, message });
+  res.status(status).set(headers).json(body ?? { error, message });
 }
 
 class BodyTooLarge extends Error {}
@@ -292,6 +293,11 @@ export interface PeerAuthOptions {
   limited?: (req: Request) => boolean;
   /** Records which key each peer signs with (status). */
   keyUse?: KeyUse;
+  /**
+   * Called with each authenticated request's protocol version and release (a request without them is
+   * version 1, release unknown) and, when that version is not accepted, the reason it is refused.
+   */
+  onProtocol?: (node: string, protocol: number, release: string | null, problem: string | null) => void;
 }
 
 /**
@@ -329,6 +335,20 @@ export function requirePeerAuth(secret: KeyInput, opts: PeerAuthOptions = {}) {
       req.peerNode = r.node;
       opts.keyUse?.used(r.node, r.key);
       signReplies(res, r.key, opts.self ?? 'peer', r.nonce);
+      // An authenticated sender of a version this node does not read gets a signed refusal that says
+      // so: it knows this node is alive and why it will not listen, rather than hearing silence. A reply
+      // is written in the request's version.
+      const header = (k: string) => {
+        const v = req.headers[k];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      const stated = statedVersions(header(PROTOCOL_HEADER), header(PROTOCOL_MAX_HEADER));
+      const problem = protocolProblem(stated.v);
+      // Refused, but the sender can write in this node's version: it will, once told (negotiation).
+      opts.onProtocol?.(r.node, stated.max, header(RELEASE_HEADER) ?? null, problem && !canTalk(stated.max) ? problem : null);
+      const me = ownProtocol();
+      res.set(protocolHeaders(problem ? me.version : Math.min(me.version, stated.v)));
+      if (problem) return refuse(req, res, 400, 'PEER_INCOMPATIBLE', problem, {}, incompatibleBody(problem));
       next();
     };
     if (r.bodyHash === STREAM_BODY) return accept();

@@ -5,6 +5,7 @@ import type { PeerTransport } from '../ports.js';
 import { HaError, type ErrorCode } from '../errors.js';
 import { HEADER, isLeasePath, signRequest, STREAM_BODY, verifyReply } from './auth.js';
 import { UdpClient } from './udp.js';
+import { PROTOCOL_HEADER, PROTOCOL_MAX_HEADER, RELEASE_HEADER, learnVersion, protocolHeaders, protocolProblem, statedVersions, versionFor } from './protocol.js';
 import type { TlsMaterial } from './tls.js';
 import type { KeyInput } from './keyring.js';
 
@@ -113,13 +114,18 @@ export class PeerClient implements PeerTransport {
 
   /** The body of a successful, verified reply; throws for an error or an unverified reply. */
   private accept<T>(baseUrl: string, path: string, nonce: string, res: RawResponse): T {
-    if (res.status >= 400) this.fail(baseUrl, path, res);
+    if (res.status >= 400) this.fail(baseUrl, path, res, nonce);
     const bad = verifyReply(this.keyFor(path), res.headers, nonce, res.status, res.body);
     if (bad) throw new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`);
+    replyVersionCheck(baseUrl, path, res.headers);
     return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }
 
-  private fail(baseUrl: string, path: string, res: Pick<RawResponse, 'status' | 'body'>): never {
+  /**
+   * Throws the error an answer of 400 or above stands for. A `PEER_INCOMPATIBLE` refusal counts only
+   * when it is signed (it proves the peer alive); an unsigned one is an authentication failure.
+   */
+  private fail(baseUrl: string, path: string, res: Pick<RawResponse, 'status' | 'body'> & { headers?: http.IncomingHttpHeaders }, nonce?: string): never {
     if (res.status === 401) {
       throw new HaError('PEER_AUTH_FAILED', `${baseUrl} refused our signature: check that both nodes use the same secret`);
     }
@@ -130,8 +136,17 @@ export class PeerClient implements PeerTransport {
       data = { message: res.body.toString('utf8').slice(0, 300) };
     }
     const obj = (data && typeof data === 'object' ? data : {}) as { error?: string; message?: string };
-    const code = (obj.error as ErrorCode | undefined) || 'PEER_UNREACHABLE';
-    throw new HaError(code, `${baseUrl}${path}: HTTP ${res.status} ${obj.message ?? ''}`.trim(), { status: res.status, body: data });
+    let code = (obj.error as ErrorCode | undefined) || 'PEER_UNREACHABLE';
+    let relearned = false;
+    if (code === 'PEER_INCOMPATIBLE') {
+      if (nonce === undefined || !res.headers || verifyReply(this.keyFor(path), res.headers, nonce, res.status, res.body) !== null) code = 'PEER_AUTH_FAILED';
+      else {
+        // The refusal states the peer's own version: write in it from now on when this node can.
+        const theirs = (obj as { protocol?: unknown }).protocol;
+        if (typeof theirs === 'number') relearned = learnVersion(baseUrl, theirs);
+      }
+    }
+    throw new HaError(code, `${baseUrl}${path}: HTTP ${res.status} ${obj.message ?? ''}`.trim(), { status: res.status, body: data, relearned });
   }
 
   async post<T>(baseUrl: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
@@ -141,18 +156,28 @@ export class PeerClient implements PeerTransport {
       return this.udp.post<T>(baseUrl, path, body ?? {}, timeoutMs, signal);
     }
     const data = JSON.stringify(body ?? {});
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(data)),
-      ...signRequest(this.keyFor(path), this.node, 'POST', path, data),
+    const once = async () => {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(data)),
+        ...protocolHeaders(versionFor(baseUrl)),
+        ...signRequest(this.keyFor(path), this.node, 'POST', path, data),
+      };
+      const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
+      return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
     };
-    const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
-    return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
+    try {
+      return await once();
+    } catch (err) {
+      // Refused for a version the peer's refusal taught this node to avoid: once more, in the peer's.
+      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && err.details?.relearned === true) return once();
+      throw err;
+    }
   }
 
   /** GET a streamed response (e.g. a base backup) from the peer. */
   getStream(baseUrl: string, path: string, timeoutMs: number): Promise<Readable> {
-    const headers = signRequest(this.keyFor(path), this.node, 'GET', path, '');
+    const headers = { ...protocolHeaders(versionFor(baseUrl)), ...signRequest(this.keyFor(path), this.node, 'GET', path, '') };
     return new Promise((resolve, reject) => {
       const req = this.open('GET', baseUrl, path, headers, timeoutMs);
       req.on('error', (err) => reject(unreachable(baseUrl, path, err)));
@@ -162,14 +187,23 @@ export class PeerClient implements PeerTransport {
           if (bad) {
             res.destroy();
             reject(new HaError('PEER_AUTH_FAILED', `${baseUrl}${path}: ${bad}: check that both ends use the same secret and run this version`));
-          } else resolve(res);
+            return;
+          }
+          try {
+            replyVersionCheck(baseUrl, path, res.headers);
+          } catch (err) {
+            res.destroy();
+            reject(err);
+            return;
+          }
+          resolve(res);
           return;
         }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           try {
-            this.fail(baseUrl, path, { status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+            this.fail(baseUrl, path, { status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }, headers[HEADER.nonce]);
           } catch (err) {
             reject(err);
           }
@@ -184,6 +218,7 @@ export class PeerClient implements PeerTransport {
     const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
       'content-length': String(size),
+      ...protocolHeaders(versionFor(baseUrl)),
       ...signRequest(this.keyFor(path), this.node, 'PUT', path, STREAM_BODY),
     };
     const res = await this.send('PUT', baseUrl, path, headers, body, timeoutMs);
@@ -196,4 +231,19 @@ export class PeerClient implements PeerTransport {
     this.udp?.close();
     this.udp = null;
   }
+}
+
+/**
+ * A verified answer states the version it is written in and its sender's own: the latter says what to
+ * write to that peer from now on; an answer written in a version this node does not read is not read.
+ */
+function replyVersionCheck(baseUrl: string, path: string, headers: http.IncomingHttpHeaders): void {
+  const h = (k: string) => {
+    const v = headers[k];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const stated = statedVersions(h(PROTOCOL_HEADER), h(PROTOCOL_MAX_HEADER));
+  learnVersion(baseUrl, stated.max);
+  const problem = protocolProblem(stated.v);
+  if (problem) throw new HaError('PEER_INCOMPATIBLE', `${baseUrl}${path}: ${problem}`, { body: { protocol: stated.max, release: h(RELEASE_HEADER) ?? null } });
 }

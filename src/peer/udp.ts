@@ -5,6 +5,7 @@ import { HaError, type ErrorCode } from '../errors.js';
 import { MAX_SKEW_MS, NonceCache } from './auth.js';
 import { ReplayGuard } from './replay.js';
 import { keysOf, signingKey, type KeyInput, type KeyUse } from './keyring.js';
+import { canTalk, incompatibleBody, learnVersion, ownProtocol, protocolProblem, statedVersions, versionFor } from './protocol.js';
 
 /**
  * Signed request/reply datagrams for the sidecar's hot path: heartbeats between the nodes and lease
@@ -12,8 +13,12 @@ import { keysOf, signingKey, type KeyInput, type KeyUse } from './keyring.js';
  * two small packets and no connection, parser or router work.
  *
  *   datagram = "NHA1 " + hex(HMAC-SHA256(secret, "nha-udp-1\n" + json)) + " " + json
- *   request  json = { k: "q", id, n: sender node, ts: wall ms, p: path, b: body }
- *   reply    json = { k: "r", re: request id, n: sender node, ts, s: status, b: body }
+ *   request  json = { k: "q", id, n: sender node, ts: wall ms, p: path, b: body, v, m, r }
+ *   reply    json = { k: "r", re: request id, n: sender node, ts, s: status, b: body, v, m, r }
+ *
+ * `v` (the version the frame is written in), `m` (the sender's own version) and `r` (its release) are
+ * absent in version 1 (src/peer/protocol.ts). A request the receiver cannot read gets a signed reply
+ * with status 400 and `PEER_INCOMPATIBLE`; a reply it cannot read fails the request with that code.
  *
  * Requests are accepted within the same 30 s clock window as HTTP peer requests, never when signed
  * before the receiver started (ReplayGuard, which also survives restarts) and never twice (the
@@ -34,6 +39,9 @@ interface RequestFrame {
   ts: number;
   p: string;
   b: unknown;
+  v?: number;
+  m?: number;
+  r?: string;
 }
 
 interface ReplyFrame {
@@ -43,6 +51,15 @@ interface ReplyFrame {
   ts: number;
   s: number;
   b: unknown;
+  v?: number;
+  m?: number;
+  r?: string;
+}
+
+/** The protocol fields of a frame written in `v` (none from a release of version 1). */
+function versionFields(v: number): { v?: number; m?: number; r?: string } {
+  const me = ownProtocol();
+  return me.version >= 2 ? { v, m: me.version, r: me.release } : {};
 }
 
 /** The error of a request given up through its AbortSignal (the reason, when it is an HaError). */
@@ -125,6 +142,9 @@ export function udpUrlOf(httpUrl: string): string {
 
 export type UdpHandler = (body: unknown, from: string) => { status: number; body: unknown };
 
+/** Told each authenticated request's protocol version and release, and why it is refused (or null). */
+export type ProtocolListener = (node: string, protocol: number, release: string | null, problem: string | null) => void;
+
 /** Receives signed requests on one UDP address and answers them from the same socket. */
 export class UdpServer {
   private socket: dgram.Socket | null = null;
@@ -145,6 +165,7 @@ export class UdpServer {
     private readonly replay: ReplayGuard = new ReplayGuard(null),
     /** Records which key each peer signs with (status). */
     private readonly keyUse?: KeyUse,
+    private readonly onProtocol?: ProtocolListener,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
@@ -201,15 +222,20 @@ export class UdpServer {
     if (stale) return this.reject(socket, msg, rinfo, stale);
     if (typeof f.id !== 'string' || !this.nonces.use(f.id, now)) return this.reject(socket, msg, rinfo, 'replayed request');
     this.replay.accepted(f.n, f.ts);
+    const stated = statedVersions(f.v, f.m);
+    const problem = protocolProblem(stated.v);
+    // Refused, but the sender can write in this node's version: it will, once told (negotiation).
+    this.onProtocol?.(f.n, stated.max, typeof f.r === 'string' ? f.r : null, problem && !canTalk(stated.max) ? problem : null);
     const handler = typeof f.p === 'string' && Object.hasOwn(this.routes, f.p) ? this.routes[f.p] : undefined;
     let out: { status: number; body: unknown };
     try {
-      out = handler ? handler(f.b, f.n) : { status: 404, body: { error: 'NOT_FOUND', message: `no UDP route ${f.p}` } };
+      if (problem) out = { status: 400, body: incompatibleBody(problem) };
+      else out = handler ? handler(f.b, f.n) : { status: 404, body: { error: 'NOT_FOUND', message: `no UDP route ${f.p}` } };
     } catch (err) {
       out = { status: 500, body: { error: 'INTERNAL', message: (err as Error).message } };
     }
     this.keyUse?.used(f.n, d.key, now);
-    const reply = encode(d.key, { k: 'r', re: f.id, n: this.self ?? 'witness', ts: Date.now(), s: out.status, b: out.body });
+    const reply = encode(d.key, { k: 'r', re: f.id, n: this.self ?? 'witness', ts: Date.now(), s: out.status, b: out.body, ...versionFields(problem ? ownProtocol().version : Math.min(ownProtocol().version, stated.v)) });
     if (reply.length > MAX_DATAGRAM) return;
     socket.send(reply, rinfo.port, rinfo.address);
   }
@@ -299,20 +325,38 @@ export class UdpClient {
     if (!p) return; // late, duplicated or replayed
     this.pending.delete(f.re);
     clearTimeout(p.timer);
-    if (f.s >= 200 && f.s < 300) p.resolve(f.b);
+    // The reply states its sender's own version: what to write to it from now on.
+    const stated = statedVersions(f.v, f.m);
+    learnVersion(p.url, stated.max);
+    const problem = protocolProblem(stated.v);
+    if (problem) p.reject(new HaError('PEER_INCOMPATIBLE', `${p.url}${p.path}: ${problem}`, { body: { protocol: stated.max, release: f.r ?? null } }));
+    else if (f.s >= 200 && f.s < 300) p.resolve(f.b);
     else {
-      const b = (f.b ?? {}) as { error?: string; message?: string };
+      const b = (f.b ?? {}) as { error?: string; message?: string; protocol?: unknown };
       const code = (b.error as ErrorCode | undefined) || 'PEER_UNREACHABLE';
-      p.reject(new HaError(code, `${p.url}${p.path}: status ${f.s} ${b.message ?? ''}`.trim(), { status: f.s, body: f.b }));
+      const relearned = code === 'PEER_INCOMPATIBLE' && typeof b.protocol === 'number' && learnVersion(p.url, b.protocol);
+      p.reject(new HaError(code, `${p.url}${p.path}: status ${f.s} ${b.message ?? ''}`.trim(), { status: f.s, body: f.b, relearned }));
     }
   }
 
-  /** Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply (until the timeout or `signal`). */
+  /**
+   * Send `body` to `path` at `url` (udp://host:port) and wait for the signed reply (until the timeout or
+   * `signal`). Refused for a version the refusal taught this node to avoid: sent once more, in the peer's.
+   */
   async post<T>(url: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    try {
+      return await this.postOnce<T>(url, path, body, timeoutMs, signal);
+    } catch (err) {
+      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && err.details?.relearned === true) return this.postOnce<T>(url, path, body, timeoutMs, signal);
+      throw err;
+    }
+  }
+
+  private async postOnce<T>(url: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (this.closed) throw new HaError('PEER_UNREACHABLE', `${url}${path}: client closed`);
     this.seq = (this.seq + 1) % 0x1_0000_0000;
     const id = this.idPrefix + this.seq.toString(16).padStart(8, '0');
-    const datagram = encode(this.secret, { k: 'q', id, n: this.node, ts: Date.now(), p: path, b: body });
+    const datagram = encode(this.secret, { k: 'q', id, n: this.node, ts: Date.now(), p: path, b: body, ...versionFields(versionFor(url)) });
     if (datagram.length > MAX_DATAGRAM) throw new HaError('USAGE', `${path}: message of ${datagram.length} bytes does not fit a UDP datagram`);
     const socket = await this.socketFor(url).catch((err: Error) => {
       throw new HaError('PEER_UNREACHABLE', `${url}${path}: ${err.message}`);

@@ -16,6 +16,7 @@ export const randomSecret = () => randomBytes(32).toString('base64url');
 /** The few agent calls the API makes, recorded. */
 export function fakeAgent() {
   const calls: { kind: string; args: unknown[] }[] = [];
+  const protocols: { node: string; protocol: number; release: string | null; problem: string | null }[] = [];
   const agent = {
     role: 'standby',
     epoch: 3,
@@ -27,8 +28,10 @@ export function fakeAgent() {
     receiveHeartbeat: (msg: { node: string }) => (calls.push({ kind: 'heartbeat', args: [msg] }), { state: { node: 'b', role: 'standby', epoch: 3 }, ack: true }),
     receiveVote: (node: string, epoch: number) => (calls.push({ kind: 'vote', args: [node, epoch] }), { granted: true, reason: 'ok', epoch }),
     receiveTakeover: (node: string, epoch: number) => (calls.push({ kind: 'takeover', args: [node, epoch] }), { accepted: true, reason: 'ok' }),
+    // Kept apart from `calls`: every authenticated request reports its protocol version.
+    peerProtocol: (node: string, protocol: number, release: string | null, problem: string | null) => void protocols.push({ node, protocol, release, problem }),
   };
-  return { agent: agent as unknown as Agent, calls };
+  return { agent: agent as unknown as Agent, calls, protocols };
 }
 
 export function countingNotifier(): Notifier & { sent: HaEvent[] } {
@@ -55,7 +58,7 @@ export function closeServer(server: Server): Promise<void> {
 /** A sidecar API in this process (node "b"), with a real event bus writing its history to a temp dir. */
 export async function startApi(over: Partial<ApiDeps> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'nha-sec-'));
-  const { agent, calls } = fakeAgent();
+  const { agent, calls, protocols } = fakeAgent();
   const notifier = countingNotifier();
   const historyFile = join(dir, 'events.jsonl');
   const bus = new EventBus('b', () => 3, { historyFile, ringSize: 500, notifiers: [notifier] });
@@ -70,6 +73,7 @@ export async function startApi(over: Partial<ApiDeps> = {}) {
     adminToken: over.adminToken === undefined ? adminToken : signingKey(over.adminToken),
     bus,
     calls,
+    protocols,
     notifier,
     historyFile,
     dir,

@@ -354,6 +354,20 @@ const rows: Row[] = [
     reason: /^takeover offered by b: asking for epoch 6$/,
   },
   {
+    name: 'standby whose peer is alive but speaks an incompatible protocol does not campaign (it is not dead)',
+    view: standbyView({ peer: peer({ role: null, incompatible: 'the peer speaks protocol 3' }), promiseUntil: 0, preferred: true }),
+    role: 'standby',
+    actions: [],
+    reason: /^peer b is alive but incompatible \(the peer speaks protocol 3\); not campaigning$/,
+  },
+  {
+    name: 'standby whose incompatible peer then falls silent campaigns once its lease is out (dead, not incompatible)',
+    view: standbyView({ peer: silentPeer(900, { role: 'primary', incompatible: 'the peer speaks protocol 3' }), promiseUntil: 0 }),
+    role: 'standby',
+    actions: ['campaign'],
+    reason: /silent on all paths/,
+  },
+  {
     name: 'bootstrap: the non-preferred node waits for a peer it never heard before campaigning',
     view: standbyView({ epoch: 0, preferred: false, uptimeMs: 1000, peer: silentPeer(0, { lastSeenAgeMs: null, paths: [{ url: 'x', ageMs: null }] }), promiseUntil: 0 }),
     role: 'standby',

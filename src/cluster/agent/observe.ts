@@ -9,6 +9,7 @@ import { hooksOf, type AgentCore } from './state.js';
 export class Observer {
   private pathDegraded: boolean[];
   private peerWasAlive: boolean | null = null;
+  private peerWasIncompatible = false;
   /** Since when (monotonic) the peer has been dead, or null. */
   peerDeadSince: number | null = null;
   /** Silence (ms) after which the peer was declared dead, at the last alive -> dead transition. */
@@ -34,6 +35,20 @@ export class Observer {
         c.d.bus.emit({ type: 'path_restored', severity: 'info', message: `heartbeat path ${path.url} to ${p.node} answers again`, details: { url: path.url } });
       }
     });
+    const incompatible = !!(p.alive && p.incompatible);
+    if (incompatible !== this.peerWasIncompatible) {
+      this.peerWasIncompatible = incompatible;
+      if (incompatible) {
+        c.d.bus.emit({
+          type: 'peer_incompatible',
+          severity: 'critical',
+          message: `peer ${p.node} is alive but speaks an incompatible protocol: ${p.incompatible}; no promotion on it until both run compatible releases`,
+          details: { reason: p.incompatible },
+        });
+      } else if (p.alive) {
+        c.d.bus.emit({ type: 'peer_compatible', severity: 'info', message: `peer ${p.node} speaks a compatible protocol again` });
+      } // gone silent instead: peer_dead says so
+    }
     if (this.peerWasAlive !== p.alive) {
       // The first observation at start-up is not news; only transitions after it are.
       if (this.peerWasAlive !== null) {
@@ -76,6 +91,7 @@ export function buildView(c: AgentCore): View {
       lastSeenAgeMs: link.lastHeardAt === null ? null : now - link.lastHeardAt,
       takeoverOffer: s.takeoverOffer,
       holder: c.holders.peerIsHolder(),
+      incompatible: link.incompatible(now, t.deadAfterMs),
     };
     if (alive && st?.role === 'primary') s.lastPrimarySeenAt = now;
   }
@@ -133,7 +149,7 @@ export function inputSignature(c: AgentCore): string {
     const now = c.d.clock.monotonicMs();
     const dead = c.timings.deadAfterMs;
     const st = link.lastState;
-    sig += `|${link.alive(now, dead)}|${st?.role}|${st?.epoch}|${st?.healthy}|${st?.caughtUp}|${st?.takeoverOffer}|`;
+    sig += `|${link.alive(now, dead)}|${link.incompatible(now, dead) !== null}|${st?.role}|${st?.epoch}|${st?.healthy}|${st?.caughtUp}|${st?.takeoverOffer}|`;
     for (const p of link.paths) sig += p.lastOkAt !== null && now - p.lastOkAt < dead ? '1' : '0';
   }
   return sig;

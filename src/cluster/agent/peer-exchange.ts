@@ -1,6 +1,7 @@
 import { errorMessage } from '../../errors.js';
 import { peerMaintenanceWins, type HeartbeatMessage, type HeartbeatReply } from '../heartbeat.js';
 import { hooksOf, type AgentCore } from './state.js';
+import { ownProtocol, statedVersions } from '../../peer/protocol.js';
 
 /** The timings both nodes must share; heartbeats carry them (as a tuple) so a mismatch is reported. */
 export interface TimingsTriple {
@@ -58,7 +59,35 @@ export class PeerExchange {
       replication,
       timings: [t.heartbeatMs, t.deadAfterMs, t.leaseMs],
       maintenance: [c.maintenance, c.d.store.get().maintenanceVersion],
+      ...versionFields(),
     };
+  }
+
+  /**
+   * What the peer said about its protocol version and release (on its requests and heartbeats), and why
+   * this node does not accept it (null when it does). Reported once when the peer runs another release
+   * or protocol than this node (a mixed-version cluster, as during a rolling upgrade) and on each change.
+   */
+  peerVersion: { protocol: number; release: string | null; problem: string | null } | null = null;
+
+  noteVersion(protocol: number, release: string | null, problem: string | null): void {
+    const c = this.c;
+    if (problem) c.peerLink?.heardIncompatible(problem);
+    const prev = this.peerVersion;
+    if (prev && prev.protocol === protocol && (release === null || prev.release === release) && prev.problem === problem) return;
+    this.peerVersion = { protocol, release: release ?? prev?.release ?? null, problem };
+    const me = ownProtocol();
+    const peer = c.peerCfg?.node ?? 'peer';
+    const same = protocol === me.version && (release ?? me.release) === me.release;
+    if (!prev && same) return;
+    c.d.bus.emit({
+      type: 'peer_version',
+      severity: same ? 'info' : 'warning',
+      message: same
+        ? `peer ${peer} runs release ${me.release} (protocol ${me.version}) like this node`
+        : `mixed-version cluster: peer ${peer} runs release ${release ?? 'unknown'} (protocol ${protocol}), this node ${me.release} (protocol ${me.version})${problem ? `; ${problem}` : '; finish the upgrade'}`,
+      details: { peer: { protocol, release }, self: { protocol: me.version, release: me.release }, compatible: problem === null },
+    });
   }
 
   /** Take the peer's maintenance setting when it is newer (maintenance is cluster-wide). */
@@ -85,6 +114,7 @@ export class PeerExchange {
     const s = c.s;
     const now = c.d.clock.monotonicMs();
     c.peerLink?.heard(msg);
+    this.noteVersion(statedVersions(msg.protocol, undefined).max, msg.release ?? null, null);
     this.toHooks(msg);
     this.noteTimings(msg);
     this.adoptMaintenance(msg);
@@ -107,6 +137,7 @@ export class PeerExchange {
       if (sentAt > prev) s.leaseAcks[c.peerCfg.node] = sentAt;
     }
     const st = reply.state;
+    this.noteVersion(statedVersions(st.protocol, undefined).max, st.release ?? null, null);
     this.toHooks(st);
     this.noteTimings(st);
     this.adoptMaintenance(st);
@@ -170,4 +201,10 @@ export class PeerExchange {
       c.d.bus.emit({ type: 'peer_timings_match', severity: 'info', message: `peer ${msg.node} now runs the same timings as this node (${formatTimings(own)} ms)`, details });
     }
   }
+}
+
+/** This node's own protocol version and release in a heartbeat (none from a release of version 1). */
+function versionFields(): { protocol?: number; release?: string } {
+  const me = ownProtocol();
+  return me.version >= 2 ? { protocol: me.version, release: me.release } : {};
 }

@@ -1,5 +1,6 @@
 import { leaseRemainingMs, notAHolder, validLeaseVotes } from '../decide.js';
 import type { PeerExchange } from './peer-exchange.js';
+import { ownProtocol } from '../../peer/protocol.js';
 import { hooksOf, type AgentCore } from './state.js';
 
 function finiteOrNull(n: number): number | null {
@@ -15,6 +16,7 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
   const link = c.peerLink;
   const leaseView = { now, leaseAcks: s.leaseAcks, timings: t, majority: c.majority };
   const kept = c.holders.kept();
+  const me = ownProtocol();
   return {
     node: c.d.config.node,
     role: s.role,
@@ -49,6 +51,9 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
             })),
             replication: link.lastState?.replication ?? null,
             timings: peers.peerTimings,
+            protocol: peers.peerVersion?.protocol ?? null,
+            release: peers.peerVersion?.release ?? null,
+            incompatible: link.incompatible(now, t.deadAfterMs),
           },
         ]
       : [],
@@ -59,6 +64,8 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
     replication: Object.fromEntries(hooksOf(c).filter((h) => h.status).map((h) => [h.name, h.status!()])),
     requests: c.inbox.recent(10),
     timings: t,
+    protocol: { version: me.version, accepts: me.accepts, release: me.release },
+    mixed_versions: peers.peerVersion !== null && (peers.peerVersion.protocol !== me.version || (peers.peerVersion.release ?? me.release) !== me.release),
     uptime_ms: Math.round(now - c.startedAt),
   };
 }
