@@ -116,13 +116,22 @@ export class RepoFront {
   private server: http.Server | null = null;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   /** Toward https:// repositories: certificates verified against the system's roots (and the cluster CA). */
-  private readonly tlsAgent: https.Agent;
+  private tlsAgent: https.Agent;
   /** Local multipart upload id → the standby's. */
   private readonly uploads = new Map<string, string>();
   readonly stats = { writes: 0, both: 0, alone: 0, refused: 0, authFailures: 0 };
 
   constructor(private readonly o: RepoFrontOptions) {
     this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(o.tls ? { ca: [...rootCertificates, o.tls.ca] } : {}) });
+  }
+
+  /** Renewed certificate, key or CA: new client connections get the new certificate, new upstream ones trust the new CA. */
+  setTls(tls: { cert: string; key: string; ca: string }): void {
+    this.o.tls = tls;
+    if (this.server && 'setSecureContext' in this.server) (this.server as https.Server).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
+    const old = this.tlsAgent;
+    this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: [...rootCertificates, tls.ca] });
+    setTimeout(() => old.destroy(), 60_000).unref();
   }
 
   get url(): string {

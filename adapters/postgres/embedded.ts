@@ -325,6 +325,16 @@ export class PostgresNode implements ManagedDatabase {
     return lost;
   }
 
+  /**
+   * The node's TLS files were renewed: install fresh copies for the server and have it read them again
+   * (PostgreSQL re-reads its SSL files on a configuration reload); new sessions use the new certificate.
+   */
+  async reloadTls(): Promise<void> {
+    if (!this.opts.tls) return;
+    await installServerTls(this.opts.tls, this.tlsDir, await this.osUser());
+    if (await this.isRunning()) await this.sql('reload', (c) => c.query('select pg_reload_conf()'));
+  }
+
   async promote(): Promise<void> {
     await this.sql('promote', async (c) => {
       const r = await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok');

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { dirname, join } from 'node:path';
 import type { Router } from 'express';
 import pino from 'pino';
@@ -19,7 +20,8 @@ import { createApp } from '../api/app.js';
 import { createMetrics, type MetricsExtension } from '../api/metrics.js';
 import { PeerClient } from '../peer/client.js';
 import { loadTls } from '../peer/tls.js';
-import { listenServer } from '../api/server.js';
+import { TlsReloader } from '../peer/tls-reload.js';
+import { listenServer, serverTlsOptions } from '../api/server.js';
 import { UdpServer, udpUrlOf } from '../peer/udp.js';
 import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
@@ -145,6 +147,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   });
   extras.onAgent?.(agent, bus);
   const dataPaths: { close(): Promise<void> }[] = [];
+  // Users of the TLS files besides the API server and the peer client (renewed certificates reach them too).
+  let repoFront: { setTls(t: { cert: string; key: string; ca: string }): void } | null = null;
+  let dbPath: { reloadTls(): Promise<void> } | null = null;
   const streamRouters: Record<string, Router> = { ...(extras.streamPeerRouters ?? {}) };
   const peerRouters: Record<string, Router> = { ...(extras.peerRouters ?? {}) };
   if (cfg.repo && cfg.repo.enabled && cfg.repo.peer) {
@@ -163,7 +168,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       ...(frontCfg
         ? {
             front: (guard, journal) =>
-              new RepoFront({
+              (repoFront = new RepoFront({
                 host: frontCfg.listen.host,
                 port: frontCfg.listen.port,
                 local: backend(repoCfg.local),
@@ -173,7 +178,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
                 maxClockSkewMs: frontCfg.maxClockSkewMs,
                 // With tls the front (the repository VIP's target) serves HTTPS with the node's certificate.
                 ...(tls ? { tls: { cert: tls.cert, key: tls.key, ca: tls.ca } } : {}),
-              }),
+              })),
           }
         : {}),
     });
@@ -199,6 +204,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     hooks.unshift(db);
     streamRouters.db = db.router;
     dataPaths.push(db);
+    dbPath = db;
   }
   if (cfg.files && cfg.files.trees.length) {
     const { FilesDataPath } = await import('../replication/files/data-path.js');
@@ -266,6 +272,36 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
   });
   const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls);
+  // Renewed certificates are taken without a restart (polled, and at once on SIGHUP).
+  const tlsReloader = tls
+    ? new TlsReloader(tls, {
+        onReload: (m) => {
+          (server as HttpsServer).setSecureContext(serverTlsOptions(m));
+          transport.setTls(m);
+          repoFront?.setTls({ cert: m.cert, key: m.key, ca: m.ca });
+          if (dbPath) {
+            void dbPath.reloadTls().catch((err: unknown) =>
+              bus.emit({ type: 'tls_reload_failed', severity: 'warning', message: `PostgreSQL did not take the renewed TLS files: ${errorMessage(err)}` }),
+            );
+          }
+          bus.emit({ type: 'tls_reloaded', severity: 'info', message: `TLS files reloaded: ${m.files.cert} valid until ${m.notAfter.toISOString()}`, details: { names: m.names, notAfter: m.notAfter.toISOString() } });
+        },
+        onProblem: (problems) =>
+          bus.emit({
+            type: 'tls_reload_failed',
+            severity: 'warning',
+            message: `the TLS files changed but are not a valid set; still using the previous ones: ${problems.map((p) => `tls.${p.field}: ${p.problem}`).join('; ')}`,
+            details: { problems },
+          }),
+      })
+    : null;
+  tlsReloader?.start();
+  // SIGHUP (systemctl reload) never stops the sidecar: without tls there is nothing to reload.
+  const onHup = () => {
+    if (tlsReloader) tlsReloader.check();
+    else log.info('SIGHUP: nothing to reload (no tls configured)');
+  };
+  process.on('SIGHUP', onHup);
   // Heartbeats also arrive as signed datagrams on the same port number (peers[].heartbeat: udp).
   const udp = new UdpServer(
     cfg.node,
@@ -299,6 +335,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
       disk.stop();
       udp.close();
       replay.close();
+      tlsReloader?.stop();
+      process.off('SIGHUP', onHup);
       await services.stop();
       for (const p of dataPaths) await p.close();
       await extras.onStop?.();

@@ -7,7 +7,9 @@ import { ReplayGuard } from '../peer/replay.js';
 import { keyListProblems, readSecretFile } from '../config/secrets.js';
 import { KeyUse, keyId, keysOf, type KeyInput, type Keys } from '../peer/keyring.js';
 import { HaError } from '../errors.js';
-import { listenServer } from '../api/server.js';
+import { listenServer, serverTlsOptions } from '../api/server.js';
+import { TlsReloader } from '../peer/tls-reload.js';
+import type { Server as HttpsServer } from 'node:https';
 import { loadTls, type TlsFiles, type TlsMaterial } from '../peer/tls.js';
 import { ownProtocol } from '../peer/protocol.js';
 
@@ -82,7 +84,25 @@ export async function runWitness(opts: { listen: string; file: string; secret: K
     throw new HaError('USAGE', `the witness cannot bind UDP ${opts.listen} (used for lease calls over UDP): ${(err as Error).message}`);
   }
   log.info({ listen: opts.listen, port, tls: opts.tls ? 'mutual' : 'off', protocol: ownProtocol().version, release: ownProtocol().release, signingKey: keyId(keys[0]), acceptedKeys: keys.map(keyId), ...state.read() }, `witness listening (${opts.tls ? 'HTTPS' : 'HTTP'} and UDP)`);
+  // Renewed certificates are taken without a restart (polled, and at once on SIGHUP).
+  const reloader = opts.tls
+    ? new TlsReloader(opts.tls, {
+        onReload: (t) => {
+          (server as HttpsServer).setSecureContext(serverTlsOptions(t));
+          log.info({ cert: t.files.cert, notAfter: t.notAfter.toISOString() }, `TLS files reloaded: valid until ${t.notAfter.toISOString()}`);
+        },
+        onProblem: (problems) =>
+          log.warn({ problems }, `the TLS files changed but are not a valid set; still using the previous ones: ${problems.map((p) => `--tls-${p.field}: ${p.problem}`).join('; ')}`),
+      })
+    : null;
+  reloader?.start();
+  // SIGHUP (systemctl reload) never stops the witness: without TLS there is nothing to reload.
+  process.on('SIGHUP', () => {
+    if (reloader) reloader.check();
+    else log.info('SIGHUP: nothing to reload (no TLS configured)');
+  });
   const stop = () => {
+    reloader?.stop();
     udp.close();
     replay.close();
     server.close(() => process.exit(0));

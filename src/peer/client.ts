@@ -54,10 +54,12 @@ interface RawResponse {
  */
 export class PeerClient implements PeerTransport {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, keepAliveMsecs: 1000 });
-  private readonly tlsAgent: https.Agent;
+  private tlsAgent: https.Agent;
   /** Signed datagrams for udp:// targets (heartbeats, witness lease calls). */
   private udp: UdpClient | null = null;
-  private readonly tls: TlsMaterial | null;
+  private tls: TlsMaterial | null;
+  /** Agents replaced by a certificate reload, closed once their requests had time to finish. */
+  private readonly retired = new Set<https.Agent>();
 
   /** Key(s) of the data paths (`dataSecret`); the lease key(s) `secret` when none is configured. */
   private readonly dataSecret: KeyInput;
@@ -70,12 +72,23 @@ export class PeerClient implements PeerTransport {
   ) {
     this.tls = opts.tls ?? null;
     this.dataSecret = opts.dataSecret ?? secret;
-    this.tlsAgent = new https.Agent({
-      keepAlive: true,
-      maxSockets: 16,
-      keepAliveMsecs: 1000,
-      ...(this.tls ? { ca: this.tls.ca, cert: this.tls.cert, key: this.tls.key, minVersion: 'TLSv1.2' as const } : {}),
-    });
+    this.tlsAgent = tlsAgentFor(this.tls);
+  }
+
+  /**
+   * Renewed certificate, key or CA (TlsReloader): new connections present and check against them. Open
+   * keep-alive connections of the old agent serve the requests already on them and are closed a minute later.
+   */
+  setTls(tls: TlsMaterial): void {
+    const old = this.tlsAgent;
+    this.tls = tls;
+    this.tlsAgent = tlsAgentFor(tls);
+    this.retired.add(old);
+    const t = setTimeout(() => {
+      this.retired.delete(old);
+      old.destroy();
+    }, 60_000);
+    t.unref();
   }
 
   /** The key that signs a request to `path` and its reply: lease traffic or data paths (`isLeasePath`). */
@@ -228,6 +241,8 @@ export class PeerClient implements PeerTransport {
   close(): void {
     this.agent.destroy();
     this.tlsAgent.destroy();
+    for (const a of this.retired) a.destroy();
+    this.retired.clear();
     this.udp?.close();
     this.udp = null;
   }
@@ -246,4 +261,13 @@ function replyVersionCheck(baseUrl: string, path: string, headers: http.Incoming
   learnVersion(baseUrl, stated.max);
   const problem = protocolProblem(stated.v);
   if (problem) throw new HaError('PEER_INCOMPATIBLE', `${baseUrl}${path}: ${problem}`, { body: { protocol: stated.max, release: h(RELEASE_HEADER) ?? null } });
+}
+
+function tlsAgentFor(tls: TlsMaterial | null): https.Agent {
+  return new https.Agent({
+    keepAlive: true,
+    maxSockets: 16,
+    keepAliveMsecs: 1000,
+    ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } : {}),
+  });
 }

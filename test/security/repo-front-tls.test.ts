@@ -17,7 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RepoFront } from '../../adapters/cumulus/front.js';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { signV2, stringToSignV2 } from '../../adapters/cumulus/sigv2.js';
-import { certsInit } from '../../src/cli/certs.js';
+import { certsInit, certsIssue } from '../../src/cli/certs.js';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { loadTls } from '../../src/peer/tls.js';
 import { FrontGuard } from '../../src/replication/repo/front-guard.js';
 
@@ -194,5 +196,29 @@ describe('repository front over HTTPS with tls configured (real Cumulus stand-in
     expect(plain === null || plain === 400).toBe(true);
     // Nothing was written by the refused attempts.
     expect(front.stats.writes).toBe(1);
+  });
+
+  it('a renewed certificate (setTls, as the TLS reloader calls it) is what new client connections get', async () => {
+    const serial = (port: number) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+          resolve(s.getPeerX509Certificate()?.serialNumber ?? '');
+          s.end();
+        });
+        s.once('error', reject);
+      });
+    const port = Number(new URL(front.url).port);
+    const before = await serial(port);
+    const renewed = certsIssue({ dir: join(root, 'certs'), name: 'a', outDir: join(root, 'renewed') });
+    const m = loadTls({ cert: renewed.cert, key: renewed.key, ca: join(root, 'certs', 'ca.crt') });
+    front.setTls({ cert: m.cert, key: m.key, ca: m.ca });
+    const after = await serial(port);
+    expect(after).not.toBe(before);
+    expect(after).toBe(new X509Certificate(m.cert).serialNumber);
+    // Uploads go on over the new certificate.
+    const data = randomBytes(1000);
+    const put = await s3(front.url, 'PUT', '/Repo/VMS/u1/after-renewal.qcow2', data, { ca });
+    expect(put.status).toBe(200);
+    expect((await store(b.url).head('VMS/u1/after-renewal.qcow2'))?.etag).toBe(md5(data));
   });
 });

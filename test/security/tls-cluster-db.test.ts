@@ -4,10 +4,17 @@
  * PostgreSQL's SSL, which the primary's pg_stat_ssl shows; a switchover makes the old primary follow the
  * new one over SSL as well (sslmode=verify-full against the new primary's db.advertiseHost).
  */
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from '../../fixtures/cluster.js';
+import { Cluster, cliPath } from '../../fixtures/cluster.js';
 import { directDb, until } from '../helpers/wait.js';
+
+const run = promisify(execFile);
 
 async function walsenders(port: number): Promise<{ application_name: string; ssl: boolean; client_dn: string | null }[]> {
   const c = new pg.Client({ connectionString: directDb(port), connectionTimeoutMillis: 5000 });
@@ -41,4 +48,32 @@ describe('PostgreSQL replication between real nodes over SSL (tls configured)', 
     await until('a streaming from b', async () => (await c.status('a'))!.replication.db.streaming === true, 90_000);
     expect(await walsenders(c.nodes.b.pgPort)).toEqual([expect.objectContaining({ application_name: 'a', ssl: true, client_dn: expect.stringMatching(/CN=a/) })]);
   }, 240_000);
+
+  it("a renewed certificate reaches the node's PostgreSQL on SIGHUP (no restart): new sessions see it, replication goes on", async () => {
+    const ca = readFileSync(join(c.certDir, 'ca.crt'), 'utf8');
+    /** The serial of the certificate b's PostgreSQL presents to a new SSL session. */
+    const pgSerial = async () => {
+      let serial = '';
+      const cl = new pg.Client({
+        connectionString: directDb(c.nodes.b.pgPort),
+        connectionTimeoutMillis: 5000,
+        ssl: { ca, checkServerIdentity: (_host, cert) => void (serial = cert.serialNumber) },
+      });
+      cl.on('error', () => undefined);
+      await cl.connect();
+      await cl.end();
+      return serial.toUpperCase();
+    };
+    const before = await pgSerial();
+    const out = join(c.dir, 'renewed-b');
+    await run(process.execPath, [cliPath, 'certs', 'issue', '--dir', c.certDir, '--name', 'b', '--out-dir', out, '--san', 'b=127.0.0.1']);
+    copyFileSync(join(out, 'b.key'), join(c.certDir, 'b.key'));
+    copyFileSync(join(out, 'b.crt'), join(c.certDir, 'b.crt'));
+    const want = new X509Certificate(readFileSync(join(c.certDir, 'b.crt'))).serialNumber.toUpperCase();
+    expect(want).not.toBe(before);
+    c.nodes.b.proc!.kill('SIGHUP');
+    await until("b's PostgreSQL presents the renewed certificate", async () => (await pgSerial()) === want, 30_000);
+    expect((await c.events('b', 'tls_reload_failed'))).toEqual([]);
+    await until('a still streams from b', async () => (await c.status('a'))!.replication.db.streaming === true, 30_000);
+  }, 120_000);
 });

@@ -26,6 +26,8 @@ export type LocalDatabase = ManagedDatabase & {
   init(opts?: { template?: string }): Promise<void>;
   ensureSlot(slot: string): Promise<void>;
   readonly slotName: string;
+  /** Renewed TLS files: the server reads them again (without TLS: nothing). */
+  reloadTls?(): Promise<void>;
 };
 
 /**
@@ -550,6 +552,11 @@ export class DbDataPath implements RoleHooks {
   peerStatus(): Record<string, unknown> {
     const { role, mode, streaming, lsn, timeline, lag_bytes, last_error } = this.status();
     return { role, mode, streaming, lsn, timeline, lag_bytes, ok: last_error === null };
+  }
+
+  /** The node's TLS files were renewed (TlsReloader): the local server takes them. */
+  reloadTls(): Promise<void> {
+    return this.o.db.reloadTls?.() ?? Promise.resolve();
   }
 
   async close(): Promise<void> {
