@@ -13,6 +13,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/helpers/contract-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: 'forks',
@@ -23,6 +24,7 @@ export default defineConfig({
         test: {
           name: 'security',
           include: ['test/security/**/*.test.ts'],
+          setupFiles: ['test/helpers/contract-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           pool: 'forks',
@@ -43,6 +45,7 @@ export default defineConfig({
         test: {
           name: 'upgrade',
           include: ['test/upgrade/**/*.test.ts'],
+          setupFiles: ['test/helpers/contract-setup.ts'],
           testTimeout: 600_000,
           hookTimeout: 120_000,
           pool: 'forks',

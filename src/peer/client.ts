@@ -179,11 +179,13 @@ export class PeerClient implements PeerTransport {
       const res = await this.send('POST', baseUrl, path, headers, data, timeoutMs, signal);
       return this.accept<T>(baseUrl, path, headers[HEADER.nonce], res);
     };
+    const sentIn = versionFor(baseUrl);
     try {
       return await once();
     } catch (err) {
-      // Refused for a version the peer's refusal taught this node to avoid: once more, in the peer's.
-      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && err.details?.relearned === true) return once();
+      // Refused for a version the peer's refusal (or one to a request sent alongside) taught this node
+      // to avoid: once more, in the peer's.
+      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && (err.details?.relearned === true || versionFor(baseUrl) !== sentIn)) return once();
       throw err;
     }
   }

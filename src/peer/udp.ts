@@ -344,10 +344,13 @@ export class UdpClient {
    * `signal`). Refused for a version the refusal taught this node to avoid: sent once more, in the peer's.
    */
   async post<T>(url: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    const sentIn = versionFor(url);
     try {
       return await this.postOnce<T>(url, path, body, timeoutMs, signal);
     } catch (err) {
-      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && err.details?.relearned === true) return this.postOnce<T>(url, path, body, timeoutMs, signal);
+      // Refused for its version, and this node writes to that peer in another one now (this refusal, or
+      // one to a request sent alongside, taught it): once more, in the peer's.
+      if (err instanceof HaError && err.code === 'PEER_INCOMPATIBLE' && (err.details?.relearned === true || versionFor(url) !== sentIn)) return this.postOnce<T>(url, path, body, timeoutMs, signal);
       throw err;
     }
   }

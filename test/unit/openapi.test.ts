@@ -13,9 +13,23 @@ describe('docs/openapi.yaml', () => {
       'post /peer/heartbeat', 'post /peer/vote', 'post /peer/takeover',
       'get /peer/db/basebackup', 'post /peer/db/archive/list', 'put /peer/db/archive/{name}', 'post /peer/db/wait-replay',
       'post /peer/repo/sync-now', 'get /peer/files/status', 'post /peer/files/manifest', 'post /peer/files/batch', 'put /peer/files/file',
+      'post /peer/db/reclone', 'post /peer/repo/tombstones', 'post /peer/files/merge',
+      'post /peer/nimbus-state/manifest', 'put /peer/nimbus-state/file', 'post /peer/nimbus-state/commit', 'post /peer/nimbus-state/posixdata/delete', 'post /peer/nimbus-state/status',
     ];
     const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
     expect(documented.sort()).toEqual(routes.sort());
+  });
+
+  it('every operation has a unique operationId; the open routes say they need no credentials (security: [])', () => {
+    const ids: string[] = [];
+    for (const [p, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const op of Object.values(ops)) {
+        expect(op.operationId, p).toMatch(/^[a-z][A-Za-z]+$/);
+        ids.push(op.operationId);
+        if (!p.startsWith('/admin') && !p.startsWith('/peer')) expect(op.security, p).toEqual([]);
+      }
+    }
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('admin routes need the bearer token and peer routes the HMAC signature, both answering 401', () => {
