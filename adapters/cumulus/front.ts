@@ -122,7 +122,7 @@ export class RepoFront {
   readonly stats = { writes: 0, both: 0, alone: 0, refused: 0, authFailures: 0 };
 
   constructor(private readonly o: RepoFrontOptions) {
-    this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(o.tls ? { ca: [...rootCertificates, o.tls.ca] } : {}) });
+    this.tlsAgent = upstreamAgent(o.tls?.ca);
   }
 
   /** Renewed certificate, key or CA: new client connections get the new certificate, new upstream ones trust the new CA. */
@@ -130,7 +130,7 @@ export class RepoFront {
     this.o.tls = tls;
     if (this.server && 'setSecureContext' in this.server) (this.server as https.Server).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
     const old = this.tlsAgent;
-    this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: [...rootCertificates, tls.ca] });
+    this.tlsAgent = upstreamAgent(tls.ca);
     setTimeout(() => old.destroy(), 60_000).unref();
   }
 
@@ -346,4 +346,9 @@ function answer(r: http.ClientRequest): Promise<Answer | Error> {
       res.on('error', (err) => resolve(err));
     });
   });
+}
+
+/** Toward https:// repositories: the system's roots, and the cluster CA when `tls` is configured. */
+function upstreamAgent(clusterCa: string | undefined): https.Agent {
+  return new https.Agent({ keepAlive: true, maxSockets: 64, ...(clusterCa ? { ca: [...rootCertificates, clusterCa] } : {}) });
 }

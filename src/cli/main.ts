@@ -1,6 +1,7 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { packageVersion } from '../peer/protocol.js';
 import { Command, Option } from 'commander';
 import { HaError, errorMessage } from '../errors.js';
 import { apiRequest } from './http.js';
@@ -22,15 +23,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const program = new Command();
 program.name('nimbus-ha').description('High-availability sidecar for IaaS head nodes').showHelpAfterError();
 
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-    return pkg.version;
-  } catch {
-    return '0.0.0';
-  }
-}
-program.version(version());
+program.version(packageVersion('0.0.0'));
 
 const urlOption = () => new Option('--url <url>', 'API of a nimbus-ha node').env('NHA_URL').default('http://127.0.0.1:8701');
 const tokenOption = () => new Option('--token <token>', 'admin bearer token').env('NHA_ADMIN_TOKEN');

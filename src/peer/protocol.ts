@@ -24,12 +24,13 @@ export const PROTOCOL_MAX_HEADER = 'x-nha-protocol-max';
 /** The sender's release (HTTP header; UDP frame field `r`). */
 export const RELEASE_HEADER = 'x-nha-release';
 
-function packageVersion(): string {
+/** The nimbus-ha release (package.json's version), or `fallback` when it cannot be read. */
+export function packageVersion(fallback = 'unknown'): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+    return typeof pkg.version === 'string' ? pkg.version : fallback;
   } catch {
-    return 'unknown';
+    return fallback;
   }
 }
 
