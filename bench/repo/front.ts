@@ -5,10 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { readFileSync } from 'node:fs';
 import { S3Store } from '../../adapters/cumulus/s3-store.js';
 import { NODE_FLAGS, PROCESS_ENV } from '../../src/cli/node-flags.js';
 import { ACCESS, SECRET, startServer, stopServer, type ServerProc } from './servers.js';
@@ -26,8 +28,36 @@ export interface FrontBenchResult {
   front1MiBP50Ms: number;
   addedP50Ms: number;
   frontMaxRssMiB: number;
+  /**
+   * CPU seconds per GiB uploaded, per process, during the large uploads: where the time goes. On a host
+   * with fewer cores than busy processes the front's ratio is bounded by CPU: it runs the upload into two
+   * repositories (each hashing and writing every byte) next to the client and itself.
+   */
+  cpuSecondsPerGiB: {
+    direct: { client: number; repository: number; total: number; coresBusy: number };
+    front: { client: number; front: number; local: number; peer: number; total: number; coresBusy: number };
+  };
+  /** Cores of this host (os.availableParallelism()). */
+  cores: number;
   targets: { throughputAtLeast70pct: boolean; addedP50AtMost30ms: boolean; rssBelow150MB: boolean };
 }
+
+/** User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+const CLK_TCK = 100;
+const selfCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,9 +108,22 @@ export async function frontBench(opts: { quick: boolean }): Promise<FrontBenchRe
     await upload(viaFront, 'warm/1', MiB);
     const d: number[] = [];
     const f: number[] = [];
+    const pids = { a: a.child.pid, b: b.child.pid, direct: direct.child.pid, front: child.pid };
+    const snap = () => ({ client: selfCpu(), a: cpuOf(pids.a), b: cpuOf(pids.b), direct: cpuOf(pids.direct), front: cpuOf(pids.front) });
+    const cpu = { direct: { client: 0, repository: 0 }, front: { client: 0, front: 0, local: 0, peer: 0 } };
     for (let i = 0; i < rounds; i++) {
+      let s0 = snap();
       d.push(await upload(toOne, `big/${i}.raw`, uploadBytes));
+      let s1 = snap();
+      cpu.direct.client += s1.client - s0.client;
+      cpu.direct.repository += s1.direct - s0.direct;
+      s0 = s1;
       f.push(await upload(viaFront, `big/${i}.raw`, uploadBytes));
+      s1 = snap();
+      cpu.front.client += s1.client - s0.client;
+      cpu.front.front += s1.front - s0.front;
+      cpu.front.local += s1.a - s0.a;
+      cpu.front.peer += s1.b - s0.b;
     }
     child.stdin!.write('rss\n');
     const rss = JSON.parse(await next()) as { maxRssBytes: number };
@@ -93,6 +136,14 @@ export async function frontBench(opts: { quick: boolean }): Promise<FrontBenchRe
     const directMBps = uploadBytes / MiB / (median(d) / 1000);
     const frontMBps = uploadBytes / MiB / (median(f) / 1000);
     const r2 = (x: number) => Math.round(x * 100) / 100;
+    const gib = (rounds * uploadBytes) / (1024 * MiB);
+    const per = <T extends Record<string, number>>(o: T) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, r2(v / gib)])) as T;
+    const sum = (o: Record<string, number>) => Object.values(o).reduce((x, y) => x + y, 0);
+    const wall = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / 1000;
+    const cpuSecondsPerGiB = {
+      direct: { ...per(cpu.direct), total: r2(sum(cpu.direct) / gib), coresBusy: r2(sum(cpu.direct) / wall(d)) },
+      front: { ...per(cpu.front), total: r2(sum(cpu.front) / gib), coresBusy: r2(sum(cpu.front) / wall(f)) },
+    };
     const addedP50Ms = median(fl) - median(dl);
     return {
       uploadBytes,
@@ -105,6 +156,8 @@ export async function frontBench(opts: { quick: boolean }): Promise<FrontBenchRe
       front1MiBP50Ms: r2(median(fl)),
       addedP50Ms: r2(addedP50Ms),
       frontMaxRssMiB: Math.round((rss.maxRssBytes / MiB) * 10) / 10,
+      cpuSecondsPerGiB,
+      cores: availableParallelism(),
       targets: { throughputAtLeast70pct: frontMBps / directMBps >= 0.7, addedP50AtMost30ms: addedP50Ms <= 30, rssBelow150MB: rss.maxRssBytes < 150e6 },
     };
   } finally {

@@ -346,6 +346,8 @@ async function main(): Promise<void> {
       [`front: ${front.uploadBytes / MiB} MiB upload (MiB/s)`, String(front.frontMBps), `direct ${front.directMBps}`, String(front.throughputRatio), 'ratio ≥ 0.7'],
       ['front: 1 MiB PUT p50, added', `${front.addedP50Ms} ms`, `direct ${front.direct1MiBP50Ms}`, '', '≤ 30 ms'],
       ['front: peak RSS while streaming', `${front.frontMaxRssMiB} MiB`, '', '', '< 150 MB'],
+      ['front: CPU s/GiB, front path (cores)', `${front.cpuSecondsPerGiB.front.total} (${front.cpuSecondsPerGiB.front.coresBusy})`, `direct ${front.cpuSecondsPerGiB.direct.total} (${front.cpuSecondsPerGiB.direct.coresBusy})`, '', `${front.cores} cores`],
+      ['front: CPU s/GiB, front / repo a / b', `${front.cpuSecondsPerGiB.front.front} / ${front.cpuSecondsPerGiB.front.local} / ${front.cpuSecondsPerGiB.front.peer}`, '', '', ''],
     ];
     rows.push(...frontRows);
     const widths = [40, 12, 12, 8, 10];
