@@ -54,6 +54,17 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'ops',
+          include: ['test/ops/**/*.test.ts'],
+          setupFiles: ['test/helpers/contract-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'system',
           include: ['test/system/**/*.test.ts'],
           testTimeout: 300_000,

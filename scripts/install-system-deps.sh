@@ -8,7 +8,7 @@ set -euo pipefail
 # supports -D duplicate detection and -U/-A) or Habets' arping package.
 # derby-tools, libderby-java, a JDK and sqlite3: the real-Derby / real-sqlite tests of the Nimbus
 # head-node state (npm run test:nimbus).
-# prometheus: promtool, which lints /metrics and unit-tests the shipped alert rules (test/integration/metrics.test.ts).
+# prometheus: promtool, which lints /metrics and unit-tests the shipped alert rules (test/ops/metrics.test.ts).
 PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl derby-tools libderby-java openjdk-17-jdk-headless sqlite3 prometheus)
 # awscli: the AWS CLI test of the Nimbus and Cumulus stand-ins (test/integration/nimbus-aws-cli.test.ts,
 # part of `npm test`). An `aws` already on PATH (pip, pyenv, the AWS installer) is used as it is.

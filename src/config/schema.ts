@@ -124,6 +124,15 @@ export const timingsSchema = z
       .min(100)
       .default(30_000)
       .describe('how long the successor may take to become primary once a graceful handover offered it the role (the data paths bound their own waits before the offer); then the handover is abandoned and the cluster elects again'),
+    handoverDrainMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(0)
+      .describe(
+        'switchover and fail-back: how long the old primary answers 503 on /primary while it still serves, before its data paths hand over, so a load balancer marks it down first (set it above the balancer\'s time to mark a server down: HAProxy inter + (fall - 1) × fastinter + timeout check); 0: hand over at once (VIP-only setups)',
+      ),
     plannedHoldDownMs: z
       .number()
       .int()

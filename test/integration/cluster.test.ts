@@ -221,39 +221,6 @@ describe('two-node cluster with witness (real processes on loopback)', () => {
     expect(refused.length).toBe(1);
     expect(refused[0].details).toMatchObject({ source: '127.0.0.1', count: 1 });
   });
-
-  it('maintenance is cluster-wide: set on the primary, the standby does not promote when the primary dies; off on the standby resumes it', async () => {
-    cluster = new Cluster();
-    await upAndPrimary(cluster);
-    const on = await cluster.admin('a', '/admin/maintenance', { on: true });
-    expect(on.status).toBe(200);
-    // The standby takes the setting from the next heartbeat.
-    await cluster.waitFor((_a, b) => b?.maintenance === true, 5_000, 'b in maintenance too');
-    const epoch = (await cluster.status('b'))!.epoch;
-    cluster.kill('a');
-    await sleep(2500);
-    const b = (await cluster.status('b'))!;
-    expect(b.role).toBe('maintenance');
-    expect(b.epoch).toBe(epoch);
-    expect((await cluster.events('b', 'maintenance_on')).at(-1)?.message).toMatch(/set on a/);
-    await cluster.admin('b', '/admin/maintenance', { on: false });
-    await cluster.waitFor((_a, b2) => b2?.role === 'primary', 10_000, 'b primary after maintenance off');
-    // The old primary returns with its stored "on" (an older version) and takes "off" from b.
-    cluster.startNode('a');
-    await cluster.waitFor((a2, b2) => a2?.role === 'standby' && a2.maintenance === false && b2?.role === 'primary', 20_000, 'a back as standby, maintenance off');
-  });
-
-  it('maintenance on the standby blocks promotion; off resumes it', async () => {
-    cluster = new Cluster();
-    await upAndPrimary(cluster);
-    const on = await cluster.admin('b', '/admin/maintenance', { on: true });
-    expect(on.status).toBe(200);
-    cluster.kill('a');
-    await sleep(2500);
-    expect((await cluster.status('b'))!.role).toBe('maintenance');
-    await cluster.admin('b', '/admin/maintenance', { on: false });
-    await cluster.waitFor((_a, b) => b?.role === 'primary', 10_000, 'b primary after maintenance off');
-  });
 });
 
 describe('nimbus-ha config check', () => {

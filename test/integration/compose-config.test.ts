@@ -68,7 +68,10 @@ describe('compose stack', () => {
   it('HAProxy checks HEAD /primary on each sidecar with the documented timings', () => {
     const cfg = readFileSync(join(root, 'compose', 'haproxy.cfg'), 'utf8');
     expect(cfg).toMatch(/http-check send meth HEAD uri \/primary/);
-    expect(cfg).toMatch(/inter 500ms .*fall 2 rise 2 on-marked-down shutdown-sessions/);
+    expect(cfg).toMatch(/default-server inter 500ms fastinter 250ms downinter 250ms fall 2 rise 2\n/);
+    expect(cfg).toMatch(/server a 10\.0\.1\.31:5432 .* on-marked-down shutdown-sessions/);
+    expect(cfg).toMatch(/http-request lua\.nimbus_ha_wait_for_server vm_primary 10000 if { nbsrv\(vm_primary\) eq 0 }/);
+    expect(cfg).toMatch(/lua-load nimbus-ha\.lua/);
     expect(cfg).toMatch(/server a \S+ check addr 10\.0\.1\.11 port 8700/);
     expect(cfg).toMatch(/server b \S+ check addr 10\.0\.1\.12 port 8700/);
   });

@@ -32,7 +32,7 @@ describe('config', () => {
 
   it('applies defaults and freezes the result', () => {
     const r = check(valid);
-    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400, handoverTimeoutMs: 30000, plannedHoldDownMs: 10000 });
+    expect(r.config?.timings).toEqual({ profile: 'fast', heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400, handoverTimeoutMs: 30000, handoverDrainMs: 0, plannedHoldDownMs: 10000 });
     expect(r.config?.vip).toEqual({ kind: 'none' });
     expect(Object.isFrozen(r.config)).toBe(true);
     expect(Object.isFrozen(r.config?.timings)).toBe(true);
@@ -74,6 +74,7 @@ vip: { kind: floating }
       probeMs: 5000,
       requestTimeoutMs: 400,
       handoverTimeoutMs: 30000,
+      handoverDrainMs: 0,
       plannedHoldDownMs: 10000,
     });
     expect(withTimings('{ profile: frugal, deadAfterMs: 2500 }').config?.timings).toMatchObject({ heartbeatMs: 1000, deadAfterMs: 2500, leaseMs: 3500 });
@@ -81,6 +82,10 @@ vip: { kind: floating }
     expect(withTimings('{ heartbeatMs: 50 }').config?.timings).toMatchObject({ profile: 'fast', heartbeatMs: 50, deadAfterMs: 500, leaseMs: 700 });
     // The cross-field rules see the merged values: a lease below the profile's dead-after is refused.
     expect(withTimings('{ profile: frugal, leaseMs: 2000 }').problems.map((p) => p.key)).toEqual(['timings.leaseMs']);
+    expect(withTimings('{ handoverDrainMs: 1500 }').config?.timings.handoverDrainMs).toBe(1500);
+    for (const v of ['-1', '60001', '1.5']) {
+      expect(withTimings(`{ handoverDrainMs: ${v} }`).problems.map((p) => p.key)).toEqual(['timings.handoverDrainMs']);
+    }
     const bad = withTimings('{ profile: slow }');
     expect(bad.config).toBeUndefined();
     expect(bad.problems).toEqual([{ key: 'timings.profile', problem: expect.stringMatching(/"fast".*"frugal"/) }]);

@@ -201,11 +201,16 @@ export class Executor {
       rec.message = `handing over to ${to}`;
     }
     const t0 = clock.monotonicMs();
-    c.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch } });
+    c.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch, drain_ms: c.timings.handoverDrainMs } });
     // Stop being primary first (no second writer), then give the lease up so the peer need not wait.
     s.handover = { to, epoch, startedAt: t0, ready: false };
     s.handoverReason = reason;
     this.setRole('standby');
+    // Load balancers first: /primary answers 503 from now on while the services, the database and the
+    // VIP still serve; a balancer marks this node down within its check interval and holds or retries
+    // requests meanwhile, so none reaches a node whose data paths are handing over.
+    const drainMs = c.timings.handoverDrainMs;
+    if (drainMs > 0) await clock.sleep(drainMs);
     if (c.d.vip) await c.d.vip.release(vipCtx(c, 'handover')).catch(() => undefined);
     s.vipHeld = false;
     try {
