@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { Cluster, cliPath } from '../../fixtures/cluster.js';
 import { closeServer } from './helpers.js';
 import { sleep, until } from '../helpers/wait.js';
+import { doublePrimaryPoller } from '../helpers/double-primary.js';
 
 const run = promisify(execFile);
 const root = mkdtempSync(join(tmpdir(), 'nha-tls-reload-'));
@@ -138,6 +139,43 @@ describe('real processes over mutual TLS', () => {
     expect((await cl.status('a'))!.epoch, await trail()).toBe(epoch);
     expect(await cl.events('a', 'failover')).toEqual([]);
     expect(await cl.events('b', 'tls_reload_failed')).toEqual([]);
+  });
+
+  it('two faults: certificates renewed and reloaded while the standby takes over from a killed primary; the old primary rejoins on its old certificate', async () => {
+    c = new Cluster({ tls: true });
+    const cl = c;
+    await cl.start();
+    await cl.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 60_000, 'a primary, b standby over TLS');
+    const ca = readFileSync(join(cl.certDir, 'ca.crt'), 'utf8');
+    const epoch = (await cl.status('a'))!.epoch as number;
+    // Renewed sets for the standby and the witness are written first (in a child process: key
+    // generation must not stall this process, whose event loop runs the heartbeat path proxies) ...
+    for (const name of ['b', 'witness'] as const) {
+      const out = join(cl.dir, `renewed-${name}`);
+      await run(process.execPath, [cliPath, 'certs', 'issue', '--dir', cl.certDir, '--name', name, '--out-dir', out]);
+      copyFileSync(join(out, `${name}.key`), join(cl.certDir, `${name}.key`));
+      copyFileSync(join(out, `${name}.crt`), join(cl.certDir, `${name}.crt`));
+    }
+    const poll = doublePrimaryPoller(cl);
+    // ... then the primary dies and both reload while b detects it, campaigns and promotes.
+    cl.kill('a');
+    await sleep(150);
+    cl.nodes.b.proc!.kill('SIGHUP');
+    cl.witness!.kill('SIGHUP');
+    await cl.waitFor((_a, b) => b?.role === 'primary', 15_000, 'b primary after the kill, with its renewed certificate loading');
+    expect((await cl.status('b'))!.epoch).toBe(epoch + 1);
+    const want = { b: serialOf(join(cl.certDir, 'b.crt')), witness: serialOf(join(cl.certDir, 'witness.crt')) };
+    await until('b serves its renewed certificate', async () => (await servedSerial(cl.nodes.b.apiPort, ca)) === want.b, 10_000);
+    await until('the witness serves its renewed certificate', async () => (await servedSerial(cl.witnessPort, ca)) === want.witness, 10_000);
+    // a returns with the certificate it had (same CA): it rejoins b as standby, and the lease has every vote.
+    cl.startNode('a');
+    await cl.waitFor((a, b) => a?.role === 'standby' && b?.role === 'primary' && b.lease?.votes === 3, 30_000, 'a back as standby of b, all 3 votes');
+    const polled = await poll.done();
+    expect(polled.both).toBe(0);
+    expect(polled.samples).toBeGreaterThan(50);
+    expect((await cl.events('b', 'tls_reloaded')).length).toBe(1);
+    expect(await cl.events('b', 'tls_reload_failed')).toEqual([]);
+    expect((await cl.status('a'))!.epoch).toBe(epoch + 1);
   });
 
   it('SIGHUP (systemctl reload) without tls stops neither a node nor the witness', async () => {
