@@ -277,6 +277,11 @@ export interface HealthSource {
   status(): unknown;
   /** Role changes tell the monitor whether to restart/escalate (primary) or only watch. */
   setRole?(role: Role): void;
+  /**
+   * Maintenance (cluster-wide or this node's own) is on or off: told every decision cycle. A primary
+   * keeps its role in maintenance, so this, not the role, pauses its restarts and escalation.
+   */
+  setPaused?(paused: boolean): void;
 }
 
 /**

@@ -151,11 +151,17 @@ export function createApp(d: ApiDeps): express.Express {
   });
   admin.post('/maintenance', (req, res) => {
     const on = req.body?.on;
-    if (typeof on !== 'boolean') {
-      sendError(res, 'USAGE', 'expected a JSON body {"on": true|false}');
+    const node = req.body?.node;
+    if (typeof on !== 'boolean' || (node !== undefined && typeof node !== 'string')) {
+      sendError(res, 'USAGE', 'expected a JSON body {"on": true|false} (cluster-wide) or {"on": true|false, "node": NAME} (that node alone)');
       return;
     }
-    res.json(d.agent.setMaintenance(on));
+    const me = d.agent.d.config.node;
+    if (node !== undefined && node !== me) {
+      sendError(res, 'USAGE', `"node": ${JSON.stringify(node)} is not this node (${me}): a per-node pause is set on the node itself; send it to ${node}'s URL`);
+      return;
+    }
+    res.json(d.agent.setMaintenance(on, node === undefined ? 'cluster' : 'node'));
   });
   // Key ids (SHA-256 prefixes) let an offline guess of a weak key be checked: admins only, not /status.
   admin.get('/keys', (_req, res) => {

@@ -168,13 +168,15 @@ program
 
 program
   .command('maintenance')
-  .description('pause (on) or resume (off) automatic promotion, handover and restarts')
+  .description('pause (on) or resume (off) automatic promotion, handover and restarts on both nodes, or with --node on that node alone')
   .argument('<state>', 'on or off')
   .addOption(urlOption())
   .addOption(tokenOption())
-  .action(async (state: string, opts: { url: string; token?: string }) => {
+  .option('--node <name>', 'this node alone (the node --url reaches, which must be NAME); its peer keeps running automation')
+  .action(async (state: string, opts: { url: string; token?: string; node?: string }) => {
     if (state !== 'on' && state !== 'off') throw new HaError('USAGE', 'maintenance takes "on" or "off"');
-    const { status, data } = await apiRequest<{ message: string }>('POST', opts.url, '/admin/maintenance', { token: opts.token, body: { on: state === 'on' } });
+    const body = { on: state === 'on', ...(opts.node !== undefined ? { node: opts.node } : {}) };
+    const { status, data } = await apiRequest<{ message: string }>('POST', opts.url, '/admin/maintenance', { token: opts.token, body });
     if (status !== 200) throw new HaError('USAGE', `maintenance not accepted (HTTP ${status}): ${JSON.stringify(data)}`);
     console.log(data.message);
   });

@@ -83,6 +83,7 @@ export function buildServices(
   const allMon = new ServiceMonitor({ services: everywhere, bus, clock });
   const primMon = new ServiceMonitor({ services: primaryOnly, bus, clock, active: true });
   let role: Role = 'starting';
+  let paused = false;
   let primaryRunning = false;
   const monitors = [allMon, primMon];
 
@@ -114,6 +115,12 @@ export function buildServices(
     for (const c of primaryControllers) await c.stop().catch(() => undefined);
   };
 
+  // Maintenance: probe and report only, no restart and no escalation (a primary in maintenance keeps
+  // its role, so the flag and not only the role decides).
+  const applyPause = () => {
+    if (paused || role === 'maintenance') monitors.forEach((m) => m.pause());
+    else monitors.forEach((m) => m.resume());
+  };
   const health: HealthSource = {
     healthy: () => allMon.allHealthy() && (!primaryRunning || primMon.allHealthy()),
     escalated: () => monitors.some((m) => m.anyEscalated()),
@@ -121,8 +128,12 @@ export function buildServices(
     setRole(next: Role) {
       role = next;
       allMon.setActive(next === 'primary');
-      if (next === 'maintenance') monitors.forEach((m) => m.pause());
-      else monitors.forEach((m) => m.resume());
+      applyPause();
+    },
+    setPaused(on: boolean) {
+      if (on === paused) return;
+      paused = on;
+      applyPause();
     },
   };
   const hooks: RoleHooks = {

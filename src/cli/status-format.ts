@@ -5,7 +5,7 @@ export function formatStatus(s: Record<string, any>, events: Record<string, any>
   const release = (v: { release?: string | null; protocol?: number | null } | null | undefined) =>
     v && (v.release || v.protocol) ? `   release ${v.release ?? 'unknown'} (protocol ${v.protocol ?? 1})` : '';
   lines.push(
-    `node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? '   MAINTENANCE' : ''}   healthy ${s.healthy ? 'yes' : 'NO'}${release(s.protocol ? { release: s.protocol.release, protocol: s.protocol.version } : null)}`,
+    `node ${s.node}   role ${String(s.role).toUpperCase()}   epoch ${s.epoch}${s.maintenance ? `   MAINTENANCE${s.maintenance_scope === 'node' ? ' (this node only)' : ''}` : ''}   healthy ${s.healthy ? 'yes' : 'NO'}${release(s.protocol ? { release: s.protocol.release, protocol: s.protocol.version } : null)}`,
   );
   if (s.mixed_versions) lines.push('MIXED VERSIONS: the nodes run different releases; finish the upgrade (docs/operations.md, Upgrading nimbus-ha)');
   lines.push(`decision: ${s.reason}`);

@@ -90,8 +90,16 @@ export class Agent implements AgentCore {
     return this.d.store.get().epoch;
   }
 
+  /** Automation paused on this node: cluster-wide maintenance, or this node's own pause. */
   get maintenance(): boolean {
-    return this.d.store.get().maintenance;
+    const st = this.d.store.get();
+    return st.maintenance || st.nodeMaintenance;
+  }
+
+  /** Which pauses are on: 'cluster', 'node', both, or null. */
+  get maintenanceScope(): 'cluster' | 'node' | 'cluster+node' | null {
+    const st = this.d.store.get();
+    return st.maintenance ? (st.nodeMaintenance ? 'cluster+node' : 'cluster') : st.nodeMaintenance ? 'node' : null;
   }
 
   get timings() {
@@ -280,8 +288,8 @@ export class Agent implements AgentCore {
     return this.inbox.request(kind, to);
   }
 
-  setMaintenance(on: boolean): RequestRecord {
-    return this.inbox.setMaintenance(on);
+  setMaintenance(on: boolean, scope: 'cluster' | 'node' = 'cluster'): RequestRecord {
+    return this.inbox.setMaintenance(on, scope);
   }
 
   getRequest(id: string): RequestRecord | undefined {
@@ -303,6 +311,7 @@ export class Agent implements AgentCore {
     const t0 = this.d.clock.monotonicMs();
     this.cycleSignature = inputSignature(this);
     const view = buildView(this);
+    this.d.health.setPaused?.(view.maintenance);
     this.lastDecidedAt = view.now;
     this.observer.observe(view);
     const decision = decide(view);

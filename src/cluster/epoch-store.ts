@@ -16,9 +16,14 @@ export interface EpochState {
    * heartbeats, so both nodes hold the newest setting (the higher version wins; `on` wins a tie).
    */
   maintenanceVersion: number;
+  /**
+   * This node alone paused (`maintenance on --node NAME`): not carried to the peer, kept across restarts.
+   * Automation is paused on this node while either flag is on.
+   */
+  nodeMaintenance: boolean;
 }
 
-const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false, maintenanceVersion: 0 };
+const EMPTY: EpochState = { epoch: 0, votedFor: null, maintenance: false, maintenanceVersion: 0, nodeMaintenance: false };
 
 /**
  * The file's format, written into it. A release reads every format up to its own and refuses a newer one
@@ -81,7 +86,13 @@ export class EpochStore {
       const j = JSON.parse(text) as Partial<EpochState>;
       if (typeof j.epoch !== 'number' || !Number.isInteger(j.epoch) || j.epoch < 0) throw new Error('epoch is not a non-negative integer');
       const mv = j.maintenanceVersion;
-      return { epoch: j.epoch, votedFor: j.votedFor ?? null, maintenance: j.maintenance === true, maintenanceVersion: typeof mv === 'number' && Number.isInteger(mv) && mv >= 0 ? mv : 0 };
+      return {
+        epoch: j.epoch,
+        votedFor: j.votedFor ?? null,
+        maintenance: j.maintenance === true,
+        maintenanceVersion: typeof mv === 'number' && Number.isInteger(mv) && mv >= 0 ? mv : 0,
+        nodeMaintenance: j.nodeMaintenance === true,
+      };
     } catch (err) {
       throw new HaError(
         'EPOCH_STORE_CORRUPT',

@@ -19,10 +19,19 @@ describe('epoch store on disk', () => {
     const file = fileIn();
     writeFileSync(file, JSON.stringify({ epoch: 4, votedFor: { epoch: 4, node: 'a' }, maintenance: false }));
     const s = new EpochStore(file);
-    expect(s.get()).toEqual({ epoch: 4, votedFor: { epoch: 4, node: 'a' }, maintenance: false, maintenanceVersion: 0 });
+    expect(s.get()).toEqual({ epoch: 4, votedFor: { epoch: 4, node: 'a' }, maintenance: false, maintenanceVersion: 0, nodeMaintenance: false });
     s.update({ epoch: 5 });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ format: EPOCH_FORMAT, epoch: 5 });
     expect(new EpochStore(file).get().epoch).toBe(5);
+  });
+
+  it("keeps this node's own pause apart from the cluster-wide one, across a restart (an older release ignores it)", () => {
+    const file = fileIn();
+    const s = new EpochStore(file);
+    s.update({ nodeMaintenance: true });
+    expect(new EpochStore(file).get()).toMatchObject({ maintenance: false, nodeMaintenance: true });
+    s.update({ nodeMaintenance: false, maintenance: true, maintenanceVersion: 1 });
+    expect(new EpochStore(file).get()).toMatchObject({ maintenance: true, maintenanceVersion: 1, nodeMaintenance: false });
   });
 
   it.each([[EPOCH_FORMAT + 1], ['2'], [1.5]])('refuses format %j (a newer release wrote it) with a clear error instead of misreading it', (format) => {

@@ -54,14 +54,33 @@ export class AdminInbox {
     return rec;
   }
 
-  setMaintenance(on: boolean): RequestRecord {
+  setMaintenance(on: boolean, scope: 'cluster' | 'node' = 'cluster'): RequestRecord {
     const c = this.c;
-    const was = c.maintenance;
+    if (scope === 'node') {
+      // This node alone: kept in its epoch store, never told to the peer.
+      const was = c.d.store.get().nodeMaintenance;
+      if (was !== on) {
+        c.d.store.update({ nodeMaintenance: on });
+        const me = c.d.config.node;
+        c.d.bus.emit({
+          type: on ? 'maintenance_on' : 'maintenance_off',
+          severity: 'warning',
+          message: on
+            ? `maintenance mode on for ${me} only: automatic promotion, handover and restarts paused on this node; its peer is not paused`
+            : `maintenance mode off for ${me}${c.d.store.get().maintenance ? ' (cluster-wide maintenance is still on)' : ': automation resumed on this node'}`,
+          details: { scope: 'node', node: me },
+        });
+      }
+      const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'} for this node only${was === on ? ' (unchanged)' : ''}` });
+      c.kick();
+      return rec;
+    }
+    const was = c.d.store.get().maintenance;
     if (was !== on) {
       // A new version: the peer takes it from the next heartbeat (maintenance is cluster-wide).
       const version = c.d.store.get().maintenanceVersion + 1;
       c.d.store.update({ maintenance: on, maintenanceVersion: version });
-      c.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused on both nodes' : 'maintenance mode off: automation resumed on both nodes', details: { version } });
+      c.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused on both nodes' : 'maintenance mode off: automation resumed on both nodes', details: { scope: 'cluster', version } });
     }
     const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'}${was === on ? ' (unchanged)' : ''}` });
     c.kick();

@@ -58,7 +58,7 @@ export class PeerExchange {
       sentAt: c.d.clock.nowMs(),
       replication,
       timings: [t.heartbeatMs, t.deadAfterMs, t.leaseMs],
-      maintenance: [c.maintenance, c.d.store.get().maintenanceVersion],
+      maintenance: [c.d.store.get().maintenance, c.d.store.get().maintenanceVersion],
       ...versionFields(),
     };
   }
@@ -93,7 +93,7 @@ export class PeerExchange {
   /** Take the peer's maintenance setting when it is newer (maintenance is cluster-wide). */
   private adoptMaintenance(msg: HeartbeatMessage): void {
     const c = this.c;
-    const local = { on: c.maintenance, version: c.d.store.get().maintenanceVersion };
+    const local = { on: c.d.store.get().maintenance, version: c.d.store.get().maintenanceVersion };
     if (!peerMaintenanceWins(local, msg.maintenance)) return;
     const [on, version] = msg.maintenance!;
     c.d.store.update({ maintenance: on, maintenanceVersion: version });
@@ -102,7 +102,7 @@ export class PeerExchange {
         type: on ? 'maintenance_on' : 'maintenance_off',
         severity: 'warning',
         message: on ? `maintenance mode on (set on ${msg.node}): automatic promotion, handover and restarts paused on both nodes` : `maintenance mode off (set on ${msg.node}): automation resumed`,
-        details: { from: msg.node, version },
+        details: { scope: 'cluster', from: msg.node, version },
       });
     }
     c.kick();

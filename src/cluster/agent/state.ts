@@ -116,6 +116,7 @@ export interface AgentCore {
   readonly observer: Observer;
   readonly epoch: number;
   readonly maintenance: boolean;
+  readonly maintenanceScope: 'cluster' | 'node' | 'cluster+node' | null;
   readonly voters: number;
   readonly majority: number;
   readonly timings: ClusterConfig['timings'];

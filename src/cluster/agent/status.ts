@@ -22,6 +22,7 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
     role: s.role,
     epoch: c.epoch,
     maintenance: c.maintenance,
+    maintenance_scope: c.maintenanceScope,
     healthy: c.d.health.healthy(),
     reason: v?.reason ?? 'starting',
     lease:
