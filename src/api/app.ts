@@ -156,7 +156,7 @@ export function createApp(d: ApiDeps): express.Express {
       sendError(res, 'USAGE', 'expected a JSON body {"on": true|false} (cluster-wide) or {"on": true|false, "node": NAME} (that node alone)');
       return;
     }
-    const me = d.agent.d.config.node;
+    const me = node === undefined ? null : (d.node ?? d.agent.d.config.node);
     if (node !== undefined && node !== me) {
       sendError(res, 'USAGE', `"node": ${JSON.stringify(node)} is not this node (${me}): a per-node pause is set on the node itself; send it to ${node}'s URL`);
       return;
