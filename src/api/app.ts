@@ -67,7 +67,9 @@ export function createApp(d: ApiDeps): express.Express {
     health(res, healthy, { healthy });
   });
   app.get('/primary', (_req, res) => {
-    health(res, d.agent.role === 'primary', {});
+    // A primary draining before a planned move answers 503 while it still serves (timings.handoverDrainMs).
+    const draining = d.agent.draining === true;
+    health(res, d.agent.role === 'primary' && !draining, draining ? { draining } : {});
   });
   app.get('/standby', (req, res) => {
     const max = req.query.max_lag_ms;

@@ -96,6 +96,11 @@ export class Agent implements AgentCore {
     return st.maintenance || st.nodeMaintenance;
   }
 
+  /** A planned move waits out timings.handoverDrainMs on this primary: /primary answers 503 meanwhile. */
+  get draining(): boolean {
+    return this.s.role === 'primary' && this.s.drain !== null;
+  }
+
   /** Which pauses are on: 'cluster', 'node', both, or null. */
   get maintenanceScope(): 'cluster' | 'node' | 'cluster+node' | null {
     const st = this.d.store.get();

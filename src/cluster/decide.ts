@@ -110,6 +110,12 @@ export interface View {
    * `startedAt` is the moment of the offer once ready (the handover timeout counts from there).
    */
   handover: { to: string; epoch: number; startedAt: number; ready: boolean } | null;
+  /**
+   * A planned move accepted by this primary that waits out `timings.handoverDrainMs` first: /primary
+   * answers 503 so load balancers move away, while this node stays primary in every other respect
+   * (lease, heartbeats, VIP, services). The handover starts at `untilMs` (monotonic).
+   */
+  drain: Drain | null;
   request: AdminRequest | null;
   vipHeld: boolean;
   /** Automatic fail-back to the preferred peer (keepalived's preempt_delay), off by default. */
@@ -122,7 +128,16 @@ export interface View {
   plannedMoveAgoMs: number | null;
   /** The data-holder record (zero acknowledged loss across double faults). */
   holderRecord: HolderView;
-  timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number; plannedHoldDownMs: number };
+  timings: { heartbeatMs: number; deadAfterMs: number; leaseMs: number; handoverTimeoutMs: number; plannedHoldDownMs: number; handoverDrainMs: number };
+}
+
+/** See View.drain. */
+export interface Drain {
+  to: string;
+  epoch: number;
+  requestId: string | null;
+  reason: 'switchover' | 'failback' | 'escalation';
+  untilMs: number;
 }
 
 export type Action =
@@ -134,6 +149,8 @@ export type Action =
   | { kind: 'releaseVip' }
   | { kind: 'handover'; to: string; epoch: number; requestId: string | null; reason: 'switchover' | 'failback' | 'escalation' }
   | { kind: 'abandonHandover' }
+  | { kind: 'drain'; drain: Drain }
+  | { kind: 'endDrain' }
   | { kind: 'completeRequest'; id: string; ok: boolean; message: string }
   | { kind: 'setRole'; role: Role }
   | { kind: 'emit'; type: string; severity: 'info' | 'warning' | 'critical'; message: string; details?: Record<string, unknown> };
@@ -252,6 +269,23 @@ function fence(v: View, message: string, reason: string, details: Record<string,
   };
 }
 
+/**
+ * Hand the role to `to` at the next epoch: at once, or after draining load balancers for
+ * `timings.handoverDrainMs` (this node stays primary meanwhile; see View.drain).
+ */
+function handOver(v: View, to: string, requestId: string | null, reason: Drain['reason'], why: string, first: Action[] = []): Decision {
+  const epoch = v.epoch + 1;
+  if (v.timings.handoverDrainMs > 0) {
+    return {
+      nextRole: 'primary',
+      epoch: v.epoch,
+      actions: [...first, { kind: 'drain', drain: { to, epoch, requestId, reason, untilMs: v.now + v.timings.handoverDrainMs } }],
+      reason: `${why}; first draining load balancers for ${v.timings.handoverDrainMs} ms (/primary answers 503 while this node still serves)`,
+    };
+  }
+  return { nextRole: 'standby', epoch: v.epoch, actions: [...first, { kind: 'handover', to, epoch, requestId, reason }], reason: why };
+}
+
 function decidePrimary(v: View): Decision {
   const p = v.peer;
   // Split-brain guards come first, in maintenance too: a higher epoch wins, a lost majority fences.
@@ -285,6 +319,27 @@ function decidePrimary(v: View): Decision {
       { votes, voters: v.voters },
     );
   }
+  if (v.drain) {
+    const d = v.drain;
+    const reconcileVip: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
+    // The successor must still be there to take the role, and nobody paused automation meanwhile.
+    const gone = !p || !p.alive ? `peer ${d.to} stopped answering` : !p.healthy ? `peer ${d.to} reports unhealthy services` : p.role !== 'standby' ? `peer ${d.to} is ${p.role ?? 'unknown'}, not a standby` : v.maintenance ? 'maintenance mode was turned on' : null;
+    if (gone) {
+      const message = `${d.reason} to ${d.to} aborted while draining: ${gone}; this node stays primary`;
+      const actions: Action[] = [...reconcileVip, { kind: 'endDrain' }, { kind: 'emit', type: 'handover_aborted', severity: 'warning', message }];
+      if (d.requestId) actions.push({ kind: 'completeRequest', id: d.requestId, ok: false, message });
+      return keep(v, message, actions);
+    }
+    if (v.now < d.untilMs) {
+      return keep(v, `${d.reason} to ${d.to}: draining, /primary answers 503 for ${Math.ceil(d.untilMs - v.now)} ms more while this node still serves`, reconcileVip);
+    }
+    return {
+      nextRole: 'standby',
+      epoch: v.epoch,
+      actions: [{ kind: 'handover', to: d.to, epoch: d.epoch, requestId: d.requestId, reason: d.reason }],
+      reason: `${d.reason}: drained; handing the primary role to ${d.to} at epoch ${d.epoch}`,
+    };
+  }
   if (v.maintenance) {
     const actions: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
     if (v.request) actions.push({ kind: 'completeRequest', id: v.request.id, ok: false, message: 'refused: maintenance mode is on (turn it off first)' });
@@ -308,12 +363,7 @@ function decidePrimary(v: View): Decision {
     if (!p.healthy) return refusal(`peer ${p.node} reports unhealthy services`);
     if (p.role !== 'standby') return refusal(`peer ${p.node} is ${p.role ?? 'unknown'}, not a standby`);
     if (!p.caughtUp) return refusal(`peer ${p.node} is not fully caught up yet (database, repository or files lag)`);
-    return {
-      nextRole: 'standby',
-      epoch: v.epoch,
-      actions: [{ kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: r.id, reason: r.kind }],
-      reason: `${r.kind}: handing the primary role to ${target} (${p.node}) at epoch ${v.epoch + 1}`,
-    };
+    return handOver(v, p.node, r.id, r.kind, `${r.kind}: handing the primary role to ${target} (${p.node}) at epoch ${v.epoch + 1}`);
   }
   const hold = autoHandoverHoldMs(v);
   if (v.escalated) {
@@ -323,15 +373,9 @@ function decidePrimary(v: View): Decision {
       if (hold > 0) {
         return keep(v, `escalation pending: the last handover was aborted ${Math.round(v.handoverAbortedAgoMs ?? 0)} ms ago; retrying in ${Math.ceil(hold)} ms`, reconcile);
       }
-      return {
-        nextRole: 'standby',
-        epoch: v.epoch,
-        actions: [
-          { kind: 'emit', type: 'escalation_handover', severity: 'critical', message: `local services failed beyond their restart budget: handing over to ${p.node}` },
-          { kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: null, reason: 'escalation' },
-        ],
-        reason: `escalation: local services failed beyond their restart budget, handing over to healthy standby ${p.node}`,
-      };
+      return handOver(v, p.node, null, 'escalation', `escalation: local services failed beyond their restart budget, handing over to healthy standby ${p.node}`, [
+        { kind: 'emit', type: 'escalation_handover', severity: 'critical', message: `local services failed beyond their restart budget: handing over to ${p.node}` },
+      ]);
     }
     const why = peerReady && p ? `standby ${p.node} is not fully caught up` : 'no healthy standby to hand over to';
     return keep(v, `escalation pending: local services failing but ${why}; keep retrying`, reconcile);
@@ -342,12 +386,7 @@ function decidePrimary(v: View): Decision {
       if (hold > 0) {
         return keep(v, `no action: primary; automatic fail-back to ${p.node} held back for ${Math.ceil(hold)} ms after an aborted handover`, reconcile);
       }
-      return {
-        nextRole: 'standby',
-        epoch: v.epoch,
-        actions: [{ kind: 'handover', to: p.node, epoch: v.epoch + 1, requestId: null, reason: 'failback' }],
-        reason: `automatic fail-back: preferred node ${p.node} healthy and caught up for ${Math.round(af.peerReadyForMs)} ms`,
-      };
+      return handOver(v, p.node, null, 'failback', `automatic fail-back: preferred node ${p.node} healthy and caught up for ${Math.round(af.peerReadyForMs)} ms`);
     }
     return keep(v, `no action: primary; automatic fail-back to ${p.node} in ${Math.ceil(af.holdDownMs - af.peerReadyForMs)} ms if it stays healthy and caught up`, reconcile);
   }

@@ -28,6 +28,7 @@ export const IMPORTANT_EVENT_TYPES: ReadonlySet<string> = new Set([
   'vote_granted',
   'takeover_offered',
   'handover_started',
+  'handover_draining',
   'handover_aborted',
   'handover_failed',
   'escalation_handover',

@@ -1,6 +1,6 @@
 import type { PeerView, View } from '../../src/cluster/decide.js';
 
-export const T = { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, handoverTimeoutMs: 30_000, plannedHoldDownMs: 10_000 };
+export const T = { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, handoverTimeoutMs: 30_000, plannedHoldDownMs: 10_000, handoverDrainMs: 0 };
 export const NOW = 100_000;
 
 /** A live, healthy standby peer. */
@@ -59,6 +59,7 @@ export function primaryView(over: Partial<View> = {}): View {
     lastCampaignAt: null,
     campaignRetryAt: null,
     handover: null,
+    drain: null,
     request: null,
     vipHeld: true,
     noPrimaryForMs: 0,

@@ -18,6 +18,7 @@ import { Cluster } from '../../fixtures/cluster.js';
 import { PROBE_USER } from '../../fixtures/cluster-config.js';
 import { signedV2Request } from '../../adapters/nimbus/ec2-sign.js';
 import { sleep, until } from '../helpers/wait.js';
+import { doublePrimaryPoller } from '../helpers/double-primary.js';
 
 const haproxyMissing = spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).status !== 0;
 if (haproxyMissing) console.warn('haproxy is not installed: the planned-move test through HAProxy skips (scripts/install-system-deps.sh installs it)');
@@ -160,6 +161,7 @@ describe.skipIf(haproxyMissing)('planned moves through HAProxy', () => {
     const caughtUp = async (p: 'a' | 'b') => (await c.status(p))?.peers?.[0]?.caught_up === true;
     await until('b caught up', () => caughtUp('a'), 120_000);
 
+    const poll = doublePrimaryPoller(c);
     client.start();
     await sleep(1_000);
     const moves: Array<{ what: string; at: number }> = [];
@@ -175,6 +177,15 @@ describe.skipIf(haproxyMissing)('planned moves through HAProxy', () => {
     await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'a primary after the fail-back');
     await sleep(3_000);
     await client.stop();
+    // The moves were the planned ones, drained first, never an election behind a draining primary's back.
+    const polled = await poll.done();
+    expect(polled.both).toBe(0);
+    expect((await c.events('b', 'switchover')).length).toBe(1);
+    expect((await c.events('a', 'failback')).length).toBe(1);
+    expect(await c.events('a', 'failover')).toEqual([]);
+    expect(await c.events('b', 'failover')).toEqual([]);
+    expect((await c.events('a', 'handover_draining')).length).toBe(1);
+    expect((await c.events('b', 'handover_draining')).length).toBe(1);
 
     const failed = client.samples.filter((s) => s.status !== 200);
     const slowest = Math.max(...client.samples.map((s) => s.ms));

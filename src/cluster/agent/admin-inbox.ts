@@ -40,6 +40,7 @@ export class AdminInbox {
       const queued = this.queue.find((r) => r.kind !== 'promote');
       if (queued) return this.refuseNow(kind, 'queued', `${kind} refused: a ${queued.kind} is already queued (request ${queued.id})`);
       if (c.s.handover) return this.refuseNow(kind, 'running', `${kind} refused: a handover to ${c.s.handover.to} is in progress`);
+      if (c.s.drain) return this.refuseNow(kind, 'running', `${kind} refused: a ${c.s.drain.reason} to ${c.s.drain.to} is in progress (draining load balancers)`);
       if (c.s.role === 'primary' && c.s.plannedMoveAt !== null) {
         const view = { plannedMoveAgoMs: c.d.clock.monotonicMs() - c.s.plannedMoveAt, timings: c.timings };
         const left = plannedHoldDownLeftMs(view);

@@ -65,6 +65,26 @@ export class Executor {
       case 'abandonHandover':
         if (s.handover) s.handover = null;
         return;
+      case 'drain': {
+        s.drain = a.drain;
+        const rec = a.drain.requestId ? c.inbox.take(a.drain.requestId) : undefined;
+        if (rec) {
+          rec.state = 'running';
+          rec.message = `draining load balancers for ${c.timings.handoverDrainMs} ms, then handing over to ${a.drain.to}`;
+        }
+        c.d.bus.emit({
+          type: 'handover_draining',
+          severity: 'info',
+          message: `${a.drain.reason} to ${a.drain.to}: /primary answers 503 for ${c.timings.handoverDrainMs} ms while this node still serves, then the handover starts`,
+          details: { to: a.drain.to, epoch: a.drain.epoch, reason: a.drain.reason, drain_ms: c.timings.handoverDrainMs },
+        });
+        // Wake up when the drain is over (cycles also run on every heartbeat tick).
+        c.d.clock.timeout(Math.max(0, a.drain.untilMs - c.d.clock.monotonicMs()), () => c.kick());
+        return;
+      }
+      case 'endDrain':
+        s.drain = null;
+        return;
       case 'completeRequest':
         c.inbox.complete(a.id, a.ok, a.message);
         return;
@@ -80,6 +100,8 @@ export class Executor {
 
   setRole(role: Role): void {
     const c = this.c;
+    // A drain belongs to a primary: any other role ends it (a fence, a demotion, the handover itself).
+    if (role !== 'primary') c.s.drain = null;
     if (role === c.s.role) return;
     const from = c.s.role;
     c.s.role = role;
@@ -201,16 +223,11 @@ export class Executor {
       rec.message = `handing over to ${to}`;
     }
     const t0 = clock.monotonicMs();
-    c.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch, drain_ms: c.timings.handoverDrainMs } });
+    c.d.bus.emit({ type: 'handover_started', severity: 'warning', message: `handing the primary role to ${to} at epoch ${epoch}`, details: { to, epoch } });
     // Stop being primary first (no second writer), then give the lease up so the peer need not wait.
     s.handover = { to, epoch, startedAt: t0, ready: false };
     s.handoverReason = reason;
     this.setRole('standby');
-    // Load balancers first: /primary answers 503 from now on while the services, the database and the
-    // VIP still serve; a balancer marks this node down within its check interval and holds or retries
-    // requests meanwhile, so none reaches a node whose data paths are handing over.
-    const drainMs = c.timings.handoverDrainMs;
-    if (drainMs > 0) await clock.sleep(drainMs);
     if (c.d.vip) await c.d.vip.release(vipCtx(c, 'handover')).catch(() => undefined);
     s.vipHeld = false;
     try {

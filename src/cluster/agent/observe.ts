@@ -120,6 +120,7 @@ export function buildView(c: AgentCore): View {
     lastCampaignAt: s.lastCampaignAt,
     campaignRetryAt: s.campaignRetryAt,
     handover: s.handover,
+    drain: s.role === 'primary' ? s.drain : null,
     request: c.inbox.head(),
     vipHeld: s.vipHeld,
     noPrimaryForMs: s.role === 'primary' ? 0 : now - s.lastPrimarySeenAt,
@@ -132,7 +133,7 @@ export function buildView(c: AgentCore): View {
       peerIsPreferred: !!c.peerCfg && cfg.preferredPrimary === c.peerCfg.node,
       peerReadyForMs: s.peerReadySince === null ? 0 : now - s.peerReadySince,
     },
-    timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs, plannedHoldDownMs: t.plannedHoldDownMs },
+    timings: { heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, leaseMs: t.leaseMs, handoverTimeoutMs: t.handoverTimeoutMs, plannedHoldDownMs: t.plannedHoldDownMs, handoverDrainMs: t.handoverDrainMs },
   };
 }
 

@@ -59,6 +59,8 @@ export class AgentState {
   /** See View.campaignRetryAt: set from the witness's answer to a refused campaign. */
   campaignRetryAt: number | null = null;
   handover: View['handover'] = null;
+  /** A planned move waiting out timings.handoverDrainMs on this primary (View.drain). */
+  drain: View['drain'] = null;
   takeoverOffer: number | null = null;
   takeoverReason: 'switchover' | 'failback' = 'switchover';
   handoverReason: 'switchover' | 'failback' | 'escalation' = 'switchover';

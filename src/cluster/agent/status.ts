@@ -23,6 +23,7 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
     epoch: c.epoch,
     maintenance: c.maintenance,
     maintenance_scope: c.maintenanceScope,
+    draining: s.role === 'primary' && s.drain ? { to: s.drain.to, reason: s.drain.reason, left_ms: Math.max(0, Math.round(s.drain.untilMs - now)) } : null,
     healthy: c.d.health.healthy(),
     reason: v?.reason ?? 'starting',
     lease:
