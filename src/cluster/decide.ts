@@ -319,19 +319,19 @@ function decidePrimary(v: View): Decision {
       { votes, voters: v.voters },
     );
   }
+  const reconcile: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
   if (v.drain) {
     const d = v.drain;
-    const reconcileVip: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
     // The successor must still be there to take the role, and nobody paused automation meanwhile.
     const gone = !p || !p.alive ? `peer ${d.to} stopped answering` : !p.healthy ? `peer ${d.to} reports unhealthy services` : p.role !== 'standby' ? `peer ${d.to} is ${p.role ?? 'unknown'}, not a standby` : v.maintenance ? 'maintenance mode was turned on' : null;
     if (gone) {
       const message = `${d.reason} to ${d.to} aborted while draining: ${gone}; this node stays primary`;
-      const actions: Action[] = [...reconcileVip, { kind: 'endDrain' }, { kind: 'emit', type: 'handover_aborted', severity: 'warning', message }];
+      const actions: Action[] = [...reconcile, { kind: 'endDrain' }, { kind: 'emit', type: 'handover_aborted', severity: 'warning', message }];
       if (d.requestId) actions.push({ kind: 'completeRequest', id: d.requestId, ok: false, message });
       return keep(v, message, actions);
     }
     if (v.now < d.untilMs) {
-      return keep(v, `${d.reason} to ${d.to}: draining, /primary answers 503 for ${Math.ceil(d.untilMs - v.now)} ms more while this node still serves`, reconcileVip);
+      return keep(v, `${d.reason} to ${d.to}: draining, /primary answers 503 for ${Math.ceil(d.untilMs - v.now)} ms more while this node still serves`, reconcile);
     }
     return {
       nextRole: 'standby',
@@ -341,11 +341,10 @@ function decidePrimary(v: View): Decision {
     };
   }
   if (v.maintenance) {
-    const actions: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
+    const actions: Action[] = [...reconcile];
     if (v.request) actions.push({ kind: 'completeRequest', id: v.request.id, ok: false, message: 'refused: maintenance mode is on (turn it off first)' });
     return keep(v, `maintenance: primary, automation paused, lease held by ${votes} of ${v.voters} voters`, actions);
   }
-  const reconcile: Action[] = v.vipHeld ? [] : [{ kind: 'acquireVip' }];
   const peerReady = !!p && p.alive && p.healthy && (p.role === 'standby');
 
   if (v.request) {

@@ -1,4 +1,4 @@
-import { DB_PASSWORD } from '../../fixtures/cluster.js';
+import { DB_PASSWORD, type Cluster } from '../../fixtures/cluster.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -12,4 +12,10 @@ export async function until(what: string, fn: () => Promise<boolean>, timeoutMs:
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/** Start a test cluster and wait until a is primary and b its standby. */
+export async function upAndPrimary(c: Cluster): Promise<void> {
+  await c.start();
+  await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'a primary, b standby');
 }

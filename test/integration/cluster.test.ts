@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, GapProbe, SplitBrainChecker, cliPath } from '../../fixtures/cluster.js';
 import { signRequest } from '../../src/peer/auth.js';
+import { sleep, upAndPrimary } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 let cluster: Cluster | null = null;
@@ -15,13 +16,6 @@ afterEach(async () => {
   await cluster?.stop();
   cluster = null;
 });
-
-async function upAndPrimary(c: Cluster): Promise<void> {
-  await c.start();
-  await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'a primary, b standby');
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('two-node cluster with witness (real processes on loopback)', () => {
   it('kill -9 primary -> standby takes over at epoch+1; old primary returns as standby; switchover back', async () => {

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster } from '../../fixtures/cluster.js';
+import { sleep, upAndPrimary } from '../helpers/wait.js';
 
 let cluster: Cluster | null = null;
 
@@ -12,13 +13,6 @@ afterEach(async () => {
   await cluster?.stop();
   cluster = null;
 });
-
-async function upAndPrimary(c: Cluster): Promise<void> {
-  await c.start();
-  await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'a primary, b standby');
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('cluster-wide maintenance', () => {
   it('maintenance is cluster-wide: set on the primary, the standby does not promote when the primary dies; off on the standby resumes it', async () => {

@@ -57,33 +57,28 @@ export class AdminInbox {
 
   setMaintenance(on: boolean, scope: 'cluster' | 'node' = 'cluster'): RequestRecord {
     const c = this.c;
-    if (scope === 'node') {
+    const st = c.d.store.get();
+    const was = scope === 'node' ? st.nodeMaintenance : st.maintenance;
+    if (was !== on && scope === 'node') {
       // This node alone: kept in its epoch store, never told to the peer.
-      const was = c.d.store.get().nodeMaintenance;
-      if (was !== on) {
-        c.d.store.update({ nodeMaintenance: on });
-        const me = c.d.config.node;
-        c.d.bus.emit({
-          type: on ? 'maintenance_on' : 'maintenance_off',
-          severity: 'warning',
-          message: on
-            ? `maintenance mode on for ${me} only: automatic promotion, handover and restarts paused on this node; its peer is not paused`
-            : `maintenance mode off for ${me}${c.d.store.get().maintenance ? ' (cluster-wide maintenance is still on)' : ': automation resumed on this node'}`,
-          details: { scope: 'node', node: me },
-        });
-      }
-      const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'} for this node only${was === on ? ' (unchanged)' : ''}` });
-      c.kick();
-      return rec;
-    }
-    const was = c.d.store.get().maintenance;
-    if (was !== on) {
+      c.d.store.update({ nodeMaintenance: on });
+      const me = c.d.config.node;
+      c.d.bus.emit({
+        type: on ? 'maintenance_on' : 'maintenance_off',
+        severity: 'warning',
+        message: on
+          ? `maintenance mode on for ${me} only: automatic promotion, handover and restarts paused on this node; its peer is not paused`
+          : `maintenance mode off for ${me}${st.maintenance ? ' (cluster-wide maintenance is still on)' : ': automation resumed on this node'}`,
+        details: { scope: 'node', node: me },
+      });
+    } else if (was !== on) {
       // A new version: the peer takes it from the next heartbeat (maintenance is cluster-wide).
-      const version = c.d.store.get().maintenanceVersion + 1;
+      const version = st.maintenanceVersion + 1;
       c.d.store.update({ maintenance: on, maintenanceVersion: version });
       c.d.bus.emit({ type: on ? 'maintenance_on' : 'maintenance_off', severity: 'warning', message: on ? 'maintenance mode on: automatic promotion, handover and restarts paused on both nodes' : 'maintenance mode off: automation resumed on both nodes', details: { scope: 'cluster', version } });
     }
-    const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'}${was === on ? ' (unchanged)' : ''}` });
+    const only = scope === 'node' ? ' for this node only' : '';
+    const rec = this.record({ id: randomUUID(), kind: 'maintenance', state: 'done', message: `maintenance ${on ? 'on' : 'off'}${only}${was === on ? ' (unchanged)' : ''}` });
     c.kick();
     return rec;
   }
