@@ -75,13 +75,16 @@ export const peerSchema = z
 /**
  * Named timing profiles. `fast` (the default) fails over in well under a second and costs 1–2 % of a
  * core at idle on a head node; `frugal` beats once a second, fails over in about 3 s (as fast as
- * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much. The profile also sets the
- * default probe period of the protected services (2 s / 5 s): on a head node the probes are a fifth of
- * the idle sidecar's CPU. docs/benchmarks.md has the measurements behind both.
+ * keepalived's and HA-OSCAR's defaults) and costs a third to a half as much; `lan` is for two head nodes
+ * on one switch (sub-millisecond round trips, no congested links between them): it beats every 20 ms and
+ * fails over in about 150-200 ms, for several times the idle CPU of `fast`. The profile also sets the
+ * default probe period of the protected services and the timeout of one heartbeat or vote request, which
+ * must stay below the lease. docs/benchmarks.md has the measurements behind all three.
  */
 export const TIMING_PROFILES = {
-  fast: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000 },
-  frugal: { heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500, probeMs: 5000 },
+  fast: { heartbeatMs: 100, deadAfterMs: 500, leaseMs: 700, probeMs: 2000, requestTimeoutMs: 400 },
+  frugal: { heartbeatMs: 1000, deadAfterMs: 3000, leaseMs: 3500, probeMs: 5000, requestTimeoutMs: 400 },
+  lan: { heartbeatMs: 20, deadAfterMs: 100, leaseMs: 140, probeMs: 2000, requestTimeoutMs: 80 },
 } as const;
 export type TimingProfile = keyof typeof TIMING_PROFILES;
 
@@ -96,7 +99,7 @@ export const timingsSchema = z
       .enum(Object.keys(TIMING_PROFILES) as [TimingProfile, ...TimingProfile[]])
       .default('fast')
       .describe(
-        'named defaults for heartbeatMs, deadAfterMs, leaseMs and probeMs: "fast" (100 / 500 / 700 / 2000 ms, failover under 1 s) or "frugal" (1000 / 3000 / 3500 / 5000 ms, failover in about 3 s, a third to a half of the idle CPU of "fast"); a field set explicitly wins',
+        'named defaults for heartbeatMs, deadAfterMs, leaseMs, probeMs and requestTimeoutMs: "fast" (100 / 500 / 700 / 2000 / 400 ms, failover under 1 s), "frugal" (1000 / 3000 / 3500 / 5000 / 400 ms, failover in about 3 s, a third to a half of the idle CPU of "fast") or "lan" (20 / 100 / 140 / 2000 / 80 ms, failover in about 200 ms, for two nodes on one switch; several times the idle CPU of "fast"); a field set explicitly wins',
       ),
     heartbeatMs: z.number().int().min(10).optional().describe(`interval between heartbeats on each path; ${fromProfile('heartbeatMs')}`),
     deadAfterMs: z
@@ -117,7 +120,7 @@ export const timingsSchema = z
       .min(10)
       .optional()
       .describe(`probe period of a protected service (services[].intervalMs, nimbus.monitor.intervalMs) that sets none; ${fromProfile('probeMs')}`),
-    requestTimeoutMs: z.number().int().min(10).default(400).describe('timeout of one heartbeat or vote request'),
+    requestTimeoutMs: z.number().int().min(10).optional().describe(`timeout of one heartbeat or vote request (less than leaseMs); ${fromProfile('requestTimeoutMs')}`),
     handoverTimeoutMs: z
       .number()
       .int()
@@ -150,6 +153,8 @@ export const timingsSchema = z
       deadAfterMs: t.deadAfterMs ?? p.deadAfterMs,
       leaseMs: t.leaseMs ?? p.leaseMs,
       probeMs: t.probeMs ?? p.probeMs,
+      // A lease shortened below the profile's request timeout brings the timeout along (it must stay below the lease).
+      requestTimeoutMs: t.requestTimeoutMs ?? Math.min(p.requestTimeoutMs, Math.max(10, Math.floor((t.leaseMs ?? p.leaseMs) * 0.6))),
     };
   });
 

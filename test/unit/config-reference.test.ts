@@ -12,9 +12,9 @@ describe('configuration reference', () => {
   });
 
   it('documents nested and per-kind settings with defaults', () => {
-    expect(md).toContain('| `timings.profile` | "fast" \\| "frugal" | `"fast"` |');
-    expect(md).toMatch(/\| `timings\.leaseMs` \| number \| \(optional\) \| .*700 \(fast\), 3500 \(frugal\)/);
-    expect(md).toContain('| `timings.requestTimeoutMs` | number | `400` |');
+    expect(md).toContain('| `timings.profile` | "fast" \\| "frugal" \\| "lan" | `"fast"` |');
+    expect(md).toMatch(/\| `timings\.leaseMs` \| number \| \(optional\) \| .*700 \(fast\), 3500 \(frugal\), 140 \(lan\)/);
+    expect(md).toMatch(/\| `timings\.requestTimeoutMs` \| number \| \(optional\) \| .*400 \(fast\), 400 \(frugal\), 80 \(lan\)/);
     expect(md).toContain('`vip (kind bind-proxy).listen.port`');
     expect(md).toContain('`db.sync`');
     expect(md).toContain('`repo.local.endpoint`');

@@ -59,7 +59,11 @@ vip: { kind: floating }
 
   it('cross-field rules: deadAfter > 2 heartbeats, lease > deadAfter, witness or explicit two-node choice', () => {
     const r = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'timings: { heartbeatMs: 100, deadAfterMs: 200, leaseMs: 150 }'));
-    expect(r.problems.map((p) => p.key).sort()).toEqual(['timings.deadAfterMs', 'timings.leaseMs', 'timings.requestTimeoutMs', 'witness']);
+    expect(r.problems.map((p) => p.key).sort()).toEqual(['timings.deadAfterMs', 'timings.leaseMs', 'witness']);
+    // A request timeout set explicitly at or above the lease is refused; one left to the profile follows a short lease.
+    const t = (x: string) => check(`${valid}timings: ${x}\n`);
+    expect(t('{ leaseMs: 600, requestTimeoutMs: 600 }').problems.map((p) => p.key)).toEqual(['timings.requestTimeoutMs']);
+    expect(t('{ heartbeatMs: 50, deadAfterMs: 250, leaseMs: 350 }').config?.timings.requestTimeoutMs).toBe(210);
     const ok = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'quorum: { allowTwoNodeWithoutWitness: true }'));
     expect(ok.problems).toEqual([]);
   });
@@ -86,9 +90,13 @@ vip: { kind: floating }
     for (const v of ['-1', '60001', '1.5']) {
       expect(withTimings(`{ handoverDrainMs: ${v} }`).problems.map((p) => p.key)).toEqual(['timings.handoverDrainMs']);
     }
+    // lan: two nodes on one switch; its request timeout comes with it and stays below its lease.
+    expect(withTimings('{ profile: lan }').config?.timings).toMatchObject({ profile: 'lan', heartbeatMs: 20, deadAfterMs: 100, leaseMs: 140, probeMs: 2000, requestTimeoutMs: 80 });
+    expect(withTimings('{ profile: lan }').problems).toEqual([]);
+    expect(withTimings('{ profile: lan, requestTimeoutMs: 100 }').config?.timings.requestTimeoutMs).toBe(100);
     const bad = withTimings('{ profile: slow }');
     expect(bad.config).toBeUndefined();
-    expect(bad.problems).toEqual([{ key: 'timings.profile', problem: expect.stringMatching(/"fast".*"frugal"/) }]);
+    expect(bad.problems).toEqual([{ key: 'timings.profile', problem: expect.stringMatching(/"fast".*"frugal".*"lan"/) }]);
   });
 
   it('a service without its own probe period gets the timing profile\'s; one that sets it keeps it', () => {
