@@ -153,8 +153,8 @@ export const timingsSchema = z
       deadAfterMs: t.deadAfterMs ?? p.deadAfterMs,
       leaseMs: t.leaseMs ?? p.leaseMs,
       probeMs: t.probeMs ?? p.probeMs,
-      // A lease shortened below the profile's request timeout brings the timeout along (it must stay below the lease).
-      requestTimeoutMs: t.requestTimeoutMs ?? Math.min(p.requestTimeoutMs, Math.max(10, Math.floor((t.leaseMs ?? p.leaseMs) * 0.6))),
+      // A lease set at or below the profile's request timeout brings the timeout down with it (it must stay below the lease).
+      requestTimeoutMs: t.requestTimeoutMs ?? (p.requestTimeoutMs < (t.leaseMs ?? p.leaseMs) ? p.requestTimeoutMs : Math.max(10, Math.floor((t.leaseMs ?? p.leaseMs) * 0.6))),
     };
   });
 

@@ -64,6 +64,7 @@ vip: { kind: floating }
     const t = (x: string) => check(`${valid}timings: ${x}\n`);
     expect(t('{ leaseMs: 600, requestTimeoutMs: 600 }').problems.map((p) => p.key)).toEqual(['timings.requestTimeoutMs']);
     expect(t('{ heartbeatMs: 50, deadAfterMs: 250, leaseMs: 350 }').config?.timings.requestTimeoutMs).toBe(210);
+    expect(t('{ heartbeatMs: 50, deadAfterMs: 250, leaseMs: 450 }').config?.timings.requestTimeoutMs).toBe(400);
     const ok = check(valid.replace('witness: { url: "http://127.0.0.1:8790" }', 'quorum: { allowTwoNodeWithoutWitness: true }'));
     expect(ok.problems).toEqual([]);
   });
