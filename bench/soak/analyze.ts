@@ -8,6 +8,12 @@ export interface Sample {
   t: number;
   rss: number | null;
   heap: number | null;
+  /** V8's heap reserved (total), and memory outside it that JavaScript objects hold (Buffers, ArrayBuffers). */
+  heapTotal?: number | null;
+  external?: number | null;
+  /** /proc/PID/status: the anonymous part of RSS (heap, stacks, malloc) and the file-backed part (the node binary's and libraries' pages touched so far). */
+  rssAnon?: number | null;
+  rssFile?: number | null;
   fds: number | null;
   handles: number | null;
   /** The node's role at the sample (its nimbus_ha_role gauge), null when it did not answer. */

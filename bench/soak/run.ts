@@ -16,7 +16,7 @@
  * nodes and whether the targets (fitted growth ≤ 5 %, fds and resources within ± 2 of the first term's,
  * nothing lost, archive under its cap) were met. bench/soak/analyze.ts recomputes them from --samples.
  *
- *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files N] [--svg FILE] [--samples FILE]
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files N] [--svg FILE] [--samples FILE] [--child-env K=V,...]
  *
  * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
  * marked); --samples writes every sample as JSON.
@@ -58,7 +58,7 @@ async function scrape(url: string): Promise<{ values: Record<string, number>; ro
   try {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
     for (const line of text.split('\n')) {
-      const m = /^nimbus_ha_(process_resident_memory_bytes|nodejs_heap_size_used_bytes|process_open_fds) ([0-9.e+]+)$/.exec(line);
+      const m = /^nimbus_ha_(process_resident_memory_bytes|nodejs_heap_size_used_bytes|nodejs_heap_size_total_bytes|nodejs_external_memory_bytes|process_open_fds) ([0-9.e+]+)$/.exec(line);
       if (m) out[m[1]] = Number(m[2]);
       // Active resources by type (FSEventWrap, TCPWrap, Timeout...): their sum.
       const r = /^nimbus_ha_nodejs_active_resources\{[^}]*\} ([0-9.e+]+)$/.exec(line);
@@ -70,6 +70,20 @@ async function scrape(url: string): Promise<{ values: Record<string, number>; ro
     /* a node restarting: no sample */
   }
   return { values: out, role };
+}
+
+/** RssAnon and RssFile of a process (Linux /proc/PID/status), in bytes; null where unreadable. */
+function procRss(pid: number | undefined): { rssAnon: number | null; rssFile: number | null } {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => {
+      const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text);
+      return m ? Number(m[1]) * 1024 : null;
+    };
+    return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+  } catch {
+    return { rssAnon: null, rssFile: null };
+  }
 }
 
 function duBytes(path: string): number {
@@ -107,6 +121,9 @@ async function main(): Promise<void> {
       writeFileSync(c.nodes[n].configFile, stringify(cfg));
     }
   };
+  // --child-env K=V[,K=V]: extra environment of both sidecars (after the executable's own, e.g. allocator settings).
+  const childEnv = Object.fromEntries((argPath('child-env') ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  for (const n of NODES) c.env[n] = { ...(c.env[n] ?? {}), ...childEnv };
   const cleanup = c.stopOnSignals();
   const writers: DbWriter[] = [];
   let uploader: Uploader | null = null;
@@ -149,12 +166,12 @@ async function main(): Promise<void> {
           const { values: m, role } = await scrape(c.nodes[n].url);
           const dirs = dirsOf(c.nodes[n].dataDir);
           if (dirs.archive > archiveLimit) archiveOverLimit++;
-          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, role, dirs });
+          samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, heapTotal: m.nodejs_heap_size_total_bytes ?? null, external: m.nodejs_external_memory_bytes ?? null, ...procRss(c.nodes[n].proc?.pid), fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, role, dirs });
         }
         const rows = writers.reduce((s, w) => s + w.acked.length, 0);
         const la = samples.a.at(-1)!;
         const lb = samples.b.at(-1)!;
-        say(`t=${Math.round((Date.now() - t0) / 1000)}s rows=${rows} images=${uploader.acked.size} a: rss=${((la.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${la.fds} res=${la.handles} archive=${(la.dirs.archive / 2 ** 20).toFixed(0)}MiB  b: rss=${((lb.rss ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${lb.fds} res=${lb.handles} archive=${(lb.dirs.archive / 2 ** 20).toFixed(0)}MiB`);
+        say(`t=${Math.round((Date.now() - t0) / 1000)}s rows=${rows} images=${uploader.acked.size} a: rss=${((la.rss ?? 0) / 2 ** 20).toFixed(1)}MiB anon=${((la.rssAnon ?? 0) / 2 ** 20).toFixed(1)}MiB file=${((la.rssFile ?? 0) / 2 ** 20).toFixed(1)}MiB heap=${((la.heapTotal ?? 0) / 2 ** 20).toFixed(1)}MiB ext=${((la.external ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${la.fds} res=${la.handles} archive=${(la.dirs.archive / 2 ** 20).toFixed(0)}MiB  b: rss=${((lb.rss ?? 0) / 2 ** 20).toFixed(1)}MiB anon=${((lb.rssAnon ?? 0) / 2 ** 20).toFixed(1)}MiB file=${((lb.rssFile ?? 0) / 2 ** 20).toFixed(1)}MiB heap=${((lb.heapTotal ?? 0) / 2 ** 20).toFixed(1)}MiB ext=${((lb.external ?? 0) / 2 ** 20).toFixed(1)}MiB fds=${lb.fds} res=${lb.handles} archive=${(lb.dirs.archive / 2 ** 20).toFixed(0)}MiB`);
       }
       if (Date.now() >= nextSwitch) {
         const p = await c.primary();
@@ -191,6 +208,9 @@ async function main(): Promise<void> {
         rss_growth_pct: roles.growth,
         rss_growth_pct_raw: afterWarm?.rss && last?.rss ? pct(last.rss, afterWarm.rss) : null,
         by_role: roles.byRole,
+        // The anonymous part (heap, stacks, allocator) is where a leak shows; the rest of RSS is the node binary's pages, touched once per new code path.
+        rss_anon_mib: { start: mib(afterWarm?.rssAnon), end: mib(last?.rssAnon) },
+        rss_file_mib: { start: mib(afterWarm?.rssFile), end: mib(last?.rssFile) },
         heap_mib: { start: mib(afterWarm?.heap), end: mib(last?.heap) },
         fds: { start: afterWarm?.fds ?? null, end: last?.fds ?? null, min: Math.min(...s.map((x) => x.fds ?? Infinity)), max: Math.max(...s.map((x) => x.fds ?? 0)) },
         handles: { start: afterWarm?.handles ?? null, end: last?.handles ?? null, min: Math.min(...s.map((x) => x.handles ?? Infinity)), max: Math.max(...s.map((x) => x.handles ?? 0)) },

@@ -10,7 +10,7 @@ const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url),
 describe('node flags of the long-running processes', () => {
   it('the executable, the container wrapper and the cluster fixture pass the same flags and environment', () => {
     expect(NODE_FLAGS.length).toBeGreaterThan(0);
-    expect(nodeEnvWords()).toBe('MALLOC_ARENA_MAX=2');
+    expect(nodeEnvWords()).toBe('MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536');
     const shebang = read('src/cli/main.ts').split('\n')[0];
     expect(shebang).toBe(`#!/usr/bin/env -S ${nodeEnvWords()} node ${NODE_FLAGS.join(' ')}`);
     expect(read('compose/Dockerfile')).toContain(`exec env ${nodeEnvWords()} node ${NODE_FLAGS.join(' ')} /app/dist/src/cli/main.js`);
@@ -28,11 +28,11 @@ describe('node flags of the long-running processes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nha-shebang-'));
     try {
       const script = join(dir, 'probe.mjs');
-      writeFileSync(script, `${read('src/cli/main.ts').split('\n')[0]}\nconsole.log(JSON.stringify({ env: process.env.MALLOC_ARENA_MAX, argv: process.execArgv }));\n`);
+      writeFileSync(script, `${read('src/cli/main.ts').split('\n')[0]}\nconsole.log(JSON.stringify({ env: process.env.MALLOC_ARENA_MAX, mmap: process.env.MALLOC_MMAP_THRESHOLD_, argv: process.execArgv }));\n`);
       chmodSync(script, 0o755);
       const r = spawnSync(script, [], { encoding: 'utf8', env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}` } });
       expect(r.stderr).toBe('');
-      expect(JSON.parse(r.stdout)).toEqual({ env: PROCESS_ENV.MALLOC_ARENA_MAX, argv: [...NODE_FLAGS] });
+      expect(JSON.parse(r.stdout)).toEqual({ env: PROCESS_ENV.MALLOC_ARENA_MAX, mmap: PROCESS_ENV.MALLOC_MMAP_THRESHOLD_, argv: [...NODE_FLAGS] });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
