@@ -35,8 +35,11 @@ export class Observer {
         c.d.bus.emit({ type: 'path_restored', severity: 'info', message: `heartbeat path ${path.url} to ${p.node} answers again`, details: { url: path.url } });
       }
     });
-    const incompatible = !!(p.alive && p.incompatible);
-    if (incompatible !== this.peerWasIncompatible) {
+    // Compatibility is known only while the peer answers; a silent peer keeps its last known state, so
+    // one that was incompatible, restarts on a compatible release and takes longer than deadAfterMs to
+    // come back is still reported compatible again (peer_dead and peer_alive say it was away).
+    const incompatible = !!p.incompatible;
+    if (p.alive && incompatible !== this.peerWasIncompatible) {
       this.peerWasIncompatible = incompatible;
       if (incompatible) {
         c.d.bus.emit({
@@ -45,9 +48,9 @@ export class Observer {
           message: `peer ${p.node} is alive but speaks an incompatible protocol: ${p.incompatible}; no promotion on it until both run compatible releases`,
           details: { reason: p.incompatible },
         });
-      } else if (p.alive) {
+      } else {
         c.d.bus.emit({ type: 'peer_compatible', severity: 'info', message: `peer ${p.node} speaks a compatible protocol again` });
-      } // gone silent instead: peer_dead says so
+      }
     }
     if (this.peerWasAlive !== p.alive) {
       // The first observation at start-up is not news; only transitions after it are.
