@@ -19,3 +19,15 @@ export async function upAndPrimary(c: Cluster): Promise<void> {
   await c.start();
   await c.waitFor((a, b) => a?.role === 'primary' && b?.role === 'standby', 30_000, 'a primary, b standby');
 }
+
+/**
+ * The writer's table through the database VIP, once the VIP answers: a primary binds its VIPs on the
+ * decision cycle after its services pass their start-up probe, so the status can say "primary, healthy"
+ * a moment before the address accepts connections.
+ */
+export async function prepareThroughVip(w: { prepare(): Promise<void> }, timeoutMs = 30_000): Promise<void> {
+  await until('the database VIP answers', async () => {
+    await w.prepare();
+    return true;
+  }, timeoutMs);
+}

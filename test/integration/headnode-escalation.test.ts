@@ -5,6 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, DB_PASSWORD } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
+import { prepareThroughVip } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -87,7 +88,7 @@ describe('MONIT-style monitoring of the VM service: restart, then escalate to a 
 
   it('a killed VM service is restarted while a stays primary; repeated failures hand the role to b with no row lost; webhook and email arrive in order', async () => {
     const w = new DbWriter(c.dbUrl, { everyMs: 10 });
-    await w.prepare();
+    await prepareThroughVip(w);
     w.start();
     expect(killVmService(c, 'a')).toBe(true);
     await until('VM service restarted on a', async () => (await c.events('a', 'service_restarted')).length >= 1, 20_000);

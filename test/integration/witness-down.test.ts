@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
-import { directDb as direct, sleep, until } from '../helpers/wait.js';
+import { directDb as direct, prepareThroughVip, sleep, until } from '../helpers/wait.js';
 import { doublePrimaryPoller } from '../helpers/double-primary.js';
 
 describe('witness down, then the primary stalls past its lease', () => {
@@ -28,7 +28,7 @@ describe('witness down, then the primary stalls past its lease', () => {
   it('stays primary without the witness, fences on a stall, and a holder is primary again soon after the witness returns; nothing lost', async () => {
     const poll = doublePrimaryPoller(c);
     const w = new DbWriter(c.dbUrl, { table: 'wd_rows' });
-    await w.prepare();
+    await prepareThroughVip(w);
     w.start();
     await until('rows acknowledged', async () => w.acked.length > 30, 20_000);
 
@@ -72,7 +72,7 @@ describe('witness down, then the primary stalls past its lease', () => {
     await until('the record names both', async () => JSON.stringify((await c.status(p))!.data_holders?.holders) === '["a","b"]', 60_000);
     const poll = doublePrimaryPoller(c);
     const w = new DbWriter(c.dbUrl, { table: 'wd_stale' });
-    await w.prepare();
+    await prepareThroughVip(w);
     w.start();
     await until('rows acknowledged', async () => w.acked.length > 30, 20_000);
     // The standby's database dies: after degradeAfterMs the record names the primary alone. The witness
