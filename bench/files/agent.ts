@@ -1,7 +1,8 @@
 /**
  * One side of the file-sync benchmark as its own process, like a real sidecar:
  *   agent.js receiver DST SECRET       -> prints "listening PORT"
- *   agent.js sender SRC URL SECRET     -> prints "ready" once the first full pass is done
+ *   agent.js sender SRC URL SECRET [BATCH_MS MAX_BATCH_MS]
+ *                                      -> prints "ready" once the first full pass is done (batching: 200 / 500 ms, the defaults)
  * Stops on SIGTERM.
  */
 import type { AddressInfo } from 'node:net';
@@ -12,7 +13,7 @@ import { FileSyncReceiver } from '../../src/replication/files/receiver.js';
 import { filesPeerRouter } from '../../src/replication/files/router.js';
 import { FileSyncSender } from '../../src/replication/files/sender.js';
 
-const [role, dir, a, b] = process.argv.slice(2);
+const [role, dir, a, b, batchArg, maxBatchArg] = process.argv.slice(2);
 
 async function main(): Promise<void> {
   if (role === 'receiver') {
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   if (role === 'sender') {
     const client = new PeerClient('bench-primary', b);
     const sender = new FileSyncSender({
-      config: { trees: [{ name: 'bench', path: dir, exclude: [] }], batchMs: 200, maxBatchMs: 500, largeFileBytes: 1024 * 1024 },
+      config: { trees: [{ name: 'bench', path: dir, exclude: [] }], batchMs: Number(batchArg ?? 200), maxBatchMs: Number(maxBatchArg ?? 500), largeFileBytes: 1024 * 1024 },
       transport: client,
       peerUrl: a,
     });

@@ -1,9 +1,15 @@
 /**
  * Change-to-standby latency of config-file tree sync: nimbus-ha (sender and receiver as separate
- * processes on loopback) against lsyncd with its default settings (default.rsync to a local directory),
- * in the same run. Single edits and bursts of 100 files. Prints one JSON object, then a table.
+ * processes on loopback) against lsyncd, in the same run, each at its default and at its fastest setting:
+ * - nimbus-ha with its default batching (batchMs 200, maxBatchMs 500) and with batchMs 0 (ship at once);
+ * - lsyncd with its defaults (default.rsync to a local directory, 15 s delay), and with `delay = 0`
+ *   both as default.rsync and as default.direct (cp/rm for a local target, lsyncd's fastest).
+ * Single edits and bursts of 100 files. Prints one JSON object, then a table.
  *
  *   node dist/bench/files/run.js [--singles N] [--bursts N] [--lsyncd-singles N] [--lsyncd-bursts N] [--no-lsyncd]
+ *
+ * --lsyncd-singles / --lsyncd-bursts size the default-delay lsyncd run only (15 s per change); the delay-0
+ * runs use --singles and --bursts like nimbus-ha.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,7 +70,10 @@ async function waitUntil(cond: () => boolean, what: string): Promise<void> {
 async function measure(src: string, dst: string, singles: number, bursts: number, tag: string, gapMs: number): Promise<ToolResult> {
   const single: number[] = [];
   for (let i = 0; i < singles; i++) {
-    const name = `edit-${i % 5}.conf`;
+    // A new file each time (and new files in every burst): rsync's quick check (size and whole-second mtime) skips a rewrite of the same
+    // file within the same second when the size did not change, so lsyncd at delay 0 (default.rsync) can
+    // miss back-to-back edits of one file altogether; timing new files compares like with like.
+    const name = `edit-${i}.conf`;
     const token = `${tag} single ${i} ${Math.random()}\n`;
     const t0 = performance.now();
     writeFileSync(join(src, name), token);
@@ -79,11 +88,11 @@ async function measure(src: string, dst: string, singles: number, bursts: number
     const t0 = performance.now();
     for (let i = 0; i < 100; i++) {
       tokens[i] = `${tag} burst ${b} file ${i} ${Math.random()}\n`;
-      writeFileSync(join(src, 'burst', `f${i}.conf`), tokens[i]);
+      writeFileSync(join(src, 'burst', `b${b}-f${i}.conf`), tokens[i]);
     }
     let next = 0;
     await waitUntil(() => {
-      while (next < 100 && read(join(dst, 'burst', `f${next}.conf`)) === tokens[next]) next++;
+      while (next < 100 && read(join(dst, 'burst', `b${b}-f${next}.conf`)) === tokens[next]) next++;
       return next === 100;
     }, `${tag} burst ${b}`);
     burst.push(performance.now() - t0);
@@ -119,9 +128,9 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-async function benchNimbusHa(base: string): Promise<ToolResult> {
-  const src = join(base, 'nha-src');
-  const dst = join(base, 'nha-dst');
+async function benchNimbusHa(base: string, batchMs: number, maxBatchMs: number): Promise<ToolResult> {
+  const src = join(base, `nha-${batchMs}-src`);
+  const dst = join(base, `nha-${batchMs}-dst`);
   mkdirSync(src, { recursive: true });
   mkdirSync(dst, { recursive: true });
   const agent = join(dirname(fileURLToPath(import.meta.url)), 'agent.js');
@@ -131,9 +140,9 @@ async function benchNimbusHa(base: string): Promise<ToolResult> {
   try {
     receiver = spawn(process.execPath, [agent, 'receiver', dst, secret], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = (await waitForLine(receiver, /listening (\d+)/, 'receiver'))[1];
-    sender = spawn(process.execPath, [agent, 'sender', src, `http://127.0.0.1:${port}`, secret], { stdio: ['ignore', 'pipe', 'inherit'] });
+    sender = spawn(process.execPath, [agent, 'sender', src, `http://127.0.0.1:${port}`, secret, String(batchMs), String(maxBatchMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await waitForLine(sender, /ready/, 'sender');
-    return await measure(src, dst, SINGLES, BURSTS, 'nimbus-ha', 100);
+    return await measure(src, dst, SINGLES, BURSTS, `nimbus-ha-${batchMs}`, 100);
   } finally {
     await stopChild(sender);
     await stopChild(receiver);
@@ -149,23 +158,25 @@ function lsyncdBinary(): string | { skipped: string } {
   return 'lsyncd';
 }
 
-async function benchLsyncd(base: string, bin: string): Promise<ToolResult> {
-  const src = join(base, 'lsyncd-src');
-  const dst = join(base, 'lsyncd-dst');
+/** lsyncd with its defaults (`delay` null: not set) or with `delay = 0`, as default.rsync or default.direct. */
+async function benchLsyncd(base: string, bin: string, mode: 'rsync' | 'direct', delay: number | null): Promise<ToolResult> {
+  const tag = `lsyncd-${mode}-${delay ?? 'default'}`;
+  const src = join(base, `${tag}-src`);
+  const dst = join(base, `${tag}-dst`);
   mkdirSync(src, { recursive: true });
   mkdirSync(dst, { recursive: true });
   writeFileSync(join(src, 'marker'), 'initial\n');
-  const conf = join(base, 'lsyncd.conf.lua');
-  // Default settings: only the required fields; `delay` and rsync options stay lsyncd's defaults.
+  const conf = join(base, `${tag}.conf.lua`);
+  // Only the required fields, and `delay` when given; the rsync options stay lsyncd's defaults.
   writeFileSync(
     conf,
-    `settings { nodaemon = true, logfile = "${join(base, 'lsyncd.log')}", statusFile = "${join(base, 'lsyncd.status')}" }\n` +
-      `sync { default.rsync, source = "${src}", target = "${dst}" }\n`,
+    `settings { nodaemon = true, logfile = "${join(base, `${tag}.log`)}", statusFile = "${join(base, `${tag}.status`)}" }\n` +
+      `sync { default.${mode}, source = "${src}", target = "${dst}"${delay === null ? '' : `, delay = ${delay}`} }\n`,
   );
   const child = spawn(bin, [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    await waitUntil(() => read(join(dst, 'marker')) === 'initial\n', 'lsyncd initial sync');
-    return await measure(src, dst, L_SINGLES, L_BURSTS, 'lsyncd', 100);
+    await waitUntil(() => read(join(dst, 'marker')) === 'initial\n', `${tag} initial sync`);
+    return delay === null ? await measure(src, dst, L_SINGLES, L_BURSTS, tag, 100) : await measure(src, dst, SINGLES, BURSTS, tag, 100);
   } finally {
     await stopChild(child);
   }
@@ -176,51 +187,83 @@ function table(rows: [string, ...string[]][]): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n');
 }
 
+type Result = ToolResult | { skipped: string };
+const p50Ratio = (slow: Result, fast: Result, k: 'single' | 'burst100') =>
+  'skipped' in slow || 'skipped' in fast ? null : Math.round((slow[k].p50Ms / fast[k].p50Ms) * 100) / 100;
+
 async function main(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'nha-bench-files-'));
   try {
-    const nha = await benchNimbusHa(base);
-    let lsyncd: ToolResult | { skipped: string };
-    if (args.includes('--no-lsyncd')) lsyncd = { skipped: 'disabled with --no-lsyncd' };
+    const nha = await benchNimbusHa(base, 200, 500);
+    const nha0 = await benchNimbusHa(base, 0, 500);
+    let lsyncd: Result;
+    let lsyncd0: Result;
+    let lsyncd0Direct: Result;
+    if (args.includes('--no-lsyncd')) lsyncd = lsyncd0 = lsyncd0Direct = { skipped: 'disabled with --no-lsyncd' };
     else {
       const bin = lsyncdBinary();
-      lsyncd = typeof bin === 'string' ? await benchLsyncd(base, bin) : bin;
+      if (typeof bin === 'string') {
+        lsyncd0 = await benchLsyncd(base, bin, 'rsync', 0);
+        lsyncd0Direct = await benchLsyncd(base, bin, 'direct', 0);
+        lsyncd = await benchLsyncd(base, bin, 'rsync', null);
+      } else lsyncd = lsyncd0 = lsyncd0Direct = bin;
     }
-    const version = typeof lsyncd === 'object' && 'skipped' in lsyncd ? null : (() => {
+    const version = 'skipped' in lsyncd ? null : (() => {
       try {
         return execFileSync('lsyncd', ['--version'], { encoding: 'utf8' }).trim().split('\n')[0];
       } catch {
         return null;
       }
     })();
-    const ratio = 'skipped' in lsyncd ? null : {
-      singleP50: Math.round((lsyncd.single.p50Ms / nha.single.p50Ms) * 10) / 10,
-      burst100P50: Math.round((lsyncd.burst100.p50Ms / nha.burst100.p50Ms) * 10) / 10,
+    const ratio = 'skipped' in lsyncd ? null : { singleP50: p50Ratio(lsyncd, nha, 'single'), burst100P50: p50Ratio(lsyncd, nha, 'burst100') };
+    // Each anchor at its fastest setting against nimbus-ha at its fastest (lsyncd delay 0 / nimbus-ha batchMs 0).
+    const ratios = {
+      defaultSingleP50: ratio?.singleP50 ?? null,
+      defaultBurst100P50: ratio?.burst100P50 ?? null,
+      delay0SingleP50: p50Ratio(lsyncd0, nha0, 'single'),
+      delay0Burst100P50: p50Ratio(lsyncd0, nha0, 'burst100'),
+      delay0DirectSingleP50: p50Ratio(lsyncd0Direct, nha0, 'single'),
+      delay0DirectBurst100P50: p50Ratio(lsyncd0Direct, nha0, 'burst100'),
     };
+    const withInfo = (r: Result, settings: string) => ('skipped' in r ? r : { version, settings, ...r });
     const result = {
       bench: 'files',
       what: 'time from a write on the primary tree until the standby tree holds the new content',
       host: { cpus: (await import('node:os')).cpus().length, node: process.version },
       nimbusHa: { settings: { batchMs: 200, maxBatchMs: 500 }, ...nha },
-      lsyncd: 'skipped' in lsyncd ? lsyncd : { version, settings: 'default.rsync, default delay', ...lsyncd },
+      nimbusHaBatch0: { settings: { batchMs: 0, maxBatchMs: 500 }, ...nha0 },
+      lsyncd: withInfo(lsyncd, 'default.rsync, default delay (15 s)'),
+      lsyncdDelay0: withInfo(lsyncd0, 'default.rsync, delay = 0'),
+      lsyncdDelay0Direct: withInfo(lsyncd0Direct, 'default.direct (local target), delay = 0'),
       ratio,
+      ratios,
       target: {
         p50AtMostOneSecond: nha.single.p50Ms <= 1000 && nha.burst100.p50Ms <= 1000,
-        tenTimesFasterThanLsyncd: ratio ? ratio.singleP50 >= 10 && ratio.burst100P50 >= 10 : null,
+        tenTimesFasterThanLsyncd: ratio ? (ratio.singleP50 ?? 0) >= 10 && (ratio.burst100P50 ?? 0) >= 10 : null,
+        delay0AtLeastAsFast: ratios.delay0SingleP50 === null ? null : ratios.delay0SingleP50 >= 1,
       },
     };
     console.log(JSON.stringify(result, null, 2));
-    const row = (name: string, r: ToolResult | { skipped: string }): [string, ...string[]][] =>
+    const row = (name: string, r: Result): [string, ...string[]][] =>
       'skipped' in r
         ? [[name, 'skipped', r.skipped, '', '', '']]
         : [
-            [name, 'single edit', String(r.single.n), r.single.p50Ms.toFixed(0), r.single.p99Ms.toFixed(0), r.single.maxMs.toFixed(0)],
-            [name, 'burst of 100', String(r.burst100.n), r.burst100.p50Ms.toFixed(0), r.burst100.p99Ms.toFixed(0), r.burst100.maxMs.toFixed(0)],
+            [name, 'single edit', String(r.single.n), r.single.p50Ms.toFixed(1), r.single.p99Ms.toFixed(1), r.single.maxMs.toFixed(1)],
+            [name, 'burst of 100', String(r.burst100.n), r.burst100.p50Ms.toFixed(1), r.burst100.p99Ms.toFixed(1), r.burst100.maxMs.toFixed(1)],
           ];
+    const x = (v: number | null) => (v === null ? '-' : `${v}x`);
     console.log(
       '\n' +
-        table([['tool', 'case', 'n', 'p50 ms', 'p99 ms', 'max ms'], ...row('nimbus-ha', nha), ...row('lsyncd', lsyncd)]) +
-        (ratio ? `\n\nlsyncd / nimbus-ha (p50): single ${ratio.singleP50}x, burst ${ratio.burst100P50}x` : '') +
+        table([
+          ['tool (setting)', 'case', 'n', 'p50 ms', 'p99 ms', 'max ms'],
+          ...row('nimbus-ha (batchMs 200, default)', nha),
+          ...row('nimbus-ha (batchMs 0)', nha0),
+          ...row('lsyncd (default.rsync, delay 15 s, default)', lsyncd),
+          ...row('lsyncd (default.rsync, delay 0)', lsyncd0),
+          ...row('lsyncd (default.direct, delay 0)', lsyncd0Direct),
+        ]) +
+        `\n\nlsyncd / nimbus-ha (p50), defaults: single ${x(ratios.defaultSingleP50)}, burst ${x(ratios.defaultBurst100P50)}` +
+        `\nlsyncd delay 0 / nimbus-ha batchMs 0 (p50): default.rsync single ${x(ratios.delay0SingleP50)}, burst ${x(ratios.delay0Burst100P50)}; default.direct single ${x(ratios.delay0DirectSingleP50)}, burst ${x(ratios.delay0DirectBurst100P50)}` +
         '\n(p99 of a small sample is close to its maximum)',
     );
   } finally {

@@ -16,7 +16,7 @@
  * nodes and whether the targets (fitted growth ≤ 5 %, fds and resources within ± 2 of the first term's,
  * nothing lost, archive under its cap) were met. bench/soak/analyze.ts recomputes them from --samples.
  *
- *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files N] [--svg FILE] [--samples FILE] [--child-env K=V,...]
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files 50] [--svg FILE] [--samples FILE] [--child-env K=V,...]
  *
  * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
  * marked); --samples writes every sample as JSON.
@@ -152,8 +152,9 @@ async function main(): Promise<void> {
     }
     uploader = new Uploader(vipStore, 'VMS/soak/', 3000);
     uploader.start();
-    // --edit-files N: the config writer edits N files in turn (a tree that does not grow), instead of a new file each time.
-    files = new FileWriter(NODES.map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 3000, arg('edit-files', 0));
+    // --edit-files N (default 50): the config writer edits N files in turn, so the tree does not grow with
+    // the run's length (a steady load); --edit-files 0 writes a new file each time instead.
+    files = new FileWriter(NODES.map((n) => ({ name: n, url: c.nodes[n].url, etcDir: c.nodes[n].etcDir })), 3000, arg('edit-files', 50));
     files.start();
     const t0 = Date.now();
     const end = t0 + minutes * 60_000;
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** RSS, heap, active resources and disk use of both nodes over the run, switchovers marked. */
+/** RSS (and its anonymous part), heap, active resources and disk use of both nodes over the run, switchovers marked. */
 function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from: string; ok: boolean }[], minutes: number): string {
   const colors: Record<Node, string> = { a: '#1f77b4', b: '#ff7f0e' };
   const min = (t: number) => Math.round((t / 60_000) * 100) / 100;
@@ -292,7 +293,8 @@ function chart(samples: Record<Node, Sample[]>, switchovers: { at: number; from:
     markerLegend: 'switchover',
     markers: switchovers.filter((s) => s.ok).map((s) => ({ x: min(s.at), label: `switchover from ${s.from}` })),
     panels: [
-      { title: 'sidecar memory', unit: 'MiB', series: [...series('RSS', (x) => mib(x.rss)), ...series('heap used', (x) => mib(x.heap), true)] },
+      { title: 'sidecar memory: RSS and its anonymous part', unit: 'MiB', series: [...series('RSS', (x) => mib(x.rss)), ...series('RSS anonymous', (x) => mib(x.rssAnon ?? null), true)] },
+      { title: 'V8 heap', unit: 'MiB', series: [...series('heap used', (x) => mib(x.heap)), ...series('heap total', (x) => mib(x.heapTotal ?? null), true)] },
       { title: 'active resources and open fds', unit: 'count', series: [...series('resources', (x) => x.handles), ...series('fds', (x) => x.fds, true)] },
       { title: 'disk', unit: 'MiB', series: [...series('node dir', (x) => mib(x.dirs.total)), ...series('WAL archive', (x) => mib(x.dirs.archive), true)] },
     ],
