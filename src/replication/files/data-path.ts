@@ -67,6 +67,7 @@ export class FilesDataPath implements RoleHooks {
       policy: opts.config.quarantine?.policy ?? 'merge',
       transport: opts.transport,
       lastReceived: (tree, rel) => this.receiver.lastReceived(tree, rel),
+      agreed: (tree, rel, sha256) => void this.receiver.agreed(tree, rel, sha256).catch(() => undefined),
       events: opts.events,
       clock: opts.clock,
     });

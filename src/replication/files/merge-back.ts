@@ -139,6 +139,12 @@ export interface FilesMergeBackOptions {
   transport: PeerTransport;
   /** What this node last received for a path (the receiver's record): such content came from the primary. */
   lastReceived: (tree: string, rel: string) => Promise<string | undefined>;
+  /**
+   * The primary holds this content of a file this node wrote as primary (it answered "same", or took it
+   * in the merge): from now on it counts as received, so the primary's next edit of it replaces it like
+   * any received file instead of moving it into quarantine as a local change.
+   */
+  agreed?: (tree: string, rel: string, sha256: string) => void;
   events?: EventSink;
   clock?: Clock;
   basePath?: string;
@@ -339,6 +345,7 @@ export class FilesMergeBack {
           if (!o) continue;
           results.set(`${tree}/${r.path}`, { c: o.c, outcome: r.outcome });
           if (r.outcome === 'merged') wanted.push(o);
+          else if (r.outcome === 'same' && o.c.from === 'tree') this.o.agreed?.(tree, o.c.rel, o.sha256);
         }
       }
       if (this.o.policy !== 'merge') continue;
@@ -348,12 +355,15 @@ export class FilesMergeBack {
         if (!batch.length) return;
         const req: MergeRequest = { tree, entries: batch.map((b) => b.e) };
         const res = await onLivePath(peer, (u, signal) => this.o.transport.post<MergeResponse>(u, url, req, timeoutMs, signal));
-        const byPath = new Map(batch.map((b) => [b.e.path, b.c]));
+        const byPath = new Map(batch.map((b) => [b.e.path, b]));
         for (const r of res.results ?? []) {
-          const c = byPath.get(r.path);
-          if (!c) continue;
-          results.set(`${tree}/${r.path}`, { c, outcome: r.outcome });
-          if (r.outcome === 'merged') merged++;
+          const b = byPath.get(r.path);
+          if (!b) continue;
+          results.set(`${tree}/${r.path}`, { c: b.c, outcome: r.outcome });
+          if (r.outcome === 'merged') {
+            merged++;
+            if (b.c.from === 'tree') this.o.agreed?.(tree, b.c.rel, b.e.sha256);
+          }
         }
         batch = [];
         bytes = 0;

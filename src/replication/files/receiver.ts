@@ -221,6 +221,17 @@ export class FileSyncReceiver {
   async forgetReceived(treeName: string, rel: string): Promise<void> {
     await this.records.load();
     this.records.delete(treeName, rel);
+    this.saveSoon();
+  }
+
+  /** The primary holds `sha256` at `rel` too (merge-back found it there or put it there): it counts as received. */
+  async agreed(treeName: string, rel: string, sha256: string): Promise<void> {
+    await this.records.load();
+    this.records.set(treeName, rel, sha256);
+    this.saveSoon();
+  }
+
+  private saveSoon(): void {
     // Saved at most once a second: an `rm -r` of a large directory must not rewrite the file per path.
     this.forgetSave ??= setTimeout(() => {
       this.forgetSave = null;
