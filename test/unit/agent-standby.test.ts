@@ -376,7 +376,8 @@ class HangingRenewalWitness extends AheadWitness {
 
 describe('witness lease renewal', () => {
   it('an unanswered renewal is given up after requestTimeoutMs on the heartbeat tick and sent again, with no timer of its own', async () => {
-    const hb = 50;
+    // Real timers: 100 ms beats leave a busy host (a CI run next to other work) room before the 700 ms lease.
+    const hb = 100;
     const witness = new HangingRenewalWitness();
     const { agent, events } = await standbyLosingPrimary(hb, witness);
     await until('primary', () => agent.role === 'primary', 3000);
