@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,40 @@ describe('WAL archive retention on a directory', () => {
     expect(events.filter((e) => e.type === 'db.archive.reclone_needed')).toHaveLength(1);
     await writeRecloneMarks(a, []);
     expect(await readRecloneMarks(a)).toEqual([]);
+  });
+
+  it('a segment landing in a watched archive runs a pass at once: the cap holds between the periodic passes', async () => {
+    const a = await archiveWith(3);
+    let open = false;
+    const r = new ArchiveRetention({
+      archiveDir: a,
+      policy: { maxAgeMs: 24 * 3_600_000, keepBytes: 2048 * SEG, maxBytes: 5 * SEG + 1024, headroomBytes: SEG, segmentBytes: SEG }, // + room for the history file
+      readers: async () => [],
+    });
+    await r.watch(() => open);
+    const total = async () => (await readdir(a)).filter((n) => n.length === 24).length;
+    const land = async (i: number) => {
+      // as archive_command does it: a temp copy, then a rename
+      const p = join(a, walFileNameOf(1, i * SEG, SEG));
+      await writeFile(`${p}.tmp`, Buffer.alloc(SEG));
+      await rename(`${p}.tmp`, p);
+    };
+    await land(3);
+    await land(4);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await total()).toBe(5); // the gate was shut: nothing ran
+    open = true;
+    await land(5);
+    const until = Date.now() + 5000;
+    while ((await total()) > 4 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    expect(await total()).toBe(4); // cap 5 segments minus one of room
+    for (let i = 6; i < 12; i++) await land(i);
+    while ((await total()) > 4 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    expect((await readdir(a)).filter((n) => n.length === 24).sort()).toEqual([8, 9, 10, 11].map((i) => walFileNameOf(1, i * SEG, SEG)));
+    r.unwatch();
+    await land(12);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await total()).toBe(5); // unwatched: only a periodic pass would prune now
   });
 
   it('reads the restart point (REDO) from pg_control', async () => {

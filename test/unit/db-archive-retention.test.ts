@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRetention, segmentNumberOf, walFileNameOf, type ArchiveFile, type ArchiveReader } from '../../src/replication/db/archive-retention.js';
+import { decideRetention, segmentNumberOf, walFileNameOf, type ArchiveFile, type ArchiveReader, type RetentionPolicy } from '../../src/replication/db/archive-retention.js';
 
 const MB = 1024 * 1024;
 const SEG = 16 * MB;
@@ -19,7 +19,7 @@ interface Row {
   what: string;
   files: ArchiveFile[];
   readers: ArchiveReader[];
-  policy?: Partial<typeof noWindow>;
+  policy?: Partial<RetentionPolicy>;
   remove: string[];
   lost?: string[];
 }
@@ -41,6 +41,8 @@ const table: Row[] = [
   { what: 'hard cap: the oldest needed files go and the reader is lost', files: range(0, 10).map((n) => seg(n)), readers: [at('b', 2), at('c', 9)], policy: { maxBytes: 5 * SEG }, remove: range(0, 5).map((n) => name(n)), lost: ['b'] },
   { what: 'hard cap not reached: a needed file stays', files: range(0, 10).map((n) => seg(n)), readers: [at('b', 2)], policy: { maxBytes: 10 * SEG }, remove: [name(0), name(1)], lost: [] },
   { what: 'hard cap beats the retention window', files: range(0, 4).map((n) => seg(n, 1)), readers: [at('b', 4)], policy: { maxAgeMs: 24 * HOUR, keepBytes: 2 * 1024 * MB, maxBytes: 2 * SEG }, remove: [name(0), name(1)], lost: [] },
+  { what: 'hard cap with headroom: room for the next segment stays free', files: range(0, 10).map((n) => seg(n)), readers: [at('c', 9)], policy: { maxAgeMs: 24 * HOUR, keepBytes: 2 * 1024 * MB, maxBytes: 5 * SEG, headroomBytes: SEG }, remove: range(0, 6).map((n) => name(n)), lost: [] },
+  { what: 'hard cap with headroom not reached', files: range(0, 4).map((n) => seg(n)), readers: [at('c', 3)], policy: { maxAgeMs: 24 * HOUR, keepBytes: 2 * 1024 * MB, maxBytes: 5 * SEG, headroomBytes: SEG }, remove: [], lost: [] },
   { what: 'hard cap never removes the newest segment', files: range(0, 3).map((n) => seg(n)), readers: [{ name: 'b', restartBytes: null }], policy: { maxBytes: SEG / 2 }, remove: [name(0), name(1)], lost: ['b'] },
 ];
 

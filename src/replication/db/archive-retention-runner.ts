@@ -9,11 +9,13 @@
  * `<archiveDir>/.nha-reclone.json` (a name the shipper and PostgreSQL never touch) with a critical event;
  * the standby learns it from the primary and re-clones instead of waiting for WAL that is gone.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { EventInput } from '../../events/bus.js';
 import { errorMessage } from '../../errors.js';
 import { decideRetention, type ArchiveFile, type ArchiveReader, type RetentionDecision, type RetentionPolicy } from './archive-retention.js';
+import { isArchiveFileName } from './wal-names.js';
 
 export const RECLONE_FILE = '.nha-reclone.json';
 
@@ -78,8 +80,63 @@ export class ArchiveRetention {
   /** Bytes of the archive after the last pass (metrics, soak). */
   lastBytes: number | null = null;
   private lastError: string | null = null;
+  /** inotify on the archive directory (and which directory inode it watches): a WAL file landing there
+   * starts a pass at once, so the hard cap holds between the periodic passes too. */
+  private watcher: FSWatcher | null = null;
+  private watchedIno: number | null = null;
+  /** A file landed while a pass ran: run once more after it. */
+  private again = false;
 
   constructor(private readonly o: RetentionRunnerOptions) {}
+
+  /**
+   * Watch the archive directory; call it again from time to time: a directory that was missing, or was
+   * replaced (a re-clone sets the old one aside), is watched anew. A WAL file written there runs a pass
+   * when `gate()` allows it.
+   */
+  async watch(gate: () => boolean): Promise<void> {
+    const ino = await stat(this.o.archiveDir).then(
+      (s) => s.ino,
+      () => null,
+    );
+    if (this.watcher && ino === this.watchedIno) return;
+    this.unwatch();
+    if (ino === null) return;
+    try {
+      const w = watch(this.o.archiveDir, (_event, name) => {
+        if (name && !isArchiveFileName(String(name))) return; // temp copies, the re-clone marks
+        if (gate()) this.kick();
+      });
+      w.on('error', () => {
+        w.close();
+        if (this.watcher === w) this.unwatch();
+      });
+      w.unref();
+      this.watcher = w;
+      this.watchedIno = ino;
+    } catch {
+      this.unwatch();
+    }
+  }
+
+  unwatch(): void {
+    this.watcher?.close();
+    this.watcher = null;
+    this.watchedIno = null;
+    this.again = false;
+  }
+
+  private kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.runOnce().then(() => {
+      if (!this.again || !this.watcher) return;
+      this.again = false;
+      this.kick();
+    });
+  }
 
   /** One pass; concurrent calls share it. Never throws. */
   runOnce(): Promise<RetentionPass> {

@@ -11,7 +11,9 @@
  *    together fit in `keepBytes` (whichever of the two keeps more).
  * The hard cap `maxBytes` protects the disk: while the archive is larger, the oldest WAL files go even
  * if a reader still needs them (never the newest segment); each reader that needed one of them is
- * reported in `lost` and must be re-cloned. Timeline history files (`NNNNNNNN.history`) are never removed.
+ * reported in `lost` and must be re-cloned. With `headroomBytes` the cap keeps that much room free, so the
+ * next file to land (one WAL segment) fits under the cap before the next pass runs. Timeline history files
+ * (`NNNNNNNN.history`) are never removed.
  */
 import { isArchiveFileName } from './wal-names.js';
 
@@ -37,6 +39,8 @@ export interface RetentionPolicy {
   keepBytes: number;
   /** Hard cap on the whole archive; 0 = none. */
   maxBytes: number;
+  /** Room kept free under the hard cap for the next file to land (default 0). */
+  headroomBytes?: number;
   /** WAL segment size in bytes (to map a restart point to a segment). */
   segmentBytes: number;
 }
@@ -122,10 +126,11 @@ export function decideRetention(files: ArchiveFile[], readers: ArchiveReader[], 
   }
 
   const lost = new Set<string>();
-  if (policy.maxBytes > 0 && total > policy.maxBytes) {
+  const cap = policy.maxBytes > 0 ? Math.max(0, policy.maxBytes - (policy.headroomBytes ?? 0)) : 0;
+  if (policy.maxBytes > 0 && total > cap) {
     const lastSeg = wal.length ? wal[wal.length - 1].segno : -1;
     for (const f of wal) {
-      if (total <= policy.maxBytes) break;
+      if (total <= cap) break;
       if (removed.has(f.name) || f.segno === lastSeg) continue;
       removed.add(f.name);
       remove.push(f.name);

@@ -50,7 +50,7 @@ export const dbConfigSchema = z
       .int()
       .min(0)
       .default(16 * 1024 ** 3)
-      .describe('Hard cap on the WAL archive (bytes, 0 = none): past it the oldest files go even if an absent standby needs them; that standby is then marked for re-clone (critical event db.archive.reclone_needed).'),
+      .describe('Hard cap on the WAL archive (bytes, 0 = none): past it the oldest files go even if an absent standby needs them; that standby is then marked for re-clone (critical event db.archive.reclone_needed). Each WAL file landing in the archive starts a pass at once, and a cap of at least four segments keeps one segment of room free, so the archive stays under the cap while segments land.'),
     sync: z.enum(['async', 'sync']).default('async').describe('async: commits do not wait for the standby; sync: commits wait until the standby flushed them.'),
     onStandbyLoss: z
       .enum(['block', 'degrade'])

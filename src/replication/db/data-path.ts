@@ -143,6 +143,8 @@ export class DbDataPath implements RoleHooks {
         maxAgeMs: o.config.archiveRetention.maxAgeHours * 3_600_000,
         keepBytes: o.config.archiveRetention.keepMb * 1024 * 1024,
         maxBytes: o.config.archiveMaxBytes,
+        // One segment of room under the cap: the next segment to land fits before the pass it starts.
+        headroomBytes: o.config.archiveMaxBytes >= 4 * o.config.walSegmentSizeMb * 1024 * 1024 ? o.config.walSegmentSizeMb * 1024 * 1024 : 0,
         segmentBytes: o.config.walSegmentSizeMb * 1024 * 1024,
       },
       readers: () => this.archiveReaders(),
@@ -457,6 +459,7 @@ export class DbDataPath implements RoleHooks {
     const at = this.clock.monotonicMs();
     if (at - this.retentionAt >= RETENTION_MS && (this.primary ? this.ready : this.cached?.running)) {
       this.retentionAt = at;
+      await this.retention.watch(() => !this.closed && (this.primary ? this.ready : !!this.cached?.running));
       await this.retention.runOnce();
       if (!this.primary && this.cached?.streaming) {
         // Re-clones keep the replaced data directory and its WAL archive aside: the newest pair stays.
@@ -565,6 +568,7 @@ export class DbDataPath implements RoleHooks {
     if (this.dueTimer) clearTimeout(this.dueTimer);
     this.dueTimer = null;
     this.shipper?.stop();
+    this.retention.unwatch();
     await this.busy?.catch(() => undefined);
     await this.o.db.stop('fast').catch(() => undefined);
   }
