@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'BAD_REQUEST'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'REQUEST_REFUSED'
+  | 'TOO_MANY_STREAMS'
   | 'INTERNAL';
 
 /**
@@ -85,6 +86,7 @@ export const ERROR_INFO: Readonly<Record<ErrorCode, { httpStatus: number; retrya
   BAD_REQUEST: { httpStatus: 400, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },
   REQUEST_REFUSED: { httpStatus: 409, retryable: true },
+  TOO_MANY_STREAMS: { httpStatus: 503, retryable: true },
   INTERNAL: { httpStatus: 500, retryable: true },
 };
 

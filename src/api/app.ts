@@ -7,8 +7,12 @@ import type { EventBus } from '../events/bus.js';
 import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest } from '../peer/auth.js';
 import { ReplayGuard } from '../peer/replay.js';
 import { keysOf, type KeyInput, type KeyUse } from '../peer/keyring.js';
+import { compareConfigurations, fromHistory, paperParams } from '../availability/ctmc.js';
+import type { HaEvent } from '../ports.js';
 import { AuthFailures } from './auth-failures.js';
+import { EventStreams } from './event-stream.js';
 import { jsonErrorHandler, notFoundHandler, sendError } from './json-errors.js';
+import { uiRouter } from './ui.js';
 
 export interface ApiDeps {
   agent: Agent;
@@ -32,7 +36,22 @@ export interface ApiDeps {
   replay?: ReplayGuard;
   /** Called with an unexpected error (answered 500 without details). */
   onInternalError?: (err: unknown, req: Request) => void;
+  /** The event history for GET /availability (default: the events kept in memory). */
+  history?: () => Promise<HaEvent[]>;
 }
+
+/** Events of `a` followed by those of `b` that `a` does not hold (same time, type and message). */
+function mergeEvents(a: HaEvent[], b: HaEvent[]): HaEvent[] {
+  const key = (e: HaEvent) => `${e.time}|${e.type}|${e.message}`;
+  const have = new Set(a.map(key));
+  return [...a, ...b.filter((e) => !have.has(key(e)))];
+}
+
+/** Events that change the observed availability. */
+const OUTAGE_EVENT_TYPES = new Set(['failover', 'takeover', 'service_failed', 'service_recovered']);
+
+/** How long GET /availability reuses its reading of the history. */
+const AVAILABILITY_CACHE_MS = 30_000;
 
 /**
  * Body limits of the feature routes (hashed JSON bodies; streamed ones are checked by their routes).
@@ -108,6 +127,29 @@ export function createApp(d: ApiDeps): express.Express {
     const types = typeof req.query.type === 'string' ? req.query.type.split(',') : undefined;
     res.json({ events: d.bus.recent({ limit, types }) });
   });
+  const streams = new EventStreams(d.bus);
+  app.get('/events/stream', streams.handle);
+  // The HA-OSCAR model for the paper's rates next to what this node's history shows.
+  let observed: { at: number; value: ReturnType<typeof fromHistory> } | null = null;
+  // A new outage or recovery is counted at the next request, not after the cache's 30 s.
+  d.bus.subscribe((e) => {
+    if (OUTAGE_EVENT_TYPES.has(e.type)) observed = null;
+  });
+  app.get('/availability', async (_req, res, next) => {
+    try {
+      if (!observed || Date.now() - observed.at > AVAILABILITY_CACHE_MS) {
+        // The history file, and what is in memory but may not be written yet.
+        const recent = d.bus.recent({ limit: 1000 });
+        const events = d.history ? mergeEvents(await d.history(), recent) : recent;
+        observed = { at: Date.now(), value: fromHistory(events) };
+      }
+      const { incidents, ...summary } = observed.value;
+      res.set('cache-control', 'no-store').json({ params: paperParams, model: compareConfigurations(paperParams), observed: { ...summary, incidents: incidents.slice(-50) } });
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use('/ui', uiRouter());
 
   // -- admin: bearer token, checked before any body is read; 401 changes nothing --
   const failures = new AuthFailures((e) => d.bus.emit(e));

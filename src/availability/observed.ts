@@ -43,6 +43,19 @@ function numberIn(details: Record<string, unknown> | undefined, keys: string[]):
   return undefined;
 }
 
+/**
+ * A sidecar's own failover event gives no client-measured downtime but its phases: the peer went silent
+ * `detect_ms` before it was declared dead, and the VIP was up `since_peer_dead_ms` after that (else the
+ * sum of the phases it reports).
+ */
+function takeoverGapMs(details: Record<string, unknown> | undefined): number | undefined {
+  const n = (k: string) => numberIn(details, [k]);
+  const sinceDead = n('since_peer_dead_ms');
+  if (sinceDead !== undefined) return (n('detect_ms') ?? 0) + sinceDead;
+  const phases = ['detect_ms', 'election_ms', 'promote_ms', 'vip_ms'].map(n).filter((x): x is number => x !== undefined);
+  return phases.length ? phases.reduce((a, b) => a + b, 0) : undefined;
+}
+
 function subjectOf(e: HaEvent): string {
   const s = e.details?.service;
   return typeof s === 'string' ? s : e.node;
@@ -94,7 +107,7 @@ export function fromHistory(
       const start = recoveryMs !== undefined ? t - recoveryMs : opened;
       if (start !== undefined) incidents.push({ kind: 'service', subject, startMs: start, endMs: t, open: false });
     } else if (FAILOVER_TYPES.has(e.type)) {
-      const d = numberIn(e.details, FAILOVER_DURATION_KEYS) ?? 0;
+      const d = numberIn(e.details, FAILOVER_DURATION_KEYS) ?? takeoverGapMs(e.details) ?? 0;
       incidents.push({ kind: 'failover', subject: e.node, startMs: t - d, endMs: t, open: false });
     }
   }

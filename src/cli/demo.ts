@@ -117,6 +117,7 @@ export async function stayUp(cluster: Cluster, lines: string[], o: StayUpOptions
   for (const l of lines) console.log(l);
   console.log(`  node a            ${cluster.nodes.a.url}/status   (nimbus-ha status --url ${cluster.nodes.a.url})`);
   console.log(`  node b            ${cluster.nodes.b.url}/status`);
+  console.log(`  dashboards        ${cluster.nodes.a.url}/ui   ${cluster.nodes.b.url}/ui   (live; the admin token unlocks switchover, fail-back, maintenance)`);
   console.log(`  admin token       ${ADMIN_TOKEN}`);
   const narrator = new Narrator(
     (['a', 'b'] as const).map((n) => ({ name: n, url: cluster.nodes[n].url })),

@@ -11,7 +11,7 @@ import { childEnv } from '../util/child-env.js';
 import { buildServices, probePeriods } from './services.js';
 import type { RepoStoreConfig } from '../replication/repo/config.js';
 import { systemClock } from '../clock.js';
-import { EventBus } from '../events/bus.js';
+import { EventBus, readHistory } from '../events/bus.js';
 import { DiskWatch } from '../monitor/disk.js';
 import { EpochStore } from '../cluster/epoch-store.js';
 import { Agent } from '../cluster/agent.js';
@@ -270,6 +270,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     node: cfg.node,
     replay,
     onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
+    history: () => readHistory(historyFile, { files: cfg.history.files, limit: 20_000 }),
   });
   const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls);
   // Renewed certificates are taken without a restart (polled, and at once on SIGHUP).

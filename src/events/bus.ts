@@ -53,6 +53,7 @@ export class EventBus {
   private readonly importantRing: { seq: number; e: HaEvent }[] = [];
   private seq = 0;
   private readonly listeners: Listener[] = [];
+  private readonly subscribers = new Set<(e: HaEvent, seq: number) => void>();
   private writeChain: Promise<void> = Promise.resolve();
   private notifyChain: Promise<void> = Promise.resolve();
   private pendingNotifications = 0;
@@ -81,6 +82,26 @@ export class EventBus {
     this.listeners.push(listener);
   }
 
+  /**
+   * Every event from now on with its sequence number (increasing; events loaded from the history have
+   * numbers below every live one), until the returned function is called.
+   */
+  subscribe(fn: (e: HaEvent, seq: number) => void): () => void {
+    this.subscribers.add(fn);
+    return () => void this.subscribers.delete(fn);
+  }
+
+  /** Events kept in memory with a sequence number above `seq` (oldest first, at most `limit`). */
+  since(seq: number, limit = 500): { seq: number; e: HaEvent }[] {
+    const after = (ring: { seq: number; e: HaEvent }[]) => ring.filter((x) => x.seq > seq);
+    return [...after(this.ring), ...after(this.importantRing)].sort((a, b) => a.seq - b.seq).slice(-limit);
+  }
+
+  /** The newest `limit` events kept in memory, with their sequence numbers, oldest first. */
+  recentWithSeq(limit: number): { seq: number; e: HaEvent }[] {
+    return [...this.ring.slice(-limit), ...this.importantRing.slice(-limit)].sort((a, b) => a.seq - b.seq).slice(-limit);
+  }
+
   emit(input: EventInput): HaEvent {
     const event: HaEvent = {
       type: input.type,
@@ -93,7 +114,8 @@ export class EventBus {
       details: input.details ?? {},
     };
     const ring = isImportantEvent(event) ? this.importantRing : this.ring;
-    ring.push({ seq: this.seq++, e: event });
+    const seq = this.seq++;
+    ring.push({ seq, e: event });
     const max = this.opts.ringSize ?? 500;
     if (ring.length > max) ring.splice(0, ring.length - max);
     for (const l of this.listeners) {
@@ -101,6 +123,13 @@ export class EventBus {
         l(event);
       } catch {
         /* a listener must never break event recording */
+      }
+    }
+    for (const fn of this.subscribers) {
+      try {
+        fn(event, seq);
+      } catch {
+        /* nor a subscriber */
       }
     }
     const file = this.opts.historyFile;

@@ -35,6 +35,20 @@ describe('fromHistory', () => {
     expect(r.mttfHours).toBeCloseTo(49.5, 9);
   });
 
+  it("a sidecar's own failover event counts from the peer going silent to the VIP being up", () => {
+    const cases: { details: Record<string, unknown>; ms: number }[] = [
+      { details: { detect_ms: 500, election_ms: 7, promote_ms: 3, vip_ms: 1, since_peer_dead_ms: 208 }, ms: 708 },
+      { details: { detect_ms: null, election_ms: 20, promote_ms: 30, vip_ms: 5, since_peer_dead_ms: null }, ms: 55 },
+      { details: { downtimeMs: 900, detect_ms: 500, since_peer_dead_ms: 208 }, ms: 900 },
+      { details: {}, ms: 0 },
+    ];
+    for (const c of cases) {
+      const r = fromHistory([ev('agent_started', T0), ev('failover', T0 + H, c.details), ev('heartbeat_ok', T0 + 2 * H)]);
+      expect(r.failures, JSON.stringify(c.details)).toBe(1);
+      expect(r.downtimeHours * H, JSON.stringify(c.details)).toBeCloseTo(c.ms, 6);
+    }
+  });
+
   it('counts overlapping outages once and keeps open incidents until the end of the window', () => {
     const events = [
       ev('service_failed', T0, { service: 'vm' }),

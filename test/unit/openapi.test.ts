@@ -8,7 +8,7 @@ describe('docs/openapi.yaml', () => {
   it('is valid YAML describing every route the sidecar serves', () => {
     expect(doc.openapi).toMatch(/^3\./);
     const routes = [
-      'get /health', 'head /health', 'get /primary', 'head /primary', 'get /standby', 'head /standby', 'get /status', 'get /metrics', 'get /events',
+      'get /health', 'head /health', 'get /primary', 'head /primary', 'get /standby', 'head /standby', 'get /status', 'get /metrics', 'get /events', 'get /events/stream', 'get /availability', 'get /ui',
       'post /admin/switchover', 'post /admin/failback', 'post /admin/promote', 'post /admin/maintenance', 'get /admin/keys', 'get /admin/requests/{id}',
       'post /peer/heartbeat', 'post /peer/vote', 'post /peer/takeover',
       'get /peer/db/basebackup', 'post /peer/db/archive/list', 'put /peer/db/archive/{name}', 'post /peer/db/wait-replay',

@@ -35,6 +35,8 @@ export function agentStatus(c: AgentCore, peers: PeerExchange): Record<string, u
       ? [
           {
             node: link.node,
+            // Where its sidecar answers (its dashboard is at <url>/ui).
+            urls: c.d.config.peers.find((p) => p.node === link.node)?.urls.filter((u) => /^https?:\/\//.test(u)) ?? [],
             alive: link.alive(now, t.deadAfterMs),
             role: link.lastState?.role ?? null,
             epoch: link.lastState?.epoch ?? null,
