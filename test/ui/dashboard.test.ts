@@ -60,7 +60,8 @@ describe.skipIf(!browserPath)('dashboard in headless Chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    c = new Cluster();
+    // With config-file sync, so the page has a data path to show on both nodes.
+    c = new Cluster({ files: true });
     await c.start();
     browser = await chromium.launch({ executablePath: browserPath!, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   });
@@ -75,6 +76,7 @@ describe.skipIf(!browserPath)('dashboard in headless Chromium', () => {
     await page.goto(`${c.nodes.b.url}/ui`);
     await until('a primary, b standby on the page', async () => (await roleOf(page, 'a')) === 'primary' && (await roleOf(page, 'b')) === 'standby', 15_000);
     await expect.poll(() => page.locator('.card[data-node="witness"]').count()).toBe(1);
+    await expect.poll(() => page.locator('#paths tbody tr').first().textContent(), { timeout: 5000 }).toMatch(/^files.*receiver.*sender/);
     await expect.poll(() => page.locator('#stream-state').textContent(), { timeout: 5000 }).toContain('live from b');
     await page.screenshot({ path: join(ARTIFACTS, '1-running.png'), fullPage: true });
 
