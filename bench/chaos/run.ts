@@ -2,18 +2,19 @@
  * Chaos benchmark: `nimbus-ha chaos` for 100 random fault cycles (default), then one table row per fault
  * kind and the summary as one JSON object.
  *
- *   npm run bench:chaos -- [--cycles 100] [--seed S] [--profile fast|frugal]
+ *   npm run bench:chaos -- [--cycles 100] [--seed S] [--profile fast|frugal|lan]
  */
 import { parseArgs } from 'node:util';
 import { runChaos, type CycleReport } from '../../src/cli/chaos/run.js';
+import { TIMING_PROFILES, type TimingProfile } from '../../src/config/schema.js';
 import { percentile, table } from '../lib/report.js';
 
 const { values } = parseArgs({ options: { cycles: { type: 'string', default: '100' }, seed: { type: 'string' }, profile: { type: 'string', default: 'fast' } } });
 const cycles = Number(values.cycles);
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
-const profile = values.profile as 'fast' | 'frugal';
-if (!(cycles >= 1) || !Number.isInteger(seed) || (profile !== 'fast' && profile !== 'frugal')) {
-  console.error('usage: --cycles N (>= 1) --seed S (integer) --profile fast|frugal');
+const profile = values.profile as TimingProfile;
+if (!(cycles >= 1) || !Number.isInteger(seed) || !(profile in TIMING_PROFILES)) {
+  console.error('usage: --cycles N (>= 1) --seed S (integer) --profile fast|frugal|lan');
   process.exit(2);
 }
 

@@ -5,16 +5,9 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, DB_PASSWORD } from '../../fixtures/cluster.js';
 import { DbWriter } from '../../fixtures/db-writer.js';
-import { prepareThroughVip } from '../helpers/wait.js';
+import { prepareThroughVip, sleep, until as untilEvery } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = (what: string, fn: () => Promise<boolean>, timeoutMs: number) => untilEvery(what, fn, timeoutMs, 100);
 
 function killVmService(c: Cluster, node: 'a' | 'b'): boolean {
   try {

@@ -46,3 +46,21 @@ describe('ReceivedRecords.delete', () => {
     expect(again.get('etc', 'chaos/f-1.conf')).toBeUndefined();
   });
 });
+
+describe('FileSyncReceiver.flush', () => {
+  it('writes the records a pending (once a second) save holds, so a stop right after a change keeps it', async () => {
+    const { FileSyncReceiver } = await import('../../src/replication/files/receiver.js');
+    const d = await mkdtemp(join(tmpdir(), 'nha-rx-'));
+    dirs.push(d);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(d, 'etc'));
+    const opts = { trees: [{ name: 'etc', path: join(d, 'etc'), exclude: [] }], quarantineDir: join(d, 'q') };
+    const rx = new FileSyncReceiver(opts);
+    await rx.agreed('etc', 'nimbus.conf', 'a'.repeat(64));
+    // A new receiver on the same directory (a restart) before the timed save: nothing written yet.
+    expect(await new FileSyncReceiver(opts).lastReceived('etc', 'nimbus.conf')).toBeUndefined();
+    await rx.flush();
+    expect(await new FileSyncReceiver(opts).lastReceived('etc', 'nimbus.conf')).toBe('a'.repeat(64));
+    await rx.flush(); // nothing pending: a no-op
+  });
+});

@@ -11,6 +11,7 @@ import pg from 'pg';
 import { Cluster, DB_PASSWORD } from '../../../fixtures/cluster.js';
 import { DbWriter } from '../../../fixtures/db-writer.js';
 import { createUser } from '../../../fixtures/nimbus-vm-service/new-user.js';
+import { TIMING_PROFILES, type TimingProfile } from '../../config/schema.js';
 import { percentile } from '../../util/stats.js';
 import { catalogue, other, recordNamesBoth, SCENARIOS, type FaultCtx, type Node } from './faults.js';
 import { Ec2Client, FileWriter, Uploader, listTree, sleep, store } from './load.js';
@@ -21,7 +22,7 @@ export interface ChaosOptions {
   cycles: number;
   seed: number;
   scenarios: string[];
-  profile: 'fast' | 'frugal';
+  profile: TimingProfile;
   json: boolean;
   /** Upper bound for a cycle to converge after its fault was undone (ms). */
   convergeMs?: number;
@@ -102,14 +103,14 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
     if (opts.json) console.error(m);
     else console.log(m);
   };
-  const leaseMs = opts.profile === 'frugal' ? 3500 : 700;
+  const leaseMs = TIMING_PROFILES[opts.profile].leaseMs;
   const degradeAfterMs = 3000;
   const convergeMs = opts.convergeMs ?? (opts.profile === 'frugal' ? 240_000 : 180_000);
   const kinds = catalogue(degradeAfterMs);
   for (const s of opts.scenarios) if (!kinds[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(kinds).join(', ')}`);
   const runStart = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-ha-chaos-'));
-  const c = new Cluster({ dir, db: { sync: 'sync', degradeAfterMs }, repo: true, nimbus: true, timings: opts.profile === 'frugal' ? { profile: 'frugal' } : undefined });
+  const c = new Cluster({ dir, db: { sync: 'sync', degradeAfterMs }, repo: true, nimbus: true, timings: opts.profile === 'fast' ? undefined : { profile: opts.profile } });
   const cleanup = c.stopOnSignals();
   const cycles: CycleReport[] = [];
   let keep = false;
@@ -470,14 +471,14 @@ export function registerChaosCommand(program: import('commander').Command): void
     .option('--cycles <n>', 'fault cycles', (v) => Number(v), 10)
     .option('--seed <s>', 'schedule seed (a failing cycle prints the seed and --cycles that replay it)', (v) => Number(v))
     .option('--scenario <name...>', `run these faults in turn instead of a random schedule (${SCENARIOS.join(', ')}, or any fault kind)`)
-    .option('--profile <p>', 'timing profile: fast | frugal', 'fast')
+    .option('--profile <p>', `timing profile: ${Object.keys(TIMING_PROFILES).join(' | ')}`, 'fast')
     .option('--json', 'the last line is one JSON object {cycles, summary}')
     .option('--budget <seconds>', 'start no cycle after this many seconds', (v) => Number(v))
     .action(async (o: { cycles: number; seed?: number; scenario?: string[]; profile: string; json?: boolean; budget?: number }) => {
-      if (o.profile !== 'fast' && o.profile !== 'frugal') throw new Error('--profile must be fast or frugal');
+      if (!(o.profile in TIMING_PROFILES)) throw new Error(`--profile must be one of ${Object.keys(TIMING_PROFILES).join(', ')}`);
       if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new Error('--cycles must be a positive integer');
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-      const res = await runChaos({ cycles: o.cycles, seed, scenarios: o.scenario ?? [], profile: o.profile, json: !!o.json, ...(o.budget ? { budgetMs: o.budget * 1000 } : {}) });
+      const res = await runChaos({ cycles: o.cycles, seed, scenarios: o.scenario ?? [], profile: o.profile as TimingProfile, json: !!o.json, ...(o.budget ? { budgetMs: o.budget * 1000 } : {}) });
       const s = res.summary as { lost: { rows: number; images: number; files: number }; double_primary_samples: number; unconverged: number; panics: number; failed_cycles: unknown[] };
       if (s.lost.rows || s.lost.images || s.lost.files || s.double_primary_samples || s.unconverged || s.panics || s.failed_cycles.length) process.exitCode = 1;
     });

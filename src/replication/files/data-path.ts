@@ -146,6 +146,7 @@ export class FilesDataPath implements RoleHooks {
     this.mergeBack.stop();
     await this.mergeBack.settle();
     await this.sender.stop();
+    await this.receiver.flush();
     await this.tombstones.close();
   }
 }

@@ -98,7 +98,8 @@ export class FileSyncReceiver {
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private prunedAt: number | null = null;
-  private forgetSave: NodeJS.Timeout | null = null;
+  /** Pending save of the received-file records (at most one a second). */
+  private saveTimer: NodeJS.Timeout | null = null;
   private readonly st: FileReceiverStatus = {
     batches: 0,
     filesApplied: 0,
@@ -231,13 +232,21 @@ export class FileSyncReceiver {
     this.saveSoon();
   }
 
+  /** Writes a pending save of the records now (at stop: the last second's changes are not lost). */
+  async flush(): Promise<void> {
+    if (!this.saveTimer) return;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    await this.locked(() => this.records.save()).catch(() => undefined);
+  }
+
   private saveSoon(): void {
     // Saved at most once a second: an `rm -r` of a large directory must not rewrite the file per path.
-    this.forgetSave ??= setTimeout(() => {
-      this.forgetSave = null;
+    this.saveTimer ??= setTimeout(() => {
+      this.saveTimer = null;
       void this.locked(() => this.records.save()).catch(() => undefined);
     }, 1000);
-    this.forgetSave.unref?.();
+    this.saveTimer.unref?.();
   }
 
   /**
