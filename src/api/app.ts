@@ -130,20 +130,35 @@ export function createApp(d: ApiDeps): express.Express {
   const streams = new EventStreams(d.bus);
   app.get('/events/stream', streams.handle);
   // The HA-OSCAR model for the paper's rates next to what this node's history shows.
+  // The history is read once per AVAILABILITY_CACHE_MS at most, by one request at a time (the others
+  // share its answer); an outage or recovery event makes the next request read it again.
   let observed: { at: number; value: ReturnType<typeof fromHistory> } | null = null;
-  // A new outage or recovery is counted at the next request, not after the cache's 30 s.
+  let reading: Promise<ReturnType<typeof fromHistory>> | null = null;
+  let generation = 0;
   d.bus.subscribe((e) => {
-    if (OUTAGE_EVENT_TYPES.has(e.type)) observed = null;
+    if (OUTAGE_EVENT_TYPES.has(e.type)) {
+      generation++;
+      observed = null;
+    }
   });
+  const readObserved = async () => {
+    const gen = generation;
+    // The history file, and what is in memory but may not be written yet.
+    const recent = d.bus.recent({ limit: 1000 });
+    const events = d.history ? mergeEvents(await d.history(), recent) : recent;
+    const value = fromHistory(events);
+    // An outage that arrived during the read is not in it: answer, but do not keep it.
+    if (gen === generation) observed = { at: Date.now(), value };
+    return value;
+  };
   app.get('/availability', async (_req, res, next) => {
     try {
-      if (!observed || Date.now() - observed.at > AVAILABILITY_CACHE_MS) {
-        // The history file, and what is in memory but may not be written yet.
-        const recent = d.bus.recent({ limit: 1000 });
-        const events = d.history ? mergeEvents(await d.history(), recent) : recent;
-        observed = { at: Date.now(), value: fromHistory(events) };
+      let value = observed && Date.now() - observed.at <= AVAILABILITY_CACHE_MS ? observed.value : null;
+      if (!value) {
+        reading ??= readObserved().finally(() => (reading = null));
+        value = await reading;
       }
-      const { incidents, ...summary } = observed.value;
+      const { incidents, ...summary } = value;
       res.set('cache-control', 'no-store').json({ params: paperParams, model: compareConfigurations(paperParams), observed: { ...summary, incidents: incidents.slice(-50) } });
     } catch (err) {
       next(err);

@@ -270,7 +270,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     node: cfg.node,
     replay,
     onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
-    history: () => readHistory(historyFile, { files: cfg.history.files, limit: 20_000 }),
+    history: () => readHistory(historyFile, { files: cfg.history.files, limit: 20_000, maxBytes: 8 * 1024 * 1024 }),
   });
   const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls);
   // Renewed certificates are taken without a restart (polled, and at once on SIGHUP).

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { HaEvent, Notifier } from '../ports.js';
 import { errorMessage } from '../errors.js';
@@ -41,6 +41,9 @@ export const IMPORTANT_EVENT_TYPES: ReadonlySet<string> = new Set([
 export function isImportantEvent(e: Pick<HaEvent, 'type' | 'severity'>): boolean {
   return IMPORTANT_EVENT_TYPES.has(e.type) || e.severity === 'critical';
 }
+
+/** At most this much of the history is read at start to fill the rings (events are ~300 bytes). */
+const HISTORY_LOAD_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
  * The event bus: every event goes to the JSONL history file (append, in order), a bounded in-memory
@@ -186,7 +189,7 @@ export class EventBus {
     const file = this.opts.historyFile;
     if (!file) return 0;
     const max = this.opts.ringSize ?? 500;
-    const events = await readHistory(file, { files: this.opts.historyFiles ?? 5, limit: 2 * max });
+    const events = await readHistory(file, { files: this.opts.historyFiles ?? 5, limit: 2 * max, maxBytes: HISTORY_LOAD_MAX_BYTES });
     const earlier = events.map((e) => ({ seq: 0, e }));
     const important = earlier.filter((x) => isImportantEvent(x.e)).slice(-max);
     const others = earlier.filter((x) => !isImportantEvent(x.e)).slice(-max);
@@ -227,27 +230,34 @@ export { errorMessage };
 
 /**
  * Reads an event history written by EventBus, rotated files included (`<file>.N` oldest … `<file>.1`,
- * then `<file>`), oldest first; at most the `limit` newest events. Lines that do not parse (a line cut
- * by a crash) are skipped.
+ * then `<file>`), oldest first; at most the `limit` newest events, from at most the newest `maxBytes`
+ * of the files (a file is read from its end: a 64 MiB history is not read whole for its last events).
+ * Lines that do not parse (a line cut by a crash, or cut by the byte budget) are skipped. Parsing yields
+ * to the event loop every few thousand lines, so a large read does not stall the heartbeats.
  */
-export async function readHistory(file: string, opts: { files?: number; limit?: number } = {}): Promise<HaEvent[]> {
+export async function readHistory(file: string, opts: { files?: number; limit?: number; maxBytes?: number } = {}): Promise<HaEvent[]> {
   const keep = opts.files ?? 5;
   const limit = opts.limit ?? Infinity;
+  let budget = opts.maxBytes ?? Infinity;
   // Newest file first, so a limit reads only as many files as it needs.
   const paths = [file, ...Array.from({ length: keep }, (_, i) => `${file}.${i + 1}`)];
   const chunks: HaEvent[][] = [];
   let count = 0;
   for (const p of paths) {
-    if (count >= limit) break;
-    const text = await readFile(p, 'utf8').catch(() => null);
+    if (count >= limit || budget <= 0) break;
+    const text = await readTail(p, budget);
     if (text === null) continue;
+    budget -= Buffer.byteLength(text);
     const events: HaEvent[] = [];
-    for (const line of text.split('\n')) {
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (i > 0 && i % 5000 === 0) await new Promise((r) => setImmediate(r));
       if (!line.trim()) continue;
       try {
         events.push(JSON.parse(line) as HaEvent);
       } catch {
-        /* a torn last line */
+        /* a torn line */
       }
     }
     chunks.unshift(events);
@@ -255,4 +265,25 @@ export async function readHistory(file: string, opts: { files?: number; limit?: 
   }
   const out = chunks.flat();
   return Number.isFinite(limit) ? out.slice(-limit) : out;
+}
+
+/** The last `maxBytes` of a file (all of it when smaller), or null when it cannot be read. */
+async function readTail(path: string, maxBytes: number): Promise<string | null> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const { size } = await fh.stat();
+    const len = Number.isFinite(maxBytes) ? Math.min(size, maxBytes) : size;
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, size - len);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
 }

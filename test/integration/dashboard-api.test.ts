@@ -106,16 +106,26 @@ describe('dashboard routes', () => {
     await s.until(3);
     const live = JSON.parse(s.messages[2].data);
     expect(live).toMatchObject({ type: 'failover', node: 'b', message: 'live one', details: { detect_ms: 120 } });
-    const ids = s.messages.map((m) => Number(m.id));
-    expect(ids[1]).toBeGreaterThan(ids[0]);
-    expect(ids[2]).toBeGreaterThan(ids[1]);
+    // id: <boot>.<seq>, the boot the same for this process, the sequence increasing.
+    const ids = s.messages.map((m) => /^([0-9a-f]{8})\.(-?\d+)$/.exec(m.id ?? '')!);
+    expect(ids.every((m) => m !== null && m[1] === ids[0][1])).toBe(true);
+    const seqs = ids.map((m) => Number(m[2]));
+    expect(seqs[1]).toBeGreaterThan(seqs[0]);
+    expect(seqs[2]).toBeGreaterThan(seqs[1]);
     s.close();
 
     // A client that lost the connection after "before 3" gets exactly what followed.
     emit(a, 'probe_ok', 'while away');
-    const again = await sse(`${a.url}/events/stream`, { 'last-event-id': String(ids[0]) });
+    const again = await sse(`${a.url}/events/stream`, { 'last-event-id': s.messages[0].id! });
     await again.until(3);
     expect(again.messages.map((m) => JSON.parse(m.data).message)).toEqual(['before 4', 'live one', 'while away']);
+    // An id of another boot (the sidecar restarted and numbers anew) or garbage: the backlog, as new.
+    for (const id of [`ffffffff.${seqs[0]}`, String(seqs[0]), 'nonsense']) {
+      const other = await sse(`${a.url}/events/stream?backlog=2`, { 'last-event-id': id });
+      await other.until(2);
+      expect(other.messages.map((m) => JSON.parse(m.data).message), id).toEqual(['live one', 'while away']);
+      other.close();
+    }
 
     const only = await sse(`${a.url}/events/stream?type=failover&backlog=10`);
     await only.until(1);
@@ -125,9 +135,50 @@ describe('dashboard routes', () => {
     await only.until(2);
     expect(only.messages.map((m) => JSON.parse(m.data).message)).toEqual(['live one', 'second']);
 
-    const bad = await fetch(`${a.url}/events/stream?backlog=9999`);
-    expect(bad.status).toBe(400);
-    expect((await bad.json()).error).toBe('USAGE');
+    for (const q of ['9999', '0x10', '', '-1', '1.5']) {
+      const bad = await fetch(`${a.url}/events/stream?backlog=${q}`);
+      expect(bad.status, q).toBe(400);
+      expect((await bad.json()).error).toBe('USAGE');
+    }
+  });
+
+  it('HEAD answers the headers without opening a stream (no slot taken)', async () => {
+    const a = (api = await startApi());
+    for (let i = 0; i < 40; i++) {
+      const h = await fetch(`${a.url}/events/stream`, { method: 'HEAD' });
+      expect(h.status).toBe(200);
+      expect(h.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    }
+    const s = await sse(`${a.url}/events/stream?backlog=0`);
+    expect(s.status).toBe(200);
+  });
+
+  it('a client that stops reading is disconnected once 1 MiB waits for it: its socket and buffer are freed', async () => {
+    const a = (api = await startApi());
+    const connections = () => new Promise<number>((ok, fail) => a.server.getConnections((err, n) => (err ? fail(err) : ok(n))));
+    let closed = false;
+    await new Promise<void>((ok, fail) => {
+      const req = http.get(`${a.url}/events/stream?backlog=0`, (res) => {
+        res.pause(); // reads nothing from now on
+        res.socket.on('close', () => (closed = true));
+        ok();
+      });
+      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : fail(err)));
+      open.push(req);
+    });
+    expect(await connections()).toBe(1);
+    // 20 MiB of events: more than the socket buffers on both sides and the 1 MiB allowance.
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 200 && !closed; i++) {
+      emit(a, 'probe_ok', `${i} ${big}`);
+      await new Promise((r) => setImmediate(r));
+    }
+    const deadline = Date.now() + 5000;
+    while ((await connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await connections()).toBe(0);
+    // The slot is free again.
+    const s = await sse(`${a.url}/events/stream?backlog=0`);
+    expect(s.status).toBe(200);
   });
 
   it('bounds the open streams (503, retryable) and frees a slot when a client goes', async () => {

@@ -69,6 +69,7 @@ export async function startApi(over: Partial<ApiDeps> = {}) {
   return {
     url,
     port,
+    server,
     secret: over.secret ?? secret,
     adminToken: over.adminToken === undefined ? adminToken : signingKey(over.adminToken),
     bus,

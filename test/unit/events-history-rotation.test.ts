@@ -47,4 +47,23 @@ describe('event history rotation', () => {
     expect(await readdir(dir)).toEqual(['events.jsonl']);
     expect((await readHistory(file)).length).toBe(50);
   });
+
+  it('maxBytes reads only the tail of the newest files, whole events only, in order', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nha-hist-'));
+    const file = join(dir, 'events.jsonl');
+    const bus = new EventBus('a', () => 1, { historyFile: file, historyMaxBytes: 20_000, historyFiles: 3 });
+    for (let i = 0; i < 400; i++) bus.emit({ type: 'tick', severity: 'info', message: `event ${i}`, details: { i } });
+    await bus.flush();
+    const all = await readHistory(file, { files: 3 });
+    const lineBytes = Buffer.byteLength(JSON.stringify(all[0])) + 1;
+    for (const maxBytes of [1, lineBytes * 10 + 5, 30_000, 10_000_000]) {
+      const got = (await readHistory(file, { files: 3, maxBytes })).map((e) => (e.details as { i: number }).i);
+      // Contiguous, ending with the newest event; never more than the budget holds.
+      if (got.length) expect(got.at(-1)).toBe(399);
+      expect(got).toEqual(Array.from({ length: got.length }, (_, k) => 400 - got.length + k));
+      expect(got.length * (lineBytes - 2)).toBeLessThanOrEqual(maxBytes);
+      if (maxBytes >= 30_000) expect(got.length).toBeGreaterThan(60);
+    }
+    expect((await readHistory(file, { files: 3, maxBytes: 10_000_000 })).length).toBe(all.length);
+  });
 });

@@ -218,12 +218,22 @@ function summarize(name, r) {
 // -- events: Server-Sent Events from the node the view comes from --
 
 const TAKEOVERS = new Set(['failover', 'switchover', 'failback', 'promoted']);
+/** Takeovers from a primary that served clients (not the cluster's first primary, `promoted`). */
+const MOVES = new Set(['failover', 'switchover', 'failback']);
+
+/** When the stream was last opened (a closed one is opened again at most every 5 s). */
+let streamOpenedAt = 0;
 
 function ensureStream() {
-  if (stream) return; // EventSource reconnects by itself, resuming from the last id
+  // EventSource reconnects by itself after a network error, resuming from the last id; after an answer
+  // other than 200 (503 TOO_MANY_STREAMS, a proxy's 502) it gives up: open a new one, not too often.
+  if (stream && stream.readyState !== EventSource.CLOSED) return;
+  if (Date.now() - streamOpenedAt < 5000) return;
+  stream?.close();
+  streamOpenedAt = Date.now();
   stream = new EventSource('/events/stream?backlog=200');
   stream.onopen = () => ($('stream-state').textContent = `live from ${last?.node ?? 'this node'}`);
-  stream.onerror = () => ($('stream-state').textContent = 'reconnecting…');
+  stream.onerror = () => ($('stream-state').textContent = stream?.readyState === EventSource.CLOSED ? 'disconnected; retrying in a few seconds…' : 'reconnecting…');
   stream.onmessage = (m) => {
     let e;
     try {
@@ -231,18 +241,29 @@ function ensureStream() {
     } catch {
       return;
     }
-    const key = `${e.node}|${e.time}|${e.type}|${e.message}`;
+    // The id is unique per event of this node (boot and sequence number); a replay after a reconnect
+    // repeats some, which are shown once.
+    const key = m.lastEventId || `${e.node}|${e.time}|${e.type}|${e.message}`;
     if (seen.has(key)) return;
     seen.add(key);
+    e.key = key;
     events.push(e);
-    if (events.length > 500) seen.delete(eventKey(events.shift()));
-    renderEvents();
+    if (events.length > 500) seen.delete(events.shift().key);
+    scheduleRender();
     if (TAKEOVERS.has(e.type) || e.type === 'role_changed' || e.type === 'fenced') void poll();
-    if (TAKEOVERS.has(e.type) || e.type === 'service_failed' || e.type === 'service_recovered') setTimeout(() => void loadAvailability(), 500);
+    // Not at the takeover itself: the node is busy then, and every open page would ask at once.
+    if (MOVES.has(e.type) || e.type === 'service_failed' || e.type === 'service_recovered') setTimeout(() => void loadAvailability(), 5000 + Math.random() * 5000);
   };
 }
 
-const eventKey = (e) => `${e.node}|${e.time}|${e.type}|${e.message}`;
+let renderTimer = null;
+/** Many events at once (the backlog, a busy minute) are drawn once, not once each. */
+function scheduleRender() {
+  renderTimer ??= setTimeout(() => {
+    renderTimer = null;
+    renderEvents();
+  }, 100);
+}
 
 /** Peer silent (or handover asked) → VIP up: detection plus what followed it, as the event reports them. */
 function gapOf(e) {
@@ -275,9 +296,9 @@ function showReport(e) {
     ['promote (data paths)', d.promote_ms === undefined ? '–' : `${d.promote_ms} ms`],
     ['VIP', d.vip_ms === undefined ? '–' : `${d.vip_ms} ms`],
     ['client gap (peer silent → VIP up)', gapOf(e) === null ? '–' : `${gapOf(e)} ms`],
-    ['database at risk (WAL not received)', data.db ? fmtBytes(data.db.lag_bytes ?? 0) : '–'],
-    ['images at risk (not yet copied)', data.repo ? String(data.repo.objectsBehind ?? 0) : '–'],
-    ['config files at risk', data.files ? String(data.files.filesBehind ?? 0) : '–'],
+    ['database lag at takeover (WAL not yet replayed)', data.db ? fmtBytes(data.db.lag_bytes) : '–'],
+    ['images not yet copied at takeover', data.repo?.objectsBehind ?? '–'],
+    ['config files not yet received at takeover', data.files?.filesBehind ?? '–'],
   ];
   const r = $('report');
   r.hidden = false;
@@ -317,7 +338,7 @@ async function loadAvailability() {
 
 function renderGaps() {
   const pts = events
-    .filter((e) => TAKEOVERS.has(e.type) && gapOf(e) !== null)
+    .filter((e) => MOVES.has(e.type) && gapOf(e) !== null)
     .sort((a, b) => (a.time < b.time ? -1 : 1))
     .slice(-30);
   const host = $('gaps-chart');
@@ -404,6 +425,11 @@ async function follow(action, id, token) {
       return;
     }
     const rec = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      out.className = 'bad';
+      out.textContent = `${action}: this node no longer knows request ${id} (${rec.message ?? `HTTP ${r.status}`}); see the events`;
+      return;
+    }
     out.className = rec.state === 'refused' ? 'bad' : '';
     out.textContent = `${action}: ${rec.state}${rec.message ? ` — ${rec.message}` : ''}`;
     if (rec.state === 'done' || rec.state === 'refused') return;
