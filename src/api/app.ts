@@ -7,9 +7,9 @@ import type { EventBus } from '../events/bus.js';
 import { NonceCache, refuse, requirePeerAuth, SMALL_BODY_BYTES, type PeerRequest } from '../peer/auth.js';
 import { ReplayGuard } from '../peer/replay.js';
 import { keysOf, type KeyInput, type KeyUse } from '../peer/keyring.js';
-import { compareConfigurations, fromHistory, paperParams } from '../availability/ctmc.js';
 import type { HaEvent } from '../ports.js';
 import { AuthFailures } from './auth-failures.js';
+import { availabilityHandler } from './availability.js';
 import { EventStreams } from './event-stream.js';
 import { jsonErrorHandler, notFoundHandler, sendError } from './json-errors.js';
 import { uiRouter } from './ui.js';
@@ -39,19 +39,6 @@ export interface ApiDeps {
   /** The event history for GET /availability (default: the events kept in memory). */
   history?: () => Promise<HaEvent[]>;
 }
-
-/** Events of `a` followed by those of `b` that `a` does not hold (same time, type and message). */
-function mergeEvents(a: HaEvent[], b: HaEvent[]): HaEvent[] {
-  const key = (e: HaEvent) => `${e.time}|${e.type}|${e.message}`;
-  const have = new Set(a.map(key));
-  return [...a, ...b.filter((e) => !have.has(key(e)))];
-}
-
-/** Events that change the observed availability. */
-const OUTAGE_EVENT_TYPES = new Set(['failover', 'takeover', 'service_failed', 'service_recovered']);
-
-/** How long GET /availability reuses its reading of the history. */
-const AVAILABILITY_CACHE_MS = 30_000;
 
 /**
  * Body limits of the feature routes (hashed JSON bodies; streamed ones are checked by their routes).
@@ -129,41 +116,7 @@ export function createApp(d: ApiDeps): express.Express {
   });
   const streams = new EventStreams(d.bus);
   app.get('/events/stream', streams.handle);
-  // The HA-OSCAR model for the paper's rates next to what this node's history shows.
-  // The history is read once per AVAILABILITY_CACHE_MS at most, by one request at a time (the others
-  // share its answer); an outage or recovery event makes the next request read it again.
-  let observed: { at: number; value: ReturnType<typeof fromHistory> } | null = null;
-  let reading: Promise<ReturnType<typeof fromHistory>> | null = null;
-  let generation = 0;
-  d.bus.subscribe((e) => {
-    if (OUTAGE_EVENT_TYPES.has(e.type)) {
-      generation++;
-      observed = null;
-    }
-  });
-  const readObserved = async () => {
-    const gen = generation;
-    // The history file, and what is in memory but may not be written yet.
-    const recent = d.bus.recent({ limit: 1000 });
-    const events = d.history ? mergeEvents(await d.history(), recent) : recent;
-    const value = fromHistory(events);
-    // An outage that arrived during the read is not in it: answer, but do not keep it.
-    if (gen === generation) observed = { at: Date.now(), value };
-    return value;
-  };
-  app.get('/availability', async (_req, res, next) => {
-    try {
-      let value = observed && Date.now() - observed.at <= AVAILABILITY_CACHE_MS ? observed.value : null;
-      if (!value) {
-        reading ??= readObserved().finally(() => (reading = null));
-        value = await reading;
-      }
-      const { incidents, ...summary } = value;
-      res.set('cache-control', 'no-store').json({ params: paperParams, model: compareConfigurations(paperParams), observed: { ...summary, incidents: incidents.slice(-50) } });
-    } catch (err) {
-      next(err);
-    }
-  });
+  app.get('/availability', availabilityHandler(d.bus, d.history));
   app.use('/ui', uiRouter());
 
   // -- admin: bearer token, checked before any body is read; 401 changes nothing --
