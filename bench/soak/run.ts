@@ -21,7 +21,8 @@
  * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
  * marked); --samples writes every sample as JSON.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -86,23 +87,32 @@ function procRss(pid: number | undefined): { rssAnon: number | null; rssFile: nu
   }
 }
 
-function duBytes(path: string): number {
+const execFileAsync = promisify(execFile);
+
+/**
+ * Bytes under a path (`du -sb`), without blocking this process: its event loop carries the cluster's
+ * heartbeat path proxies and witness links (fixtures/path-proxy.ts), so a synchronous `du` over a large
+ * tree would stall every path at once and cost the primary its lease.
+ */
+async function duBytes(path: string): Promise<number> {
   try {
-    return Number(execFileSync('du', ['-sb', path], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\t')[0]);
+    const { stdout } = await execFileAsync('du', ['-sb', path]);
+    return Number(stdout.split('\t')[0]);
   } catch {
     return 0;
   }
 }
 
-function dirsOf(dataDir: string): Record<string, number> {
-  const history = ['events.jsonl', ...[1, 2, 3, 4, 5].map((i) => `events.jsonl.${i}`)].reduce((s, f) => s + duBytes(join(dataDir, f)), 0);
+async function dirsOf(dataDir: string): Promise<Record<string, number>> {
+  let history = 0;
+  for (const f of ['events.jsonl', ...[1, 2, 3, 4, 5].map((i) => `events.jsonl.${i}`)]) history += await duBytes(join(dataDir, f));
   return {
-    archive: duBytes(join(dataDir, 'wal-archive')),
-    pg: duBytes(join(dataDir, 'pg')),
-    quarantine: duBytes(join(dataDir, 'quarantine')),
-    cumulus: duBytes(join(dataDir, 'cumulus')),
+    archive: await duBytes(join(dataDir, 'wal-archive')),
+    pg: await duBytes(join(dataDir, 'pg')),
+    quarantine: await duBytes(join(dataDir, 'quarantine')),
+    cumulus: await duBytes(join(dataDir, 'cumulus')),
     history,
-    total: duBytes(dataDir),
+    total: await duBytes(dataDir),
   };
 }
 
@@ -165,7 +175,7 @@ async function main(): Promise<void> {
         nextSample += 10_000;
         for (const n of NODES) {
           const { values: m, role } = await scrape(c.nodes[n].url);
-          const dirs = dirsOf(c.nodes[n].dataDir);
+          const dirs = await dirsOf(c.nodes[n].dataDir);
           if (dirs.archive > archiveLimit) archiveOverLimit++;
           samples[n].push({ t: Date.now() - t0, rss: m.process_resident_memory_bytes ?? null, heap: m.nodejs_heap_size_used_bytes ?? null, heapTotal: m.nodejs_heap_size_total_bytes ?? null, external: m.nodejs_external_memory_bytes ?? null, ...procRss(c.nodes[n].proc?.pid), fds: m.process_open_fds ?? null, handles: m.nodejs_active_resources ?? null, role, dirs });
         }

@@ -3,7 +3,8 @@
  * schedule (or named scenarios), and an independent checker that compares what clients were told with
  * what the nodes hold. See docs/reliability.md ("Chaos harness").
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -68,12 +69,17 @@ export interface CycleReport {
 
 export const DEFAULT_KINDS = Object.keys(catalogue(3000));
 
-function countPanics(dir: string): number {
+/**
+ * PANIC lines in the node logs under `dir`. Asynchronous: this process's event loop carries the
+ * cluster's heartbeat path proxies and witness links, and a synchronous read of large logs would stall
+ * every path at once (a fault of its own).
+ */
+async function countPanics(dir: string): Promise<number> {
   let n = 0;
-  const walk = (d: string, depth: number) => {
+  const walk = async (d: string, depth: number): Promise<void> => {
     let names: string[];
     try {
-      names = readdirSync(d);
+      names = await readdir(d);
     } catch {
       return;
     }
@@ -81,18 +87,18 @@ function countPanics(dir: string): number {
       const p = join(d, name);
       let st;
       try {
-        st = statSync(p);
+        st = await stat(p);
       } catch {
         continue;
       }
       if (st.isDirectory()) {
-        if (depth < 8 && name !== 'cumulus' && name !== 'base' && name !== 'pg_wal' && name !== 'wal-archive') walk(p, depth + 1);
+        if (depth < 8 && name !== 'cumulus' && name !== 'base' && name !== 'pg_wal' && name !== 'wal-archive') await walk(p, depth + 1);
       } else if (name.endsWith('.log') && st.size < 200 * 1024 * 1024) {
-        n += (readFileSync(p, 'utf8').match(/PANIC:/g) ?? []).length;
+        n += ((await readFile(p, 'utf8').catch(() => '')).match(/PANIC:/g) ?? []).length;
       }
     }
   };
-  walk(dir, 0);
+  await walk(dir, 0);
   return n;
 }
 
@@ -321,7 +327,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       return { p: lastP, data: last, ok: false };
     };
 
-    let panicsSeen = countPanics(dir);
+    let panicsSeen = await countPanics(dir);
     const all = Object.keys(kinds);
     const deadline = opts.budgetMs ? runStart + opts.budgetMs : Infinity;
     for (let i = 1; i <= opts.cycles; i++) {
@@ -364,7 +370,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
           promote = d.promote_ms ?? null;
         }
       }
-      const panics = countPanics(dir);
+      const panics = await countPanics(dir);
       const zero: PathCount = { acked: 0, lost: 0, ambiguous: 0, standby_missing: 0 };
       const r: CycleReport = {
         cycle: i,

@@ -162,11 +162,12 @@ export class ArchiveRetention {
         );
       }
       if (d.forced.length) {
+        const headroom = this.o.policy.headroomBytes ?? 0;
         this.o.emit?.({
           type: 'db.archive.cap_reached',
           severity: 'warning',
-          message: `WAL archive over its hard cap (${bytesBefore} bytes > ${this.o.policy.maxBytes}): removed ${d.forced.length} file(s) still inside the retention window or needed`,
-          details: { removed: d.forced.length, bytesBefore, bytesAfter: d.bytesAfter, maxBytes: this.o.policy.maxBytes },
+          message: `WAL archive at its hard cap (${bytesBefore} bytes; cap ${this.o.policy.maxBytes}, of which ${headroom} kept free for the next segment): removed ${d.forced.length} file(s) still inside the retention window or needed`,
+          details: { removed: d.forced.length, bytesBefore, bytesAfter: d.bytesAfter, maxBytes: this.o.policy.maxBytes, headroomBytes: headroom },
         });
       }
       if (d.lost.length) {
