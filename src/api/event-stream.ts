@@ -33,10 +33,6 @@ export class EventStreams {
     private readonly o: EventStreamOptions = {},
   ) {}
 
-  get count(): number {
-    return this.open.size;
-  }
-
   handle = (req: Request, res: Response): void => {
     const rawBacklog = req.query.backlog;
     const backlog = rawBacklog === undefined ? 20 : typeof rawBacklog === 'string' && /^\d{1,3}$/.test(rawBacklog) ? Number(rawBacklog) : NaN;
