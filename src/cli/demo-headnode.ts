@@ -148,6 +148,7 @@ export async function runHeadnodeDemo(opts: HeadnodeDemoOptions): Promise<void> 
 
     // 2. Cloud work on a: users, key pair, images, instances, a config edit.
     const pool = new pg.Pool({ connectionString: cluster.dbUrl, max: 2 });
+    pool.on('error', () => undefined); // an idle session the server dropped; the next query gets a fresh one
     const alice = await createUser(pool, 'alice');
     const bob = await createUser(pool, 'bob');
     await pool.end();

@@ -156,6 +156,9 @@ export function postgresProbe(o: { connectionString: string; query?: string }): 
         query_timeout: timeoutMs,
         application_name: 'nimbus-ha-probe',
       });
+      // A server that dies between the answer and end() sends a FATAL (57P01) that no query is waiting
+      // for: pg emits it as an 'error' event, and an unheard 'error' would take the whole sidecar down.
+      client.on('error', () => undefined);
       // end() on a half-open connection can itself hang; the deadline has already failed the probe.
       const close = () => void client.end().catch(() => undefined);
       signal.addEventListener('abort', close, { once: true });

@@ -173,6 +173,47 @@ describe('postgres probe', () => {
     expect(q.ok).toBe(false);
     expect(q.detail).toMatch(/no_such_table/);
   });
+  it('survives a server that answers and then dies before the probe closes (FATAL 57P01 with no query waiting)', async () => {
+    // A minimal protocol peer: trust auth, one answer, then the message a backend sends when its
+    // postmaster is killed, all in one write so it lands before the probe's end().
+    const msg = (type: string, body: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.write(type, 0, 'latin1');
+      head.writeInt32BE(body.length + 4, 1);
+      return Buffer.concat([head, body]);
+    };
+    const ready = msg('Z', Buffer.from('I'));
+    const fatal = msg('E', Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to unexpected postmaster exit\0\0', 'latin1'));
+    const sockets = new Set<Socket>();
+    const dying = createTcpServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      let startup = true;
+      s.on('data', (d) => {
+        if (startup) {
+          startup = false;
+          s.write(Buffer.concat([msg('R', Buffer.from([0, 0, 0, 0])), ready]));
+        } else if (d[0] === 0x51 /* Q */) {
+          s.write(Buffer.concat([msg('C', Buffer.from('SELECT 1\0')), ready, fatal]));
+          s.end();
+        }
+      });
+    });
+    const dyingPort = await listen(dying);
+    const unheard: unknown[] = [];
+    const onUncaught = (err: unknown) => unheard.push(err);
+    process.prependListener('uncaughtException', onUncaught);
+    try {
+      const r = await postgresProbe({ connectionString: `postgres://x:y@127.0.0.1:${dyingPort}/db` })(2_000);
+      expect(r).toMatchObject({ ok: true, detail: 'query ok' });
+      await new Promise((res) => setTimeout(res, 100));
+      expect(unheard).toEqual([]);
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+      for (const s of sockets) s.destroy();
+      await new Promise((res) => dying.close(res));
+    }
+  });
   it('times out against a server that accepts and never answers', async () => {
     const r = await postgresProbe({ connectionString: `postgres://x:y@127.0.0.1:${silentPort}/db` })(400);
     expect(r.ok).toBe(false);

@@ -174,6 +174,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
     };
     const user = await retry('creating the cloud user', async () => {
       const pool = new pg.Pool({ connectionString: c.dbUrl, max: 1 });
+      pool.on('error', () => undefined);
       try {
         return await createUser(pool, `chaos${Date.now() % 100000}`);
       } finally {
@@ -232,6 +233,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
     const rowsDsn = (n: Node) => `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${c.nodes[n].pgPort}/postgres`;
     const rowsOn = async (n: Node): Promise<Set<number> | null> => {
       const cl = new pg.Client({ connectionString: rowsDsn(n), connectionTimeoutMillis: 3000, query_timeout: 20_000 });
+      cl.on('error', () => undefined); // the server may die under us: that is the point of the run
       try {
         await cl.connect();
         const r = await cl.query<{ id: string }>('select id::text from chaos_rows');
@@ -341,6 +343,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       const before = await primary(10_000);
       const dpBefore = watch.doublePrimary;
       const regBefore = watch.epochRegressions.length;
+      const crashesBefore = c.crashes.length;
       const errBefore = { rows: w.errors, images: uploader.failed, files: files.ambiguous };
       const t0 = Date.now();
       let result;
@@ -403,6 +406,9 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       if (r.double_primary_samples) r.violations.push(`${r.double_primary_samples} samples with two primaries`);
       if (r.epoch_regressions) r.violations.push(`epoch went backwards: ${JSON.stringify(watch.epochRegressions.slice(regBefore))}`);
       if (r.panics) r.violations.push(`${r.panics} PostgreSQL PANIC lines in node logs`);
+      for (const x of c.crashes.slice(crashesBefore)) {
+        r.violations.push(`the sidecar of ${x.node} exited on its own (${x.signal ?? `code ${x.code}`}); see node-${x.node}.log`);
+      }
       r.ok = r.violations.length === 0;
       cycles.push(r);
       say(formatCycle(r));
