@@ -174,11 +174,18 @@ describe('RepoReplicator with a change hint', () => {
     expect(rep.status().hint.lastDecision).toMatch(/30000 ms old/);
     expect(src.lists()).toBe(5);
     // A change the hint did not report (here: written while the generation stayed put) is found by
-    // the max-age pass; the hint of that watcher instance is then distrusted.
+    // the max-age pass. The hint may still be late (it travels in heartbeats): the verdict waits out
+    // the grace (3000 ms by default). It has not moved by then, so that watcher instance is distrusted.
     await putBytes(a.store, 'img/unreported.qcow2', randomBytes(2000));
     t = 60_001;
     const r = await rep.syncOnce({ allowSkip: true });
     expect(r).toMatchObject({ skippedByHint: false, copied: 1 });
+    expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
+    t = 62_000;
+    expect(await pass()).toBe(true);
+    expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
+    t = 63_001;
+    expect(await pass()).toBe(false);
     expect(rep.status().hint).toMatchObject({ misses: 1, distrusted: 'w2' });
     expect(bus.recent({ types: ['repo_hint_missed'] })).toHaveLength(1);
     expect(await pass()).toBe(false);
@@ -186,6 +193,44 @@ describe('RepoReplicator with a change hint', () => {
     hint = { instance: 'w3', generation: 1, ok: true, error: null };
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
+  });
+
+  it('(d) a write the pass lists before its hint arrives is late, not missed: the hint is kept', async () => {
+    const a = await lab.repo();
+    const b = await lab.repo();
+    await fillSmall(a.store, 3);
+    let t = 0;
+    const clock: Clock = { ...systemClock, monotonicMs: () => t };
+    let hint: RepoChangeHint | null = { instance: 'w1', generation: 10, ok: true, error: null };
+    const src = counting(a.store);
+    const bus = new EventBus('standby', () => 3);
+    const rep = new RepoReplicator({ source: src.store, target: b.store, bus, clock, deepVerifyCron: '', fullPassMaxAgeMs: 30_000, changeHint: () => hint, changeHintGraceMs: () => 1500 });
+    cleanups.push(() => rep.stop());
+    const pass = async () => (await rep.syncOnce({ allowSkip: true })).skippedByHint;
+    expect(await pass()).toBe(false);
+    expect(await pass()).toBe(true);
+    // The upload lands just before the max-age pass lists; its hint bump is still on its way.
+    await putBytes(a.store, 'img/late.qcow2', randomBytes(2000));
+    t = 30_000;
+    expect(await rep.syncOnce({ allowSkip: true })).toMatchObject({ skippedByHint: false, copied: 1 });
+    t = 30_400;
+    hint = { instance: 'w1', generation: 11, ok: true, error: null };
+    expect(await pass()).toBe(false); // the hint moved: one listing, as for any change
+    t = 40_000;
+    expect(await pass()).toBe(true);
+    expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
+    expect(bus.recent({ types: ['repo_hint_missed'] })).toHaveLength(0);
+    // The hint going quiet for a while (no heartbeat) does not turn the late write into a miss either.
+    await putBytes(a.store, 'img/late-2.qcow2', randomBytes(2000));
+    t = 71_000;
+    expect(await rep.syncOnce({ allowSkip: true })).toMatchObject({ skippedByHint: false, copied: 1 });
+    hint = null;
+    t = 80_000;
+    expect(await pass()).toBe(false);
+    hint = { instance: 'w1', generation: 12, ok: true, error: null };
+    expect(await pass()).toBe(false);
+    expect(await pass()).toBe(true);
+    expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
   });
 
   it('(e) an idle loop sleeps until the hint would go stale, not every interval, and lists once it has', async () => {

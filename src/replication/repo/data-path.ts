@@ -131,6 +131,8 @@ export class RepoDataPath implements RoleHooks {
       },
       changeHint: () => this.currentPeerHint(),
       changeHintFreshUntil: () => (this.peerHint ? this.peerHint.at + this.peerHint.freshMs : null),
+      // A bump reaches this node in the next heartbeat: allow a few before calling a listed write missed.
+      changeHintGraceMs: () => Math.max(1000, this.peerHint?.freshMs ?? 0),
       fullPassMaxAgeMs: c.fullPassMaxAgeMs,
       source: opts.peer,
       target: opts.local,

@@ -57,6 +57,12 @@ export interface RepoReplicatorOptions {
   /** A full listing pass runs at least this often even when the hint says nothing changed. Default 30 000; 0: never skip. */
   fullPassMaxAgeMs?: number;
   /**
+   * How long after a pass that found unreported work the hint may still catch up before that counts
+   * as a miss (ms; default 3000). The hint travels in heartbeats, so a write the source's watcher saw a
+   * moment before the pass listed it reaches this node up to a heartbeat later: late, not missed.
+   */
+  changeHintGraceMs?: () => number;
+  /**
    * Called after every listing pass that ran (not skipped, not aborted): with its result, or null when it
    * threw (a refused delete guard, an unreachable repository). status() is current.
    */
@@ -124,6 +130,12 @@ export class RepoReplicator {
   private wake: (() => void) | null = null;
   private readonly deleteWindow: DeleteWindow;
   private lastGuardMessage: string | null = null;
+  /**
+   * A pass found work while the hint had not moved since the last clean pass. It becomes a miss (and
+   * the watcher instance is distrusted) only if the hint still shows that generation once the grace
+   * is over; a hint that moves meanwhile was merely late.
+   */
+  private suspect: { instance: string; generation: number; at: number; planned: SyncResult['planned'] } | null = null;
 
   constructor(private readonly opts: RepoReplicatorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -155,6 +167,7 @@ export class RepoReplicator {
     this.st.running = true;
     this.st.backoffMs = 0;
     this.forgetBasis();
+    this.suspect = null;
     const expr = this.opts.deepVerifyCron ?? '17 3 * * *';
     if (expr) {
       this.cronTask = cron.schedule(expr, () => {
@@ -238,7 +251,9 @@ export class RepoReplicator {
     if (this.basisAt === null || !this.opts.changeHintFreshUntil) return this.intervalMs;
     const fresh = this.opts.changeHintFreshUntil();
     if (fresh === null) return this.intervalMs;
-    const until = Math.min(this.basisAt + this.maxAgeMs, fresh + 1);
+    // A pending suspicion is settled at the first pass after its grace.
+    const settle = this.suspect ? this.suspect.at + this.graceMs() : Infinity;
+    const until = Math.min(this.basisAt + this.maxAgeMs, fresh + 1, settle);
     return Math.max(this.intervalMs, Math.ceil(until - now));
   }
 
@@ -286,8 +301,37 @@ export class RepoReplicator {
     if (left > 0) await this.clock.sleep(left, signal);
   }
 
+  private graceMs(): number {
+    return this.opts.changeHintGraceMs?.() ?? 3000;
+  }
+
+  /** Decide a pending suspicion (see `suspect`) once the hint has moved or the grace is over. */
+  private settleSuspect(): void {
+    const s = this.suspect;
+    if (!s) return;
+    const h = this.opts.changeHint?.() ?? null;
+    if (h && (h.instance !== s.instance || h.generation !== s.generation)) {
+      // The hint moved (late, not missed), or another watcher instance is not trusted blindly anyway.
+      this.suspect = null;
+      return;
+    }
+    // Without a usable hint now there is nothing to compare: wait for the next one.
+    if (!h || !h.ok || this.clock.monotonicMs() - s.at < this.graceMs()) return;
+    this.suspect = null;
+    const work = s.planned.copy + s.planned.delete;
+    this.st.hint.misses++;
+    this.st.hint.distrusted = s.instance;
+    this.opts.bus?.emit({
+      type: 'repo_hint_missed',
+      severity: 'warning',
+      message: `the source's change hint did not move, yet a full pass found ${work} object(s) to copy or delete and the hint still had not moved ${this.graceMs()} ms later: passes list both sides again until the source watcher restarts (check repo.watchDir on the primary, the inotify limits, and writes to this node's own repository)`,
+      details: { planned: s.planned, instance: s.instance, generation: s.generation },
+    });
+  }
+
   private async pass(deep: boolean, allowSkip: boolean, signal?: AbortSignal): Promise<PassResult> {
     this.hintDirty = false;
+    this.settleSuspect();
     const decision = this.decide({ deep, force: !allowSkip });
     if (allowSkip && !deep) this.st.hint.lastDecision = decision.reason;
     if (decision.skip) {
@@ -340,15 +384,8 @@ export class RepoReplicator {
       return;
     }
     const work = r.planned.copy + r.planned.delete;
-    if (unchanged && work > 0 && basis) {
-      this.st.hint.misses++;
-      this.st.hint.distrusted = basis.instance;
-      this.opts.bus?.emit({
-        type: 'repo_hint_missed',
-        severity: 'warning',
-        message: `the source's change hint did not move, yet a full pass found ${work} object(s) to copy or delete: passes list both sides again until the source watcher restarts (check repo.watchDir on the primary, the inotify limits, and writes to this node's own repository)`,
-        details: { planned: r.planned, instance: basis.instance, generation: basis.generation },
-      });
+    if (unchanged && work > 0 && basis && !this.suspect) {
+      this.suspect = { instance: basis.instance, generation: basis.generation, at: this.clock.monotonicMs(), planned: r.planned };
     }
     this.lastClean = this.st.objectsBehind === 0 && this.st.lastError === null;
     if (this.lastClean && basis) {
