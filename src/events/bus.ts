@@ -96,13 +96,18 @@ export class EventBus {
 
   /** Events kept in memory with a sequence number above `seq` (oldest first, at most `limit`). */
   since(seq: number, limit = 500): { seq: number; e: HaEvent }[] {
-    const after = (ring: { seq: number; e: HaEvent }[]) => ring.filter((x) => x.seq > seq);
-    return [...after(this.ring), ...after(this.importantRing)].sort((a, b) => a.seq - b.seq).slice(-limit);
+    return this.merged((x) => x.seq > seq, limit);
   }
 
   /** The newest `limit` events kept in memory, with their sequence numbers, oldest first. */
   recentWithSeq(limit: number): { seq: number; e: HaEvent }[] {
-    return [...this.ring.slice(-limit), ...this.importantRing.slice(-limit)].sort((a, b) => a.seq - b.seq).slice(-limit);
+    return this.merged(null, limit);
+  }
+
+  /** The newest `limit` entries of both rings that pass `keep`, in emission order. */
+  private merged(keep: ((x: { seq: number; e: HaEvent }) => boolean) | null, limit: number): { seq: number; e: HaEvent }[] {
+    const pick = (ring: { seq: number; e: HaEvent }[]) => (keep ? ring.filter(keep) : ring).slice(-limit);
+    return [...pick(this.ring), ...pick(this.importantRing)].sort((a, b) => a.seq - b.seq).slice(-limit);
   }
 
   emit(input: EventInput): HaEvent {
@@ -205,14 +210,8 @@ export class EventBus {
 
   /** Most recent events, oldest first, optionally only those of some types. */
   recent(opts: { limit?: number; types?: string[] } = {}): HaEvent[] {
-    const limit = opts.limit ?? 100;
-    const pick = (ring: { seq: number; e: HaEvent }[]) => {
-      const list = opts.types?.length ? ring.filter((x) => opts.types!.includes(x.e.type)) : ring;
-      return list.slice(-limit);
-    };
-    // Merge the two rings' newest `limit` entries in emission order.
-    const merged = [...pick(this.ring), ...pick(this.importantRing)].sort((a, b) => a.seq - b.seq);
-    return merged.slice(-limit).map((x) => x.e);
+    const types = opts.types?.length ? opts.types : null;
+    return this.merged(types ? (x) => types.includes(x.e.type) : null, opts.limit ?? 100).map((x) => x.e);
   }
 
   /** Resolves when the history file and notifier queue have caught up. */
