@@ -244,9 +244,10 @@ export async function readHistory(file: string, opts: { files?: number; limit?: 
   let count = 0;
   for (const p of paths) {
     if (count >= limit || budget <= 0) break;
-    const text = await readTail(p, budget);
-    if (text === null) continue;
-    budget -= Buffer.byteLength(text);
+    const tail = await readTail(p, budget);
+    if (tail === null) continue;
+    budget -= tail.bytes;
+    const text = tail.text;
     const events: HaEvent[] = [];
     const lines = text.split('\n');
     for (let i = 0; i < lines.length; i++) {
@@ -266,8 +267,8 @@ export async function readHistory(file: string, opts: { files?: number; limit?: 
   return Number.isFinite(limit) ? out.slice(-limit) : out;
 }
 
-/** The last `maxBytes` of a file (all of it when smaller), or null when it cannot be read. */
-async function readTail(path: string, maxBytes: number): Promise<string | null> {
+/** The last `maxBytes` of a file (all of it when smaller) and its length, or null when it cannot be read. */
+async function readTail(path: string, maxBytes: number): Promise<{ text: string; bytes: number } | null> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -279,7 +280,7 @@ async function readTail(path: string, maxBytes: number): Promise<string | null> 
     const len = Number.isFinite(maxBytes) ? Math.min(size, maxBytes) : size;
     const buf = Buffer.alloc(len);
     const { bytesRead } = await fh.read(buf, 0, len, size - len);
-    return buf.subarray(0, bytesRead).toString('utf8');
+    return { text: buf.subarray(0, bytesRead).toString('utf8'), bytes: bytesRead };
   } catch {
     return null;
   } finally {
