@@ -21,6 +21,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
 import { MAX_MULTI_DELETE_BYTES, deletedKeys } from './multi-delete.js';
@@ -147,7 +148,12 @@ export class RepoFront {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.o.port, this.o.host, () => resolve());
+      server.listen(this.o.port, this.o.host, () => {
+        // Bound: later server errors (accept failing) must neither reach the bind's reject nor go unheard.
+        server.off('error', reject);
+        server.on('error', () => undefined);
+        resolve();
+      });
     });
     this.server = server;
   }
@@ -182,7 +188,9 @@ export class RepoFront {
       const up = this.send(this.o.local, method, path, url.pathname, query, headers);
       up.on('response', (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
+        // pipeline, not pipe: a client that goes away mid-download must free the upstream connection
+        // (a paused response would hold one of the agent's sockets for good).
+        pipeline(r, res, () => undefined);
       });
       up.on('error', (err) => s3Error(res, 502, 'BadGateway', `local repository: ${err.message}`));
       up.end();

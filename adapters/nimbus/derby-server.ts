@@ -48,7 +48,7 @@ export class DerbyServer {
     const child = spawn(c.cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.stderr = '';
     this.served = 0;
-    createInterface({ input: child.stdout }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('error', () => undefined).on('line', (line) => {
       const w = this.waiting;
       this.waiting = null;
       w?.(line);

@@ -123,6 +123,10 @@ export class PostgresNode implements ManagedDatabase {
       if (!this.pool) {
         const pool = new pg.Pool({ ...clientConfig(this.local()), max: 2, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'nimbus-ha' });
         pool.on('error', () => undefined); // an idle session the server closed; the pool drops it
+        // A session lost while checked out (the server killed mid-query) emits 'error' before its query
+        // rejects, and the pool's own listener is off while a session is lent: without this one the
+        // whole sidecar would stop. The query still rejects; read() retries it once.
+        pool.on('connect', (c) => c.on('error', () => undefined));
         this.pool = pool;
       }
       let client: pg.PoolClient;

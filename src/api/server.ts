@@ -25,14 +25,24 @@ export function createServer(app: RequestListener, tls: TlsMaterial | null): htt
   return tls ? https.createServer(serverTlsOptions(tls), app) : http.createServer(app);
 }
 
-/** Listen on host:port (0: any free port); resolves once bound, rejects on a bind error. */
-export function listenServer(app: RequestListener, listen: { host: string; port: number }, tls: TlsMaterial | null): Promise<ListeningServer> {
+/**
+ * Listen on host:port (0: any free port); resolves once bound, rejects on a bind error. Errors after that
+ * (accept failing for lack of file descriptors or memory) go to `onError`: the server keeps listening,
+ * and an unheard server error would stop the process.
+ */
+export function listenServer(
+  app: RequestListener,
+  listen: { host: string; port: number },
+  tls: TlsMaterial | null,
+  onError: (err: Error) => void = () => undefined,
+): Promise<ListeningServer> {
   const server = createServer(app, tls);
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.listen(listen.port, listen.host, () => {
       server.off('error', onError);
+      server.on('error', (err: Error) => onError(err));
       server.keepAliveTimeout = 65_000;
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listen.port;

@@ -93,7 +93,9 @@ const alwaysHealthy: HealthSource = { healthy: () => true, escalated: () => fals
 
 /** Compose a sidecar from its config: epoch store, event bus, transport, witness, VIP, agent, API. */
 export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Promise<RunningNode> {
-  const log = pino({ level: cfg.log.level, base: { node: cfg.node } }, pino.destination(2));
+  const dest = pino.destination(2);
+  dest.on('error', () => undefined); // stderr on a full disk must not stop the sidecar (pino already drops EPIPE)
+  const log = pino({ level: cfg.log.level, base: { node: cfg.node } }, dest);
   const store = EpochStore.inDir(cfg.dataDir);
   // Adapters with large dependencies are loaded only when the config uses them (idle memory).
   const notify: { notifiers: Notifier[]; notifyTypes: string[] | undefined; close(): void } =
@@ -272,7 +274,9 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
     onInternalError: (err, req) => log.error({ code: 'INTERNAL', url: req.originalUrl }, errorMessage(err)),
     history: () => readHistory(historyFile, { files: cfg.history.files, limit: 20_000, maxBytes: 8 * 1024 * 1024 }),
   });
-  const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls);
+  const { server, port, url }: { server: Server; port: number; url: string } = await listenServer(app, cfg.listen, tls, (err) =>
+    log.error({ err: err.message }, 'the API server could not accept a connection'),
+  );
   // Renewed certificates are taken without a restart (polled, and at once on SIGHUP).
   const tlsReloader = tls
     ? new TlsReloader(tls, {

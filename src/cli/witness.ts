@@ -55,7 +55,9 @@ export function witnessSecret(files: readonly string[], env: string | undefined)
 export async function runWitness(opts: { listen: string; file: string; secret: KeyInput; maxLeaseMs: number; tls?: TlsMaterial | null }): Promise<void> {
   const m = /^(.*):(\d+)$/.exec(opts.listen);
   if (!m) throw new HaError('USAGE', `--listen must be host:port, got ${opts.listen}`);
-  const log = pino({ base: { role: 'witness' } }, pino.destination(2));
+  const dest = pino.destination(2);
+  dest.on('error', () => undefined); // stderr on a full disk must not stop the witness
+  const log = pino({ base: { role: 'witness' } }, dest);
   const state = new WitnessState(systemClock, opts.file, opts.maxLeaseMs);
   // Nothing signed before this start, nor before a node's last accepted request, is accepted (HTTP and UDP).
   const replay = new ReplayGuard(`${dirname(opts.file)}/replay-marks.json`);
@@ -74,7 +76,7 @@ export async function runWitness(opts: { listen: string; file: string; secret: K
   const app = createWitnessApp(state, opts.secret, (reason) => log.warn({ code: 'PEER_AUTH_FAILED' }, `rejected request: ${reason}`), { replay, keyUse, onProtocol });
   // With TLS the witness serves https and takes lease calls only from clients whose certificate the CA
   // issued for the node that signs them; /health stays open to monitoring.
-  const { server, port } = await listenServer(app, { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }, opts.tls ?? null);
+  const { server, port } = await listenServer(app, { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }, opts.tls ?? null, (err) => log.error({ err: err.message }, 'the witness server could not accept a connection'));
   // Lease calls also arrive as signed datagrams on the same port number (witness.transport: udp).
   const udp = new UdpServer(null, opts.secret, witnessHandlers(state), (reason, from) => log.warn({ code: 'PEER_AUTH_FAILED', from }, `rejected datagram: ${reason}`), replay, keyUse, onProtocol);
   try {

@@ -120,6 +120,11 @@ export class PeerClient implements PeerTransport {
       if (typeof body === 'string') req.end(body);
       else {
         body.on('error', (err) => req.destroy(err));
+        // A failed request does not end its source (pipe only detaches): close it, or a failing push
+        // keeps a file descriptor open for good.
+        req.on('close', () => {
+          if (!body.readableEnded) body.destroy();
+        });
         body.pipe(req);
       }
     });

@@ -288,7 +288,11 @@ export class TreeWatches<T extends WatchedTree> {
     t.watcher = null;
     if (!w) return;
     this.readyWaits.get(w)?.();
+    const closing = w.close();
+    // close() drops every listener while a first scan may still be running; a scan error after that
+    // (EACCES, EIO) would be an unheard 'error'.
+    w.on('error', () => undefined);
     // Bounded: a close that never settles must not hold up stop() or later watcher changes.
-    await Promise.race([w.close(), new Promise<void>((r) => setTimeout(r, WATCH_CLOSE_MAX_MS).unref?.())]);
+    await Promise.race([closing, new Promise<void>((r) => setTimeout(r, WATCH_CLOSE_MAX_MS).unref?.())]);
   }
 }
