@@ -84,7 +84,14 @@ function tapBody(
   tap.on('error', () => undefined);
   signal?.addEventListener('abort', onAbort, { once: true });
   body.pipe(tap);
-  return { tap, done: () => signal?.removeEventListener('abort', onAbort) };
+  return {
+    tap,
+    done: () => {
+      signal?.removeEventListener('abort', onAbort);
+      // A failed upload leaves the source's response paused and its connection held: release it.
+      if (!body.readableEnded) body.destroy();
+    },
+  };
 }
 
 /**
