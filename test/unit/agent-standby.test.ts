@@ -231,6 +231,8 @@ describe('failover election', () => {
     await agent.start();
     await until('primary', () => agent.role === 'primary', 100 * hb);
     expect(witness.asks.some((a) => !a.granted)).toBe(true);
+    // The grant that elected it is the witness's latest answer in /status from the first moment.
+    expect((agent.status().witness as { last_answer: unknown }).last_answer).toMatchObject({ granted: true, epoch: 2, holder: 'b' });
     expect(promotions).toEqual(['failover']);
     expect(events).toContain('failover');
     expect(agent.epoch).toBe(2);

@@ -19,6 +19,8 @@ export class WitnessLink {
   /** Every coordinator answer carries the record and proves the coordinator answers. */
   answered(a: LeaseAnswer): void {
     const c = this.c;
+    // Any answer (an election's grant, a holder-record update, a renewal) is the latest word in /status.
+    this.last = { at: c.d.clock.monotonicMs(), answer: a, error: null };
     c.holders.note(a);
     if (this.failingSince !== null && this.unreachableReported) {
       c.d.bus.emit({ type: 'witness_reachable', severity: 'info', message: `${c.d.coordinator?.describe() ?? 'the coordinator'} answers again`, details: {} });
@@ -83,7 +85,6 @@ export class WitnessLink {
     coord
       .acquire(c.d.config.node, epoch, t.leaseMs, backstopMs, req.ctrl.signal)
       .then((a) => {
-        this.last = { at: c.d.clock.monotonicMs(), answer: a, error: null };
         this.answered(a);
         if (a.granted && epoch === c.epoch && c.s.role === 'primary') {
           c.s.leaseAcks.witness = Math.max(c.s.leaseAcks.witness ?? 0, sentAt);
