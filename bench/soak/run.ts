@@ -233,12 +233,13 @@ async function main(): Promise<void> {
         disk_growth_mib_per_hour: hours && last && afterWarm ? Math.round(((last.dirs.total - afterWarm.dirs.total) / 2 ** 20 / hours) * 10) / 10 : null,
       };
     }
-    // Role changes and retention events as each node recorded them (why a role moved, what retention did).
+    // Role changes, retention events and missed change hints (each turns a standby to listing both
+    // repositories every pass) as each node recorded them.
     const roleEvents: unknown[] = [];
     for (const n of NODES) {
       const evs = await c.events(n).catch(() => [] as any[]);
       for (const e of evs) {
-        if (/^(failover|switchover|failback|promoted|demoted|fenced|escalation_handover|db\.archive\.|disk\.)/.test(e.type)) roleEvents.push({ node: n, type: e.type, time: e.time, message: String(e.message).slice(0, 160) });
+        if (/^(failover|switchover|failback|promoted|demoted|fenced|escalation_handover|db\.archive\.|disk\.|repo_hint_missed)/.test(e.type)) roleEvents.push({ node: n, type: e.type, time: e.time, message: String(e.message).slice(0, 160) });
       }
     }
     const rows = writers.reduce((s, w) => s + w.acked.length, 0);
