@@ -4,7 +4,6 @@
  * what the nodes hold. See docs/reliability.md ("Chaos harness").
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,10 +13,15 @@ import { DbWriter } from '../../../fixtures/db-writer.js';
 import { createUser } from '../../../fixtures/nimbus-vm-service/new-user.js';
 import { TIMING_PROFILES, type TimingProfile } from '../../config/schema.js';
 import { percentile } from '../../util/stats.js';
-import { catalogue, other, recordNamesBoth, SCENARIOS, type FaultCtx, type Node } from './faults.js';
-import { Ec2Client, FileWriter, Uploader, listTree, sleep, store } from './load.js';
+import { countPanics, dataChecker } from './check.js';
+import { catalogue, recordNamesBoth, SCENARIOS, type FaultCtx, type Node } from './faults.js';
+import { Ec2Client, FileWriter, Uploader, sleep, store } from './load.js';
+import { formatCycle, gapOf, sum, type CycleReport, type PathCount } from './report.js';
 import { cycleSeed, Rng } from './rng.js';
 import { RoleWatch } from './watch.js';
+
+/** The report types and the cycle formatter live in report.ts; re-exported so importers of this module keep working. */
+export { formatCycle, type CycleReport, type PathCount } from './report.js';
 
 export interface ChaosOptions {
   cycles: number;
@@ -33,74 +37,7 @@ export interface ChaosOptions {
   budgetMs?: number;
 }
 
-export interface PathCount {
-  acked: number;
-  lost: number;
-  ambiguous: number;
-  /** Acknowledged, on the primary, but not (yet) on the caught-up standby. */
-  standby_missing: number;
-  /** Not on the primary but kept aside (quarantined) on a node: preserved, not lost. */
-  quarantined?: number;
-}
-
-export interface CycleReport {
-  cycle: number;
-  seed: number;
-  scenario: string;
-  fault: string;
-  primary_before: Node | null;
-  primary_after: Node | null;
-  epoch_after: number | null;
-  detect_ms: number | null;
-  promote_ms: number | null;
-  client_gap_ms: { sql: number; s3: number; ec2: number };
-  rows: PathCount;
-  images: PathCount;
-  files: PathCount;
-  double_primary_samples: number;
-  epoch_regressions: number;
-  panics: number;
-  converged: boolean;
-  converge_ms: number | null;
-  violations: string[];
-  notes: Record<string, unknown>;
-  ok: boolean;
-}
-
 export const DEFAULT_KINDS = Object.keys(catalogue(3000));
-
-/**
- * PANIC lines in the node logs under `dir`. Asynchronous: this process's event loop carries the
- * cluster's heartbeat path proxies and witness links, and a synchronous read of large logs would stall
- * every path at once (a fault of its own).
- */
-async function countPanics(dir: string): Promise<number> {
-  let n = 0;
-  const walk = async (d: string, depth: number): Promise<void> => {
-    let names: string[];
-    try {
-      names = await readdir(d);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const p = join(d, name);
-      let st;
-      try {
-        st = await stat(p);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) {
-        if (depth < 8 && name !== 'cumulus' && name !== 'base' && name !== 'pg_wal' && name !== 'wal-archive') await walk(p, depth + 1);
-      } else if (name.endsWith('.log') && st.size < 200 * 1024 * 1024) {
-        n += ((await readFile(p, 'utf8').catch(() => '')).match(/PANIC:/g) ?? []).length;
-      }
-    }
-  };
-  await walk(dir, 0);
-  return n;
-}
 
 export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleReport[]; summary: Record<string, unknown>; dir: string | null }> {
   // With --json, progress goes to stderr so that stdout ends with the one JSON object.
@@ -230,75 +167,7 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
       },
     };
 
-    const rowsDsn = (n: Node) => `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${c.nodes[n].pgPort}/postgres`;
-    const rowsOn = async (n: Node): Promise<Set<number> | null> => {
-      const cl = new pg.Client({ connectionString: rowsDsn(n), connectionTimeoutMillis: 3000, query_timeout: 20_000 });
-      cl.on('error', () => undefined); // the server may die under us: that is the point of the run
-      try {
-        await cl.connect();
-        const r = await cl.query<{ id: string }>('select id::text from chaos_rows');
-        return new Set(r.rows.map((x) => Number(x.id)));
-      } catch {
-        return null;
-      } finally {
-        await cl.end().catch(() => undefined);
-      }
-    };
-    const objectsOn = async (n: Node, prefix: string): Promise<Map<string, string> | null> => {
-      const s = store(`http://127.0.0.1:${c.nodes[n].cumulusPort}`);
-      try {
-        const out = new Map<string, string>();
-        for await (const o of s.list(prefix)) out.set(o.key, o.etag);
-        return out;
-      } catch {
-        return null;
-      } finally {
-        s.close();
-      }
-    };
-
-    /** Compare the load generators' records with what primary `p` and standby hold. */
-    const checkData = async (p: Node, ambiguousRows: number, ambiguousImages: number, ambiguousFiles: number) => {
-      const s = other(p);
-      // rows
-      const acked = w.acked.slice();
-      const onP = await rowsOn(p);
-      const onS = await rowsOn(s);
-      const sMissing = onS ? acked.filter((id) => !onS.has(id)).length : acked.length;
-      const rows: PathCount = { acked: acked.length, lost: onP ? acked.filter((id) => !onP.has(id)).length : -1, ambiguous: ambiguousRows, standby_missing: sMissing };
-      // images (ETag = MD5 of a single-part upload)
-      const imgAcked = [...uploader!.acked];
-      const pObj = await objectsOn(p, 'VMS/chaos/');
-      const quarantine = new Set<string>();
-      for (const n of ['a', 'b'] as const) for (const v of (await objectsOn(n, 'nha-quarantine/'))?.values() ?? []) quarantine.add(v);
-      const sObj = await objectsOn(s, 'VMS/chaos/');
-      const imgSMissing = imgAcked.filter(([k, m]) => pObj?.get(k) === m && sObj?.get(k) !== m).length;
-      let imgLost = 0;
-      let imgQ = 0;
-      for (const [k, m] of imgAcked) {
-        if (pObj?.get(k) === m) continue;
-        if (quarantine.has(m)) imgQ++;
-        else imgLost++;
-      }
-      const images: PathCount = { acked: imgAcked.length, lost: pObj ? imgLost : -1, ambiguous: ambiguousImages, standby_missing: imgSMissing, quarantined: imgQ };
-      // config files
-      const fAcked = [...files!.acked];
-      const pTree = listTree(c.nodes[p].etcDir);
-      const fq = new Set<string>();
-      for (const n of ['a', 'b'] as const) for (const v of listTree(join(c.nodes[n].dataDir, 'quarantine')).values()) fq.add(v);
-      const sTree = listTree(c.nodes[s].etcDir);
-      const fSMissing = fAcked.filter(([k, m]) => pTree.get(k) === m && sTree.get(k) !== m).length;
-      let fLost = 0;
-      let fQ = 0;
-      for (const [k, m] of fAcked) {
-        if (pTree.get(k) === m) continue;
-        if (fq.has(m)) fQ++;
-        else fLost++;
-      }
-      const filesC: PathCount = { acked: fAcked.length, lost: fLost, ambiguous: ambiguousFiles, standby_missing: fSMissing, quarantined: fQ };
-      const complete = onP !== null && pObj !== null && sMissing === 0 && imgSMissing === 0 && fSMissing === 0;
-      return { rows, images, files: filesC, complete };
-    };
+    const checkData = dataChecker(c, w, uploader, files);
 
     /**
      * Converged: one primary and one standby streaming (as the nodes say), writes through the database VIP
@@ -451,31 +320,6 @@ export async function runChaos(opts: ChaosOptions): Promise<{ cycles: CycleRepor
   return { cycles, summary, dir: keep ? dir : null };
 }
 
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
-}
-
-function gapOf(ackedAt: number[], since: number, until: number): number {
-  let last = since;
-  let worst = 0;
-  for (const t of ackedAt) {
-    if (t < since) continue;
-    if (t > until) break;
-    worst = Math.max(worst, t - last);
-    last = t;
-  }
-  return Math.max(worst, until - last);
-}
-
-export function formatCycle(r: CycleReport): string {
-  const pc = (x: PathCount) => `${x.acked}/${x.lost}/${x.ambiguous}${x.standby_missing ? ` (standby missing ${x.standby_missing})` : ''}${x.quarantined ? ` (kept aside ${x.quarantined})` : ''}`;
-  return [
-    `${r.ok ? 'ok  ' : 'FAIL'} cycle ${r.cycle} [${r.scenario}] seed ${r.seed}: ${r.fault}`,
-    `     primary ${r.primary_before ?? '-'} -> ${r.primary_after ?? '-'} (epoch ${r.epoch_after ?? '-'}); detect ${r.detect_ms ?? '-'} ms, promote ${r.promote_ms ?? '-'} ms; client gap sql ${r.client_gap_ms.sql} / s3 ${r.client_gap_ms.s3} / ec2 ${r.client_gap_ms.ec2} ms`,
-    `     acked/lost/ambiguous: rows ${pc(r.rows)}, images ${pc(r.images)}, files ${pc(r.files)}; double-primary ${r.double_primary_samples}; panics ${r.panics}; converged ${r.converged ? `in ${r.converge_ms} ms` : 'NO'}`,
-  ].join('\n');
-}
-
 export function registerChaosCommand(program: import('commander').Command): void {
   program
     .command('chaos')
@@ -495,4 +339,3 @@ export function registerChaosCommand(program: import('commander').Command): void
       if (s.lost.rows || s.lost.images || s.lost.files || s.double_primary_samples || s.unconverged || s.panics || s.failed_cycles.length) process.exitCode = 1;
     });
 }
-
