@@ -19,28 +19,27 @@
  * Until the merge is done this node is not caught up, so a switchover or fail-back waits for it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { existsSync } from 'node:fs';
+import { lstat, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
 import { errorMessage } from '../../errors.js';
 import type { FilesTreeConfig } from './config.js';
 import type { EventSink } from './receiver.js';
 import type { MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
-import { isTempName, makeExcluder, TEMP_PREFIX } from './paths.js';
+import { TEMP_PREFIX } from './paths.js';
 import { isMissing, sha256File } from './scan.js';
-import { PREVIOUS_DIR, quarantineIdTime } from './quarantine.js';
 import { syncDir, writeFileDurable } from '../../util/durable.js';
 import { onLivePath } from './ship.js';
-import { deletedAfterWrite, newestTombstone, TombstoneJournal, type Tombstone } from '../tombstones.js';
+import { findCandidates, type Candidate } from './merge-candidates.js';
+
+export { FileTombstones, TOMBSTONES_FILE } from './file-tombstones.js';
 
 export type FilesQuarantinePolicy = 'merge' | 'keep';
 
 /** Name of the promotion marker inside quarantineDir. */
 export const PRIMARY_MARKER_FILE = '.primary-since.json';
-/** Name of the delete journal of the config trees, inside quarantineDir. */
-export const TOMBSTONES_FILE = '.tombstones.jsonl';
 /** Paths named in one event at most (the count says how many there are). */
 const EVENT_PATHS_MAX = 50;
 /** Raw bytes per merge request. */
@@ -56,54 +55,6 @@ const MERGE_QUERY_ENTRIES = 500;
 /** Largest file merged back (a JSON body carries it); larger ones are reported and left in place. */
 const MERGE_FILE_MAX = 32 * 1024 * 1024;
 
-/**
- * The config trees' delete journal on this node (src/replication/tombstones.ts), keyed `<tree>/<path>`:
- * the deletes its watcher sees while it is primary and the deletes its receiver applies as a standby,
- * kept across promotions and restarts for the quarantine's retention. A merge-back never brings back a
- * path (or a path below a directory) deleted here after the offered copy was written.
- */
-export class FileTombstones {
-  readonly journal: TombstoneJournal;
-
-  constructor(file?: string, opts: { retentionMs?: number; maxEntries?: number; now?: () => number } = {}) {
-    this.journal = new TombstoneJournal(file ?? null, opts);
-  }
-
-  load(): Promise<void> {
-    return this.journal.load();
-  }
-
-  /** Record a delete of `rel`; durable when it resolves. */
-  deleted(tree: string, rel: string, epoch?: number): Promise<void> {
-    return this.journal.deleted(`${tree}/${rel}`, epoch);
-  }
-
-  /** `rel` was written again: its own tombstone goes (a directory's above it stays, with its time). */
-  written(tree: string, rel: string): void {
-    void this.journal.written(`${tree}/${rel}`).catch(() => undefined);
-  }
-
-  /** The newest tombstone of `rel` or a directory above it (after load()). */
-  newest(tree: string, rel: string): Tombstone | undefined {
-    const ts: Array<Tombstone | undefined> = [];
-    for (let p = rel; p !== '.' && p !== ''; p = posix.dirname(p)) ts.push(this.journal.get(`${tree}/${p}`));
-    return newestTombstone(ts);
-  }
-
-  /** `rel` was deleted here after `writtenMs` (the offered copy's write time): not merged back. */
-  deletedAfter(tree: string, rel: string, writtenMs: number): boolean {
-    return deletedAfterWrite(this.newest(tree, rel), writtenMs);
-  }
-
-  size(): number {
-    return this.journal.size;
-  }
-
-  close(): Promise<void> {
-    return this.journal.close();
-  }
-}
-
 export interface MergeBackStatus {
   policy: FilesQuarantinePolicy;
   /** A rejoin's files are being merged back: this node is not caught up until done. */
@@ -118,18 +69,6 @@ export interface MergeBackStatus {
   deletedOnPrimary: string[];
   lastStepAt: string | null;
   lastError: string | null;
-}
-
-interface Candidate {
-  tree: string;
-  rel: string;
-  abs: string;
-  from: 'tree' | 'quarantine';
-  mtimeMs: number;
-  /** When its content was written on this node: the later of mtime and ctime in the tree; the mtime in quarantine (a move sets the ctime). */
-  writtenMs: number;
-  mode: number;
-  size: number;
 }
 
 export interface FilesMergeBackOptions {
@@ -312,7 +251,7 @@ export class FilesMergeBack {
 
   /** True when nothing is left to send: every candidate is on the primary, or decided otherwise. */
   private async mergeStep(peer: () => string, since: number): Promise<boolean> {
-    const candidates = await this.candidates(since);
+    const candidates = await findCandidates(this.o, since);
     const results = new Map<string, { c: Candidate; outcome: MergeOutcome }>();
     const byTree = new Map<string, Candidate[]>();
     for (const c of candidates) {
@@ -444,73 +383,8 @@ export class FilesMergeBack {
     // Done when a step sent nothing new: every candidate is on the primary (same), or decided.
     return merged === 0;
   }
-
-  /** Files this node wrote since `since`: in its trees (not as received from the primary), and in quarantine folders made since. */
-  private async candidates(since: number): Promise<Candidate[]> {
-    const out: Candidate[] = [];
-    const seen = new Set<string>();
-    for (const cfg of this.o.trees) {
-      const root = posix.resolve(cfg.path);
-      const excluded = makeExcluder(cfg.exclude);
-      for (const f of await walkFiles(root, excluded)) {
-        if (f.st.ctimeMs < since && f.st.mtimeMs < since) continue;
-        const received = await this.o.lastReceived(cfg.name, f.rel);
-        if (received !== undefined) {
-          const sha = await sha256File(f.abs).catch(() => null);
-          if (sha === null || sha === received) continue;
-        }
-        seen.add(`${cfg.name}/${f.rel}`);
-        out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'tree', mtimeMs: f.st.mtimeMs, writtenMs: Math.max(f.st.mtimeMs, f.st.ctimeMs), mode: f.st.mode & 0o777, size: f.st.size });
-      }
-    }
-    // Quarantine folders made since the marker (second resolution in their names), newest first: the
-    // newest copy of a path is the one offered.
-    const sinceSec = Math.floor(since / 1000) * 1000;
-    const ids = (await readdir(this.o.quarantineDir).catch(() => [] as string[]))
-      .filter((n) => n !== PREVIOUS_DIR && (quarantineIdTime(n) ?? -1) >= sinceSec)
-      .sort()
-      .reverse();
-    for (const id of ids) {
-      for (const cfg of this.o.trees) {
-        const excluded = makeExcluder(cfg.exclude);
-        for (const f of await walkFiles(join(this.o.quarantineDir, id, cfg.name), excluded)) {
-          if (f.st.mtimeMs < since) continue;
-          const key = `${cfg.name}/${f.rel}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          out.push({ tree: cfg.name, rel: f.rel, abs: f.abs, from: 'quarantine', mtimeMs: f.st.mtimeMs, writtenMs: f.st.mtimeMs, mode: f.st.mode & 0o777, size: f.st.size });
-        }
-      }
-    }
-    return out;
-  }
 }
 
 function createSha(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Regular files below `root` (links not followed, temp files and excluded paths left out). */
-async function walkFiles(root: string, excluded: (rel: string) => boolean): Promise<Array<{ rel: string; abs: string; st: Stats }>> {
-  const out: Array<{ rel: string; abs: string; st: Stats }> = [];
-  const walk = async (rel: string): Promise<void> => {
-    let names: string[];
-    try {
-      names = await readdir(rel ? posix.join(root, rel) : root);
-    } catch (err) {
-      if (isMissing(err)) return;
-      throw err;
-    }
-    for (const name of names) {
-      const r = rel ? `${rel}/${name}` : name;
-      if (isTempName(r) || excluded(r)) continue;
-      const abs = posix.join(root, r);
-      const st = await lstat(abs).catch(() => null);
-      if (!st) continue;
-      if (st.isDirectory()) await walk(r);
-      else if (st.isFile()) out.push({ rel: r, abs, st });
-    }
-  };
-  await walk('');
-  return out;
 }

@@ -4,23 +4,22 @@
  * each file lands by write-temp, fsync, chmod, utimes, rename; diverged local files go to quarantine.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, mkdir, realpath, rename, unlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Clock } from '../../ports.js';
 import { systemClock } from '../../clock.js';
 import { errorMessage, HaError } from '../../errors.js';
 import type { EventInput } from '../../events/bus.js';
 import type { FilesTreeConfig } from './config.js';
-import { ensureParent, checkExistingAncestor, checkRealParent, lstatOrNull, resolveLinkInTree, syncDir, tempPathFor, writeTemp } from './fsops.js';
+import { ensureParent, checkExistingAncestor, checkRealParent, lstatOrNull, syncDir, writeTemp } from './fsops.js';
 import { checkLinkTarget, isTempName, makeExcluder, resolveInTree } from './paths.js';
 import type { ApplyResult, Batch, FileQuery, ManifestEntry, MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
-import type { FileTombstones } from './merge-back.js';
-import { keepPrevious, moveToQuarantine, newQuarantineId, pruneQuarantine, ReceivedRecords } from './quarantine.js';
+import type { FileTombstones } from './file-tombstones.js';
+import { pruneQuarantine, ReceivedRecords } from './quarantine.js';
 import { HashCache, scanTree, sha256File } from './scan.js';
 import { mapLimit } from './limit.js';
+import { parentOf, streamToTemp, TreeWriter, type ApplyCtx, type ReceiverTree } from './tree-writer.js';
 
 /** Where receiver events go (the EventBus satisfies this). */
 export interface EventSink {
@@ -68,34 +67,15 @@ export interface FileReceiverStatus {
   lastQuarantineId: string | null;
 }
 
-interface Tree {
-  cfg: FilesTreeConfig;
-  root: string;
-  excluded: (rel: string) => boolean;
-}
-
-/** Per-request context: the quarantine id is created on first use. */
-interface Ctx {
-  tree: Tree;
-  rootReal: string;
-  qid?: string;
-  quarantined: number;
-  /** Id of this batch's previous-copies folder, created on first use. */
-  pid?: string;
-  dirs: Set<string>;
-  /** Parent directories already checked in this batch. */
-  verified: Map<string, Promise<string>>;
-  /** The batch created a link: every link of the tree is checked again at the end. */
-  links?: boolean;
-}
-
 const WRITE_CONCURRENCY = 8;
 
 export class FileSyncReceiver {
-  private readonly trees = new Map<string, Tree>();
+  private readonly trees = new Map<string, ReceiverTree>();
   private readonly records: ReceivedRecords;
   private readonly cache = new HashCache();
   private readonly clock: Clock;
+  /** Lands validated entries on disk (files, directories, links, removals, quarantine). */
+  private readonly writer: TreeWriter;
   private chain: Promise<unknown> = Promise.resolve();
   private prunedAt: number | null = null;
   /** Pending save of the received-file records (at most one a second). */
@@ -117,6 +97,7 @@ export class FileSyncReceiver {
     this.clock = opts.clock ?? systemClock;
     const stateFile = opts.stateFile ?? (opts.quarantineDir ? posix.join(opts.quarantineDir, '.received.json') : undefined);
     this.records = new ReceivedRecords(stateFile);
+    this.writer = new TreeWriter(this.records, this.cache, this.clock, opts, this.st);
   }
 
   status(): FileReceiverStatus {
@@ -156,9 +137,9 @@ export class FileSyncReceiver {
           while (j < checked.length && checked[j].e.op === 'file') j++;
           await mapLimit(checked.slice(i, j), WRITE_CONCURRENCY, async ({ e, rel, abs, data }) => {
             if (e.op !== 'file') return;
-            const dir = await this.guardAsync(t, rel, peer, () => this.parentOf(ctx, abs, rel));
+            const dir = await this.guardAsync(t, rel, peer, () => parentOf(ctx, abs, rel));
             const tmp = await writeTemp(abs, data!);
-            await this.finalizeFile(ctx, rel, abs, tmp, e.sha256, e.mode, e.mtimeMs);
+            await this.writer.finalizeFile(ctx, rel, abs, tmp, e.sha256, e.mode, e.mtimeMs);
             ctx.dirs.add(dir);
           });
           applied += j - i;
@@ -169,47 +150,25 @@ export class FileSyncReceiver {
         ctx.verified.clear();
         switch (e.op) {
           case 'dir':
-            await this.guardAsync(t, rel, peer, () => this.applyDir(ctx, rel, abs, e.mode));
+            await this.guardAsync(t, rel, peer, () => this.writer.applyDir(ctx, rel, abs, e.mode));
             break;
           case 'link':
-            await this.guardAsync(t, rel, peer, () => this.applyLink(ctx, rel, abs, e.target));
+            await this.guardAsync(t, rel, peer, () => this.writer.applyLink(ctx, rel, abs, e.target));
             ctx.links = true;
             break;
           case 'delete':
             await this.guardAsync(t, rel, peer, () => checkRealParent(ctx.rootReal, abs, rel));
             // Journaled before the delete is made (a rejoin then knows this path was deleted, and when).
             await this.opts.tombstones?.deleted(t.cfg.name, rel, this.opts.epoch?.());
-            if (await this.remove(ctx, rel, abs)) this.st.deletes++;
+            if (await this.writer.remove(ctx, rel, abs)) this.st.deletes++;
             ctx.dirs.add(posix.dirname(abs));
             break;
         }
         applied++;
       }
-      if (ctx.links) await this.recheckLinks(ctx, peer);
+      if (ctx.links) await this.writer.recheckLinks(ctx, (path, err) => this.refused(t, path, peer, err));
       return this.finish(ctx, applied);
     });
-  }
-
-  /**
-   * A link created later can change where an earlier one leads (`b -> .` makes `l -> b/../x` leave the
-   * tree): after a batch that adds links, follow every link of the tree again and remove any that now
-   * leads outside it.
-   */
-  private async recheckLinks(ctx: Ctx, peer: string): Promise<void> {
-    const t = ctx.tree;
-    for (const e of await scanTree(t.root, t.excluded, this.cache)) {
-      if (e.type !== 'link') continue;
-      const abs = posix.join(t.root, e.path);
-      try {
-        await checkRealParent(ctx.rootReal, abs, e.path);
-        await resolveLinkInTree(ctx.rootReal, posix.join(ctx.rootReal, posix.dirname(e.path)), e.target, e.path);
-      } catch (err) {
-        if (!(err instanceof HaError) || err.code !== 'FILES_PATH_OUTSIDE_TREE') throw err;
-        await rm(abs, { force: true });
-        this.records.delete(t.cfg.name, e.path);
-        this.refused(t, e.path, peer, err);
-      }
-    }
   }
 
   /** The sha256 this node last received from the primary for `rel` (undefined: never, or not since it was deleted). */
@@ -316,27 +275,10 @@ export class FileSyncReceiver {
     const { rel, abs } = this.checkPath(t, q.path, peer);
     const rootReal = (await this.ctx(t)).rootReal;
     await this.guardAsync(t, rel, peer, () => ensureParent(rootReal, abs, rel));
-    const tmp = tempPathFor(abs);
-    const h = createHash('sha256');
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        h.update(chunk);
-        cb(null, chunk);
-      },
-    });
-    try {
-      await pipeline(body, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-      const got = h.digest('hex');
-      if (got !== q.sha256) throw new HaError('FILES_FAILED', `checksum mismatch for ${rel} (sent ${q.sha256}, got ${got}); the file was not replaced and will be resent`, { path: rel });
-      const fh = await open(tmp, 'r+');
-      await fh.sync().finally(() => fh.close());
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
+    const tmp = await streamToTemp(body, abs, rel, q.sha256);
     return this.locked(async () => {
       const ctx = await this.ctx(t);
-      await this.finalizeFile(ctx, rel, abs, tmp, q.sha256, q.mode, q.mtime).catch(async (err) => {
+      await this.writer.finalizeFile(ctx, rel, abs, tmp, q.sha256, q.mode, q.mtime).catch(async (err) => {
         await unlink(tmp).catch(() => undefined);
         throw err;
       });
@@ -351,20 +293,20 @@ export class FileSyncReceiver {
     }
   }
 
-  private tree(name: string): Tree {
+  private tree(name: string): ReceiverTree {
     const t = this.trees.get(name);
     if (!t) throw new HaError('FILES_FAILED', `unknown tree "${name}": configure a tree of that name under files.trees on this node`, { tree: name, status: 404 });
     return t;
   }
 
-  private checkPath(t: Tree, path: string, peer: string): { rel: string; abs: string } {
+  private checkPath(t: ReceiverTree, path: string, peer: string): { rel: string; abs: string } {
     const r = this.guard(t, path, peer, () => resolveInTree(t.root, path));
     if (isTempName(r.rel)) this.guard(t, path, peer, () => { throw new HaError('FILES_PATH_OUTSIDE_TREE', `refused ${path}: reserved temp-file name`); });
     return r;
   }
 
   /** Run a check; on FILES_PATH_OUTSIDE_TREE record a refusal event before rethrowing. */
-  private guard<T>(t: Tree, path: string, peer: string, fn: () => T): T {
+  private guard<T>(t: ReceiverTree, path: string, peer: string, fn: () => T): T {
     try {
       return fn();
     } catch (err) {
@@ -373,7 +315,7 @@ export class FileSyncReceiver {
     }
   }
 
-  private async guardAsync<T>(t: Tree, path: string, peer: string, fn: () => Promise<T>): Promise<T> {
+  private async guardAsync<T>(t: ReceiverTree, path: string, peer: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -382,7 +324,7 @@ export class FileSyncReceiver {
     }
   }
 
-  private refused(t: Tree, path: string, peer: string, err: unknown): void {
+  private refused(t: ReceiverTree, path: string, peer: string, err: unknown): void {
     if (!(err instanceof HaError) || err.code !== 'FILES_PATH_OUTSIDE_TREE') return;
     this.st.refused++;
     this.opts.events?.emit({
@@ -393,19 +335,7 @@ export class FileSyncReceiver {
     });
   }
 
-  /** ensureParent, remembered per batch until an op that could change directories runs. */
-  private async parentOf(ctx: Ctx, abs: string, rel: string): Promise<string> {
-    const dir = posix.dirname(abs);
-    let p = ctx.verified.get(dir);
-    if (!p) {
-      p = ensureParent(ctx.rootReal, abs, rel);
-      ctx.verified.set(dir, p);
-      p.catch(() => ctx.verified.delete(dir));
-    }
-    return p;
-  }
-
-  private async ctx(t: Tree): Promise<Ctx> {
+  private async ctx(t: ReceiverTree): Promise<ApplyCtx> {
     await this.records.load();
     await this.prune();
     await mkdir(t.root, { recursive: true });
@@ -430,7 +360,7 @@ export class FileSyncReceiver {
     return run;
   }
 
-  private async finish(ctx: Ctx, applied: number): Promise<ApplyResult> {
+  private async finish(ctx: ApplyCtx, applied: number): Promise<ApplyResult> {
     for (const d of ctx.dirs) await syncDir(d);
     await this.records.save();
     this.st.batches++;
@@ -446,78 +376,5 @@ export class FileSyncReceiver {
       });
     }
     return { applied, quarantined: ctx.quarantined, ...(ctx.qid ? { quarantineId: ctx.qid } : {}) };
-  }
-
-  private async finalizeFile(ctx: Ctx, rel: string, abs: string, tmp: string, sha256: string, mode: number, mtimeMs: number): Promise<void> {
-    const cur = await lstatOrNull(abs);
-    if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
-    else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, sha256);
-    // setuid, setgid and sticky bits never cross: a file sync must not plant a setuid binary.
-    await chmod(tmp, mode & 0o777);
-    const mtime = mtimeMs / 1000;
-    await utimes(tmp, mtime, mtime);
-    await rename(tmp, abs);
-    this.records.set(ctx.tree.cfg.name, rel, sha256);
-    this.opts.tombstones?.written(ctx.tree.cfg.name, rel);
-    this.st.filesApplied++;
-  }
-
-  private async applyDir(ctx: Ctx, rel: string, abs: string, mode: number): Promise<void> {
-    const cur = await lstatOrNull(abs);
-    if (cur && !cur.isDirectory()) await this.remove(ctx, rel, abs);
-    await ensureParent(ctx.rootReal, abs, rel);
-    await mkdir(abs, { recursive: true });
-    await chmod(abs, mode & 0o777);
-  }
-
-  private async applyLink(ctx: Ctx, rel: string, abs: string, target: string): Promise<void> {
-    const dir = await ensureParent(ctx.rootReal, abs, rel);
-    await resolveLinkInTree(ctx.rootReal, posix.join(ctx.rootReal, posix.dirname(rel)), target, rel);
-    const cur = await lstatOrNull(abs);
-    if (cur?.isDirectory()) await this.remove(ctx, rel, abs);
-    else if (cur?.isFile()) await this.quarantineIfDiverged(ctx, rel, abs, null);
-    const tmp = tempPathFor(abs);
-    await symlink(target, tmp);
-    await rename(tmp, abs);
-    this.records.delete(ctx.tree.cfg.name, rel);
-    ctx.dirs.add(dir);
-  }
-
-  /** Remove whatever is at `abs` (files below a directory are checked for divergence one by one). */
-  private async remove(ctx: Ctx, rel: string, abs: string): Promise<boolean> {
-    const cur = await lstatOrNull(abs);
-    if (!cur) return false;
-    if (cur.isDirectory()) {
-      for (const name of await readdir(abs)) await this.remove(ctx, `${rel}/${name}`, posix.join(abs, name));
-      await rm(abs, { recursive: true, force: true });
-    } else {
-      if (cur.isFile() && !isTempName(rel)) await this.quarantineIfDiverged(ctx, rel, abs, null);
-      await rm(abs, { force: true });
-    }
-    this.records.delete(ctx.tree.cfg.name, rel);
-    this.cache.forget(abs);
-    return true;
-  }
-
-  /**
-   * Move the local file aside when its content is neither what we last received nor what is arriving.
-   * A file with no record (never received) counts as written here, so it is kept too.
-   */
-  private async quarantineIfDiverged(ctx: Ctx, rel: string, abs: string, incomingSha: string | null): Promise<void> {
-    const qdir = this.opts.quarantineDir;
-    if (!qdir) return;
-    const local = await sha256File(abs);
-    if (local === incomingSha) return;
-    if (local === this.records.get(ctx.tree.cfg.name, rel)) {
-      // As received: kept too (a hard link, so the live file is replaced atomically), so whatever a
-      // mistake on the primary overwrites or deletes here can be restored.
-      ctx.pid ??= newQuarantineId(this.clock.nowMs());
-      await keepPrevious(qdir, ctx.pid, ctx.tree.cfg.name, rel, abs);
-      this.st.keptPrevious++;
-      return;
-    }
-    ctx.qid ??= newQuarantineId(this.clock.nowMs());
-    await moveToQuarantine(qdir, ctx.qid, ctx.tree.cfg.name, rel, abs);
-    ctx.quarantined++;
   }
 }

@@ -6,96 +6,29 @@
  */
 import { lstat, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { Clock, PeerTransport } from '../../ports.js';
+import type { Clock } from '../../ports.js';
 import { systemClock } from '../../clock.js';
 import { errorMessage, HaError } from '../../errors.js';
-import type { FilesConfig, FilesTreeConfig } from './config.js';
-import { isTempName, makeExcluder, relativizeLinkTarget } from './paths.js';
-import type { ManifestEntry, ManifestResponse } from './protocol.js';
-import type { EventSink } from './receiver.js';
-import { differs } from './diff.js';
-import { hasEntries, HashCache, listBelow, rootIdOf, scanTree, statEntry } from './scan.js';
+import { isTempName, makeExcluder } from './paths.js';
+import type { ManifestResponse } from './protocol.js';
+import { HashCache, listBelow, statEntry } from './scan.js';
 import { mapLimit } from './limit.js';
 import { onLivePath, shipItems, type LocalItem, type ShipTarget } from './ship.js';
-import { CopyPicture } from './copy-picture.js';
-import { newWatchedTree, relInside, TreeWatches, type WatchedTree } from './tree-watch.js';
-import { DeleteWindow, type DeleteLimits, type DeleteVerdict } from './delete-guard.js';
-import { SenderDeleteGuard, type GuardedTree } from './sender-guard.js';
+import { newWatchedTree, relInside, TreeWatches } from './tree-watch.js';
+import { DeleteWindow, type DeleteLimits } from './delete-guard.js';
+import { SenderDeleteGuard } from './sender-guard.js';
+import { toPeerFn, type FileSenderStatus, type FileSyncSenderOptions, type PeerFn, type PeerUrl, type SenderTree as Tree } from './sender-types.js';
+import { PortableLinks } from './sender-links.js';
+import { diffWithStandby, guardFlush, guardPass, localManifest } from './sender-plan.js';
 
-/** Where the standby is reached: a URL, a function asked before each request, or null (no standby). */
-export type PeerUrl = string | null | (() => string | null);
-type PeerFn = () => string;
-
-type GuardConfig = Pick<FilesConfig, 'maxDeleteFraction' | 'deletesAlwaysAllowed' | 'maxDeletesPerWindow' | 'deleteWindowMs' | 'allowEmptySource'>;
-
-export interface FileSyncSenderOptions {
-  /** The `files` config section (trees, batchMs, maxBatchMs, largeFileBytes). */
-  config: Pick<FilesConfig, 'trees' | 'batchMs' | 'maxBatchMs' | 'largeFileBytes'> & Partial<GuardConfig> & Partial<Pick<FilesConfig, 'fullPassIntervalMs'>>;
-  /** Signed peer transport (PeerClient in production). */
-  transport: PeerTransport;
-  /**
-   * Base URL of the standby's sidecar, or a function asked before each request (the peer's URLs whose
-   * heartbeat path answers now first: a cut path is left at once), or null while there is no standby.
-   */
-  peerUrl?: PeerUrl;
-  /** A path of a tree was deleted on this node (watcher); merge-back never brings such a path back. */
-  onGone?: (tree: string, rel: string) => void;
-  /** A path of a tree was shipped as present (written since, or found in a full pass): its tombstone goes. */
-  onWritten?: (tree: string, rel: string) => void;
-  /** Where the receiver's router is mounted. Default "/peer/files". */
-  basePath?: string;
-  events?: EventSink;
-  clock?: Clock;
-  /** Timeout of one JSON request. Default 15 s. */
-  requestTimeoutMs?: number;
-  /** First retry delay after a failure; doubles up to retryMaxMs. Defaults 500 ms / 10 s. */
-  retryMinMs?: number;
-  retryMaxMs?: number;
-  /** How often each tree's root is checked for being replaced, re-mounted or gone. Default 1000 ms. */
-  rootCheckMs?: number;
-}
-
-export interface FileSenderStatus {
-  peer: string | null;
-  running: boolean;
-  /** Paths changed here and not yet confirmed by the standby (0 when in sync). */
-  filesBehind: number;
-  /** Whether a full pass is due (after start, a peer change or a failure). */
-  fullPassPending: boolean;
-  lastPassAt: string | null;
-  /** Duration of the last successful shipment (batch or pass), in ms. */
-  lastShipMs: number | null;
-  lastShipAt: string | null;
-  lastError: string | null;
-  passes: number;
-  entriesShipped: number;
-  bytesShipped: number;
-  /** Symlinks not synced because they point outside their tree. */
-  linksSkipped: number;
-  /** Deletes the delete guard holds back: the standby still has these paths. */
-  deletesHeld: number;
-  /** Why the delete guard last refused, or null. */
-  lastGuard: string | null;
-  /** Trees whose root directory is missing on this node. */
-  rootsMissing: string[];
-  /**
-   * The standby holds exactly what this node has: a full pass has run since start, nothing is pending,
-   * in flight, held back by the delete guard or failing, and every root is in place.
-   */
-  inSync: boolean;
-}
-
-interface Tree extends WatchedTree, GuardedTree {
-  cfg: FilesTreeConfig;
-  pending: Set<string>;
-}
+export type { FileSenderStatus, FileSyncSenderOptions, PeerUrl } from './sender-types.js';
 
 export class FileSyncSender {
   private readonly trees: Tree[];
   private readonly clock: Clock;
   private readonly cache = new HashCache();
   private readonly shipped = new Map<string, string>();
-  private readonly skippedLinks = new Set<string>();
+  private readonly links: PortableLinks;
   private readonly watches: TreeWatches<Tree>;
   /** Counts start() calls: a start overtaken by stop() and another start() leaves the rest to that one. */
   private starts = 0;
@@ -158,6 +91,7 @@ export class FileSyncSender {
     this.guard = new SenderDeleteGuard(limits, this.clock, () => this.requestFullPass(), opts.events);
     this.peer = toPeerFn(opts.peerUrl ?? null);
     this.retryMs = opts.retryMinMs ?? 500;
+    this.links = new PortableLinks(opts);
   }
 
   status(): FileSenderStatus {
@@ -173,7 +107,7 @@ export class FileSyncSender {
       filesBehind,
       fullPassPending: this.passNeeded,
       ...this.st,
-      linksSkipped: this.skippedLinks.size,
+      linksSkipped: this.links.skipped,
       deletesHeld: held,
       lastGuard: this.guard.lastGuard,
       rootsMissing,
@@ -366,9 +300,9 @@ export class FileSyncSender {
           if (!cur) this.gone(t, rel);
           if (cur && this.shipped.get(abs) === cur.sig) return;
           if (cur) sigs.set(abs, cur.sig);
-          items.push({ rel, entry: cur ? (this.portable(t, cur.entry) ?? null) : null });
+          items.push({ rel, entry: cur ? (this.links.portable(t, cur.entry) ?? null) : null });
         });
-        items = await this.guardFlush(t, items);
+        items = await guardFlush(this.guard, t, items, () => void this.watches.checkRoots());
         if (items.length === 0) continue;
         total += await this.ship(peer, t, items, sigs);
       } catch (err) {
@@ -411,26 +345,6 @@ export class FileSyncSender {
     return r.entries;
   }
 
-  /** The delete guard on an event-driven change set: drops the deletes it refuses (they are held). */
-  private async guardFlush(t: Tree, items: LocalItem[]): Promise<LocalItem[]> {
-    const deletes = items.filter((i) => !i.entry);
-    if (deletes.length === 0) return items;
-    const n = this.guard.removes(t, deletes.map((i) => i.rel));
-    if (n === 0) return items;
-    let verdict: DeleteVerdict;
-    // A root that is not the directory we watch (replaced, re-mounted, gone) makes every path look deleted.
-    const id = await rootIdOf(t.root);
-    if (id === null || id !== t.rootId) {
-      void this.watches.checkRoots();
-      verdict = { ok: false, rule: 'empty-source', allowed: 0, message: `the root ${t.root} is ${id === null ? 'missing' : 'not the directory being watched (replaced or re-mounted)'}: ${n} delete(s) are held until it has been compared with the standby's copy` };
-    } else {
-      verdict = this.guard.verdict(t, !(await hasEntries(t.root, t.excluded)), n);
-    }
-    if (verdict.ok) return items;
-    const keep = this.guard.refuse(t, deletes.map((i) => i.rel), n, verdict);
-    return items.filter((i) => i.entry || keep.has(i.rel));
-  }
-
   /** Compare every tree with the standby's manifest and send the difference. */
   private async fullPass(peer: PeerFn): Promise<void> {
     this.passNeeded = false;
@@ -453,34 +367,12 @@ export class FileSyncSender {
         if (!rootSt?.isDirectory()) {
           throw new HaError('FILES_FAILED', `tree "${t.cfg.name}": ${t.root} is not a directory on this node; create it or fix files.trees (the standby copy is left alone)`);
         }
-        const local = new Map<string, ManifestEntry>();
-        let localCount = 0;
-        for (const e of await scanTree(t.root, t.excluded, this.cache)) {
-          if (e.type !== 'dir') localCount++;
-          const fixed = this.portable(t, e);
-          if (fixed) local.set(e.path, fixed);
-        }
+        const { local, localCount } = await localManifest(t, this.cache, this.links);
         const target = this.target(peer);
         const remote = await onLivePath(peer, (url, signal) => this.opts.transport.post<ManifestResponse>(url, `${target.basePath}/manifest`, { tree: t.cfg.name }, target.timeoutMs, signal));
-        let items: LocalItem[] = [];
-        const remoteMap = new Map<string, ManifestEntry>();
-        t.copy = new CopyPicture();
-        for (const r of remote.entries ?? []) {
-          if (isTempName(r.path) || t.excluded(r.path)) continue;
-          remoteMap.set(r.path, r);
-          t.copy.set(r.path, r.type);
-          if (!local.has(r.path)) items.push({ rel: r.path, entry: null });
-        }
-        for (const [rel, e] of local) if (differs(e, remoteMap.get(rel))) items.push({ rel, entry: e });
+        const items = diffWithStandby(t, local, remote.entries ?? []);
         t.held.clear();
-        const deletes = items.filter((i) => !i.entry).map((i) => i.rel);
-        const n = this.guard.removes(t, deletes);
-        const v = n > 0 ? this.guard.verdict(t, localCount === 0, n) : ({ ok: true } as const);
-        if (!v.ok) {
-          const keep = this.guard.refuse(t, deletes, n, v);
-          items = items.filter((i) => i.entry || keep.has(i.rel));
-        } else t.guardKey = null;
-        await this.ship(peer, t, items);
+        await this.ship(peer, t, guardPass(this.guard, t, items, localCount === 0));
       } catch (err) {
         this.passNeeded = true;
         throw err;
@@ -499,30 +391,4 @@ export class FileSyncSender {
     this.st.bytesShipped += bytes;
     this.st.lastShipAt = new Date(this.clock.nowMs()).toISOString();
   }
-
-  /** Links are made relative when they stay inside the tree; others are skipped and reported once. */
-  private portable(t: Tree, e: ManifestEntry): ManifestEntry | undefined {
-    if (e.type !== 'link') return e;
-    const target = relativizeLinkTarget(t.root, e.path, e.target);
-    const key = `${t.cfg.name}/${e.path}`;
-    if (target === null) {
-      if (!this.skippedLinks.has(key)) {
-        this.skippedLinks.add(key);
-        this.opts.events?.emit({
-          type: 'files_link_skipped',
-          severity: 'warning',
-          message: `Not syncing symlink ${e.path} in tree "${t.cfg.name}": its target "${e.target}" is outside the tree.`,
-          details: { tree: t.cfg.name, path: e.path, target: e.target },
-        });
-      }
-      return undefined;
-    }
-    this.skippedLinks.delete(key);
-    return { ...e, target };
-  }
-}
-
-function toPeerFn(p: PeerUrl): (() => string | null) | null {
-  if (p === null) return null;
-  return typeof p === 'function' ? p : () => p;
 }
