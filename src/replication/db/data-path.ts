@@ -1,25 +1,25 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import express, { Router } from 'express';
+import type { Router } from 'express';
 import type { Readable } from 'node:stream';
 import type { Clock, DbEndpoint, DbStatus } from '../../ports.js';
 import type { HookContext, RoleHooks } from '../../ports.js';
 import type { EventBus } from '../../events/bus.js';
 import { errorMessage, HaError } from '../../errors.js';
 import { systemClock } from '../../clock.js';
-import { everyOnGrid, type GridTimer } from '../../util/cadence.js';
 import type { DbConfig } from './config.js';
 import type { ManagedDatabase } from './types.js';
 import { promoteStandby, rejoinAsStandby } from './choreography.js';
 import { ArchiveShipper } from './archive-shipper.js';
 import { SyncGuard } from './sync-guard.js';
-import { dbPeerRouter } from './router.js';
-import { lsnToBytes } from './lsn.js';
 import { slotNameFor } from './wal-names.js';
-import { ArchiveRetention, pruneOldCopies, readRecloneMarks, restartPointOf, writeRecloneMarks } from './archive-retention-runner.js';
+import { ArchiveRetention, pruneOldCopies } from './archive-retention-runner.js';
 import type { ArchiveReader } from './archive-retention.js';
-import { evaluateProbe, initialPolicyState, type PolicyState } from '../../monitor/policy.js';
-import type { PolicyConfig } from '../../monitor/config.js';
+import { archiveReaders, archiveRetention, markedForReclone } from './data-path-archive.js';
+import { dataPathRouter } from './data-path-router.js';
+import { StatusTicker } from './data-path-tick.js';
+import { handOver } from './handover.js';
+import { ServerWatch } from './server-watch.js';
 
 /** The local server: the port's operations plus initialisation and slots. */
 export type LocalDatabase = ManagedDatabase & {
@@ -36,8 +36,6 @@ export type LocalDatabase = ManagedDatabase & {
  * query would otherwise double the primary's status round trips.
  */
 const SLOT_CHECK_MS = 10_000;
-/** How often the local server's status is read (for /status, the standby's catch-up and the sync guard). */
-const STATUS_TICK_MS = 1000;
 /** How early or late a status read may come against its grid point (forgiven by the sync guard). */
 const STATUS_JITTER_MS = 50;
 /** How often the WAL archive retention runs (both roles). */
@@ -49,12 +47,6 @@ const NOT_READY_RETRY_MS = 500;
 export function primaryNotReady(err: unknown): boolean {
   const all = err instanceof AggregateError ? err.errors : [err];
   return all.some((e) => e instanceof HaError && e.details?.status === 503);
-}
-
-interface ReplayReply {
-  ok: boolean;
-  replayLsn: string | null;
-  message: string;
 }
 
 /**
@@ -69,10 +61,8 @@ export class DbDataPath implements RoleHooks {
   private primary = false;
   private shipper: ArchiveShipper | null = null;
   private guard: SyncGuard | null = null;
-  private tickTimer: GridTimer | null = null;
-  /** A read ahead of the grid, when the sync guard's degrade falls due before the next grid tick. */
-  private dueTimer: NodeJS.Timeout | null = null;
-  private ticking = false;
+  /** The status tick's timing (data-path-tick.ts); tickOnce is what a tick does. */
+  private readonly ticker: StatusTicker;
   private closed = false;
   private cached: DbStatus | null = null;
   /** When the primary last looked for lost slots (a rare repair: every SLOT_CHECK_MS, not every tick). */
@@ -85,12 +75,8 @@ export class DbDataPath implements RoleHooks {
   private ready = false;
   private retryAt = 0;
   private readonly clock: Clock;
-  /** The local server as a monitored service (restart on the primary, then escalate). */
-  private monitor: PolicyState = initialPolicyState();
-  private readonly policy: PolicyConfig;
-  private restarting = false;
-  /** A standby whose server died was seen (event once per incident). */
-  private standbyDownReported = false;
+  /** The local server as a monitored service (server-watch.ts: restart on the primary, then escalate). */
+  private readonly watch: ServerWatch;
   private holders: HookContext['holders'] | null = null;
   /** WAL archive retention (archive-retention-runner.ts), and when it last ran. */
   readonly retention: ArchiveRetention;
@@ -109,53 +95,30 @@ export class DbDataPath implements RoleHooks {
     },
   ) {
     this.clock = o.clock ?? systemClock;
-    this.policy = {
-      failuresBeforeAction: 2,
-      maxRestarts: o.config.restart.maxRestarts,
-      windowMs: o.config.restart.windowMs,
-      backoff: { baseMs: 1000, maxMs: 10_000 },
-      recoverAfter: 2,
-    };
-    const inner = dbPeerRouter({
-      archiveDir: o.config.archiveDir,
-      baseBackup: (opts) => {
-        if (!this.primary || !this.ready) throw new HaError('DB_FAILED', 'not a ready primary: no base backup here yet', { notReady: true });
-        return o.db.baseBackup(opts);
-      },
-      onEvent: (e) => {
-        if (e.kind !== 'archive-received') o.bus.emit({ type: `db.${e.kind}`, severity: e.kind === 'basebackup-failed' ? 'warning' : 'info', message: `${e.kind}${e.peer ? ` for ${e.peer}` : ''}${e.error ? `: ${e.error}` : ''}`, details: { bytes: e.bytes } });
-      },
+    this.watch = new ServerWatch({ ...this.deps, restart: o.config.restart, background: (what, fn) => this.background(what, fn) });
+    this.router = dataPathRouter({ ...this.deps, emit: (e) => o.bus.emit(e), primary: () => this.primary, ready: () => this.ready });
+    this.retention = archiveRetention(o.config, () => this.archiveReaders(), (e) => o.bus.emit(e));
+    this.ticker = new StatusTicker({
+      once: () => this.tickOnce(),
+      dueInMs: () => (this.primary ? this.guard?.dueInMs() ?? null : null),
     });
-    this.router = Router();
-    this.router.post('/wait-replay', express.json(), async (req, res) => {
-      const lsn = String(req.body?.lsn ?? '');
-      const timeoutMs = Math.min(Number(req.body?.timeoutMs ?? 30_000), 120_000);
-      res.json(await this.waitReplay(lsn, timeoutMs));
-    });
-    // Which standbys the hard cap of this primary's WAL archive marked for re-clone.
-    this.router.post('/reclone', async (_req, res) => {
-      res.json({ readers: this.primary ? await readRecloneMarks(o.config.archiveDir) : [] });
-    });
-    this.router.use(inner);
-    this.retention = new ArchiveRetention({
-      archiveDir: o.config.archiveDir,
-      policy: {
-        maxAgeMs: o.config.archiveRetention.maxAgeHours * 3_600_000,
-        keepBytes: o.config.archiveRetention.keepMb * 1024 * 1024,
-        maxBytes: o.config.archiveMaxBytes,
-        // One segment of room under the cap: the next segment to land fits before the pass it starts.
-        headroomBytes: o.config.archiveMaxBytes >= 4 * o.config.walSegmentSizeMb * 1024 * 1024 ? o.config.walSegmentSizeMb * 1024 * 1024 : 0,
-        segmentBytes: o.config.walSegmentSizeMb * 1024 * 1024,
-      },
-      readers: () => this.archiveReaders(),
-      emit: (e) => o.bus.emit(e),
-    });
-    // On the 1 s wall-clock grid, so the status read shares the heartbeat tick's wake-up.
-    this.tickTimer = everyOnGrid(STATUS_TICK_MS, () => void this.tick(), { unref: true });
   }
 
   private emit(type: string, severity: 'info' | 'warning' | 'critical', message: string, details?: Record<string, unknown>) {
     this.o.bus.emit({ type, severity, message, details });
+  }
+
+  /** What the collaborators (handover.ts, data-path-archive.ts, server-watch.ts, data-path-router.ts) read from this path. */
+  private get deps() {
+    return {
+      node: this.o.node,
+      peerNode: this.o.peerNode,
+      config: this.o.config,
+      db: this.o.db,
+      clock: this.clock,
+      hasData: () => this.hasData(),
+      emit: this.emit.bind(this),
+    };
   }
 
   /** Runs long work one at a time in the background; failures become events, never exceptions. */
@@ -200,18 +163,18 @@ export class DbDataPath implements RoleHooks {
 
   /** False while the primary's server is down (restarting, or given up on). */
   healthy(): boolean {
-    return !(this.primary && this.ready && !this.monitor.healthy);
+    return !(this.primary && this.ready && !this.watch.healthy);
   }
 
   /** The primary's server could not be restarted within the policy: hand over. */
   escalated(): boolean {
-    return this.primary && this.ready && this.monitor.escalated;
+    return this.primary && this.ready && this.watch.escalated;
   }
 
   async onPromote(ctx?: HookContext): Promise<void> {
     this.primary = true;
     this.followed = null;
-    this.monitor = initialPolicyState();
+    this.watch.reset();
     if (ctx) {
       this.holders = ctx.holders;
       // A node primary from boot never followed: without this its archive shipper had no peer to ship to.
@@ -283,39 +246,10 @@ export class DbDataPath implements RoleHooks {
 
   async beforeHandover(ctx: HookContext): Promise<void> {
     this.remember(ctx);
-    const t0 = this.clock.monotonicMs();
-    const s = await this.o.db.status().catch(() => null);
-    if (!s?.running) {
-      // The server died and could not be restarted: nothing can be written here any more. The standby
-      // has every acknowledged commit when the data-holder record names it (or, asynchronously, what
-      // reached it is all there is).
-      if (!ctx.peerIsHolder && this.syncMode()) {
-        throw new HaError('SWITCHOVER_REFUSED', 'the local database is down and the standby is not named in the data-holder record: it may lack acknowledged commits');
-      }
-      this.ready = false;
-      this.emit('db.handover', 'warning', `database down: handing over without a final position (${ctx.peerIsHolder ? 'the standby holds every acknowledged commit' : 'asynchronous replication: what reached the standby is kept'})`);
-      return;
-    }
-    this.ready = false;
-    const final = await this.o.db.fenceWrites();
-    const peer = ctx.peer;
-    if (!peer) return;
-    let reply: ReplayReply;
-    try {
-      reply = await Promise.any(peer.urls.map((u) => ctx.transport.post<ReplayReply>(u, '/peer/db/wait-replay', { lsn: final.lsn, timeoutMs: this.o.config.catchUpTimeoutMs }, this.o.config.catchUpTimeoutMs + 2000)));
-    } catch (err) {
-      await this.o.db.unfenceWrites().catch(() => undefined);
-      this.ready = true;
-      throw new HaError('SWITCHOVER_REFUSED', `standby did not confirm replay of ${final.lsn}: ${errorMessage(err)}`);
-    }
-    if (!reply.ok) {
-      await this.o.db.unfenceWrites().catch(() => undefined);
-      this.ready = true;
-      throw new HaError('SWITCHOVER_REFUSED', `standby has not replayed ${final.lsn} (at ${reply.replayLsn ?? 'unknown'}): ${reply.message}`);
-    }
-    // Stop cleanly so every WAL record is on the standby; the rejoin then follows without a re-clone.
-    await this.o.db.stop('fast');
-    this.emit('db.handover', 'info', `writes stopped at ${final.lsn}; standby replayed it (${Math.round(this.clock.monotonicMs() - t0)} ms)`, { lsn: final.lsn });
+    const setReady = (ready: boolean) => {
+      this.ready = ready;
+    };
+    await handOver({ ...this.deps, syncMode: () => this.syncMode(), setReady }, ctx);
   }
 
   /**
@@ -332,24 +266,6 @@ export class DbDataPath implements RoleHooks {
     await this.o.db.unfenceWrites();
     this.ready = true;
     if (restart) this.emit('db.resumed', 'warning', `handover aborted: database started again and writable in ${Math.round(this.clock.monotonicMs() - t0)} ms`);
-  }
-
-  /** On the standby: wait until the local replay position reaches `lsn`. */
-  private async waitReplay(lsn: string, timeoutMs: number): Promise<ReplayReply> {
-    let want: number;
-    try {
-      want = lsnToBytes(lsn);
-    } catch {
-      return { ok: false, replayLsn: null, message: `not an LSN: ${lsn}` };
-    }
-    const until = this.clock.monotonicMs() + timeoutMs;
-    let last: DbStatus | null = null;
-    while (this.clock.monotonicMs() < until) {
-      last = await this.o.db.status().catch(() => null);
-      if (last?.position && last.position.bytes >= want) return { ok: true, replayLsn: last.position.lsn, message: 'replayed' };
-      await this.clock.sleep(20);
-    }
-    return { ok: false, replayLsn: last?.position?.lsn ?? null, message: `not replayed within ${timeoutMs} ms` };
   }
 
   async onFollow(ctx: HookContext & { primary: string }): Promise<void> {
@@ -373,7 +289,7 @@ export class DbDataPath implements RoleHooks {
       }
       const now = await this.o.db.status().catch(() => null);
       if (now?.mode === 'standby' && now.streaming) return; // already following
-      if (await this.markedForReclone(ctx)) {
+      if (await markedForReclone(this.o.node, ctx)) {
         // The primary's archive hard cap removed WAL this standby needed: following would wait forever.
         const t0 = this.clock.monotonicMs();
         const r = await this.o.db.clone(await fetchBackup(), peer, { force: true });
@@ -384,69 +300,9 @@ export class DbDataPath implements RoleHooks {
     });
   }
 
-  /** Whether the primary marked this node for re-clone (its archive hard cap removed WAL we needed). */
-  private async markedForReclone(ctx: { transport: HookContext['transport']; peer?: HookContext['peer'] }): Promise<boolean> {
-    if (!ctx.peer) return false;
-    try {
-      const r = await Promise.any(ctx.peer.urls.map((u) => ctx.transport.post<{ readers: string[] }>(u, '/peer/db/reclone', {}, 5000)));
-      return r.readers.includes(this.o.node);
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Who still reads the local WAL archive. Primary: every slot from its restart_lsn (the peer's slot
-   * under the peer's name; a lost slot or a missing one: unknown), except standbys already marked for
-   * re-clone (a base backup needs no archive); a marked standby that streams again is unmarked.
-   * Standby: its own server from its last restart point (pg_control), unknown without data.
-   */
-  private async archiveReaders(): Promise<ArchiveReader[]> {
-    const dir = this.o.config.archiveDir;
-    if (!this.primary) {
-      return [{ name: this.o.node, restartBytes: this.hasData() ? await restartPointOf(this.o.config.dataDir) : null }];
-    }
-    const peer = this.o.peerNode;
-    const peerSlot = peer ? slotNameFor(peer) : null;
-    let marks = await readRecloneMarks(dir);
-    if (marks.length) {
-      const streaming = new Set((await this.o.db.replicas()).filter((r) => r.state === 'streaming').map((r) => r.name));
-      const still = marks.filter((m) => !streaming.has(m));
-      if (still.length !== marks.length) {
-        await writeRecloneMarks(dir, still);
-        this.emit('db.archive.reclone_done', 'info', `standby ${marks.filter((m) => streaming.has(m)).join(', ')} streams again: no longer marked for re-clone`);
-        marks = still;
-      }
-    }
-    const out: ArchiveReader[] = (await this.o.db.slots()).map((sl) => ({
-      name: sl.name === peerSlot && peer ? peer : sl.name,
-      restartBytes: sl.walStatus === 'lost' || !sl.restartLsn ? null : lsnToBytes(sl.restartLsn),
-    }));
-    if (peer && !out.some((r) => r.name === peer)) out.push({ name: peer, restartBytes: null });
-    return out.filter((r) => !marks.includes(r.name));
-  }
-
-  private async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
-    try {
-      await this.tickOnce();
-    } finally {
-      this.ticking = false;
-    }
-    this.scheduleDue();
-  }
-
-  /** A hung or gone standby costs commits degradeAfterMs plus one status read, not plus a grid period. */
-  private scheduleDue(): void {
-    if (this.dueTimer || this.closed || !this.primary) return;
-    const due = this.guard?.dueInMs() ?? null;
-    if (due === null || due >= STATUS_TICK_MS) return;
-    this.dueTimer = setTimeout(() => {
-      this.dueTimer = null;
-      void this.tick();
-    }, Math.max(10, due));
-    this.dueTimer.unref();
+  /** Who still reads the local WAL archive (data-path-archive.ts). */
+  private archiveReaders(): Promise<ArchiveReader[]> {
+    return archiveReaders(this.deps, this.primary);
   }
 
   private async tickOnce(): Promise<void> {
@@ -467,7 +323,7 @@ export class DbDataPath implements RoleHooks {
         await pruneOldCopies(this.o.config.archiveDir, 1).catch(() => undefined);
       }
       if (!this.primary && this.cached?.running && !this.cached.streaming && this.transport && this.peerUrl && this.pending === 0) {
-        if (await this.markedForReclone({ transport: this.transport, peer: { urls: [this.peerUrl] } as HookContext['peer'] })) this.followed = null;
+        if (await markedForReclone(this.o.node, { transport: this.transport, peer: { urls: [this.peerUrl] } as HookContext['peer'] })) this.followed = null;
       }
     }
     if (this.primary) {
@@ -480,49 +336,15 @@ export class DbDataPath implements RoleHooks {
     }
   }
 
-  /**
-   * The local server as a monitored service. On the primary a dead server is restarted under the
-   * restart policy (N restarts within a window, with back-off); when that fails the path escalates and
-   * the agent hands over. A standby's dead server is started again by following the primary anew.
-   */
+  /** The local server as a monitored service (server-watch.ts), fed with this tick's status read. */
   private watchServer(): void {
     const s = this.cached;
-    const up = !!s?.running;
     if (this.primary) {
-      if (!this.ready || this.restarting) return;
-      const ok = up && s?.mode === 'primary';
-      const { state, decision } = evaluateProbe(this.monitor, ok, this.clock.monotonicMs(), this.policy, 'active');
-      this.monitor = state;
-      if (decision.incidentOpened) this.emit('db.down', 'critical', `database on the primary is not running: ${decision.reason}`);
-      if (decision.action === 'restart') {
-        this.restarting = true;
-        const t0 = this.clock.monotonicMs();
-        this.background('restart', async () => {
-          try {
-            await this.o.db.start();
-            this.emit('db.restarted', 'warning', `database restarted on the primary in ${Math.round(this.clock.monotonicMs() - t0)} ms (${decision.reason})`);
-          } finally {
-            this.restarting = false;
-          }
-        });
-      } else if (decision.action === 'escalate') {
-        this.emit('db.escalated', 'critical', `database on the primary could not be restarted: ${decision.reason}`);
-      } else if (decision.action === 'recovered') {
-        this.emit('db.recovered', 'info', `database on the primary serves again: ${decision.reason}`);
-      }
+      this.watch.primary(s, this.ready);
       return;
     }
     // Standby: a server that died after following is brought back by following again.
-    if (!up && this.followed !== null && this.pending === 0 && this.hasData()) {
-      if (!this.standbyDownReported) {
-        this.standbyDownReported = true;
-        this.emit('db.down', 'warning', 'database on the standby is not running: starting it again as a standby of the primary');
-      }
-      this.followed = null;
-    } else if (up && this.standbyDownReported && s?.mode === 'standby') {
-      this.standbyDownReported = false;
-      this.emit('db.recovered', 'info', 'database on the standby runs again');
-    }
+    if (this.watch.standby(s, () => this.followed !== null && this.pending === 0 && this.hasData())) this.followed = null;
   }
 
   caughtUp(): boolean {
@@ -544,7 +366,7 @@ export class DbDataPath implements RoleHooks {
       lag_ms: this.primary ? null : s?.lagMs ?? null,
       sync: this.guard?.state ?? this.o.config.sync,
       standby_holds: this.guard?.standbyHolds ?? null,
-      server: this.primary ? (this.monitor.escalated ? 'escalated' : this.monitor.healthy ? 'ok' : 'down') : s?.running ? 'ok' : 'down',
+      server: this.primary ? (this.watch.escalated ? 'escalated' : this.watch.healthy ? 'ok' : 'down') : s?.running ? 'ok' : 'down',
       busy: this.pending > 0,
       archive_bytes: this.retention.lastBytes,
       last_error: this.lastError,
@@ -564,9 +386,7 @@ export class DbDataPath implements RoleHooks {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.tickTimer?.stop();
-    if (this.dueTimer) clearTimeout(this.dueTimer);
-    this.dueTimer = null;
+    this.ticker.stop();
     this.shipper?.stop();
     this.retention.unwatch();
     await this.busy?.catch(() => undefined);
