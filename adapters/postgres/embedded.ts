@@ -3,60 +3,43 @@
  * (embedded mode: nimbus-ha runs initdb, owns pg_hba.conf) or an installed server (external mode: given
  * pg_ctl and a connection string). Standbys stream from a physical slot and restore from the WAL archive.
  */
-import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { HaError } from '../../src/errors.js';
 import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
-import type { TlsFiles } from '../../src/peer/tls.js';
 import type { DbConfig } from '../../src/replication/db/config.js';
 import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from '../../src/replication/db/lsn.js';
 import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
 import { slotNameFor } from '../../src/replication/db/wal-names.js';
 import { extractBackup } from './backup-format.js';
 import { streamBaseBackup } from './base-backup.js';
-import {
-  conninfoQuote, ensureInclude, PRIMARY_ONLY_AUTO_SETTINGS, removeAutoSettings, renderHba, renderNodeConf,
-  scramVerifier, setStandbySignal, writeOwned, NODE_CONF,
-} from './conf.js';
+import { PRIMARY_ONLY_AUTO_SETTINGS, removeAutoSettings, setStandbySignal, NODE_CONF } from './conf.js';
+import { createReplicationRole, ensurePhysicalSlot, liftWriteFence, promoteServer, readReplayLsn, readSynchronousStandbyNames, setSynchronousStandbyNames } from './control-sql.js';
 import { localTimelineHistory, readControlFile } from './pgcontrol.js';
 import { chownTree, initdb } from './initdb.js';
 export { initTemplate } from './initdb.js';
-import { installServerTls, replicationSsl, serverTlsFiles } from './tls-files.js';
-import { chownFor, embeddedBinDir, postmasterAlive, redact, resolveOsUser, run, type OsUser } from './proc.js';
-import { clientConfig, createSlotOverReplication, isConnectionLoss, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
+import { hasData, writeNodeConf } from './node-files.js';
+import type { PostgresNodeOptions } from './node-options.js';
+export type { PostgresNodeOptions } from './node-options.js';
+import { PgCtl } from './pg-ctl.js';
+import { installServerTls, replicationSsl } from './tls-files.js';
+import { chownFor, embeddedBinDir, postmasterAlive, redact, resolveOsUser, type OsUser } from './proc.js';
+import { clientConfig, createSlotOverReplication, mapPgError, replicationTarget, withClient, type ConnTarget } from './sql.js';
+import { StatusPool } from './status-pool.js';
 import { queryReplicas, querySlots, queryStatus } from './status-sql.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export interface PostgresNodeOptions {
-  /** fsync every file written by a clone (on by default; tests may turn it off for speed). */
-  fsyncClone?: boolean;
-  /** Where pg_ctl writes the server log; default `<dataDir>/log/server.log`. */
-  logFile?: string;
-  /**
-   * The node's `tls` (certificate, key, cluster CA). With it the server runs with ssl on, pg_hba.conf
-   * (embedded mode) accepts replication only over SSL with a client certificate of the CA, and the standby
-   * and the sidecar's replication sessions connect with sslmode=verify-full (the peer's certificate must
-   * name the host they connect to: `db.peer.host`, and the other node's `db.advertiseHost`). Without it
-   * nothing about SSL is set (PostgreSQL's default: off).
-   */
-  tls?: TlsFiles;
-  /**
-   * Where the server's copies of the three files go (owned by the server's OS user, mode 0600, rewritten
-   * on every start, clone and rejoin); default `<dataDir>.tls`, outside the data directory so a base
-   * backup never carries this node's key to the other.
-   */
-  tlsDir?: string;
-}
 
 export class PostgresNode implements ManagedDatabase {
   private user: OsUser | null | undefined;
   private readonly bin: string;
   private readonly secrets: string[];
   /** Kept-open sessions for the read-only status queries (see `read`). */
-  private pool: pg.Pool | null = null;
+  private readonly reads: StatusPool;
+  /** pg_ctl status, start and stop, and the server log tail. */
+  private readonly pgCtl: PgCtl;
 
   constructor(
     readonly nodeName: string,
@@ -65,6 +48,8 @@ export class PostgresNode implements ManagedDatabase {
   ) {
     this.bin = cfg.binDir ?? embeddedBinDir();
     this.secrets = [cfg.superuserPassword, cfg.replicationPassword];
+    this.reads = new StatusPool(() => this.local(), this.secrets);
+    this.pgCtl = new PgCtl(cfg.pgCtlPath ?? join(this.bin, 'pg_ctl'), cfg.dataDir, opts.logFile ?? join(cfg.dataDir, 'log', 'server.log'), () => this.osUser(), this.secrets);
   }
 
   describe(): string {
@@ -92,10 +77,6 @@ export class PostgresNode implements ManagedDatabase {
     return replicationTarget(primary, this.cfg.replicationUser, this.cfg.replicationPassword, replicationSsl(this.opts.tls));
   }
 
-  private get logFile(): string {
-    return this.opts.logFile ?? join(this.cfg.dataDir, 'log', 'server.log');
-  }
-
   private async osUser(): Promise<OsUser | null> {
     if (this.user === undefined) this.user = await resolveOsUser(this.cfg.osUser);
     return this.user;
@@ -110,73 +91,9 @@ export class PostgresNode implements ManagedDatabase {
     return withClient(this.local(), `${what} on ${this.describe()}`, fn);
   }
 
-  /**
-   * Read-only status queries run every second (and every 20 ms while a switchover waits for replay):
-   * they share a kept-open session instead of paying a new connection and SCRAM exchange each time.
-   * A session the server dropped (restart, stop) is discarded and the query retried once on a fresh
-   * one, which is safe because these queries only read. Everything that changes the server uses its
-   * own short-lived session (`sql`).
-   */
-  private async read<T>(what: string, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
-    const label = `${what} on ${this.describe()}`;
-    for (let attempt = 0; ; attempt++) {
-      if (!this.pool) {
-        const pool = new pg.Pool({ ...clientConfig(this.local()), max: 2, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'nimbus-ha' });
-        pool.on('error', () => undefined); // an idle session the server closed; the pool drops it
-        // A session lost while checked out (the server killed mid-query) emits 'error' before its query
-        // rejects, and the pool's own listener is off while a session is lent: without this one the
-        // whole sidecar would stop. The query still rejects; read() retries it once.
-        pool.on('connect', (c) => c.on('error', () => undefined));
-        this.pool = pool;
-      }
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (err) {
-        throw mapPgError(err, label, this.secrets);
-      }
-      try {
-        const r = await fn(client);
-        client.release();
-        return r;
-      } catch (err) {
-        const lost = isConnectionLoss(err);
-        client.release(lost ? true : undefined);
-        if (lost && attempt === 0) continue;
-        throw mapPgError(err, label, this.secrets);
-      }
-    }
-  }
-
-  private async closePool(): Promise<void> {
-    const pool = this.pool;
-    this.pool = null;
-    await pool?.end().catch(() => undefined);
-  }
-
-  private pgCtl(): string {
-    return this.cfg.pgCtlPath ?? join(this.bin, 'pg_ctl');
-  }
-
-  private async ctl(args: string[], timeoutMs = 120_000) {
-    return run(this.pgCtl(), args, { user: await this.osUser(), timeoutMs });
-  }
-
-  private async logTail(): Promise<string> {
-    try {
-      const fh = await open(this.logFile, 'r');
-      try {
-        const { size } = await fh.stat();
-        const len = Math.min(size, 1500);
-        const buf = Buffer.alloc(len);
-        await fh.read(buf, 0, len, size - len);
-        return redact(buf.toString(), this.secrets);
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      return '';
-    }
+  /** A read-only status query on the kept-open sessions (see `StatusPool.read`). */
+  private read<T>(what: string, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+    return this.reads.read(`${what} on ${this.describe()}`, fn);
   }
 
   private async ensureDirs(): Promise<void> {
@@ -185,51 +102,10 @@ export class PostgresNode implements ManagedDatabase {
     await chownFor(this.cfg.archiveDir, user);
   }
 
-  /** Writes the node-local settings file; `standby` makes the node follow that primary. */
+  /** Writes the node-local settings file (see `writeNodeConf` in node-files.ts); `standby` makes the node follow that primary. */
   private async writeNodeConf(standby: DbEndpoint | null, overrides: Record<string, string> = {}): Promise<void> {
-    const c = this.cfg;
-    const user = await this.osUser();
-    const ssl = this.opts.tls ? serverTlsFiles(this.tlsDir) : null;
-    await installServerTls(this.opts.tls, this.tlsDir, user);
-    const conninfo = standby
-      ? [
-          `host=${conninfoQuote(standby.host)}`,
-          `port=${standby.port}`,
-          `user=${conninfoQuote(c.replicationUser)}`,
-          `password=${conninfoQuote(c.replicationPassword)}`,
-          `application_name=${conninfoQuote(this.nodeName)}`,
-          'connect_timeout=5',
-          ...(ssl
-            ? ['sslmode=verify-full', `sslrootcert=${conninfoQuote(ssl.caFile)}`, `sslcert=${conninfoQuote(ssl.certFile)}`, `sslkey=${conninfoQuote(ssl.keyFile)}`]
-            : []),
-        ].join(' ')
-      : '';
-    const text = renderNodeConf({
-      listenAddresses: c.listenAddresses,
-      port: c.port,
-      archiveDir: c.archiveDir,
-      archiveTimeoutS: c.archiveTimeoutS,
-      maxSlotWalKeepSize: c.maxSlotWalKeepSize,
-      settings: { ...c.settings, ...overrides },
-      standby: standby ? { conninfo, slot: this.slotName } : null,
-      ssl,
-    });
-    await writeOwned(join(c.dataDir, NODE_CONF), text, user);
-    await ensureInclude(c.dataDir, user);
-    if (c.mode === 'embedded') {
-      await writeOwned(join(c.dataDir, 'pg_hba.conf'), renderHba({ superuser: c.superuser, replicationUser: c.replicationUser, cidrs: c.allowCidrs, ssl: ssl !== null }), user);
-    }
-    await mkdir(join(c.dataDir, 'log'), { recursive: true, mode: 0o700 });
-    await chownFor(join(c.dataDir, 'log'), user);
-  }
-
-  private async hasData(): Promise<boolean> {
-    try {
-      return (await readdir(this.cfg.dataDir)).length > 0;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
+    const node = { name: this.nodeName, slot: this.slotName, tls: this.opts.tls, tlsDir: this.tlsDir, user: await this.osUser() };
+    await writeNodeConf(this.cfg, node, standby, overrides);
   }
 
   /**
@@ -238,7 +114,7 @@ export class PostgresNode implements ManagedDatabase {
    */
   async init(opts: { template?: string } = {}): Promise<void> {
     if (this.cfg.mode !== 'embedded') throw new HaError('DB_FAILED', 'init is for embedded mode; create external clusters with the distribution tools');
-    if (await this.hasData()) return;
+    if (await hasData(this.cfg.dataDir)) return;
     const user = await this.osUser();
     await this.ensureDirs();
     await mkdir(this.cfg.dataDir, { recursive: true, mode: 0o700 });
@@ -251,21 +127,15 @@ export class PostgresNode implements ManagedDatabase {
     }
     await this.writeNodeConf(null);
     await this.start();
-    await this.sql('create replication role', async (c) => {
-      const role = this.cfg.replicationUser;
-      const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
-      const verb = exists.rowCount ? 'ALTER' : 'CREATE';
-      await c.query(`${verb} ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${scramVerifier(this.cfg.replicationPassword)}'`);
-    });
+    await this.sql('create replication role', (c) => createReplicationRole(c, this.cfg.replicationUser, this.cfg.replicationPassword));
   }
 
   async isRunning(): Promise<boolean> {
     // postmaster.pid answers for a missing or empty data directory too (no file: not running).
     const alive = await postmasterAlive(this.cfg.dataDir);
     if (alive !== null) return alive;
-    if (!(await this.hasData())) return false;
-    const r = await this.ctl(['status', '-D', this.cfg.dataDir], 10_000);
-    return r.code === 0;
+    if (!(await hasData(this.cfg.dataDir))) return false;
+    return this.pgCtl.isRunning();
   }
 
   async start(): Promise<void> {
@@ -276,25 +146,19 @@ export class PostgresNode implements ManagedDatabase {
       await this.writeNodeConf(null);
     }
     if (await this.isRunning()) return;
-    const r = await this.ctl(['start', '-D', this.cfg.dataDir, '-l', this.logFile, '-w', '-t', '120']);
-    if (r.code !== 0) {
-      throw new HaError('DB_FAILED', `PostgreSQL did not start (${this.describe()}): ${redact(r.stderr || r.stdout, this.secrets).trim()}\n${await this.logTail()}`);
-    }
+    await this.pgCtl.start(this.describe());
   }
 
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    if (!(await this.hasData())) return;
-    await this.closePool();
-    const r = await this.ctl(['stop', '-D', this.cfg.dataDir, '-m', mode, '-w', '-t', '120']);
-    if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr)) {
-      throw new HaError('DB_FAILED', `PostgreSQL did not stop (${this.describe()}): ${redact(r.stderr, this.secrets).trim()}`);
-    }
+    if (!(await hasData(this.cfg.dataDir))) return;
+    await this.reads.close();
+    await this.pgCtl.stop(mode, this.describe());
   }
 
   async status(): Promise<DbStatus> {
     // A pooled session that answers proves the server runs: the postmaster.pid check (a file read, four
     // thread-pool round trips every second) is only needed without one, or when it fails.
-    if (this.pool && this.pool.idleCount > 0) {
+    if (this.reads.hasIdle) {
       try {
         return await this.read('read status', queryStatus);
       } catch {
@@ -314,13 +178,7 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async ensureSlot(slot: string): Promise<void> {
-    await this.sql(`create slot ${slot}`, async (c) => {
-      const r = await c.query<{ wal_status: string | null; active: boolean }>('select wal_status, active from pg_replication_slots where slot_name = $1', [slot]);
-      const row = r.rows[0];
-      if (row && row.wal_status === 'lost' && !row.active) await c.query('select pg_drop_replication_slot($1)', [slot]);
-      else if (row) return;
-      await c.query('select pg_create_physical_replication_slot($1, true)', [slot]);
-    });
+    await this.sql(`create slot ${slot}`, (c) => ensurePhysicalSlot(c, slot));
   }
 
   async repairSlots(): Promise<string[]> {
@@ -340,10 +198,7 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async promote(): Promise<void> {
-    await this.sql('promote', async (c) => {
-      const r = await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok');
-      if (!r.rows[0]?.ok) throw new HaError('DB_FAILED', 'promotion did not finish within 60 s; see the server log');
-    });
+    await this.sql('promote', promoteServer);
     // Leave no standby settings behind: a restart must come up as a primary.
     await this.writeNodeConf(null);
     await this.sql('reload', (c) => c.query('select pg_reload_conf()'));
@@ -401,7 +256,7 @@ export class PostgresNode implements ManagedDatabase {
       let stableSince = Date.now();
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const lsn = await this.sql('read replay position', async (c) => (await c.query<{ l: string | null }>('select pg_last_wal_replay_lsn()::text as l')).rows[0].l ?? '');
+        const lsn = await this.sql('read replay position', readReplayLsn);
         if (lsn !== last) {
           last = lsn;
           stableSince = Date.now();
@@ -455,7 +310,7 @@ export class PostgresNode implements ManagedDatabase {
       const s = await this.status().catch(() => null);
       if (s?.mode === 'standby' && s.streaming) return;
       if (Date.now() > deadline) {
-        throw new HaError('DB_FAILED', `standby ${this.nodeName} is not streaming after ${timeoutMs} ms; server log:\n${await this.logTail()}`);
+        throw new HaError('DB_FAILED', `standby ${this.nodeName} is not streaming after ${timeoutMs} ms; server log:\n${await this.pgCtl.logTail()}`);
       }
       await sleep(100);
     }
@@ -473,7 +328,7 @@ export class PostgresNode implements ManagedDatabase {
   async clone(backup: Readable, primary: DbEndpoint, opts: { force: boolean; keepOld?: boolean; archiveAside?: boolean }): Promise<CloneResult> {
     const t0 = Date.now();
     const dir = this.cfg.dataDir;
-    const nonEmpty = await this.hasData();
+    const nonEmpty = await hasData(this.cfg.dataDir);
     if (nonEmpty && !opts.force) {
       backup.destroy();
       throw new HaError('CLONE_TARGET_NOT_EMPTY', `clone target ${dir} is not empty; use --force to move it aside (it is kept as ${dir}.old-<time> until the new standby streams)`);
@@ -531,27 +386,15 @@ export class PostgresNode implements ManagedDatabase {
   }
 
   async unfenceWrites(): Promise<void> {
-    await this.sql('unfence writes', async (c) => {
-      await c.query('SET default_transaction_read_only = off');
-      await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-      await c.query('select pg_reload_conf()');
-    });
+    await this.sql('unfence writes', liftWriteFence);
   }
 
   async setSynchronousStandby(name: string | null): Promise<void> {
-    await this.sql('set synchronous standby', async (c) => {
-      if (name === null) await c.query('ALTER SYSTEM RESET synchronous_standby_names');
-      else {
-        const value = `FIRST 1 ("${name.replace(/"/g, '""')}")`;
-        await c.query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`);
-        await c.query('ALTER SYSTEM SET synchronous_commit = on');
-      }
-      await c.query('select pg_reload_conf()');
-    });
+    await this.sql('set synchronous standby', (c) => setSynchronousStandbyNames(c, name));
   }
 
   /** The synchronous standby currently configured (null when commits do not wait). */
   async synchronousStandbyNames(): Promise<string> {
-    return this.sql('read synchronous_standby_names', async (c) => (await c.query<{ s: string }>('select current_setting($1) as s', ['synchronous_standby_names'])).rows[0].s);
+    return this.sql('read synchronous_standby_names', readSynchronousStandbyNames);
   }
 }
