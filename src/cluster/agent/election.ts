@@ -6,6 +6,24 @@ import { hooksOf, type AgentCore, type TakeoverTiming } from './state.js';
 const MIN_CAMPAIGN_RETRY_MS = 5;
 
 /**
+ * The kind of takeover a campaign starts timing, or null to keep the timing already running (a retry of
+ * the same takeover). A timing is kept only while the epoch is the same and nothing relabels it: a
+ * bootstrap that turns out not to be the first primary, or a takeover offer (switchover, fail-back)
+ * arriving after an earlier campaign at this epoch (say, a refused recovery while the primary looked
+ * unhealthy) which must not lend the planned move its label and start time.
+ */
+export function campaignKind(
+  prev: Pick<TakeoverTiming, 'kind' | 'epochBefore'> | null,
+  now: { epoch: number; offer: 'switchover' | 'failback' | null; firstPrimary: boolean; peerAlive: boolean },
+): TakeoverTiming['kind'] | null {
+  const kind: TakeoverTiming['kind'] = now.offer ?? (now.firstPrimary ? 'bootstrap' : now.peerAlive ? 'recovery' : 'failover');
+  if (!prev || prev.epochBefore !== now.epoch) return kind;
+  if (prev.kind === 'bootstrap' && !now.firstPrimary) return kind;
+  if (now.offer !== null && prev.kind !== now.offer) return kind;
+  return null;
+}
+
+/**
  * Ask every voter (the witness, and the peer when alive) for `epoch`. The result lands in the state's
  * election for the next decision cycle; a majority kicks that cycle at once.
  */
@@ -27,8 +45,8 @@ export async function campaign(c: AgentCore, epoch: number, view: View, force = 
   // start. A standby whose own epoch is still 0 but that heard a primary at a later epoch fails over, and
   // so does one that never heard the primary but learnt from the witness that some node held an epoch.
   const firstPrimary = !p || (c.epoch === 0 && (p.role === null || p.epoch === 0) && (s.witnessEpoch ?? 0) === 0);
-  if (!s.timing || s.timing.epochBefore !== c.epoch || (s.timing.kind === 'bootstrap' && !firstPrimary)) {
-    const kind: TakeoverTiming['kind'] = s.takeoverOffer !== null ? s.takeoverReason : firstPrimary ? 'bootstrap' : p.alive ? 'recovery' : 'failover';
+  const kind = campaignKind(s.timing, { epoch: c.epoch, offer: s.takeoverOffer !== null ? s.takeoverReason : null, firstPrimary, peerAlive: !!p?.alive });
+  if (kind) {
     const data = Object.fromEntries(hooksOf(c).filter((h) => h.status).map((h) => [h.name, h.status!()]));
     s.timing = { kind, detectMs: p && !p.alive ? c.observer.lastDetectMs : null, campaignStartedAt: startedAt, epochBefore: c.epoch, data };
   }
