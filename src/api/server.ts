@@ -38,11 +38,11 @@ export function listenServer(
 ): Promise<ListeningServer> {
   const server = createServer(app, tls);
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
+    const onBindError = (err: Error) => reject(err);
+    server.once('error', onBindError);
     server.listen(listen.port, listen.host, () => {
-      server.off('error', onError);
-      server.on('error', (err: Error) => onError(err));
+      server.off('error', onBindError);
+      server.on('error', onError);
       server.keepAliveTimeout = 65_000;
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listen.port;
