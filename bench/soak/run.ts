@@ -118,7 +118,9 @@ async function dirsOf(dataDir: string): Promise<Record<string, number>> {
 
 async function main(): Promise<void> {
   const archiveLimit = archiveMaxMb * 1024 * 1024;
-  const c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 3000 }, repo: true, files: true });
+  // --keep-dir DIR: the stack lives there and stays after the run (node logs, events.jsonl, server logs).
+  const keepDir = argPath('keep-dir');
+  const c = new Cluster({ db: { sync: 'sync', degradeAfterMs: 3000 }, repo: true, files: true, ...(keepDir ? { dir: keepDir } : {}) });
   // Small limits so retention and rotation are exercised within minutes.
   const prepare = c.prepare.bind(c);
   c.prepare = async () => {
