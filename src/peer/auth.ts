@@ -122,21 +122,29 @@ export function verifyReply(
 /** `key`: the one of the receiver's keys the request was signed with (its reply is signed with it too). */
 export type VerifyResult = { ok: true; node: string; nonce: string; ts: number; bodyHash: string; key: string } | { ok: false; reason: string };
 
-/** Remembers recent nonces (bounded) to refuse replays inside the skew window. */
+/**
+ * Remembers recent nonces to refuse replays inside the skew window. A nonce is needed for `2 × MAX_SKEW_MS`
+ * after it arrived (a replay later than that carries a timestamp the window refuses), so every use drops
+ * the ones older than that from the front (a Map iterates in arrival order): the cache holds about one
+ * window of traffic (1,200 nonces at 20 datagrams a second), not `max`. `max` caps it against a flood
+ * inside one window, dropping the oldest first.
+ */
 export class NonceCache {
   private readonly seen = new Map<string, number>();
   constructor(private readonly max = 20_000) {}
   /** Returns false when the nonce was already used. */
   use(nonce: string, nowMs: number): boolean {
+    for (const [k, t] of this.seen) {
+      if (nowMs - t > MAX_SKEW_MS * 2 || this.seen.size >= this.max) this.seen.delete(k);
+      else break;
+    }
     if (this.seen.has(nonce)) return false;
     this.seen.set(nonce, nowMs);
-    if (this.seen.size > this.max) {
-      for (const [k, t] of this.seen) {
-        if (nowMs - t > MAX_SKEW_MS * 2 || this.seen.size > this.max) this.seen.delete(k);
-        else break;
-      }
-    }
     return true;
+  }
+  /** How many nonces are held (for tests and the soak's accounting). */
+  get size(): number {
+    return this.seen.size;
   }
 }
 
