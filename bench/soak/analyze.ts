@@ -36,6 +36,14 @@ export interface RoleStats {
    * by ± 10-15 % with garbage collection and the allocator; a leak is a slope that does not go away.
    */
   rss_trend: { mib_per_hour: number; growth_pct: number; span_min: number } | null;
+  /**
+   * The same for the two parts of RSS (/proc/PID/status): anonymous memory (the JavaScript heap, malloc,
+   * stacks), which a leak grows, and file-backed pages (the node binary's code and data touched so far),
+   * which grow once, when a node first runs code it had not run (its first term in the other role).
+   */
+  rss_anon_mib: { first: number | null; last: number | null };
+  rss_anon_trend: RoleStats['rss_trend'];
+  rss_file_mib: { first: number | null; last: number | null };
   /** fds / active resources at the end of each term in this role, and the largest difference from the first term's. */
   fds_at_term_end: (number | null)[];
   fds_drift_max: number | null;
@@ -80,6 +88,9 @@ export function byRole(s: Sample[], switchAts: number[], warmupMs: number): { gr
       samples: all.length,
       rss_mib: { first: mib(first.rss), last: mib(last.rss), median: sorted.length ? mib(sorted[Math.floor(sorted.length / 2)]) : null },
       rss_trend: trend(all),
+      rss_anon_mib: { first: mib(first.rssAnon ?? null), last: mib(last.rssAnon ?? null) },
+      rss_anon_trend: trend(all, (x) => x.rssAnon ?? null),
+      rss_file_mib: { first: mib(first.rssFile ?? null), last: mib(last.rssFile ?? null) },
       rss_growth_pct: first.rss && last.rss ? pct(last.rss, first.rss) : null,
       fds_at_term_end: ends.map((e) => e.fds),
       fds_drift_max: drift((x) => x.fds),
@@ -92,9 +103,12 @@ export function byRole(s: Sample[], switchAts: number[], warmupMs: number): { gr
 }
 
 
-/** Least-squares fit of RSS (MiB) over time (hours) through the samples. */
-export function trend(xs: Sample[]): RoleStats['rss_trend'] {
-  const pts = xs.filter((x) => x.rss !== null).map((x) => [x.t / 3_600_000, x.rss! / 2 ** 20] as const);
+/** Least-squares fit of RSS (MiB, or the part `of` picks) over time (hours) through the samples. */
+export function trend(xs: Sample[], of: (x: Sample) => number | null = (x) => x.rss): RoleStats['rss_trend'] {
+  const pts = xs.flatMap((x) => {
+    const v = of(x);
+    return v === null ? [] : [[x.t / 3_600_000, v / 2 ** 20] as const];
+  });
   if (pts.length < 3) return null;
   const n = pts.length;
   const mx = pts.reduce((a, p) => a + p[0], 0) / n;

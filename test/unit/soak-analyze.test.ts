@@ -38,4 +38,22 @@ describe('soak analysis', () => {
     // Growth in the role the node had after warm-up (primary): 120 → 121.
     expect(r.growth).toBeCloseTo(0.8, 1);
   });
+
+  it('splits RSS into its anonymous part, which a leak grows, and its file-backed part', () => {
+    // File pages step up once (new code run at the first role change); anonymous memory climbs steadily.
+    const s: Sample[] = Array.from({ length: 120 }, (_, i) => {
+      const anon = 50 + i * 0.1;
+      const file = i < 30 ? 45 : 51;
+      return { ...sample(i * 10_000, 'primary', anon + file), rssAnon: anon * MiB, rssFile: file * MiB };
+    });
+    const r = byRole(s, [], 0).byRole.primary;
+    expect(r.rss_anon_mib.first).toBe(50);
+    expect(r.rss_anon_mib.last).toBeCloseTo(61.9, 1);
+    expect(r.rss_file_mib).toEqual({ first: 45, last: 51 });
+    expect(r.rss_anon_trend!.mib_per_hour).toBeCloseTo(36, 0);
+    // Without /proc figures the parts are null, not zero.
+    const bare = byRole([sample(0, 'standby', 100), sample(10_000, 'standby', 101), sample(20_000, 'standby', 102)], [], 0).byRole.standby;
+    expect(bare.rss_anon_mib).toEqual({ first: null, last: null });
+    expect(bare.rss_anon_trend).toBeNull();
+  });
 });
