@@ -7,9 +7,7 @@ import type { Readable } from 'node:stream';
 /** Roles of a node. `fenced` = a former primary that lost quorum or saw a higher epoch. */
 export type Role = 'starting' | 'standby' | 'primary' | 'fenced' | 'maintenance';
 
-export function assertNever(x: never, what = 'value'): never {
-  throw new Error(`unexpected ${what}: ${JSON.stringify(x)}`);
-}
+export { assertNever } from './util/assert-never.js';
 
 /** Time source. `monotonicMs` measures durations (leases, heartbeat ages); `nowMs` is wall time for logs. */
 export interface Clock {
@@ -371,3 +369,39 @@ export interface RoleHooks {
    */
   onPeerStatus?(status: Record<string, unknown> | undefined, info: { heartbeatMs: number }): void;
 }
+
+// ---- Port types defined next to the core code that drives them ----
+//
+// Adapters import from src/ only this file and src/errors.ts (scripts/check-imports.mjs enforces it).
+// These types live beside the choreography, sync engine or config that uses them; they are part of what
+// an adapter implements or is handed, so they are re-exported here (type-only: no module is loaded).
+
+export type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from './replication/db/types.js';
+export type { DbConfig } from './replication/db/config.js';
+export type { TimelineFork } from './replication/db/lsn.js';
+export type { ObjectBody } from './replication/repo/types.js';
+export type { FrontGuard, LoneWrite } from './replication/repo/front-guard.js';
+export type { DerbyCopy, NimbusStateEngine } from './replication/nimbus-state/types.js';
+export type { Probe } from './monitor/probes.js';
+export type { NotifyConfig } from './monitor/config.js';
+export type { TlsFiles } from './peer/tls.js';
+export type { NimbusConfig, NimbusConfigInput } from './config/nimbus.js';
+export type { LinuxIpVipConfig } from './config/vip-linux-ip.js';
+
+// ---- Helpers shared with adapters ----
+//
+// Pure helpers and config schemas that core and adapters both use. Their implementation stays where it
+// is; they are re-exported here so adapters reach them through this file. These are value re-exports:
+// loading this module loads them too (zod with the schemas; Node built-ins; nothing heavier: no AWS SDK,
+// no pg). The CLI's `--help` does not load this module at all; keep these modules light, and do not add
+// a re-export that pulls in a large library. The core imports assertNever from src/util/assert-never.ts,
+// not from here, so decide() and the monitor load none of these.
+
+export { childEnv } from './util/child-env.js';
+export { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from './replication/db/lsn.js';
+export { slotNameFor } from './replication/db/wal-names.js';
+export { walkFiles } from './replication/nimbus-state/tree.js';
+export { DELTA_BLOCK, blockCount, blockRuns, diffBlocks, fileDigest } from './replication/nimbus-state/blocks.js';
+export { runWithTimeout, s3Probe } from './monitor/probes.js';
+export { nimbusConfigSchema } from './config/nimbus.js';
+export { linuxIpVipConfigSchema } from './config/vip-linux-ip.js';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { childEnv } from '../../src/util/child-env.js';
+import { childEnv } from '../../src/ports.js';
 
 export interface CommandResult {
   code: number | null;

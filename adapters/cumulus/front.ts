@@ -25,7 +25,7 @@ import { pipeline } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { signV2, stringToSignV2, verifyV2 } from './sigv2.js';
 import { MAX_MULTI_DELETE_BYTES, deletedKeys } from './multi-delete.js';
-import type { FrontGuard, LoneWrite } from '../../src/replication/repo/front-guard.js';
+import type { FrontGuard, LoneWrite } from '../../src/ports.js';
 
 export interface FrontBackend {
   endpoint: string;

@@ -18,10 +18,9 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { CannedAcl, ObjectInfo, ObjectStore, PutOptions } from '../../src/ports.js';
+import type { CannedAcl, ObjectBody, ObjectInfo, ObjectStore, PutOptions } from '../../src/ports.js';
 import { HaError, errorMessage } from '../../src/errors.js';
 import { SignatureV2Signer, encodeRfc3986 } from './sigv2.js';
-import type { ObjectBody } from '../../src/replication/repo/types.js';
 
 // The SDK's Node 20 support warning (see src/cli/main.ts) also for programs that reach the store without
 // the CLI: the benchmarks and the chaos harness. =false still shows it.

@@ -4,11 +4,18 @@
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { assertNever, type ProbeResult, type ServiceController } from '../../src/ports.js';
+import {
+  assertNever,
+  nimbusConfigSchema,
+  s3Probe,
+  type NimbusConfig,
+  type NimbusConfigInput,
+  type Probe,
+  type ProbeResult,
+  type ServiceController,
+} from '../../src/ports.js';
 import { HaError } from '../../src/errors.js';
-import { s3Probe, type Probe } from '../../src/monitor/probes.js';
 import { describeFailure, runCommand } from '../vip/run-command.js';
-import { nimbusConfigSchema, type NimbusConfig, type NimbusConfigInput } from '../../src/config/nimbus.js';
 import { ec2Probe, httpsReachableProbe } from './ec2-probe.js';
 import { ProcessSupervisor } from './process-supervisor.js';
 

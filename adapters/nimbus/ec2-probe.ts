@@ -2,7 +2,7 @@
  * Health of the VM service through its own API: a v2-signed DescribeAvailabilityZones, the cheapest call
  * that exercises the frontend, authentication against the user database, and the answer path.
  */
-import { runWithTimeout, type Probe } from '../../src/monitor/probes.js';
+import { runWithTimeout, type Probe } from '../../src/ports.js';
 import { tlsExchange, type TlsOptions } from './tls-exchange.js';
 import { signedV2Request, type Ec2Credentials, type V2SignatureMethod } from './ec2-sign.js';
 

@@ -21,8 +21,7 @@ import { copyFile, mkdir, open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, fstatSync, ftruncateSync, openSync, readSync, readdirSync, readFileSync, rmSync, statSync, writeSync, type Dirent } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { walkFiles } from '../../src/replication/nimbus-state/tree.js';
-import { DELTA_BLOCK, blockCount, blockRuns, diffBlocks, fileDigest } from '../../src/replication/nimbus-state/blocks.js';
+import { DELTA_BLOCK, blockCount, blockRuns, diffBlocks, fileDigest, walkFiles } from '../../src/ports.js';
 
 /** What a file looked like when it was last copied. */
 export interface CopyRecord {

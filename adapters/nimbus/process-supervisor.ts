@@ -8,7 +8,7 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HaError } from '../../src/errors.js';
-import { childEnv } from '../../src/util/child-env.js';
+import { childEnv } from '../../src/ports.js';
 
 export interface ProcessSupervisorOptions {
   /** argv of the service, e.g. `["node", "dist/fixtures/nimbus-vm-service/main.js", "--home", "/opt/nimbus"]`. */

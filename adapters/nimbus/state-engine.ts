@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NimbusStateEngine } from '../../src/replication/nimbus-state/types.js';
+import type { NimbusStateEngine } from '../../src/ports.js';
 import { DerbyServer } from './derby-server.js';
 import { DerbyTool } from './derby-tool.js';
 import { FreezeBudgetExceeded, freezeCopy, newFreezeCopyState, type FreezeCopyState } from './freeze-copy.js';

@@ -2,8 +2,7 @@
  * Builds the notifiers of the `notify` config section, for the EventBus options
  * (`notifiers`, `notifyTypes`).
  */
-import type { Notifier } from '../../src/ports.js';
-import type { NotifyConfig } from '../../src/monitor/config.js';
+import type { Notifier, NotifyConfig } from '../../src/ports.js';
 import { EmailNotifier } from './email.js';
 import { WebhookNotifier } from './webhook.js';
 

@@ -8,11 +8,22 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { HaError } from '../../src/errors.js';
-import type { DbEndpoint, DbPosition, DbStatus } from '../../src/ports.js';
-import type { DbConfig } from '../../src/replication/db/config.js';
-import { bytesToLsn, canFollow, lsnToBytes, parseTimelineHistory } from '../../src/replication/db/lsn.js';
-import type { CloneResult, ManagedDatabase, PrimaryIdentity, ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
-import { slotNameFor } from '../../src/replication/db/wal-names.js';
+import {
+  bytesToLsn,
+  canFollow,
+  lsnToBytes,
+  parseTimelineHistory,
+  slotNameFor,
+  type CloneResult,
+  type DbConfig,
+  type DbEndpoint,
+  type DbPosition,
+  type DbStatus,
+  type ManagedDatabase,
+  type PrimaryIdentity,
+  type ReplicaInfo,
+  type SlotInfo,
+} from '../../src/ports.js';
 import { extractBackup } from './backup-format.js';
 import { streamBaseBackup } from './base-backup.js';
 import { PRIMARY_ONLY_AUTO_SETTINGS, removeAutoSettings, setStandbySignal, NODE_CONF } from './conf.js';

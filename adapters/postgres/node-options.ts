@@ -2,7 +2,7 @@
  * `PostgresNodeOptions`: what a `PostgresNode` is given besides its `db` configuration (re-exported from
  * embedded.ts, where importers take it from).
  */
-import type { TlsFiles } from '../../src/peer/tls.js';
+import type { TlsFiles } from '../../src/ports.js';
 
 export interface PostgresNodeOptions {
   /** fsync every file written by a clone (on by default; tests may turn it off for speed). */

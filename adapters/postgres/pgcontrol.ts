@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTimelineHistory, type TimelineFork } from '../../src/replication/db/lsn.js';
+import { parseTimelineHistory, type TimelineFork } from '../../src/ports.js';
 
 export const DB_STATE = {
   1: 'shut down',

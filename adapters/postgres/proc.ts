@@ -7,7 +7,7 @@ import { chown, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { HaError } from '../../src/errors.js';
-import { childEnv } from '../../src/util/child-env.js';
+import { childEnv } from '../../src/ports.js';
 
 export interface OsUser {
   uid: number;

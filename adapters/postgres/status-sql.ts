@@ -4,9 +4,7 @@
  * commit" would then grow forever although nothing is missing.
  */
 import type pg from 'pg';
-import type { DbStatus } from '../../src/ports.js';
-import { lsnToBytes } from '../../src/replication/db/lsn.js';
-import type { ReplicaInfo, SlotInfo } from '../../src/replication/db/types.js';
+import { lsnToBytes, type DbStatus, type ReplicaInfo, type SlotInfo } from '../../src/ports.js';
 
 const STATUS_SQL = `
 select pg_is_in_recovery() as rec,

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TlsFiles } from '../../src/peer/tls.js';
+import type { TlsFiles } from '../../src/ports.js';
 import { writeOwned } from './conf.js';
 import { chownFor, type OsUser } from './proc.js';
 

@@ -1,11 +1,10 @@
 import type { z } from 'zod';
 import { HaError } from '../../src/errors.js';
-import type { Vip, VipContext } from '../../src/ports.js';
+import { linuxIpVipConfigSchema, type LinuxIpVipConfig, type Vip, type VipContext } from '../../src/ports.js';
 import { Arping } from './arp.js';
-import { linuxIpVipConfigSchema, type LinuxIpVipConfig } from '../../src/config/vip-linux-ip.js';
 import { describeFailure, runCommand, type CommandResult } from './run-command.js';
 
-export { linuxIpVipConfigSchema, type LinuxIpVipConfig } from '../../src/config/vip-linux-ip.js';
+export { linuxIpVipConfigSchema, type LinuxIpVipConfig } from '../../src/ports.js';
 
 /** Options of LinuxIpVip: the config section (defaults optional) plus hooks the agent provides. */
 export type LinuxIpVipOptions = Omit<z.input<typeof linuxIpVipConfigSchema>, 'kind'> & {

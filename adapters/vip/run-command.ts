@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { childEnv } from '../../src/util/child-env.js';
+import { childEnv } from '../../src/ports.js';
 
 /** What a finished command left behind. `code` is null when the process was killed (timeout). */
 export interface CommandResult {

@@ -4,7 +4,7 @@
  * returned actions through ports.
  */
 import type { Role } from '../ports.js';
-import { assertNever } from '../ports.js';
+import { assertNever } from '../util/assert-never.js';
 
 export interface PathView {
   url: string;

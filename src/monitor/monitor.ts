@@ -2,7 +2,8 @@
  * ServiceMonitor: probes each service on its own timer, applies the restart policy, restarts through
  * the ServiceController while this node is active, and escalates (the agent then hands over).
  */
-import { assertNever, type Clock, type ProbeResult, type ServiceController } from '../ports.js';
+import { type Clock, type ProbeResult, type ServiceController } from '../ports.js';
+import { assertNever } from '../util/assert-never.js';
 import { gridDelayMs } from '../util/cadence.js';
 import { errorMessage } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
