@@ -129,49 +129,6 @@ export const policyFieldsSchema = z
   .strict();
 export type PolicyConfig = z.infer<typeof policyFieldsSchema>;
 
-export const monitoredServiceSchema = policyFieldsSchema
-  .extend({
-    name: z
-      .string()
-      .min(1)
-      .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, dot, dash or underscore')
-      .describe('Service name; must match a ServiceController wired by the CLI.'),
-    probe: probeSpecSchema,
-    intervalMs: positiveMs('Probe period: probes start on the grid points of this period that the node\'s other timers share (one wake-up), at least half a period after the previous probe ended.').default(5_000),
-    timeoutMs: positiveMs('A probe that takes longer counts as failed.').default(3_000),
-  })
-  .strict()
-  .refine((s) => s.timeoutMs <= s.intervalMs * 10, {
-    message: 'timeoutMs should not exceed 10 x intervalMs (a probe would overlap many intervals)',
-    path: ['timeoutMs'],
-  });
-export type MonitoredServiceConfig = z.infer<typeof monitoredServiceSchema>;
-
-export const monitorConfigSchema = z
-  .object({
-    services: z
-      .array(monitoredServiceSchema)
-      .default([])
-      .superRefine((list, ctx) => {
-        const seen = new Set<string>();
-        list.forEach((s, i) => {
-          if (seen.has(s.name)) ctx.addIssue({ code: 'custom', message: `duplicate service name "${s.name}"`, path: [i, 'name'] });
-          seen.add(s.name);
-        });
-      })
-      .describe('Services probed on this node and restarted while it is primary.'),
-    historySize: z
-      .number()
-      .int()
-      .min(10)
-      .max(100_000)
-      .default(500)
-      .describe('Entries kept per history list (checks, restarts, escalations, incidents).'),
-  })
-  .strict()
-  .describe('Service monitoring: probes, restart policy, escalation to a graceful handover.');
-export type MonitorConfig = z.infer<typeof monitorConfigSchema>;
-
 export const webhookConfigSchema = z
   .object({
     url: z.string().url().describe('Receiver URL; each event is POSTed as one JSON object.'),
