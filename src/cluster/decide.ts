@@ -23,6 +23,11 @@ export interface PeerView {
   healthy: boolean;
   /** Peer reports it is fully caught up on every data path (for switchover and fail-back). */
   caughtUp: boolean;
+  /**
+   * When not caught up: the data paths that lag, as far as known (the ones the peer reports behind and
+   * the ones on which this node sees the peer behind), for the refusal's message. Empty or absent: unknown.
+   */
+  behind?: string[];
   /** ms since the peer was last heard on any path (null if never). */
   lastSeenAgeMs: number | null;
   /** The peer asked us to take over (graceful handover) at this epoch. */
@@ -215,6 +220,11 @@ export function notAHolder(v: Pick<View, 'node' | 'holderRecord'>): boolean {
   return r.kept && r.holders !== null && !r.holders.includes(v.node);
 }
 
+/** Which data paths keep the peer from being caught up, for a refusal's message. */
+function lagging(p: PeerView): string {
+  return p.behind && p.behind.length ? `behind on ${p.behind.join(', ')}` : 'database, repository or files lag';
+}
+
 /** The sentence an operator reads when a node that may lack acknowledged writes holds back. */
 export function notAHolderReason(v: Pick<View, 'node' | 'holderRecord'>): string {
   const names = (v.holderRecord.holders ?? []).join(', ') || '(none)';
@@ -361,7 +371,7 @@ function decidePrimary(v: View): Decision {
     if (!p.alive) return refusal(`peer ${p.node} is not answering heartbeats`);
     if (!p.healthy) return refusal(`peer ${p.node} reports unhealthy services`);
     if (p.role !== 'standby') return refusal(`peer ${p.node} is ${p.role ?? 'unknown'}, not a standby`);
-    if (!p.caughtUp) return refusal(`peer ${p.node} is not fully caught up yet (database, repository or files lag)`);
+    if (!p.caughtUp) return refusal(`peer ${p.node} is not fully caught up yet (${lagging(p)})`);
     return handOver(v, p.node, r.id, r.kind, `${r.kind}: handing the primary role to ${target} (${p.node}) at epoch ${v.epoch + 1}`);
   }
   const hold = autoHandoverHoldMs(v);
@@ -376,7 +386,7 @@ function decidePrimary(v: View): Decision {
         { kind: 'emit', type: 'escalation_handover', severity: 'critical', message: `local services failed beyond their restart budget: handing over to ${p.node}` },
       ]);
     }
-    const why = peerReady && p ? `standby ${p.node} is not fully caught up` : 'no healthy standby to hand over to';
+    const why = peerReady && p ? `standby ${p.node} is not fully caught up (${lagging(p)})` : 'no healthy standby to hand over to';
     return keep(v, `escalation pending: local services failing but ${why}; keep retrying`, reconcile);
   }
   const af = v.autoFailback;

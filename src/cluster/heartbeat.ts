@@ -15,6 +15,8 @@ export interface HeartbeatMessage {
   healthy: boolean;
   /** Fully caught up on every data path (meaningful on a standby). */
   caughtUp: boolean;
+  /** When not caught up: the names of the data paths that lag (absent when caught up, and from older releases). */
+  behind?: string[];
   /** Epoch offered to the peer in a graceful handover, or null. */
   takeoverOffer: number | null;
   /** Why the takeover is offered (switchover, failback, escalation). */

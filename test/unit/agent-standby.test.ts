@@ -130,6 +130,30 @@ async function standbyLosingPrimary(hb: number, witness: Coordinator, hooks: Rol
   return { agent, trace, events };
 }
 
+describe('what a standby tells its primary', () => {
+  it('names the data paths that lag in its heartbeats, and stops once they caught up', async () => {
+    const hb = 20;
+    let repoCaughtUp = false;
+    const hooks: RoleHooks[] = [
+      { name: 'db', caughtUp: () => true },
+      { name: 'repo', caughtUp: () => repoCaughtUp },
+      { name: 'files' },
+    ];
+    const { agent, transport } = standbyAgent(hb, hooks);
+    await agent.start();
+    await until('standby', () => agent.role === 'standby', 2000);
+    await until('a heartbeat as standby', () => transport.sent.some((m) => m.role === 'standby'), 2000);
+    const lagging = transport.sent.filter((m) => m.role === 'standby').at(-1)!;
+    expect(lagging.caughtUp).toBe(false);
+    expect(lagging.behind).toEqual(['repo']);
+    repoCaughtUp = true;
+    const n = transport.sent.length;
+    await until('a caught-up heartbeat', () => transport.sent.slice(n).some((m) => m.caughtUp), 40 * hb);
+    const caughtUp = transport.sent.slice(n).find((m) => m.caughtUp)!;
+    expect(caughtUp.behind).toBeUndefined();
+  });
+});
+
 describe('agent decision cycles', () => {
   it('a settled standby runs a cycle about once a second, not every heartbeat, and at once when an input changes', async () => {
     const hb = 20;

@@ -202,7 +202,14 @@ const rows: Row[] = [
     view: primaryView({ request: { id: 'r1', kind: 'switchover', to: null }, peer: peer({ caughtUp: false }) }),
     role: 'primary',
     actions: ['completeRequest'],
-    reason: /^switchover refused: peer b is not fully caught up/,
+    reason: /^switchover refused: peer b is not fully caught up yet \(database, repository or files lag\)$/,
+  },
+  {
+    name: 'a switchover refusal names the data paths that lag when they are known',
+    view: primaryView({ request: { id: 'r1', kind: 'switchover', to: null }, peer: peer({ caughtUp: false, behind: ['repo', 'files'] }) }),
+    role: 'primary',
+    actions: ['completeRequest'],
+    reason: /^switchover refused: peer b is not fully caught up yet \(behind on repo, files\)$/,
   },
   {
     name: 'switchover refused during the hold-down after this node became primary by a switchover',

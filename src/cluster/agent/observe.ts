@@ -83,6 +83,8 @@ export function buildView(c: AgentCore): View {
   if (link && c.peerCfg) {
     const st = link.lastState;
     const alive = link.alive(now, t.deadAfterMs);
+    // The data paths on which this node (as primary) sees the peer behind.
+    const seenBehind = hooksOf(c).filter((h) => h.peerCaughtUp && !h.peerCaughtUp()).map((h) => h.name);
     peer = {
       node: c.peerCfg.node,
       alive,
@@ -90,7 +92,8 @@ export function buildView(c: AgentCore): View {
       role: st?.role ?? null,
       epoch: st?.epoch ?? 0,
       healthy: st?.healthy ?? false,
-      caughtUp: (st?.caughtUp ?? false) && hooksOf(c).every((h) => !h.peerCaughtUp || h.peerCaughtUp()),
+      caughtUp: (st?.caughtUp ?? false) && seenBehind.length === 0,
+      behind: [...new Set([...(st && !st.caughtUp ? (Array.isArray(st.behind) ? st.behind.filter((x) => typeof x === 'string') : []) : []), ...seenBehind])],
       lastSeenAgeMs: link.lastHeardAt === null ? null : now - link.lastHeardAt,
       takeoverOffer: s.takeoverOffer,
       holder: c.holders.peerIsHolder(),

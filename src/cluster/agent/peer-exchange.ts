@@ -45,12 +45,14 @@ export class PeerExchange {
     const t = c.timings;
     const replication: Record<string, unknown> = {};
     for (const h of hooks) if (h.peerStatus) replication[h.name] = h.peerStatus();
+    const behind = hooks.filter((h) => h.caughtUp && !h.caughtUp()).map((h) => h.name);
     return {
       node: c.d.config.node,
       role: c.s.role,
       epoch: c.epoch,
       healthy: c.d.health.healthy(),
-      caughtUp: hooks.every((h) => !h.caughtUp || h.caughtUp()),
+      caughtUp: behind.length === 0,
+      ...(behind.length ? { behind } : {}),
       // Offered only once the data is handed over: a peer that promoted earlier would fork the database
       // before the old primary's last WAL (its shutdown checkpoint) reached it, and miss the last images.
       takeoverOffer: c.s.handover?.ready ? c.s.handover.epoch : null,
