@@ -75,6 +75,19 @@ export default defineConfig({
       },
       {
         test: {
+          // The Coordinator contract (witness and etcd) and pairs on a real etcd; the etcd half skips
+          // with a message without Debian's etcd-server.
+          name: 'coordinators',
+          include: ['test/coordinators/**/*.test.ts'],
+          setupFiles: ['test/helpers/contract-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          pool: 'forks',
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'system',
           include: ['test/system/**/*.test.ts'],
           testTimeout: 300_000,

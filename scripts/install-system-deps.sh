@@ -10,7 +10,8 @@ set -euo pipefail
 # head-node state (npm run test:nimbus).
 # prometheus: promtool, which lints /metrics and unit-tests the shipped alert rules (test/ops/metrics.test.ts).
 # chromium: the dashboard tests in a real headless browser (npm run test:ui, driven by playwright-core).
-PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl derby-tools libderby-java openjdk-17-jdk-headless sqlite3 prometheus chromium)
+# etcd-server: a real etcd (/usr/bin/etcd) for the Coordinator contract and the etcd pair tests (npm run test:coordinators).
+PACKAGES=(iproute2 iputils-arping iputils-ping keepalived haproxy docker-compose rclone lsyncd curl derby-tools libderby-java openjdk-17-jdk-headless sqlite3 prometheus chromium etcd-server)
 # awscli: the AWS CLI test of the Nimbus and Cumulus stand-ins (test/integration/nimbus-aws-cli.test.ts,
 # part of `npm test`). An `aws` already on PATH (pip, pyenv, the AWS installer) is used as it is.
 if ! command -v aws >/dev/null 2>&1; then

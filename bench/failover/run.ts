@@ -5,8 +5,11 @@
  *
  *   npm run bench:failover -- [--cycles 20] [--soak-seconds 60] [--profile fast|frugal|lan]
  *                              [--heartbeat-ms N --dead-after-ms N --lease-ms N [--request-timeout-ms N]]
- *                              [--cpu-hogs N] [--gc-pressure]
+ *                              [--cpu-hogs N] [--gc-pressure] [--coordinator witness|etcd|both]
  *
+ * --coordinator  the third vote: the witness (default), a one-member etcd on loopback (Debian etcd-server,
+ *                election timeout 500 ms: 1 s lease TTLs), or both, one after the other in the same run,
+ *                with the etcd figures compared to the witness's (target: gap within 20 %).
  * --profile sets timings.profile in both nodes' config (default: fast, the default timings); the explicit
  * timings override the profile's fields one by one, as in the config. Stress, for the whole run (cycles and
  * soak), so false failovers are counted under it:
@@ -23,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { Cluster, GapProbe, SplitBrainChecker } from '../../fixtures/cluster.js';
 import { percentile, table } from '../lib/report.js';
 import { TIMING_PROFILES, type TimingProfile } from '../../src/config/schema.js';
+import { EtcdCluster, etcdMissing } from '../../fixtures/etcd.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     'request-timeout-ms': { type: 'string' },
     'cpu-hogs': { type: 'string', default: '0' },
     'gc-pressure': { type: 'boolean', default: false },
+    coordinator: { type: 'string', default: 'witness' },
   },
 });
 const cycles = Number(values.cycles);
@@ -42,6 +47,8 @@ const soakSeconds = Number(values['soak-seconds']);
 const profile = values.profile as TimingProfile;
 const cpuHogs = Number(values['cpu-hogs']);
 const gcPressure = values['gc-pressure'] === true;
+const coordinatorArg = values.coordinator as string;
+const kinds: ('witness' | 'etcd')[] = coordinatorArg === 'both' ? ['witness', 'etcd'] : coordinatorArg === 'etcd' ? ['etcd'] : coordinatorArg === 'witness' ? ['witness'] : [];
 const explicit = (name: string): number | undefined => (values[name as keyof typeof values] === undefined ? undefined : Number(values[name as keyof typeof values]));
 const overrides = { heartbeatMs: explicit('heartbeat-ms'), deadAfterMs: explicit('dead-after-ms'), leaseMs: explicit('lease-ms'), requestTimeoutMs: explicit('request-timeout-ms') };
 if (
@@ -49,10 +56,11 @@ if (
   !(soakSeconds >= 0) ||
   !(profile in TIMING_PROFILES) ||
   !(Number.isInteger(cpuHogs) && cpuHogs >= 0 && cpuHogs <= 16) ||
+  kinds.length === 0 ||
   Object.values(overrides).some((v) => v !== undefined && !(Number.isInteger(v) && v >= 10))
 ) {
   console.error(
-    `usage: --cycles N (>= 1) --soak-seconds N (>= 0) --profile ${Object.keys(TIMING_PROFILES).join('|')} [--heartbeat-ms N --dead-after-ms N --lease-ms N --request-timeout-ms N (integers >= 10)] [--cpu-hogs N (0-16)] [--gc-pressure]`,
+    `usage: --cycles N (>= 1) --soak-seconds N (>= 0) --profile ${Object.keys(TIMING_PROFILES).join('|')} [--heartbeat-ms N --dead-after-ms N --lease-ms N --request-timeout-ms N (integers >= 10)] [--cpu-hogs N (0-16)] [--gc-pressure] [--coordinator witness|etcd|both]`,
   );
   process.exit(2);
 }
@@ -75,20 +83,21 @@ function startHogs(n: number): ChildProcess[] {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function main(): Promise<void> {
+/** What one run (one coordinator) measured. */
+type RunReport = Record<string, any> & { client_gap_ms: { p50: number | null; p99: number | null }; met: boolean };
+
+async function runOne(kind: 'witness' | 'etcd'): Promise<RunReport> {
   const churn = fileURLToPath(new URL('./gc-churn.js', import.meta.url));
-  const cluster = new Cluster({ timings: timingsOpt, ...(gcPressure ? { sidecarNodeArgs: ['--import', churn] } : {}) });
-  const hogs = startHogs(cpuHogs);
-  const stopHogs = () => {
-    for (const h of hogs) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
-  };
-  process.once('SIGINT', () => {
-    stopHogs();
-    process.exit(130);
-  });
-  process.once('SIGTERM', () => {
-    stopHogs();
-    process.exit(143);
+  let etcd: EtcdCluster | null = null;
+  if (kind === 'etcd') {
+    etcd = new EtcdCluster(1);
+    cleanups.add(() => etcd!.stop());
+    await etcd.start();
+  }
+  const cluster = new Cluster({
+    timings: timingsOpt,
+    ...(gcPressure ? { sidecarNodeArgs: ['--import', churn] } : {}),
+    ...(etcd ? { witness: false, coordinator: { kind: 'etcd' as const, endpoints: etcd.endpoints, prefix: '/nimbus-ha/bench-failover/' } } : {}),
   });
   const gaps: number[] = [];
   const detect: number[] = [];
@@ -101,7 +110,7 @@ async function main(): Promise<void> {
     // With --cpu-hogs the busy loops stand for load on the two head nodes. The heartbeat "network" here
     // is this process (the path proxies) and the witness stands for a third machine: neither would share
     // the head nodes' cores, so both run at a higher priority than the hogs and the sidecars (root only).
-    const networkPriority = cpuHogs > 0 ? raisePriority([process.pid, cluster.witness?.pid]) : 'unchanged (no CPU hogs)';
+    const networkPriority = cpuHogs > 0 ? raisePriority([process.pid, cluster.witness?.pid, ...(etcd?.members.map((m) => m.proc?.pid) ?? [])]) : 'unchanged (no CPU hogs)';
     await cluster.waitFor((a, b) => (a?.role === 'primary' && b?.role === 'standby') || (b?.role === 'primary' && a?.role === 'standby'), 30_000, 'cluster up');
     // The timings the nodes actually run with, as /status reports them.
     const timings = (await cluster.status('a'))?.timings as Record<string, unknown> | undefined;
@@ -162,6 +171,7 @@ async function main(): Promise<void> {
       shipped && profile === 'fast' ? { p50_ms: 1000, p99_ms: 2000, false_failovers: 0 } : shipped && profile === 'lan' ? { p50_ms: 200, p99_ms: 250, false_failovers: 0 } : { false_failovers: 0 };
     const report = {
       bench: 'failover',
+      coordinator: kind,
       timings,
       cycles,
       client_gap_ms: { p50: percentile(gaps, 50), p99: percentile(gaps, 99), max: Math.max(...gaps), all: gaps },
@@ -173,8 +183,8 @@ async function main(): Promise<void> {
       targets,
       met: (targets.p50_ms === undefined || (percentile(gaps, 50) ?? Infinity) <= targets.p50_ms) && (targets.p99_ms === undefined || (percentile(gaps, 99) ?? Infinity) <= targets.p99_ms) && falseFailovers === 0 && splitBrain + soakChecker.observed === 0,
     };
-    console.log(JSON.stringify(report));
-    console.log(
+    tables.set(
+      kind,
       table([
         { metric: 'client gap p50 (ms)', value: report.client_gap_ms.p50, target: targets.p50_ms ? `<= ${targets.p50_ms}` : '-' },
         { metric: 'client gap p99 (ms)', value: report.client_gap_ms.p99, target: targets.p99_ms ? `<= ${targets.p99_ms}` : '-' },
@@ -185,9 +195,69 @@ async function main(): Promise<void> {
         { metric: 'split brain observed', value: report.split_brain_observed, target: '0' },
       ]),
     );
+    return report;
+  } finally {
+    await cluster.stop();
+    if (etcd) {
+      await etcd.stop();
+      cleanups.clear();
+    }
+  }
+}
+
+/** Each run's table, printed after its JSON (one run) or before the comparison (both). */
+const tables = new Map<'witness' | 'etcd', string>();
+
+/** Processes to stop when the bench is interrupted. */
+const cleanups = new Set<() => Promise<void>>();
+
+async function main(): Promise<void> {
+  if (kinds.includes('etcd') && etcdMissing()) {
+    console.error(`--coordinator ${coordinatorArg}: ${etcdMissing()}`);
+    process.exit(2);
+  }
+  const hogs = startHogs(cpuHogs);
+  const stopHogs = () => {
+    for (const h of hogs) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
+  };
+  const interrupted = (code: number) => () => {
+    stopHogs();
+    void Promise.all([...cleanups].map((f) => f().catch(() => undefined))).then(() => process.exit(code));
+  };
+  process.once('SIGINT', interrupted(130));
+  process.once('SIGTERM', interrupted(143));
+  try {
+    const runs: Partial<Record<'witness' | 'etcd', RunReport>> = {};
+    for (const kind of kinds) runs[kind] = await runOne(kind);
+    if (kinds.length === 1) {
+      console.log(JSON.stringify(runs[kinds[0]]));
+      console.log(tables.get(kinds[0]));
+      return;
+    }
+    // The same run, the same machine: etcd's gap against the witness's (target within 20 %).
+    const w = runs.witness!;
+    const e = runs.etcd!;
+    const ratio = (x: number | null, y: number | null) => (x !== null && y !== null && y > 0 ? Math.round((x / y) * 100) / 100 : null);
+    const comparison = {
+      p50_ratio: ratio(e.client_gap_ms.p50, w.client_gap_ms.p50),
+      p99_ratio: ratio(e.client_gap_ms.p99, w.client_gap_ms.p99),
+      target_ratio: 1.2,
+      false_failovers: { witness: w.soak.false_failovers, etcd: e.soak.false_failovers },
+      double_primaries: { witness: w.split_brain_observed, etcd: e.split_brain_observed },
+    };
+    const met = comparison.p50_ratio !== null && comparison.p50_ratio <= 1.2 && comparison.p99_ratio !== null && comparison.p99_ratio <= 1.2 && e.soak.false_failovers === 0 && e.split_brain_observed === 0;
+    console.log(JSON.stringify({ bench: 'failover', coordinators: runs, comparison, met }));
+    for (const k of kinds) console.log(`${k}:\n${tables.get(k)}\n`);
+    console.log(
+      table([
+        { metric: 'client gap p50 (ms)', witness: w.client_gap_ms.p50, etcd: e.client_gap_ms.p50, 'etcd / witness': comparison.p50_ratio, target: '<= 1.2' },
+        { metric: 'client gap p99 (ms)', witness: w.client_gap_ms.p99, etcd: e.client_gap_ms.p99, 'etcd / witness': comparison.p99_ratio, target: '<= 1.2' },
+        { metric: 'false failovers', witness: w.soak.false_failovers, etcd: e.soak.false_failovers, 'etcd / witness': '-', target: '0' },
+        { metric: 'double primaries observed', witness: w.split_brain_observed, etcd: e.split_brain_observed, 'etcd / witness': '-', target: '0' },
+      ]),
+    );
   } finally {
     stopHogs();
-    await cluster.stop();
   }
 }
 

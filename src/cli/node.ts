@@ -22,14 +22,14 @@ import { PeerClient } from '../peer/client.js';
 import { loadTls } from '../peer/tls.js';
 import { TlsReloader } from '../peer/tls-reload.js';
 import { listenServer, serverTlsOptions } from '../api/server.js';
-import { UdpServer, udpUrlOf } from '../peer/udp.js';
+import { UdpServer } from '../peer/udp.js';
 import { isHeartbeatMessage } from '../cluster/heartbeat.js';
 import type { ClusterConfig, VipConfig } from '../config/schema.js';
 import { BindProxyVip } from '../../adapters/vip/bind-proxy.js';
 import { CommandVip } from '../../adapters/vip/command.js';
 import { LinuxIpVip } from '../../adapters/vip/linux-ip.js';
 import { VipGroup } from '../../adapters/vip/group.js';
-import { WitnessCoordinator } from '../../adapters/coordinator/witness-client.js';
+import { makeCoordinator } from './coordinator.js';
 
 /** The node's advertised addresses: `vip` plus `vips`, moved together. */
 export function makeVips(cfg: ClusterConfig): Vip | null {
@@ -132,7 +132,8 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
   const tls = cfg.tls ? loadTls(cfg.tls) : null;
   // Lease traffic is signed with `secret` (the witness has it), the data paths with `dataSecret`.
   const transport = new PeerClient(cfg.node, cfg.secret, { tls, ...(cfg.dataSecret ? { dataSecret: cfg.dataSecret } : {}) });
-  const coordinator = cfg.witness ? new WitnessCoordinator(cfg.witness.transport === 'udp' ? udpUrlOf(cfg.witness.url) : cfg.witness.url, transport) : null;
+  const configured = await makeCoordinator(cfg, transport);
+  const coordinator = configured?.coordinator ?? null;
   const vip = makeVips(cfg);
   const hooks: RoleHooks[] = [services.hooks, ...(extras.hooks ?? [])];
   const agent = new Agent({
@@ -351,6 +352,7 @@ export async function startNode(cfg: ClusterConfig, extras: NodeExtras = {}): Pr
         server.closeAllConnections();
       });
       transport.close();
+      configured?.close();
       await vip?.close();
       await bus.flush();
     },

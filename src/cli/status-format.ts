@@ -22,7 +22,11 @@ export function formatStatus(s: Record<string, any>, events: Record<string, any>
   }
   if (s.witness) {
     const a = s.witness.last_answer;
-    lines.push(`witness ${s.witness.url}: ${s.witness.last_error ? `error: ${s.witness.last_error}` : a ? `epoch ${a.epoch}, holder ${a.holder ?? '-'}` : 'not asked yet'}`);
+    // Older nodes report no kind: theirs is a witness. `url` already names the kind for etcd.
+    const kind = s.witness.kind ?? 'witness';
+    const where = kind === 'witness' ? `witness ${s.witness.url}` : `coordinator ${s.witness.url}`;
+    const health = s.witness.health ? ` [${s.witness.health}]` : '';
+    lines.push(`${where}${health}: ${s.witness.last_error ? `error: ${s.witness.last_error}` : a ? `epoch ${a.epoch}, holder ${a.holder ?? '-'}` : 'not asked yet'}`);
   }
   const services = Array.isArray(s.services) ? s.services : [];
   for (const svc of services) lines.push(`service ${svc.name}: ${svc.healthy ? 'healthy' : 'FAILING'}${svc.restartsInWindow ? `, ${svc.restartsInWindow} restarts in window` : ''}${svc.escalated ? ', ESCALATED' : ''}`);

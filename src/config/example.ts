@@ -29,6 +29,8 @@ peers:
 preferredPrimary: a
 # Third vote, so a primary cut off from its peer can tell whether it still has a majority.
 witness: { url: "http://127.0.0.1:8790" }
+# Or the third vote in an etcd cluster the site already runs, one prefix per cluster (docs/etcd.md):
+# coordinator: { kind: etcd, endpoints: [ "http://10.0.9.1:2379", "http://10.0.9.2:2379", "http://10.0.9.3:2379" ], prefix: "/nimbus-ha/pair-1/" }
 
 timings:
   # fast: a heartbeat per path every 100 ms, peer dead after 500 ms of silence on every path, a primary
@@ -57,7 +59,7 @@ One YAML file per node, validated at start and by \`nimbus-ha config check FILE\
 at once as \`key: problem (expected …)\`; unknown keys are rejected). \`nimbus-ha config example\` prints a
 commented, valid file. Strings may use \`\${VAR}\` and \`\${VAR:-default}\` to read the environment;
 \`NHA_SECRET\`, \`NHA_DATA_SECRET\`, \`NHA_ADMIN_TOKEN\`, \`NHA_DB_PASSWORD\`, \`NHA_DB_REPL_PASSWORD\`, \`NHA_REPO_ACCESS_KEY_ID\` and
-\`NHA_REPO_SECRET_ACCESS_KEY\` override the matching secrets so they need not be written in the file.
+\`NHA_REPO_SECRET_ACCESS_KEY\` and \`NHA_ETCD_PASSWORD\` override the matching secrets so they need not be written in the file.
 
 \`secret\` and \`adminToken\` have no defaults: each must be set (inline, by its variable, or by
 \`secretFile\` / \`adminTokenFile\`, a file of mode 0600 owned by the user running nimbus-ha), random (at
@@ -67,9 +69,12 @@ differs from both, and is required when a witness is configured without \`tls\` 
 
 Cross-field rules checked at start: \`timings.deadAfterMs\` > 2 × \`timings.heartbeatMs\`,
 \`timings.leaseMs\` > \`timings.deadAfterMs\`, \`timings.requestTimeoutMs\` < \`timings.leaseMs\`, a two-node
-cluster has a \`witness\` unless \`quorum.allowTwoNodeWithoutWitness\` is true, a node has a peer unless
+cluster has a \`witness\` or a \`coordinator\` (not both) unless \`quorum.allowTwoNodeWithoutWitness\` is true, a node has a peer unless
 \`quorum.allowSingleNode\` is true, \`adminToken\` differs from \`secret\`, \`preferredPrimary\` names a
-node of the cluster, service names are unique.
+node of the cluster, service names are unique. With \`coordinator.kind: etcd\` ([etcd.md](etcd.md)):
+\`timings.requestTimeoutMs\` ≥ 100, https:// endpoints exactly when \`coordinator.tls\` is set, and a
+password from one place; a \`leaseMs\` under a second is accepted, but etcd holds whole seconds, so a
+takeover after a crash waits for etcd's lease TTL.
 
 This table is generated from the schema (\`nimbus-ha config reference\`); a test keeps it in step.
 `;

@@ -23,6 +23,7 @@ export const ENV_OVERRIDES: Record<string, string[]> = {
   NHA_REPO_ACCESS_KEY_ID: ['repo', 'local', 'accessKeyId'],
   NHA_REPO_SECRET_ACCESS_KEY: ['repo', 'local', 'secretAccessKey'],
   NHA_WEBHOOK_SECRET: ['notify', 'webhook', 'secret'],
+  NHA_ETCD_PASSWORD: ['coordinator', 'auth', 'password'],
 };
 
 /** Replace `${VAR}` and `${VAR:-default}` in string values; unknown variables are reported. */

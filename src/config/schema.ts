@@ -231,6 +231,45 @@ export const serviceSchema = policyFieldsSchema
   })
   .strict();
 
+/**
+ * `coordinator: { kind: etcd }`: the third vote and the data-holder record in an etcd cluster the site
+ * already runs, instead of a `nimbus-ha witness` (docs/etcd.md). The PEM files and the password file are
+ * read when the node starts.
+ */
+export const etcdCoordinatorSchema = z
+  .object({
+    kind: z.literal('etcd'),
+    endpoints: z
+      .array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected http://HOST:PORT or https://HOST:PORT (an etcd client URL, no path)'))
+      .min(1)
+      .describe('client URLs of the etcd members (http://HOST:2379, or https:// with `tls`); list every member so a dead one is skipped'),
+    prefix: z
+      .string()
+      .regex(/^\/(?:[A-Za-z0-9_.-]+\/)+$/, 'expected a key prefix like "/nimbus-ha/CLUSTER/": starting and ending with "/", letters, digits, ".", "-" and "_" between')
+      .describe('key prefix of this cluster, the same on both nodes and different for every cluster sharing the etcd (e.g. "/nimbus-ha/prod-a/"): the keys are <prefix>epoch, <prefix>lease and <prefix>holders'),
+    tls: z
+      .object({
+        ca: z.string().min(1).describe('PEM certificate(s) of the CA that issued the etcd servers\' certificates'),
+        cert: z.string().min(1).optional().describe('PEM client certificate, when etcd asks for one (--client-cert-auth)'),
+        key: z.string().min(1).optional().describe('PEM private key of `cert` (mode 0600)'),
+      })
+      .strict()
+      .optional()
+      .describe('TLS toward etcd (the endpoints must then be https://)'),
+    auth: z
+      .object({
+        user: z.string().min(1).describe('etcd user (needs read and write on the prefix: etcdctl role grant-permission --prefix=true ROLE readwrite PREFIX)'),
+        password: z.string().min(1).optional().describe('its password (env NHA_ETCD_PASSWORD overrides; or passwordFile)'),
+        passwordFile: z.string().min(1).optional().describe('file holding the password instead of `password` (owned by the user running nimbus-ha, mode 0600)'),
+      })
+      .strict()
+      .optional()
+      .describe('etcd password authentication (never passed to child processes)'),
+  })
+  .strict();
+
+export type EtcdCoordinatorConfig = z.output<typeof etcdCoordinatorSchema>;
+
 export const clusterConfigSchema = z
   .object({
     node: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only').describe('this node\'s name'),
@@ -279,7 +318,11 @@ export const clusterConfigSchema = z
       })
       .strict()
       .optional()
-      .describe('third vote of a two-node cluster'),
+      .describe('third vote of a two-node cluster: a `nimbus-ha witness` process (or `coordinator` for etcd)'),
+    coordinator: z
+      .discriminatedUnion('kind', [etcdCoordinatorSchema])
+      .optional()
+      .describe('the third vote and the data-holder record in an existing etcd cluster instead of `witness` (docs/etcd.md); one of the two'),
     quorum: z
       .object({
         allowTwoNodeWithoutWitness: z

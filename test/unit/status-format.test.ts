@@ -26,4 +26,14 @@ describe('nimbus-ha status (human form)', () => {
     expect(out).not.toContain('MIXED');
     expect(out.split('\n')[0]).toBe('node a   role PRIMARY   epoch 4   healthy yes');
   });
+
+  it('names the coordinator by its kind with its health; an older node without a kind shows its witness as before', () => {
+    const answer = { granted: true, epoch: 4, holder: 'a', remainingMs: 1000 };
+    const etcd = formatStatus({ ...base, witness: { kind: 'etcd', url: 'etcd http://10.0.9.1:2379 /nimbus-ha/p/', health: 'ok', last_answer: answer, last_error: null, age_ms: 40 } });
+    expect(etcd).toContain('coordinator etcd http://10.0.9.1:2379 /nimbus-ha/p/ [ok]: epoch 4, holder a');
+    const down = formatStatus({ ...base, witness: { kind: 'etcd', url: 'etcd http://10.0.9.1:2379 /nimbus-ha/p/', health: 'unreachable', last_answer: null, last_error: 'timeout', age_ms: 40 } });
+    expect(down).toContain('[unreachable]: error: timeout');
+    const old = formatStatus({ ...base, witness: { url: 'witness udp://10.0.1.3:8790', last_answer: answer, last_error: null, age_ms: 40 } });
+    expect(old).toContain('witness witness udp://10.0.1.3:8790: epoch 4, holder a');
+  });
 });

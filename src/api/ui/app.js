@@ -144,9 +144,9 @@ function render(s) {
     cards.push(
       el(
         'div',
-        { class: 'card', 'data-node': 'witness' },
-        el('h3', {}, 'witness ', el('span', { class: `dot ${w.last_error ? 'red' : a && s.role === 'primary' ? heartbeatColor(w.age_ms, t) : 'grey'}`, title: s.role === 'primary' ? '' : 'the primary renews its lease with the witness; a standby asks it only to take over' })),
-        el('div', { class: 'muted', text: w.url }),
+        { class: 'card', 'data-node': 'witness', 'data-kind': w.kind ?? 'witness' },
+        el('h3', {}, `${w.kind ?? 'witness'} `, el('span', { class: `dot ${w.last_error ? 'red' : a && s.role === 'primary' ? heartbeatColor(w.age_ms, t) : 'grey'}`, title: s.role === 'primary' ? '' : `the primary renews its lease with the ${w.kind ?? 'witness'}; a standby asks it only to take over` })),
+        el('div', { class: 'muted', text: `${w.url}${w.health ? ` · ${w.health}` : ''}` }),
         el('div', { text: w.last_error ? `error: ${w.last_error}` : a ? `epoch ${a.epoch}, holder ${a.holder ?? '–'}` : s.role === 'primary' ? 'not asked yet' : 'not asked by a standby' }),
         el('div', { class: 'muted', text: `answered ${w.age_ms === null ? 'never' : `${w.age_ms} ms ago`}` }),
       ),

@@ -75,8 +75,12 @@ export class WitnessLink {
     if (waiting) {
       if (sentAt - waiting.sentAt < t.requestTimeoutMs - t.heartbeatMs / 2) return;
       this.req = null;
-      this.last = { at: sentAt, answer: null, error: `${coord.describe()}: timeout of ${t.requestTimeoutMs}ms exceeded` };
+      const error = `${coord.describe()}: timeout of ${t.requestTimeoutMs}ms exceeded`;
+      this.last = { at: sentAt, answer: null, error };
       waiting.ctrl.abort();
+      // A coordinator that hangs (a stopped process, an etcd without quorum) fails as surely as one that
+      // refuses connections: it counts toward "unreachable" too.
+      this.failed(new Error(error));
     }
     const req = { ctrl: new AbortController(), sentAt };
     this.req = req;
@@ -104,12 +108,25 @@ export class WitnessLink {
       });
   }
 
-  /** The witness block of /status. */
-  status(now: number): { url: string; last_answer: unknown; last_error: string | null; age_ms: number | null } | null {
+  /**
+   * How the coordinator answers, as far as this node knows: `ok` (its last call was answered), `failing`
+   * (the last call failed), `unreachable` (silent for three lease times: a failover needs it back) or
+   * `unknown` (not asked yet: a standby asks only to take over).
+   */
+  health(): 'ok' | 'failing' | 'unreachable' | 'unknown' {
+    if (this.unreachableReported) return 'unreachable';
+    if (!this.last) return 'unknown';
+    return this.last.error ? 'failing' : 'ok';
+  }
+
+  /** The witness block of /status: the coordinator's kind (witness or etcd), where it is, its health. */
+  status(now: number): { kind: 'witness' | 'etcd'; url: string; health: ReturnType<WitnessLink['health']>; last_answer: unknown; last_error: string | null; age_ms: number | null } | null {
     const coord = this.c.d.coordinator;
     if (!coord) return null;
     return {
+      kind: this.c.d.config.coordinator?.kind ?? 'witness',
       url: coord.describe(),
+      health: this.health(),
       last_answer: this.last?.answer ?? null,
       last_error: this.last?.error ?? null,
       age_ms: this.last ? Math.round(now - this.last.at) : null,
