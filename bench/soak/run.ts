@@ -16,7 +16,7 @@
  * nodes and whether the targets (fitted growth ≤ 5 %, fds and resources within ± 2 of the first term's,
  * nothing lost, archive under its cap) were met. bench/soak/analyze.ts recomputes them from --samples.
  *
- *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files 50] [--svg FILE] [--samples FILE] [--child-env K=V,...]
+ *   npm run bench:soak -- --minutes 10 [--json] [--archive-max-mb 256] [--edit-files 50] [--svg FILE] [--samples FILE] [--child-env K=V,...] [--child-env-a K=V,...] [--child-env-b K=V,...]
  *
  * --svg writes a chart of RSS, heap, active resources and disk use over time for both nodes (switchovers
  * marked); --samples writes every sample as JSON.
@@ -133,9 +133,12 @@ async function main(): Promise<void> {
       writeFileSync(c.nodes[n].configFile, stringify(cfg));
     }
   };
-  // --child-env K=V[,K=V]: extra environment of both sidecars (after the executable's own, e.g. allocator settings).
-  const childEnv = Object.fromEntries((argPath('child-env') ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  for (const n of NODES) c.env[n] = { ...(c.env[n] ?? {}), ...childEnv };
+  // --child-env K=V[,K=V]: extra environment of both sidecars (after the executable's own, e.g. allocator
+  // settings); --child-env-a / --child-env-b: of one node only, to compare a setting against the other node
+  // under the same load (both nodes take both roles in turn).
+  const envArg = (name: string) => Object.fromEntries((argPath(name) ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const childEnv = envArg('child-env');
+  for (const n of NODES) c.env[n] = { ...(c.env[n] ?? {}), ...childEnv, ...envArg(`child-env-${n}`) };
   const cleanup = c.stopOnSignals();
   const writers: DbWriter[] = [];
   let uploader: Uploader | null = null;
