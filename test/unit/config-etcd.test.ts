@@ -1,28 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clusterConfigSchema } from '../../src/config/schema.js';
-import { clusterCrossChecks } from '../../src/config/checks.js';
-import { parseConfigText } from '../../src/config/load.js';
 import { etcdOptions } from '../../src/cli/coordinator.js';
+import { check, nodeConfigText } from '../helpers/config-text.js';
 
-const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
-
-const SECRET = randomBytes(24).toString('base64url');
-const TOKEN = randomBytes(24).toString('base64url');
-const DATA = randomBytes(24).toString('base64url');
-const base = (coordinator: string, extra = '') => `
-node: a
-listen: { host: 127.0.0.1, port: 8701 }
-secret: ${SECRET}
-dataSecret: ${DATA}
-adminToken: ${TOKEN}
-dataDir: /tmp/x
-peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
-coordinator: ${coordinator}
-${extra}`;
+const base = (coordinator: string, extra = '') => nodeConfigText(`coordinator: ${coordinator}\n${extra}`);
 const dir = mkdtempSync(join(tmpdir(), 'nha-config-etcd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

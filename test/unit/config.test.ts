@@ -1,27 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { clusterConfigSchema } from '../../src/config/schema.js';
-import { clusterCrossChecks } from '../../src/config/checks.js';
-import { parseConfigText } from '../../src/config/load.js';
 import { EXAMPLE_CONFIG } from '../../src/config/example.js';
 import { probePeriods } from '../../src/cli/services.js';
+import { check, DATA, nodeConfigText, SECRET, TOKEN } from '../helpers/config-text.js';
 
-const check = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, clusterConfigSchema, { env, crossChecks: [clusterCrossChecks] });
-
-const SECRET = randomBytes(24).toString('base64url');
-const TOKEN = randomBytes(24).toString('base64url');
-const DATA = randomBytes(24).toString('base64url');
-const valid = `
-node: a
-listen: { host: 127.0.0.1, port: 8701 }
-secret: ${SECRET}
-dataSecret: ${DATA}
-adminToken: ${TOKEN}
-dataDir: /tmp/x
-peers: [ { node: b, urls: [ "http://127.0.0.1:8702" ] } ]
-witness: { url: "http://127.0.0.1:8790" }
-`;
+const valid = nodeConfigText('witness: { url: "http://127.0.0.1:8790" }');
 
 describe('config', () => {
   it('the example config is valid', () => {
