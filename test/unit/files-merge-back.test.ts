@@ -15,6 +15,7 @@ import { FileSyncReceiver } from '../../src/replication/files/receiver.js';
 import { FileTombstones, FilesMergeBack, PRIMARY_MARKER_FILE, TOMBSTONES_FILE } from '../../src/replication/files/merge-back.js';
 import { mergeRequestSchema } from '../../src/replication/files/protocol.js';
 import type { PeerTransport } from '../../src/ports.js';
+import { systemClock } from '../../src/clock.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -182,6 +183,45 @@ describe('files merge-back on rejoin', () => {
     expect(t.requests).toBe(0);
     isPrimary = false;
     await expect(primary.acceptMerge({ tree: 'etc', entries: [] }, 'b')).rejects.toThrow(/not the primary/);
+  });
+
+  it('a peer still finishing its promotion refuses (409): asked again quietly, merged once it is primary', async () => {
+    const t = new ToPrimary();
+    const mb = mergeBack('merge', t);
+    await writeAsPrimary(mb);
+    isPrimary = false; // the handover's target has not finished promoting yet
+    mb.start(() => 'http://primary');
+    await until('a few refused asks', () => t.requests >= 3);
+    expect(mb.rejoining).toBe(true);
+    expect(mb.status().lastError).toMatch(/not the primary/);
+    isPrimary = true;
+    await until('merge done', () => events.some((e) => e.type === 'files_merge_done'));
+    expect(events.some((e) => e.type === 'files_merge_failed')).toBe(false);
+    expect(readFileSync(join(P, 'new.conf'), 'utf8')).toBe('new on b\n');
+  });
+
+  it('a peer that keeps refusing past the quiet window is a failure (event), as an unreachable one is', async () => {
+    let t = 0;
+    const t2 = new ToPrimary();
+    const mb = new FilesMergeBack({
+      trees: [{ name: 'etc', path: S, exclude: ['*.swp'] }],
+      quarantineDir: QS,
+      policy: 'merge',
+      transport: t2,
+      lastReceived: (tree, r) => standbyRx.lastReceived(tree, r),
+      events: { emit: (e) => events.push(e as Ev) },
+      stepMs: 50,
+      clock: { ...systemClock, monotonicMs: () => t },
+    });
+    await writeAsPrimary(mb);
+    isPrimary = false;
+    mb.start(() => 'http://primary');
+    await until('refused asks', () => t2.requests >= 2);
+    expect(events.some((e) => e.type === 'files_merge_failed')).toBe(false);
+    t += 10_001;
+    await until('failure reported', () => events.some((e) => e.type === 'files_merge_failed'));
+    expect(mb.rejoining).toBe(true);
+    mb.stop();
   });
 
   it('the primary is unreachable: the standby stays not caught up and retries', async () => {

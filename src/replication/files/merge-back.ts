@@ -24,7 +24,7 @@ import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Clock, PeerTransport } from '../../ports.js';
 import { systemClock } from '../../clock.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage, HaError } from '../../errors.js';
 import type { FilesTreeConfig } from './config.js';
 import type { EventSink } from './receiver.js';
 import type { MergeOutcome, MergeRequest, MergeResponse } from './protocol.js';
@@ -54,6 +54,13 @@ const MERGE_BATCH_FILES = 200;
 const MERGE_QUERY_ENTRIES = 500;
 /** Largest file merged back (a JSON body carries it); larger ones are reported and left in place. */
 const MERGE_FILE_MAX = 32 * 1024 * 1024;
+/**
+ * Right after a handover the rejoining node asks before the peer has finished its promotion, and the
+ * peer refuses ("not the primary", 409): that is expected, so it is asked again every quarter second,
+ * quietly, for this long before the refusal counts as a failure (event, longer pauses).
+ */
+const REFUSED_QUIET_MS = 10_000;
+const REFUSED_RETRY_MS = 250;
 
 export interface MergeBackStatus {
   policy: FilesQuarantinePolicy;
@@ -101,6 +108,8 @@ export class FilesMergeBack {
   private stepping: Promise<void> | null = null;
   private active = false;
   private failing = false;
+  /** Monotonic time of the first refusal (409) in a row, or null. */
+  private refusedSince: number | null = null;
   private reported = '';
   private rejoinMerged = 0;
   /** Bumped on promotion: a step that started before never touches the new marker. */
@@ -192,6 +201,7 @@ export class FilesMergeBack {
           return null;
         }
         this.sinceMs = since;
+        this.refusedSince = null;
         this.st.rejoining = true;
         this.st.primarySince = new Date(since).toISOString();
         this.rejoinMerged = 0;
@@ -203,6 +213,7 @@ export class FilesMergeBack {
       if (gen !== this.gen || !this.active) return null;
       this.st.lastError = null;
       this.st.lastStepAt = new Date(this.clock.nowMs()).toISOString();
+      this.refusedSince = null;
       if (this.failing) this.failing = false;
       if (!done) return stepMs;
       await rm(this.markerFile, { force: true });
@@ -223,6 +234,11 @@ export class FilesMergeBack {
     } catch (err) {
       if (gen !== this.gen || !this.active) return null;
       this.st.lastError = errorMessage(err);
+      if (err instanceof HaError && err.details?.status === 409) {
+        const now = this.clock.monotonicMs();
+        this.refusedSince ??= now;
+        if (now - this.refusedSince < REFUSED_QUIET_MS) return Math.min(stepMs, REFUSED_RETRY_MS);
+      } else this.refusedSince = null;
       if (!this.failing) {
         this.failing = true;
         this.o.events?.emit({
