@@ -58,10 +58,16 @@ export const dbConfigSchema = z
       .describe('Sync mode without a streaming standby: block (writes wait) or degrade to async after degradeAfterMs.'),
     degradeAfterMs: z.number().int().min(0).default(10_000).describe('How long the standby may be gone before sync mode degrades.'),
     slotName: z.string().regex(/^[a-z0-9_]{1,63}$/).optional().describe('Replication slot of this node when it is a standby; default derived from the node name.'),
-    maxLagMs: z.number().int().min(0).default(10_000).describe('Largest replay lag for which /standby answers 200.'),
+    maxLagMs: z.number().int().min(0).default(10_000).describe('Not applied: /standby checks lag only when asked, with ?max_lag_ms=N (a default would make it flap: the replay lag in ms of a standby is the age of the last replayed commit, hours after a quiet spell). Accepted so configs that set it still load.'),
     maxSlotWalKeepSize: z.string().default('1GB').describe('max_slot_wal_keep_size: WAL a slot may hold before it is invalidated (then the standby uses the archive).'),
     walSegmentSizeMb: z.number().int().refine((n) => [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024].includes(n), 'a power of two between 1 and 1024').default(16).describe('WAL segment size chosen at initdb (embedded mode).'),
     archiveTimeoutS: z.number().int().min(0).default(60).describe('archive_timeout: a partly filled segment is archived after this many seconds.'),
+    caughtUpLagBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * 1024)
+      .describe('A streaming standby whose replay is at most this many bytes behind what it received counts as caught up for switchover, fail-back and escalation (0: only when fully replayed, which under steady writes holds only between commits). The handover itself still waits until the standby replayed the fenced primary\'s last position (catchUpTimeoutMs).'),
     catchUpTimeoutMs: z.number().int().min(100).default(30_000).describe('Switchover: how long to wait for the standby to replay the fenced primary\'s last position.'),
     cloneTimeoutMs: z.number().int().min(1000).default(600_000).describe('Longest a clone may take until the new standby streams.'),
     restart: z

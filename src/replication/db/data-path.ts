@@ -50,6 +50,15 @@ export function primaryNotReady(err: unknown): boolean {
 }
 
 /**
+ * A standby is caught up when it streams and has replayed all but `maxLagBytes` of what it received.
+ * Exactly zero holds under steady writes only between commits, so a switchover asked at a random
+ * moment was refused again and again; the handover waits for the full replay anyway.
+ */
+export function standbyCaughtUp(s: Pick<DbStatus, 'mode' | 'streaming' | 'lagBytes'> | null | undefined, maxLagBytes: number): boolean {
+  return !!s && s.mode === 'standby' && !!s.streaming && (s.lagBytes ?? 0) <= maxLagBytes;
+}
+
+/**
  * PostgreSQL log shipping as a data path of the agent. The primary runs the server writable, ships WAL
  * archives to the standby and keeps the synchronous-standby setting right; a standby clones from the
  * primary when it has no data, follows it, and re-clones (keeping its old data aside) when it wrote
@@ -349,8 +358,7 @@ export class DbDataPath implements RoleHooks {
 
   caughtUp(): boolean {
     if (this.primary) return true;
-    const s = this.cached;
-    return !!s && s.mode === 'standby' && !!s.streaming && (s.lagBytes ?? 0) === 0;
+    return standbyCaughtUp(this.cached, this.o.config.caughtUpLagBytes);
   }
 
   status(): Record<string, unknown> {
